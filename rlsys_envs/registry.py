@@ -1,0 +1,79 @@
+"""The one table of rlsys environments: ID -> entry point, default kwargs, baselines, configs.
+
+``import rlsys_envs`` calls :func:`register_all`, which registers every row with Gymnasium, so
+``gym.make("rlsys/JobShop-v0")`` works after the import. Entry points and baseline tables are
+strings resolved on first use, so importing the package stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    id: str
+    entry_point: str          # "module:Class"
+    baselines: str            # "module:DICT" of name -> zero-argument Policy factory
+    summary: str              # one line: paper, action, observation
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None
+    #: documented variants (name -> kwargs) that the test-suite runs check_env on
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+ENVIRONMENTS: tuple[EnvEntry, ...] = (
+    EnvEntry(
+        id="rlsys/JobShop-v0",
+        entry_point="rlsys_envs.jobshop.env:JobShopEnv",
+        baselines="rlsys_envs.jobshop.baselines:BASELINES",
+        summary="ISBJSSP job-shop dispatching (blocking, swaps, machine shutdowns); Discrete(job); graph obs",
+    ),
+    EnvEntry(
+        id="rlsys/ServerlessAutoscaling-v0",
+        entry_point="rlsys_envs.serverless.env:ServerlessAutoscalingEnv",
+        baselines="rlsys_envs.serverless.baselines:BASELINES",
+        summary="Knative concurrency-limit autoscaling (Schuler et al. 2021); Discrete/Box limit; metrics obs",
+    ),
+    EnvEntry(
+        id="rlsys/VMRescheduling-v0",
+        entry_point="rlsys_envs.vm.env:VMReschedulingEnv",
+        baselines="rlsys_envs.vm.baselines:BASELINES",
+        summary="VMR2L NUMA-aware VM rescheduling; two-stage Discrete(VM then PM); PM/VM features",
+    ),
+)
+
+_BY_ID = {e.id: e for e in ENVIRONMENTS}
+
+
+def _resolve(ref: str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_entry(env_id: str) -> EnvEntry:
+    """The registry row of ``env_id``; ``ValueError`` listing the known IDs otherwise."""
+    try:
+        return _BY_ID[env_id]
+    except KeyError:
+        raise ValueError(f"unknown environment ID {env_id!r}; known IDs: {', '.join(_BY_ID)}") from None
+
+
+def env_ids() -> list[str]:
+    return [e.id for e in ENVIRONMENTS]
+
+
+def baselines(env_id: str) -> dict[str, Callable[[], Any]]:
+    """Name -> factory of every baseline policy of ``env_id`` (heuristics and exact references)."""
+    return dict(_resolve(get_entry(env_id).baselines))
+
+
+def register_all() -> None:
+    """Register every row with Gymnasium (idempotent)."""
+    for e in ENVIRONMENTS:
+        if e.id not in gym.registry:
+            gym.register(id=e.id, entry_point=e.entry_point, kwargs=dict(e.kwargs),
+                         max_episode_steps=e.max_episode_steps)
