@@ -3,13 +3,14 @@ from .base import InvalidActionError, RlsysEnv
 from .events import Event, EventClock
 from .graph import GRAPH_KEYS, graph_prefixes, graph_spaces, pack_graph
 from .policy import Policy, RandomMaskedPolicy
+from .spaces import MaskedDiscrete
 from .resources import CapacityError, Placement, ResourcePool
 from .validation import check_bool, check_choice, check_float, check_int
 from .workloads import (ArrivalProcess, DiurnalProcess, MMPPProcess, OnOffProcess, PoissonProcess,
                         TraceReplay, load_azure_functions_trace)
 
 __all__ = [
-    "InvalidActionError", "RlsysEnv", "Event", "EventClock", "GRAPH_KEYS", "graph_prefixes", "graph_spaces",
+    "InvalidActionError", "MaskedDiscrete", "RlsysEnv", "Event", "EventClock", "GRAPH_KEYS", "graph_prefixes", "graph_spaces",
     "pack_graph", "Policy", "RandomMaskedPolicy", "CapacityError", "Placement", "ResourcePool", "check_bool",
     "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess", "MMPPProcess",
     "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",

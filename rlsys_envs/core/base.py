@@ -5,6 +5,8 @@ It holds what the six environments would otherwise each write again:
 * seeding through ``reset(seed=...)`` and ``self.np_random`` only (never global random state);
 * the action-mask contract: ``action_masks()`` for sb3-contrib's ``MaskablePPO`` and the same
   mask in ``info["action_mask"]`` on every ``reset`` and ``step``;
+* a ``Discrete`` action space (:meth:`masked_discrete`) whose ``sample()`` draws legal actions,
+  so ``check_env`` and users sampling ``env.action_space`` never hit a masked-out action;
 * refusal of an action outside the mask with :class:`InvalidActionError` *before* any state
   changes, so a bad action can never corrupt an episode;
 * headline metrics in ``info["metrics"]`` at the end of every episode.
@@ -19,6 +21,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from .spaces import MaskedDiscrete
 
 
 class InvalidActionError(ValueError):
@@ -82,6 +86,13 @@ class RlsysEnv(gym.Env):
         self._episode_over = bool(terminated or truncated)
         return (self._observation(), float(reward), bool(terminated), bool(truncated),
                 self._info(final=self._episode_over))
+
+    def masked_discrete(self, n: int) -> "MaskedDiscrete":
+        """A ``Discrete(n)`` action space whose ``sample()`` draws among the legal actions."""
+        return MaskedDiscrete(n, self._current_mask_or_none)
+
+    def _current_mask_or_none(self) -> np.ndarray | None:
+        return None if self._episode_over else self._action_mask()
 
     def action_masks(self) -> np.ndarray:
         """The current legal-action mask (sb3-contrib's ``MaskablePPO`` calls this)."""

@@ -1,0 +1,35 @@
+"""Action spaces that know the environment's current action mask.
+
+Gymnasium's and SB3's ``check_env`` (and many users) call ``env.action_space.sample()`` with no
+mask. In rlsys an action outside the mask is an error, so a plain ``Discrete`` would make those
+samples fail. :class:`MaskedDiscrete` is a ``Discrete`` whose ``sample()`` draws among the
+currently legal actions of its environment when no explicit mask is given. It holds only a weak
+reference to the environment and pickles as a plain ``Discrete``, so checkpoints never carry an
+environment with them.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Callable
+
+import numpy as np
+from gymnasium import spaces
+
+
+class MaskedDiscrete(spaces.Discrete):
+    """``Discrete(n)`` whose default ``sample()`` respects the bound environment's action mask."""
+
+    def __init__(self, n: int, mask_fn: Callable[[], np.ndarray | None] | None = None, seed=None, start: int = 0):
+        super().__init__(n, seed=seed, start=start)
+        self._mask_ref = weakref.WeakMethod(mask_fn) if mask_fn is not None else None
+
+    def sample(self, mask=None, probability=None):
+        if mask is None and probability is None and self._mask_ref is not None:
+            mask_fn = self._mask_ref()
+            current = mask_fn() if mask_fn is not None else None
+            if current is not None and np.any(current):
+                mask = np.asarray(current, dtype=np.int8)
+        return super().sample(mask=mask, probability=probability)
+
+    def __reduce__(self):
+        return (spaces.Discrete, (int(self.n), None, int(self.start)))
