@@ -1,0 +1,143 @@
+"""Contracts every registered environment keeps (ARCHITECTURE.md), run for each ID and variant:
+Gymnasium's and SB3's ``check_env``, bit-for-bit determinism under a seed, refusal of an action
+outside the mask without touching state, self-ending episodes with ``info["metrics"]``, renderers,
+and baselines reachable by name."""
+import math
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlsys_envs
+from rlsys_envs.core import InvalidActionError, Policy
+
+CASES = [pytest.param(e.id, kwargs, id=f"{e.id.split('/')[1]}-{name}")
+         for e in rlsys_envs.ENVIRONMENTS for name, kwargs in {"default": {}, **e.variants}.items()]
+DEFAULTS = [pytest.param(e.id, id=e.id.split("/")[1]) for e in rlsys_envs.ENVIRONMENTS]
+MAX_STEPS = 20_000
+
+
+def legal_action(env, rng):
+    """A random action the environment accepts: among the mask for Discrete, uniform for Box."""
+    space = env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        return int(rng.choice(np.flatnonzero(env.unwrapped.action_masks())))
+    return rng.uniform(space.low, space.high).astype(space.dtype)
+
+
+def rollout(env_id, kwargs, seed, n_steps=MAX_STEPS):
+    env = gym.make(env_id, **kwargs)
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    trace = [(obs, info.get("action_mask"))]
+    for _ in range(n_steps):
+        obs, reward, terminated, truncated, info = env.step(legal_action(env, rng))
+        trace.append((obs, reward, terminated, truncated, info.get("action_mask"), info.get("metrics")))
+        if terminated or truncated:
+            break
+    return trace, info, terminated or truncated
+
+
+def assert_same(a, b, path="trace"):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b, equal_nan=True), path
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES)
+def test_gymnasium_check_env(env_id, kwargs):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(env_id, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES)
+def test_sb3_check_env(env_id, kwargs):
+    from stable_baselines3.common.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(gym.make(env_id, **kwargs).unwrapped, warn=False)
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES)
+def test_same_seed_same_trajectory(env_id, kwargs):
+    first, _, _ = rollout(env_id, kwargs, seed=3, n_steps=200)
+    second, _, _ = rollout(env_id, kwargs, seed=3, n_steps=200)
+    assert_same(first, second)
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES)
+def test_episode_ends_with_metrics(env_id, kwargs):
+    _, info, done = rollout(env_id, kwargs, seed=0)
+    assert done, f"episode did not end within {MAX_STEPS} steps"
+    metrics = info["metrics"]
+    assert metrics and all(isinstance(v, float) for v in metrics.values())
+
+
+@pytest.mark.parametrize("env_id, kwargs", [c for c in CASES if "penalty" not in c.id])
+def test_illegal_action_raises_and_leaves_state_unchanged(env_id, kwargs):
+    env, twin = gym.make(env_id, **kwargs), gym.make(env_id, **kwargs)
+    rng, twin_rng = np.random.default_rng(0), np.random.default_rng(0)
+    env.reset(seed=5)
+    twin.reset(seed=5)
+    for _ in range(3):
+        a, b = legal_action(env, rng), legal_action(twin, twin_rng)
+        out, twin_out = env.step(a), twin.step(b)
+        if out[2] or out[3]:
+            pytest.skip("episode ended before an illegal action could be tried")
+    space = env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        illegal = np.flatnonzero(~env.unwrapped.action_masks())
+        bad = [int(illegal[0]) if len(illegal) else int(space.start + space.n), int(space.start + space.n), -1]
+    else:
+        bad = [np.full(space.shape, np.nan, space.dtype), (space.high + 1).astype(space.dtype)]
+    for action in bad:
+        with pytest.raises(InvalidActionError):
+            env.step(action)
+    a, b = legal_action(env, rng), legal_action(twin, twin_rng)
+    assert_same(env.step(a), twin.step(b), "step after the refused actions")
+
+
+@pytest.mark.parametrize("env_id", DEFAULTS)
+def test_renderers(env_id):
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        if any(env.step(legal_action(env, rng))[2:4]):
+            break
+    frame = env.render()
+    assert isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+    assert frame.std() > 0, "the picture is blank"
+    text_env = gym.make(env_id, render_mode="ansi")
+    text_env.reset(seed=0)
+    assert isinstance(text_env.render(), str) and text_env.render().strip()
+
+
+@pytest.mark.parametrize("env_id", DEFAULTS)
+def test_baselines_reachable_by_name(env_id):
+    table = rlsys_envs.baselines(env_id)
+    assert "random" in table
+    for name, factory in table.items():
+        assert isinstance(factory(), Policy), name
+
+
+def test_unknown_env_id_is_named():
+    with pytest.raises(ValueError, match="unknown environment ID 'rlsys/Nope-v0'"):
+        rlsys_envs.get_entry("rlsys/Nope-v0")
