@@ -141,3 +141,36 @@ def test_baselines_reachable_by_name(env_id):
 def test_unknown_env_id_is_named():
     with pytest.raises(ValueError, match="unknown environment ID 'rlsys/Nope-v0'"):
         rlsys_envs.get_entry("rlsys/Nope-v0")
+
+
+def _bad_value(default):
+    """A value of the right kind but out of any sensible range, or of the wrong kind."""
+    if isinstance(default, bool):
+        return "yes"
+    if isinstance(default, int):
+        return -10**9
+    if isinstance(default, float):
+        return float("nan")
+    if isinstance(default, str):
+        return "no-such-choice"
+    return None
+
+
+def _constructor_kwargs():
+    import importlib
+    import inspect
+
+    for e in rlsys_envs.ENVIRONMENTS:
+        module, _, cls = e.entry_point.partition(":")
+        sig = inspect.signature(getattr(importlib.import_module(module), cls).__init__)
+        for name, p in sig.parameters.items():
+            if name == "self" or p.default is inspect.Parameter.empty or p.default is None:
+                continue
+            if _bad_value(p.default) is not None:
+                yield pytest.param(e.id, name, _bad_value(p.default), id=f"{e.id.split('/')[1]}-{name}")
+
+
+@pytest.mark.parametrize("env_id, field, value", list(_constructor_kwargs()))
+def test_bad_constructor_kwarg_raises_value_error_naming_it(env_id, field, value):
+    with pytest.raises(ValueError, match=field):
+        gym.make(env_id, **{field: value})
