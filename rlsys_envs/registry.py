@@ -31,6 +31,14 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         entry_point="rlsys_envs.jobshop.env:JobShopEnv",
         baselines="rlsys_envs.jobshop.baselines:BASELINES",
         summary="ISBJSSP job-shop dispatching (blocking, swaps, machine shutdowns); Discrete(job); graph obs",
+        kwargs={"instance": "random", "n_jobs": (6, 10), "n_machines": (6, 10), "max_jobs": 20, "max_machines": 20,
+                "rule": "nondelay", "observation": "graph"},
+        variants={
+            "classic_ta01": {"instance": "ta01", "observation": "flat"},
+            "isbjssp": {"blocking": True, "swap_allowed": True, "shutdown_prob": 0.1},
+            "flat": {"observation": "flat"},
+            "blocking_noswap": {"blocking": True, "swap_allowed": False},
+        },
     ),
     EnvEntry(
         id="rlsys/ServerlessAutoscaling-v0",

