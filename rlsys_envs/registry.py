@@ -51,6 +51,14 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         entry_point="rlsys_envs.vm.env:VMReschedulingEnv",
         baselines="rlsys_envs.vm.baselines:BASELINES",
         summary="VMR2L NUMA-aware VM rescheduling; two-stage Discrete(VM then PM); PM/VM features",
+        kwargs={"size": "M", "workload": "high", "mnl": 50, "action_mode": "two_stage"},
+        variants={
+            "small": {"size": "S", "workload": "medium"},
+            "joint": {"size": "tiny", "workload": "high", "mnl": 10, "action_mode": "joint"},
+            "penalty": {"size": "S", "workload": "medium", "action_mode": "penalty"},
+            "no_stop_constrained": {"size": "S", "allow_stop": False, "frac_unmovable": 0.2,
+                                    "n_affinity_groups": 5},
+        },
     ),
 )
 

@@ -1,0 +1,2 @@
+from rlsys_envs.core import RandomMaskedPolicy
+BASELINES = {"random": RandomMaskedPolicy}

@@ -1,0 +1,416 @@
+"""The VM rescheduling environment (``rlsys/VMRescheduling-v0``)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces, pack_graph
+
+from .generator import SIZES, WORKLOADS, generate_cluster, load_vmr2l_json
+from .model import Cluster
+
+PM_FEATURES = 10
+VM_FEATURES = 8 + PM_FEATURES
+NODE_FEATURES = 10
+GLOBAL_FEATURES = 5
+ACTION_MODES = ("two_stage", "joint", "penalty")
+MAX_JOINT_ACTIONS = 250_000
+
+
+class VMReschedulingEnv(RlsysEnv):
+    """NUMA-aware VM rescheduling to reduce CPU fragments (VMR2L, Ding et al., EuroSys 2025).
+
+    **Description.** A data-centre snapshot: PMs with two NUMA nodes (VMR2L: 44 cores and
+    184,388 MB each), and VMs of 2/4/8/16 cores on one NUMA node or 32/64/88 cores split evenly
+    over both nodes of their host, with 2 or 4 GB per core. The agent migrates up to ``mnl`` VMs,
+    one at a time, to lower the fragment rate
+    ``FR = sum over NUMA nodes (free cores mod frag_unit) / total free cores``. No NUMA node may go
+    over capacity in cpu or memory, VMs marked unmovable stay put, and VMs of one anti-affinity group
+    never share a PM. State and dynamics live in :class:`rlsys_envs.vm.model.Cluster` over the core
+    :class:`~rlsys_envs.core.ResourcePool` (one resource per NUMA node; a migration is ``move``).
+
+    **Action Space.** ``two_stage`` (default) and ``penalty``: ``Discrete(max(max_vms, 2 * max_pms)
+    + 1)``; each migration takes two steps, because the legal PMs depend on the VM (VMR2L's
+    two-stage actor). Phase 0: action ``v`` picks VM ``v`` (mask: VMs that may migrate and have a
+    legal destination), and the last action ``n - 1`` is **stop** (end the episode now; legal when
+    ``allow_stop`` is true, and always when no VM can move). Phase 1: action ``s`` picks destination
+    *slot* ``s = 2 p + k`` = NUMA node ``k`` of PM ``p`` (a two-NUMA VM uses ``k = 0`` for "both
+    nodes of PM ``p``"; mask: slots where the selected VM fits, its current place excluded, PMs of
+    its anti-affinity group excluded). Only phase-1 steps count toward ``mnl``. The observation's
+    ``phase`` and ``selected_vm`` say where the agent is, and ``action_node`` maps the action index
+    to a graph node for the current phase. ``joint`` mode (small clusters):
+    ``Discrete(max_vms * 2 * max_pms + 1)``, action ``v * 2 * max_pms + s`` migrates VM ``v`` to slot
+    ``s`` in one step, the last action is stop; limited to ``max_vms * 2 * max_pms <= 250,000``.
+    ``penalty`` mode: the two-stage layout without masks (``action_masks()`` is all ones and ``info``
+    has no ``action_mask``); an illegal action is refused with reward ``-invalid_penalty`` and no
+    state change, and the episode is truncated after ``4 * mnl + 2`` steps. In the masked modes an
+    illegal action raises :class:`~rlsys_envs.core.InvalidActionError` before any state change.
+
+    **Observation Space.** ``Dict`` of ``Box`` (all features normalised to ``[0, 1]`` by
+    construction: cores by the largest NUMA cpu capacity, MB by the largest NUMA memory):
+
+    - ``pm_features`` float32 ``[max_pms, 10]``: per NUMA node ``k`` in (0, 1): free cpu, free
+      memory, fragment ``(free cpu mod unit) / unit``, fragment share ``(free cpu mod unit) / free
+      cpu`` (0 when nothing is free), cores in whole unit-slots ``unit * floor(free / unit)``;
+      laid out ``[cpu0, cpu1, mem0, mem1, frag0, frag1, share0, share1, slot0, slot1]``. Padding rows 0.
+    - ``pm_mask`` int8 ``[max_pms]``: 1 for a real PM.
+    - ``vm_features`` float32 ``[max_vms, 18]``: cpu per node, memory per node, uses two nodes,
+      on node 0, on node 1, may migrate, is the selected VM (phase 1), may move now (phase-0 mask);
+      then its host's 10 ``pm_features``.
+    - ``vm_mask`` int8 ``[max_vms]``: 1 for a real VM.
+    - ``vm_host`` int64 ``[max_vms]`` in ``[-1, max_pms - 1]``: the VM-to-PM index (-1 padding).
+    - ``phase`` int8 ``[1]``: 0 = pick a VM, 1 = pick its destination (always 0 in ``joint``).
+    - ``selected_vm`` int64 ``[1]`` in ``[-1, max_vms - 1]``: the VM chosen in phase 0, else -1.
+    - ``global_features`` float32 ``[5]``: FR now, FR at reset, migrations used / mnl, total free
+      cores / total cores, phase.
+    - graph prefix ``graph`` (``core.graph``, five keys ``graph_x``, ``graph_edge_index``,
+      ``graph_edge_type``, ``graph_node_mask``, ``graph_edge_mask``): the NUMA-VM bipartite graph.
+      Nodes: ``2 * max_pms`` NUMA nodes first (node ``2 p + k`` = NUMA ``k`` of PM ``p``), then
+      ``max_vms`` VMs (node ``2 * max_pms + v``). Node features (10): is NUMA, is VM, free cpu, free
+      memory, fragment, fragment share (NUMA rows), cpu per node, memory per node, uses two nodes,
+      is selected (VM rows). Edge types: 0 VM -> its NUMA node(s), 1 NUMA node -> VM, 2 NUMA node ->
+      the other NUMA node of its PM. ``max_edges = 4 * max_vms + 2 * max_pms``.
+    - ``action_node`` int64 ``[n_actions]`` (``two_stage`` and ``penalty`` only) in
+      ``[-1, 2 * max_pms + max_vms - 1]``: for each action, the node of graph ``graph`` it points to
+      *in the current phase*: phase 0 action ``v`` -> VM node ``2 * max_pms + v``; phase 1 action
+      ``s`` -> NUMA node ``s``; stop and padding -> -1. A pointer policy scores the nodes and reads
+      the action logits through this index.
+
+    **Rewards.** Phase-1 (and joint) steps: the drop in fragmented cores on the source and
+    destination NUMA nodes divided by the (constant) total free cores, so the undiscounted return
+    equals ``FR(reset) - FR(end)``. Phase-0 and stop steps: 0. ``penalty`` mode: ``-invalid_penalty``
+    for a refused action.
+
+    **Starting State.** A snapshot from :func:`~rlsys_envs.vm.generator.generate_cluster` drawn from
+    ``self.np_random`` (``size``, ``workload``, ``frac_unmovable``, ``n_affinity_groups``), or the
+    cluster in ``snapshot_path`` (VMR2L JSON, the same every episode), or
+    ``reset(options={"cluster": Cluster})`` to start from a given cluster (copied).
+
+    **Episode End.** Terminated after ``mnl`` migrations, after the stop action, or after a
+    migration that leaves no VM able to move (if that is already so at reset, stop is the one legal
+    action). ``penalty`` mode is also truncated after ``4 * mnl + 2`` steps.
+
+    **Arguments.**
+
+    - ``size`` (``"M"``): one of ``tiny`` (4 PMs), ``S`` (20), ``M`` (279, ~2,089 VMs at medium),
+      ``L`` (1,176, ~4,546 VMs); ignored with ``snapshot_path``.
+    - ``workload`` (``"high"``): ``low`` / ``medium`` / ``high`` = 0.80 / 0.88 / 0.95 of cores used.
+    - ``mnl`` (50): migration number limit, in ``[1, 100000]``.
+    - ``frag_unit`` (16): fragment unit in cores, in ``[1, 1024]``.
+    - ``action_mode`` (``"two_stage"``): ``two_stage``, ``joint`` or ``penalty``.
+    - ``allow_stop`` (True): whether the agent may end the episode early with the stop action.
+    - ``invalid_penalty`` (0.01): penalty of a refused action in ``penalty`` mode, in ``[0, 1000]``.
+    - ``frac_unmovable`` (0.0): share of generated VMs that may not migrate, in ``[0, 1]``.
+    - ``n_affinity_groups`` (0): anti-affinity groups of 3 VMs in generated snapshots, ``[0, 10000]``.
+    - ``max_pms`` / ``max_vms`` (None = the size's PM count / VM cap, or the snapshot's counts):
+      observation padding, in ``[1, 100000]``; a cluster larger than these raises ``ValueError``.
+    - ``snapshot_path`` (None): a VMR2L cluster JSON to load instead of generating.
+    - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"`` (heat map before / now).
+
+    **Metrics** (``info["metrics"]`` at the last step): ``fr_initial``, ``fr_final``,
+    ``fr_reduction``, ``migrations``, ``slots16_initial``, ``slots16_final``, ``slots16_gained``
+    (whole ``frag_unit``-core slots), ``return``, ``invalid_actions`` (penalty mode).
+
+    **Version History.** v0: first version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(self, size: str = "M", workload: str = "high", mnl: int = 50, frag_unit: int = 16,
+                 action_mode: str = "two_stage", allow_stop: bool = True, invalid_penalty: float = 0.01,
+                 frac_unmovable: float = 0.0, n_affinity_groups: int = 0, max_pms: int | None = None,
+                 max_vms: int | None = None, snapshot_path: str | None = None, render_mode: str | None = None):
+        super().__init__(render_mode=render_mode)
+        self.size = check_choice("size", size, tuple(SIZES))
+        self.workload = check_choice("workload", workload, tuple(WORKLOADS))
+        self.mnl = check_int("mnl", mnl, 1, 100_000)
+        self.frag_unit = check_int("frag_unit", frag_unit, 1, 1024)
+        self.action_mode = check_choice("action_mode", action_mode, ACTION_MODES)
+        self.allow_stop = check_bool("allow_stop", allow_stop)
+        self.invalid_penalty = check_float("invalid_penalty", invalid_penalty, 0.0, 1000.0)
+        self.frac_unmovable = check_float("frac_unmovable", frac_unmovable, 0.0, 1.0)
+        self.n_affinity_groups = check_int("n_affinity_groups", n_affinity_groups, 0, 10_000)
+        self.snapshot_path = snapshot_path
+        self._snapshot: Cluster | None = None
+        if snapshot_path is not None:
+            if not isinstance(snapshot_path, (str, bytes)) and not hasattr(snapshot_path, "__fspath__"):
+                raise ValueError(f"snapshot_path must be a path to a VMR2L JSON file, got {snapshot_path!r}")
+            self._snapshot, self.load_report = load_vmr2l_json(snapshot_path, frag_unit=self.frag_unit)
+            auto_pms, auto_vms = self._snapshot.n_pms, self._snapshot.n_vms
+        else:
+            auto_pms, auto_vms = SIZES[self.size]
+        self.max_pms = auto_pms if max_pms is None else check_int("max_pms", max_pms, 1, 100_000)
+        self.max_vms = auto_vms if max_vms is None else check_int("max_vms", max_vms, 1, 100_000)
+        if self.max_pms < auto_pms:
+            raise ValueError(f"max_pms must be >= the cluster's {auto_pms} PMs, got {self.max_pms}")
+        if self._snapshot is not None and self.max_vms < auto_vms:
+            raise ValueError(f"max_vms must be >= the snapshot's {auto_vms} VMs, got {self.max_vms}")
+        self.n_slots = 2 * self.max_pms
+        if self.action_mode == "joint":
+            if self.max_vms * self.n_slots > MAX_JOINT_ACTIONS:
+                raise ValueError(
+                    f"action_mode 'joint' needs max_vms * 2 * max_pms <= {MAX_JOINT_ACTIONS} "
+                    f"(got {self.max_vms} * {self.n_slots}); use a smaller size or action_mode 'two_stage'")
+            self.n_actions = self.max_vms * self.n_slots + 1
+        else:
+            self.n_actions = max(self.max_vms, self.n_slots) + 1
+        self.stop_action = self.n_actions - 1
+        self.action_space = self.masked_discrete(self.n_actions)
+        self.max_nodes = self.n_slots + self.max_vms
+        self.max_edges = 4 * self.max_vms + self.n_slots
+        obs = {
+            "pm_features": spaces.Box(0.0, 1.0, (self.max_pms, PM_FEATURES), np.float32),
+            "pm_mask": spaces.Box(0, 1, (self.max_pms,), np.int8),
+            "vm_features": spaces.Box(0.0, 1.0, (self.max_vms, VM_FEATURES), np.float32),
+            "vm_mask": spaces.Box(0, 1, (self.max_vms,), np.int8),
+            "vm_host": spaces.Box(-1, self.max_pms - 1, (self.max_vms,), np.int64),
+            "phase": spaces.Box(0, 1, (1,), np.int8),
+            "selected_vm": spaces.Box(-1, self.max_vms - 1, (1,), np.int64),
+            "global_features": spaces.Box(0.0, 1.0, (GLOBAL_FEATURES,), np.float32),
+            **graph_spaces("graph", self.max_nodes, NODE_FEATURES, self.max_edges, 3, 0.0, 1.0),
+        }
+        if self.action_mode != "joint":
+            obs["action_node"] = spaces.Box(-1, self.max_nodes - 1, (self.n_actions,), np.int64)
+        self.observation_space = spaces.Dict(obs)
+        self.cluster: Cluster | None = None
+        self.initial: Cluster | None = None
+
+    # --------------------------------------------------------------------------- episode
+    def _reset_model(self, options: dict | None) -> None:
+        options = options or {}
+        if "cluster" in options:
+            cluster = options["cluster"].copy()
+        elif self._snapshot is not None:
+            cluster = self._snapshot.copy()
+        else:
+            cluster = generate_cluster(self.np_random, self.size, self.workload, frag_unit=self.frag_unit,
+                                       frac_unmovable=self.frac_unmovable, n_groups=self.n_affinity_groups,
+                                       max_vms=self.max_vms)
+        if cluster.n_pms > self.max_pms or cluster.n_vms > self.max_vms:
+            raise ValueError(f"cluster has {cluster.n_pms} PMs / {cluster.n_vms} VMs, more than "
+                             f"max_pms={self.max_pms} / max_vms={self.max_vms}")
+        if cluster.frag_unit != self.frag_unit:
+            raise ValueError(f"cluster frag_unit {cluster.frag_unit} differs from the env's {self.frag_unit}")
+        self.cluster = cluster
+        self.initial = cluster.copy()
+        self.phase = 0
+        self.selected = -1
+        self.migrations = 0
+        self.steps = 0
+        self.invalid = 0
+        self.total_return = 0.0
+        self.plan: list[tuple[int, int]] = []
+        self.cpu_scale = float(max(cluster.numa_cpu.max(), 1))
+        self.mem_scale = float(max(cluster.numa_mem.max(), 1))
+        self.fr_initial = cluster.fragment_rate()
+        self.slots_initial = cluster.slots()
+        self._refresh()
+        self._action_node = self._make_action_node()
+
+    def _refresh(self) -> None:
+        """Recompute the cached masks after a state change."""
+        c = self.cluster
+        self._shape_mask = c.shape_slot_mask()
+        self._movable = c.movable_mask(self._shape_mask)
+        self._dest = c.vm_slot_mask(self.selected, self._shape_mask) if self.selected >= 0 else None
+        self._joint = c.joint_mask() if self.action_mode == "joint" else None
+
+    def _stop_legal(self) -> bool:
+        return self.allow_stop or not self._movable.any()
+
+    def _action_mask(self) -> np.ndarray | None:
+        if self.action_mode == "penalty":
+            return None
+        return self._legal_mask()
+
+    def _legal_mask(self) -> np.ndarray:
+        c = self.cluster
+        mask = np.zeros(self.n_actions, bool)
+        if self.action_mode == "joint":
+            j = np.zeros((self.max_vms, self.n_slots), bool)
+            j[: c.n_vms, : c.n_nodes] = self._joint
+            mask[:-1] = j.reshape(-1)
+            mask[-1] = self._stop_legal()
+        elif self.phase == 0:
+            mask[: c.n_vms] = self._movable
+            mask[-1] = self._stop_legal()
+        else:
+            mask[: c.n_nodes] = self._dest
+        return mask
+
+    def _decode(self, action: int) -> tuple[str, int, int]:
+        """("stop" | "vm" | "slot" | "pair", vm, slot)."""
+        a = int(action)
+        if a == self.stop_action:
+            return "stop", -1, -1
+        if self.action_mode == "joint":
+            v, s = divmod(a, self.n_slots)
+            return "pair", v, s
+        if self.phase == 0:
+            return "vm", a, -1
+        return "slot", -1, a
+
+    def _apply_action(self, action) -> tuple[float, bool, bool]:
+        self.steps += 1
+        if self.action_mode == "penalty" and not self._legal_mask()[int(action)]:
+            self.invalid += 1
+            reward = -self.invalid_penalty
+            self.total_return += reward
+            return reward, False, self.steps >= 4 * self.mnl + 2
+        kind, v, s = self._decode(action)
+        reward = 0.0
+        if kind == "stop":
+            return 0.0, True, False
+        if kind == "vm":
+            self.selected = v
+            self.phase = 1
+            self._dest = self.cluster.vm_slot_mask(v, self._shape_mask)
+            return 0.0, False, self._penalty_truncated()
+        if kind == "slot":
+            v = self.selected
+        reward = self._migrate(v, s)
+        terminated = self.migrations >= self.mnl or not self._movable.any()
+        return reward, terminated, self._penalty_truncated()
+
+    def _penalty_truncated(self) -> bool:
+        return self.action_mode == "penalty" and self.steps >= 4 * self.mnl + 2
+
+    def _migrate(self, v: int, slot: int) -> float:
+        c = self.cluster
+        drop = c.migrate(v, slot)
+        self.migrations += 1
+        self.plan.append((v, slot))
+        self.phase, self.selected = 0, -1
+        self._refresh()
+        reward = drop / c.total_free_cpu if c.total_free_cpu > 0 else 0.0
+        self.total_return += reward
+        return reward
+
+    # ------------------------------------------------------------------------ observation
+    def _pm_features(self) -> np.ndarray:
+        c = self.cluster
+        free = c.free.reshape(c.n_pms, 2, 2).astype(np.float64)
+        fc, fm = free[:, :, 0], free[:, :, 1]
+        u = self.frag_unit
+        frag = np.mod(fc, u)
+        share = np.divide(frag, fc, out=np.zeros_like(frag), where=fc > 0)
+        slot = (fc // u) * u
+        return np.concatenate([fc / self.cpu_scale, fm / self.mem_scale, frag / u, share,
+                               slot / self.cpu_scale], axis=1).astype(np.float32)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        c = self.cluster
+        n, m = c.n_pms, c.n_vms
+        pmf = self._pm_features()
+        pm_features = np.zeros((self.max_pms, PM_FEATURES), np.float32)
+        pm_features[:n] = pmf
+        pm_mask = np.zeros(self.max_pms, np.int8)
+        pm_mask[:n] = 1
+        two = c.vm_span == 2
+        sel = np.zeros(m, np.float32)
+        if self.selected >= 0:
+            sel[self.selected] = 1.0
+        ncpu = c.vm_ncpu / self.cpu_scale
+        nmem = c.vm_nmem / self.mem_scale
+        vmf = np.zeros((self.max_vms, VM_FEATURES), np.float32)
+        vmf[:m, 0] = ncpu
+        vmf[:m, 1] = nmem
+        vmf[:m, 2] = two
+        vmf[:m, 3] = two | (c.vm_numa == 0)
+        vmf[:m, 4] = two | (c.vm_numa == 1)
+        vmf[:m, 5] = c.vm_movable
+        vmf[:m, 6] = sel
+        vmf[:m, 7] = self._movable
+        vmf[:m, 8:] = pmf[c.vm_pm]
+        vm_mask = np.zeros(self.max_vms, np.int8)
+        vm_mask[:m] = 1
+        vm_host = np.full(self.max_vms, -1, np.int64)
+        vm_host[:m] = c.vm_pm
+        # graph: NUMA nodes then VMs
+        x = np.zeros((c.n_nodes + m, NODE_FEATURES), np.float32)
+        x[: c.n_nodes, 0] = 1.0
+        x[: c.n_nodes, 2] = pmf[:, 0:2].reshape(-1)
+        x[: c.n_nodes, 3] = pmf[:, 2:4].reshape(-1)
+        x[: c.n_nodes, 4] = pmf[:, 4:6].reshape(-1)
+        x[: c.n_nodes, 5] = pmf[:, 6:8].reshape(-1)
+        x[c.n_nodes:, 1] = 1.0
+        x[c.n_nodes:, 6] = ncpu
+        x[c.n_nodes:, 7] = nmem
+        x[c.n_nodes:, 8] = two
+        x[c.n_nodes:, 9] = sel
+        # VM nodes are indexed in the padded layout: 2 * max_pms + v (NUMA nodes of padded PMs are empty)
+        vm_node = self.n_slots + np.arange(m)
+        first = 2 * c.vm_pm + np.where(two, 0, c.vm_numa)
+        src = np.concatenate([vm_node, vm_node[two]])
+        dst = np.concatenate([first, first[two] + 1])
+        sib = np.arange(c.n_nodes)
+        ei = np.concatenate([np.stack([src, dst]), np.stack([dst, src]), np.stack([sib, sib ^ 1])], axis=1)
+        et = np.concatenate([np.zeros(len(src), np.int64), np.ones(len(src), np.int64),
+                             np.full(c.n_nodes, 2, np.int64)])
+        xp = np.zeros((self.max_nodes, NODE_FEATURES), np.float32)
+        xp[: c.n_nodes] = x[: c.n_nodes]
+        xp[self.n_slots: self.n_slots + m] = x[c.n_nodes:]
+        graph = pack_graph("graph", xp, ei, et, self.max_nodes, self.max_edges)
+        nm = np.zeros(self.max_nodes, np.int8)
+        nm[: c.n_nodes] = 1
+        nm[self.n_slots: self.n_slots + m] = 1
+        graph["graph_node_mask"] = nm
+        total_cpu = float(c.pool.capacity[:, 0].sum())
+        obs = {
+            "pm_features": pm_features, "pm_mask": pm_mask, "vm_features": vmf, "vm_mask": vm_mask,
+            "vm_host": vm_host, "phase": np.array([self.phase], np.int8),
+            "selected_vm": np.array([self.selected], np.int64),
+            "global_features": np.array([c.fragment_rate(), self.fr_initial, self.migrations / self.mnl,
+                                         c.total_free_cpu / total_cpu if total_cpu > 0 else 0.0, self.phase],
+                                        np.float32),
+            **graph,
+        }
+        if self.action_mode != "joint":
+            obs["action_node"] = self._action_node[self.phase].copy()
+        return obs
+
+    def _make_action_node(self) -> np.ndarray:
+        c = self.cluster
+        an = np.full((2, self.n_actions), -1, np.int64)
+        if self.action_mode == "joint":
+            return an
+        an[0, : c.n_vms] = self.n_slots + np.arange(c.n_vms)
+        an[1, : c.n_nodes] = np.arange(c.n_nodes)
+        return an
+
+    # --------------------------------------------------------------------------- info
+    def _step_info(self) -> dict[str, Any]:
+        c = self.cluster
+        return {"fragment_rate": c.fragment_rate(), "migrations": self.migrations, "phase": self.phase,
+                "selected_vm": self.selected}
+
+    def _episode_metrics(self) -> dict[str, float]:
+        c = self.cluster
+        slots = c.slots()
+        fr = c.fragment_rate()
+        return {"fr_initial": self.fr_initial, "fr_final": fr, "fr_reduction": self.fr_initial - fr,
+                "migrations": float(self.migrations), "slots16_initial": float(self.slots_initial),
+                "slots16_final": float(slots), "slots16_gained": float(slots - self.slots_initial),
+                "return": self.total_return, "invalid_actions": float(self.invalid)}
+
+    # --------------------------------------------------------------------------- helpers
+    def encode_migration(self, v: int, slot: int) -> list[int]:
+        """The action(s) that migrate VM ``v`` to ``slot`` in this action mode."""
+        if self.action_mode == "joint":
+            return [v * self.n_slots + slot]
+        return [v, slot]
+
+    def legal_vm_mask(self) -> np.ndarray:
+        """``[n_vms]`` VMs that may move now (the phase-0 mask without padding)."""
+        return self._movable.copy()
+
+    def render(self):
+        if self.render_mode is None or self.cluster is None:
+            return None
+        from .render import render_ansi, render_rgb
+
+        if self.render_mode == "ansi":
+            return render_ansi(self)
+        return render_rgb(self)

@@ -1,0 +1,304 @@
+"""Seeded VM-rescheduling snapshots calibrated to VMR2L's data, and a loader of its cluster JSON.
+
+Sizes (``SIZES``): ``tiny`` (4 PMs) and ``S`` (20 PMs) for tests, exact solving and quick training;
+``M`` (279 PMs, about 2,089 VMs at medium workload) and ``L`` (1,176 PMs, about 4,546 VMs) as in
+VMR2L. Every PM has VMR2L's shape: 2 NUMA nodes x (44 cores, 184,388 MB).
+
+Workload levels (``WORKLOADS``) set the target share of allocated cores: low 0.80, medium 0.88,
+high 0.95 (VMR2L reports that 81% of its PMs run above 80% cpu utilisation; the first public
+snapshot is at 96%).
+
+VM type mix (``MIXES``): cores 2/4/8/16 live on one NUMA node, 32/64/88 over both; memory is 2 GB
+per core (70%) or 4 GB per core (30%). The M mix is the type frequency of the public 236-host
+snapshot (average 10.3 cores per VM, so 279 PMs at 88% hold about 2,089 VMs); the L mix blends in
+the larger VMs of the 352-host snapshot (average about 20 cores, so 1,176 PMs at 88% hold about
+4,546 VMs).
+
+Generation: VMs are drawn from the mix and placed by *random fit* (a uniformly random legal
+NUMA slot), followed by churn rounds (remove a random 10%, refill), until the target is reached
+or the size's VM cap (``max_vms``) is hit. Random fit is what leaves the fragments that
+rescheduling then repairs.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .model import NUMA_CPU, NUMA_MEM_MB, Cluster
+
+#: size -> (n_pms, VM cap = padded max_vms of the observation)
+SIZES: dict[str, tuple[int, int]] = {
+    "tiny": (4, 48),
+    "S": (20, 240),
+    "M": (279, 2600),
+    "L": (1176, 5600),
+}
+WORKLOADS: dict[str, float] = {"low": 0.80, "medium": 0.88, "high": 0.95}
+_CORES = np.array([2, 4, 8, 16, 32, 64, 88], np.int64)
+_SPAN = np.array([1, 1, 1, 1, 2, 2, 2], np.int64)
+_M_COUNTS = np.array([333, 839, 358, 199, 100, 104, 1], float)    # 236-host public snapshot
+_BIG_COUNTS = np.array([31, 16, 28, 93, 136, 52, 148], float)     # 352-host public snapshot
+MIXES: dict[str, np.ndarray] = {
+    "M": _M_COUNTS / _M_COUNTS.sum(),
+    "L": 0.72 * _M_COUNTS / _M_COUNTS.sum() + 0.28 * _BIG_COUNTS / _BIG_COUNTS.sum(),
+}
+MEM_PER_CORE_MB = (2048, 4096)
+P_4GB = 0.3
+
+
+def size_mix(size: str) -> np.ndarray:
+    return MIXES["L"] if size == "L" else MIXES["M"]
+
+
+def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = "high", frag_unit: int = 16,
+                     frac_unmovable: float = 0.0, n_groups: int = 0, group_size: int = 3,
+                     n_pms: int | None = None, max_vms: int | None = None, churn_rounds: int = 1) -> Cluster:
+    """A random-fit snapshot of ``size`` at ``workload`` drawn from ``rng`` (deterministic per seed)."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
+    if workload not in WORKLOADS:
+        raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}; got {workload!r}")
+    n_pms = SIZES[size][0] if n_pms is None else n_pms
+    cap_vms = SIZES[size][1] if max_vms is None else max_vms
+    mix = size_mix(size)
+    target = WORKLOADS[workload] * n_pms * 2 * NUMA_CPU
+    free = np.empty((2 * n_pms, 2), np.int64)
+    free[:, 0], free[:, 1] = NUMA_CPU, NUMA_MEM_MB
+    vms: list[list[int]] = []  # [node cpu, node mem, span, pm, numa]
+
+    def try_place(k: int) -> bool:
+        cores, span = int(_CORES[k]), int(_SPAN[k])
+        mem = cores * MEM_PER_CORE_MB[int(rng.random() < P_4GB)]
+        nc, nm = cores // span, mem // span
+        fit = (free[:, 0] >= nc) & (free[:, 1] >= nm)
+        slots = np.flatnonzero(fit) if span == 1 else 2 * np.flatnonzero(fit[0::2] & fit[1::2])
+        if len(slots) == 0:
+            return False
+        s = int(slots[rng.integers(len(slots))])
+        pm, numa = divmod(s, 2)
+        nodes = [s] if span == 1 else [s, s + 1]
+        free[nodes] -= (nc, nm)
+        vms.append([nc, nm, span, pm, numa if span == 1 else -1])
+        return True
+
+    def fill() -> None:
+        used = n_pms * 2 * NUMA_CPU - free[:, 0].sum()
+        fails = 0
+        while used < target and len(vms) < cap_vms and fails < 200:
+            if try_place(int(rng.choice(len(mix), p=mix))):
+                used += vms[-1][0] * vms[-1][2]
+                fails = 0
+            else:
+                fails += 1
+
+    # initial load: a multiset drawn from the mix, big (two-NUMA) VMs first, each by random fit
+    draws, total = [], 0
+    while total < target and len(draws) < cap_vms:
+        k = int(rng.choice(len(mix), p=mix))
+        draws.append(k)
+        total += int(_CORES[k])
+    draws = sorted(draws, key=lambda k: (-int(_SPAN[k]), float(rng.random())))
+    for k in draws:
+        if len(vms) < cap_vms:
+            try_place(k)
+    fill()
+    for _ in range(churn_rounds):
+        if not vms:
+            break
+        drop = set(rng.choice(len(vms), size=max(1, len(vms) // 10), replace=False).tolist())
+        for i in drop:
+            nc, nm, span, pm, numa = vms[i]
+            nodes = [2 * pm + numa] if span == 1 else [2 * pm, 2 * pm + 1]
+            free[nodes] += (nc, nm)
+        vms = [v for i, v in enumerate(vms) if i not in drop]
+        fill()
+    a = np.array(vms, np.int64).reshape(-1, 5)
+    a = a[rng.permutation(len(a))]  # VM ids in random order, not in placement order
+    n = len(a)
+    movable = rng.random(n) >= frac_unmovable if frac_unmovable > 0 else np.ones(n, bool)
+    groups = np.full(n, -1, np.int64)
+    if n_groups > 0:  # anti-affinity groups among VMs that already sit on distinct PMs
+        order = rng.permutation(n)
+        g, members, pms = 0, [], set()
+        for v in order:
+            if g >= n_groups:
+                break
+            if int(a[v, 3]) not in pms:
+                members.append(v)
+                pms.add(int(a[v, 3]))
+            if len(members) == group_size:
+                groups[members] = g
+                g, members, pms = g + 1, [], set()
+    return Cluster(numa_cpu=np.full((n_pms, 2), NUMA_CPU), numa_mem=np.full((n_pms, 2), NUMA_MEM_MB),
+                   vm_ncpu=a[:, 0], vm_nmem=a[:, 1], vm_span=a[:, 2], vm_pm=a[:, 3], vm_numa=a[:, 4],
+                   vm_movable=movable, vm_group=groups, frag_unit=frag_unit)
+
+
+# ------------------------------------------------------------------------------------- loader
+@dataclass
+class LoadReport:
+    """What the loader found besides the cluster itself."""
+
+    path: str
+    n_hosts: int = 0
+    n_vms: int = 0
+    #: the file's stated free values that differ from the ones recomputed from the VM placements:
+    #: dicts with host, numa, field ("free_cpu" / "memory_huge_free_mb"), stated, recomputed
+    free_disagreements: list[dict] = field(default_factory=list)
+    #: VMs whose placement disagrees with their type (NUMA count or demand): dicts with vm, type,
+    #: type_numa, type_cpu, type_mem_mb, placed_numa, placed_cpu, placed_mem_mb
+    type_disagreements: list[dict] = field(default_factory=list)
+    n_groups: int = 0
+    inactive_hosts: list[str] = field(default_factory=list)
+
+
+def _need(obj, key, where):
+    if not isinstance(obj, dict) or key not in obj:
+        raise ValueError(f"malformed VMR2L JSON: {where} has no {key!r}")
+    return obj[key]
+
+
+def _num(x, where) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or int(x) != x:
+        raise ValueError(f"malformed VMR2L JSON: {where} must be a whole number, got {x!r}")
+    return int(x)
+
+
+def load_vmr2l_json(path, frag_unit: int = 16, warn: bool = True) -> tuple[Cluster, LoadReport]:
+    """Load a VMR2L cluster JSON (``cluster_list[0]``: ``host_info``, ``vm_instance``; ``vm_type_list``).
+
+    The placements are the truth: NUMA usage is recomputed from the VMs, and every stated free value
+    that disagrees is recorded in the report (and summarised in one ``UserWarning``). A VM's shape is
+    taken from its placement: one NUMA entry = span 1; two = span 2 (the two entries must be equal).
+    Where that disagrees with its type in ``vm_type_list`` it is recorded too. Anti-affinity groups
+    are read from ``other_requirement.deployment_set`` (a list of lists of instance ids, or of dicts
+    holding such a list under ``vm_list`` / ``instance_ids`` / ``instances``). Hosts whose status is
+    not ``ACTIVE`` keep their VMs but receive none. A malformed file, a VM on an unknown host, a
+    duplicate id or an over-full NUMA node raise ``ValueError`` naming the VM or host.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"malformed VMR2L JSON in {path}: {e}") from None
+    clusters = _need(data, "cluster_list", "the top level")
+    if not isinstance(clusters, list) or not clusters:
+        raise ValueError("malformed VMR2L JSON: cluster_list must be a non-empty list")
+    c = clusters[0]
+    hosts = _need(c, "host_info", "cluster_list[0]")
+    inst = _need(c, "vm_instance", "cluster_list[0]")
+    if not isinstance(hosts, list) or not isinstance(inst, list):
+        raise ValueError("malformed VMR2L JSON: host_info and vm_instance must be lists")
+    types = {}
+    for t in data.get("vm_type_list", []) or []:
+        types[_need(t, "vm_type", "a vm_type_list entry")] = t
+    report = LoadReport(path=str(path), n_hosts=len(hosts), n_vms=len(inst))
+
+    pm_index: dict[str, int] = {}
+    numa_cpu = np.zeros((len(hosts), 2), np.int64)
+    numa_mem = np.zeros((len(hosts), 2), np.int64)
+    stated = np.zeros((len(hosts), 2, 2))
+    accepting = np.ones(len(hosts), bool)
+    for i, h in enumerate(hosts):
+        name = _need(h, "node_id", f"host_info[{i}]")
+        if name in pm_index:
+            raise ValueError(f"malformed VMR2L JSON: host {name!r} appears twice")
+        pm_index[name] = i
+        numa = _need(h, "numa", f"host {name!r}")
+        if not isinstance(numa, list) or len(numa) != 2:
+            raise ValueError(f"host {name!r} must have exactly 2 NUMA nodes, got {numa!r:.80}")
+        for n in numa:
+            k = _num(_need(n, "node", f"host {name!r} numa"), f"host {name!r} numa node")
+            if k not in (0, 1):
+                raise ValueError(f"host {name!r} has NUMA node {k}, not 0 or 1")
+            w = f"host {name!r} NUMA {k}"
+            numa_cpu[i, k] = _num(_need(n, "total_cpu", w), f"{w} total_cpu")
+            numa_mem[i, k] = _num(_need(n, "memory_huge_total_mb", w), f"{w} memory_huge_total_mb")
+            stated[i, k] = (float(_need(n, "free_cpu", w)), float(_need(n, "memory_huge_free_mb", w)))
+        if h.get("status", "ACTIVE") != "ACTIVE":
+            accepting[i] = False
+            report.inactive_hosts.append(name)
+
+    vm_index: dict[str, int] = {}
+    ncpu, nmem, span, vpm, vnuma, movable, vtypes = [], [], [], [], [], [], []
+    for j, v in enumerate(inst):
+        vid = _need(v, "instance_id", f"vm_instance[{j}]")
+        if vid in vm_index:
+            raise ValueError(f"malformed VMR2L JSON: VM {vid!r} appears twice")
+        vm_index[vid] = j
+        host = _need(v, "host_id", f"VM {vid!r}")
+        if host not in pm_index:
+            raise ValueError(f"VM {vid!r} is on unknown host {host!r}")
+        parts = _need(v, "numa", f"VM {vid!r}")
+        if not isinstance(parts, list) or len(parts) not in (1, 2):
+            raise ValueError(f"VM {vid!r} must use 1 or 2 NUMA nodes, got {parts!r:.80}")
+        rows = []
+        for n in parts:
+            k = _num(_need(n, "node", f"VM {vid!r} numa"), f"VM {vid!r} numa node")
+            if k not in (0, 1):
+                raise ValueError(f"VM {vid!r} is on NUMA node {k} of host {host!r}, not 0 or 1")
+            rows.append((k, _num(_need(n, "cpu", f"VM {vid!r} numa"), f"VM {vid!r} cpu"),
+                         _num(_need(n, "mem_mb", f"VM {vid!r} numa"), f"VM {vid!r} mem_mb")))
+        if len(rows) == 2 and (rows[0][0] == rows[1][0] or rows[0][1:] != rows[1][1:]):
+            raise ValueError(f"VM {vid!r} uses two NUMA entries that are not an even split over nodes 0 and 1: {parts}")
+        ncpu.append(rows[0][1])
+        nmem.append(rows[0][2])
+        span.append(len(rows))
+        vpm.append(pm_index[host])
+        vnuma.append(rows[0][0] if len(rows) == 1 else -1)
+        movable.append(bool(v.get("allow_migration", True)))
+        tname = v.get("instance_type")
+        vtypes.append(str(tname))
+        t = types.get(tname)
+        if t is not None:
+            t_numa, t_cpu, t_mem = int(t.get("numa", len(rows))), t.get("request_cpu"), t.get("request_mem_mb")
+            p_cpu, p_mem = rows[0][1] * len(rows), rows[0][2] * len(rows)
+            if t_numa != len(rows) or (t_cpu is not None and t_cpu != p_cpu) or (t_mem is not None and t_mem != p_mem):
+                report.type_disagreements.append(dict(vm=vid, type=tname, type_numa=t_numa, type_cpu=t_cpu,
+                                                      type_mem_mb=t_mem, placed_numa=len(rows), placed_cpu=p_cpu,
+                                                      placed_mem_mb=p_mem))
+
+    groups = np.full(len(inst), -1, np.int64)
+    dsets = (c.get("other_requirement") or {}).get("deployment_set", []) or []
+    for g, entry in enumerate(dsets):
+        ids = entry
+        if isinstance(entry, dict):
+            ids = next((entry[k] for k in ("vm_list", "instance_ids", "instances") if k in entry), None)
+        if not isinstance(ids, list):
+            raise ValueError(f"malformed VMR2L JSON: deployment_set[{g}] holds no list of instance ids")
+        for vid in ids:
+            if vid not in vm_index:
+                raise ValueError(f"deployment_set[{g}] names unknown VM {vid!r}")
+            groups[vm_index[vid]] = g
+    report.n_groups = len(dsets)
+
+    names = list(pm_index)
+    cluster = Cluster(numa_cpu=numa_cpu, numa_mem=numa_mem, vm_ncpu=ncpu, vm_nmem=nmem, vm_span=span,
+                      vm_pm=vpm, vm_numa=vnuma, vm_movable=movable, vm_group=groups, pm_accepting=accepting,
+                      frag_unit=frag_unit, pm_names=names, vm_names=list(vm_index), vm_types=vtypes)
+    free = cluster.free.reshape(len(hosts), 2, 2)
+    for i in range(len(hosts)):
+        for k in range(2):
+            for d, fname in enumerate(("free_cpu", "memory_huge_free_mb")):
+                if abs(stated[i, k, d] - free[i, k, d]) > 1e-6:
+                    report.free_disagreements.append(dict(host=names[i], numa=k, field=fname,
+                                                          stated=float(stated[i, k, d]),
+                                                          recomputed=int(free[i, k, d])))
+    if warn and (report.free_disagreements or report.type_disagreements):
+        by_field: dict[str, int] = {}
+        for r in report.free_disagreements:
+            by_field[r["field"]] = by_field.get(r["field"], 0) + 1
+        first = report.free_disagreements[0] if report.free_disagreements else None
+        warnings.warn(
+            f"{path.name}: free values recomputed from the VM placements; the file's stated values disagree on "
+            f"{len(report.free_disagreements)} NUMA entries ({by_field})"
+            + (f", e.g. host {first['host']!r} NUMA {first['numa']} {first['field']}: stated {first['stated']:g}, "
+               f"recomputed {first['recomputed']}" if first else "")
+            + f"; {len(report.type_disagreements)} VMs are placed differently from their type's NUMA count or demand "
+            "(the placement is used). Details: the LoadReport returned by load_vmr2l_json.",
+            UserWarning, stacklevel=2)
+    return cluster, report
