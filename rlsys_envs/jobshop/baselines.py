@@ -44,7 +44,7 @@ class PriorityRule(Policy):
 
     def act(self, env, obs, info):
         md = env.unwrapped.model
-        cand = md._cand
+        cand = md.cand
         key = np.where(cand, self._key(md).astype(np.float64), np.inf)
         return int(np.argmin(key))
 
@@ -146,7 +146,7 @@ class CPSATPolicy(Policy):
 
     def act(self, env, obs, info):
         md = env.unwrapped.model
-        cand = np.flatnonzero(md._cand)
+        cand = np.flatnonzero(md.cand)
         ops = md.job_off[cand] + md.next_k[cand]
         return int(cand[np.lexsort((cand, self.plan_start[ops]))[0]])
 

@@ -9,14 +9,9 @@ from gymnasium import spaces
 from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces
 
 from .generator import generate, resolve_instance
-from .model import BLOCKED, DONE, IDLE, OP_BLOCKED, OP_DONE, OP_PROC, OP_WAIT, PROC, JobShopInstance, JobShopModel
+from .model import (J_BUSY, J_CAND, J_WAIT, JOB_FEATURES, M_BUSY, M_CANDS, MACHINE_FEATURES, N_CAND, N_COMP, N_DOWN,
+                    N_JREM, N_WAIT, NODE_FEATURES, PROC, JobShopInstance, JobShopModel)
 
-JOB_FEATURES = ("exists", "candidate", "idle", "processing", "blocked", "done", "next_p", "next_machine",
-                "remaining_work", "remaining_ops", "waiting", "busy_left")
-MACHINE_FEATURES = ("exists", "down", "processing", "blocked_held", "busy_left", "remaining_work",
-                    "candidates", "remaining_ops")
-NODE_FEATURES = ("waiting", "processing", "blocked", "candidate", "p", "completion", "job_remaining",
-                 "waiting_time", "machine", "machine_down", "job_completion")
 EDGE_TYPES = ("conjunctive", "disjunctive")
 
 
@@ -72,21 +67,27 @@ class JobShopEnv(RlsysEnv):
       machine work, candidate jobs waiting for it / max_jobs, undispatched operations / its
       operations.
     * with ``observation="graph"`` (default) also the padded dynamic disjunctive graph with prefix
-      ``graph`` (:func:`rlsys_envs.core.graph_spaces`): nodes are the operations that are
-      not yet dispatched, processing, or finished but blocking their machine (finished operations
-      that left their machine are dropped: the paper's dynamic graph), numbered in job-major
-      order (node ``i`` = ``i``-th live operation). ``graph_x``: ``[max_jobs*max_machines, 11]``
-      float32, columns ``NODE_FEATURES``: waiting, processing, blocked, candidate, processing
-      time / max_p, completion ratio of the operation, job work from this operation on / max
-      job work, waiting time of a job's next operation (squashed), machine (m+1)/max_machines,
-      machine down, job completion ratio. ``graph_edge_index`` ``[2, max_edges]`` int64 (-1
-      padded), ``graph_edge_type`` (0 conjunctive: operation -> next operation of the same job;
-      1 disjunctive: one edge per unordered pair of live operations on the same machine, listed
-      once from the lower to the higher node index, so a GNN should add reverse edges),
-      ``graph_node_mask``, ``graph_edge_mask``. ``max_edges = max_jobs*(max_machines-1) +
-      max_machines*max_jobs*(max_jobs-1)/2`` (instances in which a job visits a machine twice
-      must still fit it). ``action_node``: ``[max_jobs]`` int64 in ``[-1, max_nodes-1]``: for
-      action ``j`` the ``graph`` node of job ``j``'s next operation, -1 when it has none.
+      ``graph`` (:func:`rlsys_envs.core.graph_spaces`). Node ``i`` is operation ``i`` of the
+      instance in job-major order (job 0's operations, then job 1's, ...) for the whole episode.
+      The live nodes are the operations not yet dispatched, processing, or finished but still
+      blocking their machine; an operation that finished and left its machine is dropped (the
+      paper's dynamic graph) by ``graph_node_mask = 0`` (its row of ``graph_x`` is zeroed) and
+      its edges by ``graph_edge_mask = 0``. Rows past the instance's operations are padding.
+      (Keeping positions fixed, rather than renumbering the live nodes, saves a renumbering of
+      every edge per step and gives each operation a stable node index; unpadding by the masks,
+      as ``agents.extractors`` does, handles it.) ``graph_x``: ``[max_jobs*max_machines, 11]``
+      float32, columns ``NODE_FEATURES``: waiting (not yet dispatched), processing, blocked,
+      candidate, processing time / max_p, completion ratio of the operation, job work from this
+      operation on / max job work, waiting time of a job's next operation (squashed),
+      machine (m+1)/max_machines, machine down, job completion ratio (dispatched / all
+      operations of its job). ``graph_edge_index`` ``[2, max_edges]`` int64 (-1 padded; the
+      entries of masked-out edges keep their node indices), ``graph_edge_type`` (0 conjunctive:
+      operation -> next operation of the same job; 1 disjunctive: one edge per unordered pair of
+      operations on the same machine, listed once from the lower to the higher index, so a GNN
+      should add reverse edges), ``graph_node_mask``, ``graph_edge_mask``. ``max_edges =
+      max_jobs*(max_machines-1) + max_machines*max_jobs*(max_jobs-1)/2`` (4180 for 20 x 20).
+      ``action_node``: ``[max_jobs]`` int64 in ``[-1, max_nodes-1]``: for action ``j`` the
+      ``graph`` node of job ``j``'s next operation, -1 when it has none.
 
     **Rewards.** ``reward="lb"``: decrease of a makespan lower bound (max over jobs of
     ready time + undispatched work and over machines of free time + undispatched work; equal to
@@ -175,6 +176,7 @@ class JobShopEnv(RlsysEnv):
             sp["action_node"] = spaces.Box(-1, self.max_nodes - 1, (self.max_jobs,), np.int64)
         self.observation_space = spaces.Dict(sp)
         self.model: JobShopModel | None = None
+        self._mask = None
 
     # ----------------------------------------------------------------------------- helpers
     def _check_fits(self, inst: JobShopInstance) -> None:
@@ -205,7 +207,7 @@ class JobShopEnv(RlsysEnv):
         self.instance = inst
         kw = dict(rule=self.rule, blocking=self.blocking, swap_allowed=self.swap_allowed,
                   shutdown_prob=self.shutdown_prob, shutdown_dist=self.shutdown_dist,
-                  shutdown_mean=self.shutdown_mean, on_interrupt=self.on_interrupt)
+                  shutdown_mean=self.shutdown_mean, on_interrupt=self.on_interrupt, max_machines=self.max_machines)
         state = self.np_random.bit_generator.state
         self.model = JobShopModel(inst, self.np_random, **kw)
         self.model.ask_single = False
@@ -215,6 +217,7 @@ class JobShopEnv(RlsysEnv):
             self.model.ask_single = True
             self.model.reset()
         self._prepare_static()
+        self._mask = None
         self.decisions = 0
         self.lb0 = self.model.lower_bound()
         self._lb = self.lb0
@@ -223,19 +226,12 @@ class JobShopEnv(RlsysEnv):
 
     def _prepare_static(self):
         md = self.model
-        J = md.n_jobs
-        self.J, self.M = J, md.n_machines
-        self._mean_p = md.mean_p
-        self._max_p = float(md.max_p)
-        self._max_jobwork = float(max(md.job_work.max(), 1))
-        self._max_machwork = float(max(md.mach_work0.max(), 1))
-        self._mach_nops = np.maximum(np.bincount(md.op_m, minlength=self.M), 1).astype(np.float64)
+        self.J, self.M = md.n_jobs, md.n_machines
+        self._ver = -1
         if self.observation_kind == "graph":
             jj = md.op_job
-            same = jj[:-1] == jj[1:]
-            conj = np.flatnonzero(same)
-            src = [conj]
-            dst = [conj + 1]
+            conj = np.flatnonzero(jj[:-1] == jj[1:])
+            src, dst = [conj], [conj + 1]
             order = np.argsort(md.op_m, kind="stable")
             ms = md.op_m[order]
             for m in range(self.M):
@@ -243,20 +239,23 @@ class JobShopEnv(RlsysEnv):
                 a, b = np.triu_indices(len(ops), 1)
                 src.append(ops[a])
                 dst.append(ops[b])
-            self._e_src = np.concatenate(src).astype(np.int64)
-            self._e_dst = np.concatenate(dst).astype(np.int64)
+            self._edges = np.stack([np.concatenate(src), np.concatenate(dst)]).astype(np.int64)
             self._e_type = np.concatenate([np.zeros(len(conj), np.int64),
-                                           np.ones(len(self._e_src) - len(conj), np.int64)])
-            if len(self._e_src) > self.max_edges:
-                raise ValueError(f"instance {self.instance.name!r} needs {len(self._e_src)} graph edges, more than "
-                                 f"max_edges={self.max_edges}")
+                                           np.ones(self._edges.shape[1] - len(conj), np.int64)])
+            E = self._n_edges = self._edges.shape[1]
+            if E > self.max_edges:
+                raise ValueError(f"instance {self.instance.name!r} needs {E} graph edges, more "
+                                 f"than max_edges={self.max_edges}")
+            self._ei = np.full((2, self.max_edges), -1, np.int64)
+            self._ei[:, :E] = self._edges
+            self._et = np.zeros(self.max_edges, np.int64)
+            self._et[:E] = self._e_type
 
     def _apply_action(self, action):
         md = self.model
+        self._mask = None
         md.dispatch(int(action))
         self.decisions += 1
-        if md.rule == "nondelay" and md.ask_single is False:
-            pass
         terminated = md.done
         if md.deadlock:
             self._final_makespan = md.lower_bound() + self.deadlock_penalty * md.total_work
@@ -275,13 +274,29 @@ class JobShopEnv(RlsysEnv):
         return r * self.reward_scale, terminated, False
 
     def _action_mask(self):
-        mask = np.zeros(self.max_jobs, bool)
-        mask[: self.J] = self.model._cand
-        return mask
+        mask = self._mask
+        if mask is None:
+            mask = np.zeros(self.max_jobs, bool)
+            mask[: self.J] = self.model.cand
+            self._mask = mask
+        return mask.copy()
+
+    def check_action(self, action) -> None:
+        # fast path for the common case (a legal plain integer); everything else goes through the
+        # base class, which raises InvalidActionError with the full message
+        if type(action) is int or isinstance(action, np.integer):
+            a = int(action)
+            if 0 <= a < self.max_jobs:
+                mask = self._mask if self._mask is not None else self._action_mask()
+                if mask[a]:
+                    return
+        super().check_action(action)
 
     def _step_info(self):
         md = self.model
-        info = {"time": int(md.t), "lower_bound": float(self._lb)}
+        info = {"time": int(md.t)}
+        if self.reward_kind == "lb":
+            info["lower_bound"] = float(self._lb)
         if md.done:
             info["deadlock"] = bool(md.deadlock)
             info["schedule"] = md.schedule_rows()
@@ -304,125 +319,61 @@ class JobShopEnv(RlsysEnv):
         md = self.model
         J, M = self.J, self.M
         t = md.t
-        S = self._mean_p
-        st = md.job_status
-        cand = md._cand
-        nm = md.next_m
-        has_next = nm >= 0
-        nmi = np.where(has_next, nm, 0)
-        # time at which each job's current operation ends (processing) / becomes ready (active rule)
+        S = md.mean_p
+        cand = md.cand
+        free = md.job_free
+        wait = np.where(free, np.maximum(t - md.ready, 0), 0)
         if md.rule == "active":
-            busy_left = np.maximum(md.ready - t, 0)
-            wait = np.where(has_next, np.maximum(t - md.ready, 0), 0)
+            busy = np.maximum(md.ready - t, 0)
             mbusy = np.maximum(md.mach_ready - t, 0)
         else:
-            proc = st == PROC
-            busy_left = np.zeros(J, np.int64)
-            mbusy = np.maximum(md.down_until - t, 0)
-            if proc.any():
-                ops = md.cur_op[proc]
-                m = md.op_m[ops]
-                end = np.where(md.paused[m], np.maximum(md.down_until[m], t) + md.op_left[ops],
-                               md.seg_start[m] + md.op_left[ops])
-                busy_left[proc] = end - t
-                mbusy[m] = np.maximum(mbusy[m], end - t)
-            wait = np.where(((st == IDLE) | (st == BLOCKED)) & has_next, t - md.ready, 0)
+            busy = np.maximum(md.job_end_est - t, 0)
+            mbusy = np.maximum(np.maximum(md.mach_end_est, md.down_until) - t, 0)
         jobs = np.zeros((self.max_jobs, len(JOB_FEATURES)), np.float32)
-        jf = jobs[:J]
-        jf[:, 0] = 1.0
-        jf[:, 1] = cand
-        jf[:, 2] = st == IDLE
-        jf[:, 3] = st == PROC
-        jf[:, 4] = st == BLOCKED
-        jf[:, 5] = st == DONE
-        jf[:, 6] = md.next_p / self._max_p
-        jf[:, 7] = np.where(has_next, (nm + 1) / self.max_machines, 0.0)
-        jf[:, 8] = md.job_rem / self._max_jobwork
-        jf[:, 9] = (md.job_nops - md.next_k) / md.job_nops
-        jf[:, 10] = wait / (wait + S)
-        jf[:, 11] = busy_left / (busy_left + S)
+        jobs[:J] = md.jf
+        jobs[:J, J_CAND] = cand
+        sq_wait = wait / (wait + S)
+        jobs[:J, J_WAIT] = sq_wait
+        jobs[:J, J_BUSY] = busy / (busy + S)
         machines = np.zeros((self.max_machines, len(MACHINE_FEATURES)), np.float32)
-        mf = machines[:M]
-        mf[:, 0] = 1.0
-        h = md.holder
-        hs = np.where(h >= 0, st[np.maximum(h, 0)], -1)
-        mf[:, 1] = md.down
-        mf[:, 2] = hs == PROC
-        mf[:, 3] = hs == BLOCKED
-        mf[:, 4] = mbusy / (mbusy + S)
-        mf[:, 5] = md.mach_rem / self._max_machwork
-        ncand = np.bincount(nmi[cand], minlength=M)[:M] if cand.any() else np.zeros(M)
-        mf[:, 6] = ncand / self.max_jobs
-        waiting_ops = md.op_status == OP_WAIT
-        mf[:, 7] = np.bincount(md.op_m[waiting_ops], minlength=M)[:M] / self._mach_nops
+        machines[:M] = md.mf
+        machines[:M, M_BUSY] = mbusy / (mbusy + S)
+        machines[:M, M_CANDS] = np.bincount(md.next_mi[cand], minlength=M) / self.max_jobs
         obs = {"jobs": jobs, "machines": machines}
         if self.observation_kind == "graph":
-            obs.update(self._graph(md, t, S, cand, wait, st, has_next))
+            obs.update(self._graph(md, t, S, cand, sq_wait))
         return obs
 
-    def _graph(self, md, t, S, cand, wait, st, has_next):
-        ost = md.op_status
-        alive = ost != OP_DONE
-        idx = np.cumsum(alive) - 1
-        n = int(idx[-1] + 1) if len(idx) else 0
-        live = np.flatnonzero(alive)
-        o_st = ost[live]
-        o_job = md.op_job[live]
-        o_m = md.op_m[live]
-        p = md.op_p[live]
-        x = np.zeros((self.max_nodes, len(NODE_FEATURES)), np.float32)
-        xf = x[:n]
-        xf[:, 0] = o_st == OP_WAIT
-        is_proc = o_st == OP_PROC
-        xf[:, 1] = is_proc
-        xf[:, 2] = o_st == OP_BLOCKED
-        next_op = md.job_off + md.next_k                    # may point past the job for finished jobs
-        is_next = np.zeros(md.n_ops_total + 1, bool)
-        valid_next = has_next
-        is_next[next_op[valid_next]] = True
-        nxt = is_next[live]
-        xf[:, 3] = nxt & cand[o_job]
-        xf[:, 4] = p / self._max_p
-        # completion ratio of the operation
-        comp = np.zeros(n)
-        comp[o_st == OP_BLOCKED] = 1.0
-        left = md.op_left[live]
-        job_rem_from = md.op_tail[live].astype(np.float64)
-        if is_proc.any() and md.rule == "nondelay":
-            pm = o_m[is_proc]
-            running = ~md.paused[pm]
-            elapsed = np.where(running, t - md.seg_start[pm], 0)
-            rem = np.maximum(left[is_proc] - elapsed, 0)
-            pp = np.maximum(p[is_proc], 1)
-            comp[is_proc] = 1.0 - rem / pp
-            job_rem_from[is_proc] = job_rem_from[is_proc] - p[is_proc] + rem
-        job_rem_from[o_st == OP_BLOCKED] -= p[o_st == OP_BLOCKED]
-        xf[:, 5] = comp
-        xf[:, 6] = job_rem_from / self._max_jobwork
-        w = np.where(nxt, wait[o_job], 0)
-        xf[:, 7] = w / (w + S)
-        xf[:, 8] = (o_m + 1) / self.max_machines
+    def _graph(self, md, t, S, cand, sq_wait):
+        of = md.of
+        nxt = md.next_op
+        # time-dependent node columns, written into the model's matrix (the next operation of each
+        # job gets its job's candidate flag and waiting time; _op_state clears them when it starts)
+        of[nxt, N_CAND] = cand
+        of[nxt, N_WAIT] = sq_wait
+        if md.hazard > 0:
+            of[:-1, N_DOWN] = md.down[md.op_m]
         if md.rule == "nondelay":
-            xf[:, 9] = md.down[o_m]
-        xf[:, 10] = md.next_k[o_job] / md.job_nops[o_job]
-        # edges among live operations
-        keep = alive[self._e_src] & alive[self._e_dst]
-        src = idx[self._e_src[keep]]
-        dst = idx[self._e_dst[keep]]
-        e = len(src)
-        ei = np.full((2, self.max_edges), -1, np.int64)
-        ei[0, :e] = src
-        ei[1, :e] = dst
-        et = np.zeros(self.max_edges, np.int64)
-        et[:e] = self._e_type[keep]
+            ops = md.mach_op  # scratch row for idle machines
+            rem = md.mach_end_est - (np.maximum(md.down_until, t) if md.hazard > 0 else t)
+            of[ops, N_COMP] = 1.0 - rem * md.inv_p_ext[ops]
+            of[ops, N_JREM] = (md.tail_minus_p_ext[ops] + rem) / md.max_jobwork
+        alive = md.alive
+        O = md.n_ops_total
+        if self._ver != md.alive_version:  # live node set changed: recompute the edge mask
+            self._ver = md.alive_version
+            e0, e1 = self._edges
+            self._keep = alive[e0] & alive[e1]
+        x = np.zeros((self.max_nodes, len(NODE_FEATURES)), np.float32)
+        np.multiply(of[:O], alive[:, None], out=x[:O])
         nmask = np.zeros(self.max_nodes, np.int8)
-        nmask[:n] = 1
+        nmask[:O] = alive
         emask = np.zeros(self.max_edges, np.int8)
-        emask[:e] = 1
+        emask[: self._n_edges] = self._keep
         an = np.full(self.max_jobs, -1, np.int64)
-        an[: self.J] = np.where(has_next, idx[np.minimum(next_op, md.n_ops_total - 1)], -1)
-        return {"graph_x": x, "graph_edge_index": ei, "graph_edge_type": et, "graph_node_mask": nmask,
-                "graph_edge_mask": emask, "action_node": an}
+        an[: self.J] = np.where(md.next_m >= 0, nxt, -1)
+        return {"graph_x": x, "graph_edge_index": self._ei.copy(), "graph_edge_type": self._et.copy(),
+                "graph_node_mask": nmask, "graph_edge_mask": emask, "action_node": an}
 
     # ------------------------------------------------------------------------------ render
     def render(self):

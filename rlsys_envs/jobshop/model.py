@@ -50,6 +50,17 @@ from rlsys_envs.core import EventClock
 IDLE, PROC, BLOCKED, DONE = 0, 1, 2, 3          # job status
 OP_WAIT, OP_PROC, OP_BLOCKED, OP_DONE = 0, 1, 2, 3  # operation status (OP_DONE: finished and left)
 
+# Feature matrices kept up to date event by event (the env adds the time-dependent columns).
+JOB_FEATURES = ("exists", "candidate", "idle", "processing", "blocked", "done", "next_p", "next_machine",
+                "remaining_work", "remaining_ops", "waiting", "busy_left")
+MACHINE_FEATURES = ("exists", "down", "processing", "blocked_held", "busy_left", "remaining_work",
+                    "candidates", "remaining_ops")
+NODE_FEATURES = ("waiting", "processing", "blocked", "candidate", "p", "completion", "job_remaining",
+                 "waiting_time", "machine", "machine_down", "job_completion")
+J_CAND, J_NEXTP, J_NEXTM, J_REMW, J_REMO, J_WAIT, J_BUSY = 1, 6, 7, 8, 9, 10, 11
+M_DOWN, M_PROC, M_BLOCKED, M_BUSY, M_REMW, M_CANDS, M_REMO = 1, 2, 3, 4, 5, 6, 7
+N_CAND, N_P, N_COMP, N_JREM, N_WAIT, N_MACH, N_DOWN, N_JCOMP = 3, 4, 5, 6, 7, 8, 9, 10
+
 
 @dataclass
 class JobShopInstance:
@@ -105,11 +116,19 @@ class JobShopInstance:
 
 class JobShopModel:
     """State and dynamics of one episode. Call :meth:`reset`, then :meth:`dispatch` a candidate job
-    while ``not done``; :meth:`candidates` is the boolean mask over jobs."""
+    while ``not done``; ``cand`` is the boolean mask over jobs.
+
+    Besides the state, the model keeps three float32 feature matrices up to date event by event
+    (``jf`` [jobs, JOB_FEATURES], ``mf`` [machines, MACHINE_FEATURES], ``of`` [operations,
+    NODE_FEATURES]) so that the env's observation costs a handful of numpy calls per step; the
+    time-dependent columns (candidate, waiting, busy_left, completion of running operations) are
+    filled by the env. ``alive[o]`` is False once operation ``o`` finished and left its machine.
+    """
 
     def __init__(self, instance: JobShopInstance, rng: np.random.Generator, *, rule: str = "nondelay",
                  blocking: bool = False, swap_allowed: bool = False, shutdown_prob: float = 0.0,
-                 shutdown_dist: str = "uniform", shutdown_mean: float = 1.0, on_interrupt: str = "resume"):
+                 shutdown_dist: str = "uniform", shutdown_mean: float = 1.0, on_interrupt: str = "resume",
+                 max_machines: int | None = None):
         if rule == "active" and (blocking or shutdown_prob > 0):
             raise ValueError("rule='active' (Giffler-Thompson) supports the classic problem only "
                              "(blocking=False, shutdown_prob=0); use rule='nondelay'")
@@ -124,6 +143,7 @@ class JobShopModel:
         self.on_interrupt = on_interrupt
         inst = instance
         self.n_jobs, self.n_machines = inst.n_jobs, int(inst.n_machines)
+        self.max_machines = int(max_machines or self.n_machines)
         jj, kk, mm, dd = inst.ops()
         self.op_job, self.op_k, self.op_m, self.op_p = jj, kk, mm, dd
         self.n_ops_total = len(jj)
@@ -139,9 +159,35 @@ class JobShopModel:
             self.op_tail[s:e] = np.cumsum(dd[s:e][::-1])[::-1]
         self.job_work = self.op_tail[self.job_off].copy()
         self.mach_work0 = np.bincount(mm, weights=dd, minlength=self.n_machines).astype(np.int64)
+        self.mach_nops = np.bincount(mm, minlength=self.n_machines).astype(np.int64)
+        self.max_jobwork = float(max(self.job_work.max(), 1))
+        self.max_machwork = float(max(self.mach_work0.max(), 1))
         self.hazard = min(self.shutdown_prob / self.mean_p, 1.0)
+        self._ar = np.arange(self.n_jobs)
         #: ask at single-candidate points too (the env sets it when an instance has no real choice)
         self.ask_single = False
+        # static parts of the feature matrices
+        J, M, O = self.n_jobs, self.n_machines, self.n_ops_total
+        jf = np.zeros((J, len(JOB_FEATURES)), np.float32)
+        jf[:, 0] = 1.0
+        jf[:, 2] = 1.0
+        jf[:, J_NEXTP] = dd[self.job_off] / self.max_p
+        jf[:, J_NEXTM] = (mm[self.job_off] + 1) / self.max_machines
+        jf[:, J_REMW] = self.job_work / self.max_jobwork
+        jf[:, J_REMO] = 1.0
+        mf = np.zeros((M, len(MACHINE_FEATURES)), np.float32)
+        mf[:, 0] = 1.0
+        mf[:, M_REMW] = self.mach_work0 / self.max_machwork
+        mf[:, M_REMO] = (self.mach_nops > 0)
+        # one extra scratch row (index O) absorbs vectorised writes for machines that run nothing
+        of = np.zeros((O + 1, len(NODE_FEATURES)), np.float32)
+        of[:O, 0] = 1.0
+        of[:O, N_P] = dd / self.max_p
+        of[:O, N_JREM] = self.op_tail / self.max_jobwork
+        of[:O, N_MACH] = (mm + 1) / self.max_machines
+        self.inv_p_ext = np.r_[1.0 / np.maximum(dd, 1), 0.0]
+        self.tail_minus_p_ext = np.r_[(self.op_tail - dd), 0].astype(np.float64)
+        self._jf0, self._mf0, self._of0 = jf, mf, of
 
     # ------------------------------------------------------------------------------ reset
     def reset(self) -> None:
@@ -149,24 +195,35 @@ class JobShopModel:
         self.t = 0
         self.clock = EventClock(0)
         self.job_status = np.zeros(J, np.int64)
+        self.job_free = np.ones(J, bool)               # IDLE or BLOCKED, with a next operation
         self.next_k = np.zeros(J, np.int64)           # index of the next op to dispatch
+        self.next_op = self.job_off.copy()             # its flat index (clamped for finished jobs)
         self.cur_op = np.full(J, -1, np.int64)         # op processing / blocked-held
-        self.ready = np.zeros(J, np.int64)             # time the job became ready (or will be)
+        self.ready = np.zeros(J, np.int64)             # time the job became ready (active: will be)
+        self.job_end_est = np.zeros(J, np.int64)       # end of the running op as known now
         self.job_rem = self.job_work.copy()            # work of ops not yet dispatched
         self.next_m = self.op_m[self.job_off].copy()    # machine of next op (-1 when none)
+        self.next_mi = self.next_m.copy()              # same, 0 when none (safe index)
         self.next_p = self.op_p[self.job_off].copy()
+        self.n_done = 0
         self.holder = np.full(M, -1, np.int64)
         self.down = np.zeros(M, bool)
         self.down_until = np.zeros(M, np.int64)
         self.paused = np.zeros(M, bool)
         self.seg_start = np.zeros(M, np.int64)
         self.end_ev = np.full(M, -1, np.int64)
+        self.mach_end_est = np.zeros(M, np.int64)
+        self.mach_op = np.full(M, O, np.int64)        # op processing (or paused) on m, O if none
         self.mach_rem = self.mach_work0.copy()         # work of ops not yet dispatched, per machine
+        self.mach_wait = self.mach_nops.copy()         # ops not yet dispatched, per machine
         self.mach_ready = np.zeros(M, np.int64)        # active rule: machine free from
         self.op_status = np.zeros(O, np.int64)
+        self.alive = np.ones(O, bool)
+        self.alive_version = 0
         self.op_start = np.full(O, -1, np.int64)
         self.op_end = np.full(O, -1, np.int64)
         self.op_left = self.op_p.copy()
+        self.jf, self.mf, self.of = self._jf0.copy(), self._mf0.copy(), self._of0.copy()
         self.segments: list[tuple[int, int, int, int, int]] = []
         self.swaps = 0
         self.swapped_ops = 0
@@ -176,7 +233,8 @@ class JobShopModel:
         self.deadlock = False
         self.done = False
         self.auto_dispatched = 0
-        self._cand = np.zeros(J, bool)
+        self._check_cycles = False
+        self.cand = np.zeros(J, bool)
         if self.hazard > 0:
             for m in range(M):
                 self.clock.schedule(self._gap(), "sd_start", m)
@@ -195,40 +253,59 @@ class JobShopModel:
         # exponential, rounded up to an integer >= 1
         return max(int(np.ceil(self.rng.exponential(mean))), 1)
 
+    # ----------------------------------------------------------------------- state setters
+    def _job_state(self, j: int, s: int) -> None:
+        jf = self.jf
+        jf[j, 2 + self.job_status[j]] = 0.0
+        jf[j, 2 + s] = 1.0
+        self.job_status[j] = s
+        self.job_free[j] = (s == IDLE or s == BLOCKED) and self.next_m[j] >= 0
+
+    def _op_state(self, o: int, s: int) -> None:
+        old = self.op_status[o]
+        of = self.of
+        if old < OP_DONE:
+            of[o, old] = 0.0
+        if s < OP_DONE:
+            of[o, s] = 1.0
+        if old == OP_WAIT:  # no longer a next operation: clear the per-step columns
+            of[o, N_CAND] = 0.0
+            of[o, N_WAIT] = 0.0
+        else:
+            self.alive[o] = False
+            self.alive_version += 1
+        self.op_status[o] = s
+
     # ------------------------------------------------------------------------- candidates
     def candidates(self) -> np.ndarray:
         """Boolean mask over jobs: whose next operation may be dispatched now (copy)."""
-        return self._cand.copy()
+        return self.cand.copy()
 
     def _compute_candidates(self) -> np.ndarray:
         if self.rule == "active":
             return self._gt_conflict()
-        nm = self.next_m
-        ok = (nm >= 0) & ((self.job_status == IDLE) | (self.job_status == BLOCKED))
-        if not ok.any():
-            return ok
-        mi = np.where(nm >= 0, nm, 0)
+        mi = self.next_mi
         h = self.holder[mi]
-        return ok & ((h == -1) | (h == np.arange(self.n_jobs))) & ~self.down[mi]
+        c = self.job_free & ((h < 0) | (h == self._ar))
+        if self.hazard > 0:
+            c &= ~self.down[mi]
+        return c
 
     def _gt_conflict(self) -> np.ndarray:
-        nm = self.next_m
-        live = nm >= 0
-        if not live.any():
-            return live
-        mi = np.where(live, nm, 0)
-        est = np.maximum(self.ready, self.mach_ready[mi])
+        live = self.next_m >= 0
+        est = np.maximum(self.ready, self.mach_ready[self.next_mi])
         ect = np.where(live, est + self.next_p, np.iinfo(np.int64).max)
         jstar = int(np.argmin(ect))
         cstar = ect[jstar]
-        mstar = nm[jstar]
         self._gt_est = est
-        return live & (nm == mstar) & (est < cstar) | (np.arange(self.n_jobs) == jstar)
+        c = live & (self.next_m == self.next_m[jstar]) & (est < cstar)
+        c[jstar] = True
+        return c
 
     # ---------------------------------------------------------------------------- actions
     def dispatch(self, j: int) -> None:
         """Start (or, under ``active``, schedule) the next operation of candidate job ``j``."""
-        if not self._cand[j]:
+        if not self.cand[j]:
             raise ValueError(f"job {j} is not a candidate")
         if self.rule == "active":
             self._gt_schedule(j)
@@ -236,102 +313,135 @@ class JobShopModel:
             self._start(j)
         self._advance()
 
+    def _dispatched(self, j: int, o: int, m: int, p: int) -> None:
+        """Bookkeeping shared by both rules when op ``o`` of job ``j`` is dispatched on ``m``."""
+        self.job_rem[j] -= p
+        self.mach_rem[m] -= p
+        self.mach_wait[m] -= 1
+        mf = self.mf
+        mf[m, M_REMW] = self.mach_rem[m] / self.max_machwork
+        mf[m, M_REMO] = self.mach_wait[m] / max(self.mach_nops[m], 1)
+        k = self.next_k[j] + 1
+        self.next_k[j] = k
+        jf = self.jf
+        nops = self.job_nops[j]
+        jf[j, J_REMW] = self.job_rem[j] / self.max_jobwork
+        jf[j, J_REMO] = (nops - k) / nops
+        s = self.job_off[j]
+        self.of[s:s + nops, N_JCOMP] = k / nops
+        if k < nops:
+            o2 = s + k
+            self.next_op[j] = o2
+            nm = self.op_m[o2]
+            self.next_m[j] = nm
+            self.next_mi[j] = nm
+            self.next_p[j] = self.op_p[o2]
+            jf[j, J_NEXTP] = self.op_p[o2] / self.max_p
+            jf[j, J_NEXTM] = (nm + 1) / self.max_machines
+        else:
+            self.next_m[j] = -1
+            self.next_mi[j] = 0
+            self.next_p[j] = 0
+            jf[j, J_NEXTP] = 0.0
+            jf[j, J_NEXTM] = 0.0
+
     def _gt_schedule(self, j: int) -> None:
-        o = self.job_off[j] + self.next_k[j]
+        o = int(self.next_op[j])
         m, p = int(self.op_m[o]), int(self.op_p[o])
         s = int(max(self.ready[j], self.mach_ready[m]))
         e = s + p
         self.op_start[o], self.op_end[o] = s, e
-        self.op_status[o] = OP_DONE
+        self._op_state(o, OP_DONE)
         self.segments.append((j, int(self.op_k[o]), m, s, e))
         self.ready[j] = e
         self.mach_ready[m] = e
-        self.job_rem[j] -= p
-        self.mach_rem[m] -= p
-        self._next_of(j)
-
-    def _next_of(self, j: int) -> None:
-        self.next_k[j] += 1
-        if self.next_k[j] < self.job_nops[j]:
-            o = self.job_off[j] + self.next_k[j]
-            self.next_m[j] = self.op_m[o]
-            self.next_p[j] = self.op_p[o]
-        else:
-            self.next_m[j] = -1
-            self.next_p[j] = 0
+        self._dispatched(j, o, m, p)
+        if self.next_m[j] < 0:
+            self._job_state(j, DONE)
+            self.n_done += 1
 
     def _start(self, j: int) -> None:
         t = self.t
-        o = int(self.job_off[j] + self.next_k[j])
+        o = int(self.next_op[j])
         m = int(self.op_m[o])
         if self.job_status[j] == BLOCKED:
             prev = int(self.cur_op[j])
             pm = int(self.op_m[prev])
-            self.op_status[prev] = OP_DONE
+            self._op_state(prev, OP_DONE)
             if pm != m and self.holder[pm] == j:
                 self.holder[pm] = -1
+                self.mf[pm, M_BLOCKED] = 0.0
         self.holder[m] = j
-        self.job_status[j] = PROC
+        self.mf[m, M_BLOCKED] = 0.0
+        self.mf[m, M_PROC] = 1.0
+        self.mach_op[m] = o
         self.cur_op[j] = o
-        self.op_status[o] = OP_PROC
+        self._op_state(o, OP_PROC)
         self.op_start[o] = t
         self.seg_start[m] = t
         p = int(self.op_p[o])
-        self.job_rem[j] -= p
-        self.mach_rem[m] -= p
+        self.job_end_est[j] = t + p
+        self.mach_end_est[m] = t + p
         self.end_ev[m] = self.clock.schedule(t + p, "end", m)
-        self._next_of(j)
+        self._dispatched(j, o, m, p)
+        self._job_state(j, PROC)
 
     # ------------------------------------------------------------------------- simulation
     def _advance(self) -> None:
         """Run until a decision with >= 2 candidates, the end, or a deadlock."""
+        need = 1 if self.ask_single else 2
         if self.rule == "active":
             while True:
-                if not (self.next_m >= 0).any():
+                if self.n_done == self.n_jobs:
                     self.t = int(self.op_end.max())
                     self.done = True
-                    self._cand = np.zeros(self.n_jobs, bool)
+                    self.cand = np.zeros(self.n_jobs, bool)
                     return
                 cand = self._gt_conflict()
-                live = self.next_m >= 0
-                self.t = max(self.t, int(self._gt_est[live].min()))
-                if cand.sum() >= (1 if self.ask_single else 2):
-                    self._cand = cand
+                self.t = max(self.t, int(self._gt_est[self.next_m >= 0].min()))
+                n = int(np.count_nonzero(cand))
+                if n >= need:
+                    self.cand = cand
                     return
                 self.auto_dispatched += 1
-                self._gt_schedule(int(np.flatnonzero(cand)[0]))
+                self._gt_schedule(int(cand.argmax()))
         while True:
-            if self.blocking and (self.job_status == BLOCKED).any():
+            if self._check_cycles:
+                self._check_cycles = False
                 if self._resolve_cycles():
                     return  # deadlock
             cand = self._compute_candidates()
-            n = int(cand.sum())
-            if n >= 2 or (n == 1 and self.ask_single):
-                self._cand = cand
+            n = int(np.count_nonzero(cand))
+            if n >= need:
+                self.cand = cand
                 return
             if n == 1:
                 self.auto_dispatched += 1
-                self._start(int(np.flatnonzero(cand)[0]))
+                self._start(int(cand.argmax()))
                 continue
-            if (self.job_status == DONE).all():
+            if self.n_done == self.n_jobs:
                 self.done = True
-                self._cand = cand
+                self.cand = cand
                 return
             if self.clock.peek_time() == float("inf"):  # cannot happen without a cycle
                 self.deadlock = True
                 self.done = True
-                self._cand = cand
+                self.cand = cand
                 return
             self._process_next_events()
 
+    _ORDER = {"end": 0, "sd_end": 1, "sd_start": 2}
+
     def _process_next_events(self) -> None:
-        t = self.clock.peek_time()
-        evs = []
-        while self.clock.peek_time() == t:
-            evs.append(self.clock.pop())
+        clock = self.clock
+        t = clock.peek_time()
+        evs = [clock.pop()]
+        while clock.peek_time() == t:
+            evs.append(clock.pop())
         self.t = int(t)
-        order = {"end": 0, "sd_end": 1, "sd_start": 2}
-        evs.sort(key=lambda e: (order[e.kind], e.seq))
+        if len(evs) > 1:
+            order = self._ORDER
+            evs.sort(key=lambda e: (order[e.kind], e.seq))
         for ev in evs:
             m = ev.payload
             if ev.kind == "end":
@@ -350,19 +460,28 @@ class JobShopModel:
         self.op_left[o] = 0
         self.end_ev[m] = -1
         self.ready[j] = t
+        mf = self.mf
+        mf[m, M_PROC] = 0.0
+        self.mach_op[m] = self.n_ops_total
         if self.next_m[j] < 0:
-            self.job_status[j] = DONE
-            self.op_status[o] = OP_DONE
+            self._op_state(o, OP_DONE)
             self.holder[m] = -1
             self.cur_op[j] = -1
+            self._job_state(j, DONE)
+            self.n_done += 1
         elif self.blocking:
-            self.job_status[j] = BLOCKED
-            self.op_status[o] = OP_BLOCKED
+            self._op_state(o, OP_BLOCKED)
+            of = self.of
+            of[o, N_COMP] = 1.0
+            of[o, N_JREM] = (self.op_tail[o] - self.op_p[o]) / self.max_jobwork
+            mf[m, M_BLOCKED] = 1.0
+            self._job_state(j, BLOCKED)
+            self._check_cycles = True
         else:
-            self.job_status[j] = IDLE
-            self.op_status[o] = OP_DONE
+            self._op_state(o, OP_DONE)
             self.holder[m] = -1
             self.cur_op[j] = -1
+            self._job_state(j, IDLE)
 
     def _machine_has_work(self, m: int) -> bool:
         h = self.holder[m]
@@ -377,6 +496,7 @@ class JobShopModel:
         self.down[m] = True
         self.down_until[m] = t + d
         self.down_log.append((m, t, t + d))
+        self.mf[m, M_DOWN] = 1.0
         h = int(self.holder[m])
         if h >= 0 and self.job_status[h] == PROC and not self.paused[m]:
             o = int(self.cur_op[h])
@@ -388,12 +508,14 @@ class JobShopModel:
             self.op_left[o] = (self.op_left[o] - done) if self.on_interrupt == "resume" else self.op_p[o]
             self.paused[m] = True
             self.interruptions += 1
+            self.job_end_est[h] = self.mach_end_est[m] = t + d + self.op_left[o]
         self.clock.schedule(t + d, "sd_end", m)
 
     def _on_sd_end(self, m: int) -> None:
         t = self.t
         self.down[m] = False
         self.down_until[m] = 0
+        self.mf[m, M_DOWN] = 0.0
         if self.paused[m]:
             h = int(self.holder[m])
             o = int(self.cur_op[h])
@@ -402,6 +524,8 @@ class JobShopModel:
             self.end_ev[m] = self.clock.schedule(t + int(self.op_left[o]), "end", m)
         if self._machine_has_work(m):
             self.clock.schedule(t + self._gap(), "sd_start", m)
+        if self.blocking:
+            self._check_cycles = True  # a swap may have been waiting for this machine
 
     def _resolve_cycles(self) -> bool:
         """Swap (or detect as deadlock) every cycle of blocked jobs. Returns True on deadlock."""
@@ -434,7 +558,7 @@ class JobShopModel:
             if not self.swap_allowed:
                 self.deadlock = True
                 self.done = True
-                self._cand = np.zeros(self.n_jobs, bool)
+                self.cand = np.zeros(self.n_jobs, bool)
                 return True
             targets = [int(self.next_m[j]) for j in cycle]
             if self.down[targets].any():
@@ -442,42 +566,27 @@ class JobShopModel:
             # every job leaves its machine and takes the next one's, all at time t
             for j in cycle:
                 prev = int(self.cur_op[j])
-                self.op_status[prev] = OP_DONE
-                self.holder[int(self.op_m[prev])] = -1
+                self._op_state(prev, OP_DONE)
+                pm = int(self.op_m[prev])
+                self.holder[pm] = -1
+                self.mf[pm, M_BLOCKED] = 0.0
             for j in cycle:
-                self.job_status[j] = IDLE  # so _start does not release anything again
+                self._job_state(j, IDLE)  # so _start does not release anything again
                 self._start(j)
             self.swaps += 1
             self.swapped_ops += len(cycle)
 
     # ------------------------------------------------------------------------------ views
     def lower_bound(self) -> int:
-        """Lower bound on the final makespan given the current state (= makespan when done)."""
+        """Lower bound on the final makespan given the current state (= makespan when done):
+        the max over jobs of (when the job is next available + its undispatched work) and over
+        machines of (when the machine is next free + its undispatched work), and ``t``."""
         if self.rule == "active":
-            jb = self.ready + self.job_rem
-            mb = self.mach_ready + self.mach_rem
-            return int(max(jb.max(), mb.max()))
+            return int(max((self.ready + self.job_rem).max(), (self.mach_ready + self.mach_rem).max()))
         t = self.t
-        # when each job can next be dispatched (end of its processing op, at least t)
-        avail = np.full(self.n_jobs, t, np.int64)
-        proc = self.job_status == PROC
-        if proc.any():
-            ops = self.cur_op[proc]
-            m = self.op_m[ops]
-            running_end = np.where(self.paused[m], np.maximum(self.down_until[m], t) + self.op_left[ops],
-                                   self.seg_start[m] + self.op_left[ops])
-            avail[proc] = running_end
-        done = self.job_status == DONE
-        avail[done] = self.ready[done]
-        jb = int((avail + self.job_rem).max())
-        # machines: free from (end of the op holding it, shutdown end), plus undispatched work
-        mfree = np.maximum(self.down_until, t)
-        h = self.holder
-        busy = h >= 0
-        if busy.any():
-            mfree[busy] = np.maximum(mfree[busy], avail[h[busy]])
-        mb = int((mfree + self.mach_rem).max())
-        return max(jb, mb, t)
+        jb = (np.maximum(self.job_end_est, t) + self.job_rem).max()
+        mb = (np.maximum(np.maximum(self.mach_end_est, self.down_until), t) + self.mach_rem).max()
+        return int(max(jb, mb))
 
     def makespan(self) -> int:
         return int(self.op_end.max()) if self.n_ops_total else 0

@@ -97,7 +97,7 @@ def render_ansi(env) -> str:
         h = int(md.holder[m])
         state = "DOWN" if md.down[m] else ("free" if h < 0 else f"J{h} {_STATUS[int(md.job_status[h])]}")
         lines.append(f"M{m:<3} {state}")
-    cand = md._cand
+    cand = md.cand
     for j in range(md.n_jobs):
         k = int(md.next_k[j])
         nxt = f"op {k} on M{int(md.next_m[j])} p={int(md.next_p[j])}" if md.next_m[j] >= 0 else "-"
