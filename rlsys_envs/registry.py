@@ -45,6 +45,18 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         entry_point="rlsys_envs.serverless.env:ServerlessAutoscalingEnv",
         baselines="rlsys_envs.serverless.baselines:BASELINES",
         summary="Knative concurrency-limit autoscaling (Schuler et al. 2021); Discrete/Box limit; metrics obs",
+        variants={
+            "delta": {},
+            "absolute": {"action_type": "absolute"},
+            "continuous": {"action_type": "continuous"},
+            "memory": {"profile": "memory"},
+            "sleep": {"profile": "sleep"},
+            "poisson": {"workload": "poisson"},
+            "bursty": {"workload": "bursty"},
+            "diurnal": {"workload": "diurnal"},
+            "switching": {"workload": "switching"},
+            "slo": {"reward": "slo", "action_type": "absolute"},
+        },
     ),
     EnvEntry(
         id="rlsys/VMRescheduling-v0",

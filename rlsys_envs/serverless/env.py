@@ -1,0 +1,368 @@
+"""Gymnasium environment: set Knative's per-pod concurrency limit every 30 s of simulated time."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int
+
+from .generator import DEFAULT_RATES, WORKLOADS, load_trace_counts, make_profile, make_workload
+from .model import PROFILES, ClusterConfig, IntervalStats, KPAConfig, make_simulator
+
+#: the limit grid of the paper's action space: 10, 30, ..., 310
+LIMITS = np.arange(10, 311, 20)
+DELTAS = (-20, 0, 20)
+OBS_KEYS = ("limit", "pods_ready", "pods_pending", "arrival_rate", "throughput", "in_flight", "queued",
+            "p50_latency", "p95_latency", "error_rate", "cpu_util", "mem_util", "progress")
+
+
+def _squash(x: float, scale: float) -> float:
+    """x / (x + scale): maps [0, inf) onto [0, 1), monotone, 0.5 at ``scale``."""
+    x = max(0.0, float(x))
+    return x / (x + scale)
+
+
+class ServerlessAutoscalingEnv(RlsysEnv):
+    """Concurrency-limit autoscaling of a Knative service (Schuler, Jamil, Kühl, CCGrid 2021).
+
+    **Description.** A Knative service runs on a small cluster (default: 3 nodes of 3.5
+    allocatable cores, so at most 9 one-core pods). Knative's Pod Autoscaler (KPA, simulated
+    faithfully: 1 s metric buckets, 60 s stable and 6 s panic windows, panic at 2x the ready
+    pods with no scale-down while panicking, a decision every 2 s, scale-up rate 1000x and
+    scale-down rate 2x per tick, scale to zero after 60 s idle plus a 30 s grace period, the
+    activator holding requests while no pod is ready) scales pods to keep the concurrency per
+    pod at ``0.7 x containerConcurrency``. The agent sets ``containerConcurrency``, the hard
+    per-pod limit: requests over it wait in the pod's queue-proxy. Each request burns CPU shared
+    by the requests in flight on its pod (processor sharing with a contention penalty), sleeps
+    (I/O, not shared) and holds memory while in flight; admitting a request past the pod's memory
+    limit OOM-kills the container (its in-flight requests fail; it restarts after a cold-start
+    delay). Pods take a log-normal cold start (median 2 s) and hold node cpu/mem from a
+    ``core.ResourcePool``, which bounds their number. Between decisions the simulator runs
+    ``decision_interval`` seconds (fast time-stepped fluid model by default; the request-level
+    reference with ``simulator="event"``).
+
+    **Action Space.**
+    * ``action_type="delta"`` (default, the paper's): ``Discrete(3)``: 0 = limit - 20,
+      1 = keep, 2 = limit + 20. At the grid edges the move that would leave [10, 310] is
+      masked out (``action_masks()`` / ``info["action_mask"]``) and raises
+      ``InvalidActionError``; "keep" is always legal.
+    * ``"absolute"``: ``Discrete(16)``: action ``a`` sets the limit ``10 + 20 a`` (10 .. 310);
+      every action is always legal.
+    * ``"continuous"``: ``Box(-1, 1, (1,), float32)``: the limit is
+      ``round(10 + (a + 1) / 2 * 300)``, any integer in [10, 310]. There is no mask: every value
+      in the box is legal (``action_masks()`` returns ``[True]``) and values outside the box
+      raise ``InvalidActionError``.
+
+    **Observation Space.** ``Dict`` of ``Box(0, 1, (1,), float32)``, all about the interval that
+    just ended (or the state at its end), normalised so the bounds hold by construction
+    (``sq(x, k) = x / (x + k)``):
+
+    ================ ==============================================================
+    limit            current limit / 310 (0 when pinned to "no limit")
+    pods_ready       ready pods at the end of the interval / the cluster's pod capacity
+    pods_pending     sq(starting + unschedulable + restarting pods, pod capacity)
+    arrival_rate     sq(requests arrived per second, 100)
+    throughput       sq(requests completed per second, 100)
+    in_flight        sq(requests in flight at the end, 100)
+    queued           sq(requests queued in proxies and the activator at the end, 100)
+    p50_latency      sq(median latency of the interval's successful requests in s, 1)
+    p95_latency      sq(95th percentile latency in s, 1)
+    error_rate       failed / (completed + failed) in the interval
+    cpu_util         CPU seconds used / CPU seconds of the running pods
+    mem_util         memory held / memory limit of the running pods
+    progress         decisions taken / episode_decisions
+    ================ ==============================================================
+
+    **Rewards.**
+    * ``reward="paper"``: throughput ``X`` of the interval over the best interval throughput
+      ``X*`` seen so far in the episode (including this one); 1 when ``X >= 0.95 X*``
+      (the paper's tolerance), 0 when nothing has completed yet.
+    * ``reward="slo"``: ``X / throughput_ref - w_latency * max(0, p95 / slo_latency - 1)
+      - w_error * error_rate - w_cost * pod_seconds / (decision_interval * pod capacity)``.
+
+    **Starting State.** One warm ready pod, the limit at ``initial_limit``, empty queues; the
+    workload starts at t = 0 (the closed loop's clients all send their first request at once).
+
+    **Episode End.** Truncation after ``episode_decisions`` decisions (default 30 = 15 min
+    simulated); there is no terminal state.
+
+    **Arguments** (keyword only; defaults in brackets):
+    ``workload`` [paper] one of paper, poisson, bursty, diurnal, trace, switching;
+    ``profile`` [cpu] cpu, memory or sleep; ``switch_profile`` [sleep] and ``switch_at`` [0.5,
+    in (0, 1)] for ``switching``; ``clients`` [500, 1..100000]; ``arrival_rate`` [None = per
+    profile: cpu 50, memory 60, sleep 300 req/s; (0, 1e6]]; ``trace_path`` [None],
+    ``trace_function`` [None = sum of all rows], ``trace_scale`` [None = match arrival_rate];
+    ``cpu_s``, ``sleep_s``, ``mem_mb``, ``work_cv`` [None = profile's] per-request knobs;
+    ``action_type`` [delta]; ``reward`` [paper]; ``decision_interval`` [30.0, 2..3600 s, a
+    multiple of the 2 s tick]; ``episode_decisions`` [30, 1..100000]; ``initial_limit`` [110, a
+    grid value 10..310 for discrete actions, any integer in [10, 310] for continuous];
+    ``simulator`` [fluid] or event; ``dt`` [0.5, one of 0.1, 0.125, 0.2, 0.25, 0.5, 1.0];
+    ``throughput_ref`` [100.0], ``slo_latency`` [5.0 s], ``w_latency`` [1.0], ``w_error`` [1.0],
+    ``w_cost`` [0.1]; KPA: ``target_default`` [100], ``target_utilisation`` [0.7],
+    ``stable_window`` [60 s], ``panic_window_fraction`` [0.1], ``panic_threshold`` [2.0],
+    ``max_scale_up_rate`` [1000], ``max_scale_down_rate`` [2], ``scale_to_zero_grace`` [30 s],
+    ``enable_scale_to_zero`` [True]; cluster: ``n_nodes`` [3], ``node_cpu`` [3.5],
+    ``node_mem_mb`` [12288], ``pod_cpu`` [1.0], ``pod_mem_mb`` [512], ``pod_base_mem_mb`` [62],
+    ``cold_start_median`` [2.0 s], ``cold_start_sigma`` [0.3], ``contention`` [0.01];
+    ``render_mode`` [None, ansi, rgb_array].
+
+    **Metrics** (``info["metrics"]`` at the last step, whole episode): ``throughput`` (req/s),
+    ``p50_latency``, ``p95_latency``, ``p99_latency`` (s, successful requests), ``error_rate``,
+    ``pod_seconds``, ``cold_starts`` (pods started, OOM restarts excluded), ``oom_kills``,
+    ``mean_limit``, ``arrived``, ``completed``, ``failed``.
+    ``info`` at every step also holds ``limit`` and ``interval`` (this interval's numbers).
+
+    **Knative default.** :meth:`pin_limit` fixes the limit for the rest of the episode (0 = no
+    hard limit, the Knative default with target 100 x 0.7); later actions are validated but do
+    not change it. The ``knative_default`` and ``static_*`` baselines use it.
+
+    **Version History.** v0: first version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(self, *, workload: str = "paper", profile: str = "cpu", switch_profile: str = "sleep",
+                 switch_at: float = 0.5, clients: int = 500, arrival_rate: float | None = None,
+                 trace_path: str | None = None, trace_function: str | None = None, trace_scale: float | None = None,
+                 cpu_s: float | None = None, sleep_s: float | None = None, mem_mb: float | None = None,
+                 work_cv: float | None = None, action_type: str = "delta", reward: str = "paper",
+                 decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
+                 simulator: str = "fluid", dt: float = 0.5, throughput_ref: float = 100.0,
+                 slo_latency: float = 5.0, w_latency: float = 1.0, w_error: float = 1.0, w_cost: float = 0.1,
+                 target_default: float = 100.0, target_utilisation: float = 0.7, stable_window: float = 60.0,
+                 panic_window_fraction: float = 0.1, panic_threshold: float = 2.0,
+                 max_scale_up_rate: float = 1000.0, max_scale_down_rate: float = 2.0,
+                 scale_to_zero_grace: float = 30.0, enable_scale_to_zero: bool = True,
+                 n_nodes: int = 3, node_cpu: float = 3.5, node_mem_mb: float = 12288.0, pod_cpu: float = 1.0,
+                 pod_mem_mb: float = 512.0, pod_base_mem_mb: float = 62.0, cold_start_median: float = 2.0,
+                 cold_start_sigma: float = 0.3, contention: float = 0.01, render_mode: str | None = None):
+        super().__init__(render_mode=render_mode)
+        self.spec_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.workload_kind = check_choice("workload", workload, WORKLOADS)
+        self.profile_name = check_choice("profile", profile, tuple(PROFILES))
+        self.switch_profile_name = check_choice("switch_profile", switch_profile, tuple(PROFILES))
+        self.switch_at = check_float("switch_at", switch_at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        self.clients = check_int("clients", clients, 1, 100_000)
+        self.arrival_rate = None if arrival_rate is None else check_float("arrival_rate", arrival_rate, 0.0, 1e6, low_inclusive=False)
+        knobs = {}
+        for name, val, hi in (("cpu_s", cpu_s, 100.0), ("sleep_s", sleep_s, 3600.0), ("mem_mb", mem_mb, 1e6),
+                              ("work_cv", work_cv, 2.0)):
+            knobs[name] = None if val is None else check_float(name, val, 0.0, hi)
+        if knobs["cpu_s"] == 0.0 and knobs["sleep_s"] == 0.0:
+            raise ValueError("cpu_s and sleep_s cannot both be 0: a request must take time")
+        self.action_type = check_choice("action_type", action_type, ("delta", "absolute", "continuous"))
+        self.reward_kind = check_choice("reward", reward, ("paper", "slo"))
+        self.decision_interval = check_float("decision_interval", decision_interval, 2.0, 3600.0)
+        self.episode_decisions = check_int("episode_decisions", episode_decisions, 1, 100_000)
+        self.simulator_kind = check_choice("simulator", simulator, ("fluid", "event"))
+        self.dt = check_choice("dt", dt, (0.1, 0.125, 0.2, 0.25, 0.5, 1.0))
+        self.throughput_ref = check_float("throughput_ref", throughput_ref, 0.0, 1e9, low_inclusive=False)
+        self.slo_latency = check_float("slo_latency", slo_latency, 0.0, 1e6, low_inclusive=False)
+        self.w_latency = check_float("w_latency", w_latency, 0.0, 1e6)
+        self.w_error = check_float("w_error", w_error, 0.0, 1e6)
+        self.w_cost = check_float("w_cost", w_cost, 0.0, 1e6)
+        kpa = KPAConfig(
+            target_default=check_float("target_default", target_default, 1.0, 1e4),
+            target_utilisation=check_float("target_utilisation", target_utilisation, 0.0, 1.0, low_inclusive=False),
+            stable_window=check_float("stable_window", stable_window, 6.0, 3600.0),
+            panic_window_fraction=check_float("panic_window_fraction", panic_window_fraction, 0.0, 1.0, low_inclusive=False),
+            panic_threshold=check_float("panic_threshold", panic_threshold, 1.1, 10.0),
+            max_scale_up_rate=check_float("max_scale_up_rate", max_scale_up_rate, 1.0, 1e6, low_inclusive=False),
+            max_scale_down_rate=check_float("max_scale_down_rate", max_scale_down_rate, 1.0, 1e6, low_inclusive=False),
+            scale_to_zero_grace=check_float("scale_to_zero_grace", scale_to_zero_grace, 0.0, 3600.0),
+            enable_scale_to_zero=check_bool("enable_scale_to_zero", enable_scale_to_zero))
+        if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
+            raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, got {decision_interval}")
+        cluster = ClusterConfig(
+            n_nodes=check_int("n_nodes", n_nodes, 1, 1000),
+            node_cpu=check_float("node_cpu", node_cpu, 0.0, 1e4, low_inclusive=False),
+            node_mem_mb=check_float("node_mem_mb", node_mem_mb, 0.0, 1e8, low_inclusive=False),
+            pod_cpu=check_float("pod_cpu", pod_cpu, 0.0, 1e3, low_inclusive=False),
+            pod_mem_mb=check_float("pod_mem_mb", pod_mem_mb, 0.0, 1e7, low_inclusive=False),
+            pod_base_mem_mb=check_float("pod_base_mem_mb", pod_base_mem_mb, 0.0, 1e7),
+            cold_start_median=check_float("cold_start_median", cold_start_median, 0.0, 600.0, low_inclusive=False),
+            cold_start_sigma=check_float("cold_start_sigma", cold_start_sigma, 0.0, 3.0),
+            contention=check_float("contention", contention, 0.0, 10.0))
+        if cluster.pod_base_mem_mb >= cluster.pod_mem_mb:
+            raise ValueError(f"pod_base_mem_mb must be below pod_mem_mb ({cluster.pod_mem_mb}), got {pod_base_mem_mb}")
+        if cluster.max_pods() < 1:
+            raise ValueError("n_nodes/node_cpu/node_mem_mb: the cluster cannot hold a single pod of "
+                             f"pod_cpu={pod_cpu}, pod_mem_mb={pod_mem_mb}")
+        if self.action_type == "continuous":
+            self.initial_limit = check_int("initial_limit", initial_limit, 10, 310)
+        else:
+            self.initial_limit = check_choice("initial_limit", initial_limit, tuple(int(x) for x in LIMITS))
+        self.trace_counts = None
+        if self.workload_kind == "trace":
+            if trace_path is None:
+                raise ValueError("trace_path must name an Azure Functions 2019 invocations CSV when workload='trace'")
+            self.trace_counts = load_trace_counts(trace_path, function=trace_function)
+        self.trace_scale = None if trace_scale is None else check_float("trace_scale", trace_scale, 0.0, 1e9, low_inclusive=False)
+        self.profile = make_profile(self.profile_name, **knobs)
+        self.switch_profile = make_profile(self.switch_profile_name, **knobs)
+        self.kpa_cfg, self.cluster = kpa, cluster
+        self.max_pods = cluster.max_pods()
+        self.sim = make_simulator(self.simulator_kind, cluster, kpa, dt=self.dt)
+
+        if self.action_type == "delta":
+            self.action_space = spaces.Discrete(3)
+        elif self.action_type == "absolute":
+            self.action_space = spaces.Discrete(len(LIMITS))
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        box = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.observation_space = spaces.Dict({k: box for k in OBS_KEYS})
+        self._last: IntervalStats | None = None
+        self.history: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------------------ helpers
+    @property
+    def limit(self) -> int:
+        return self.sim.limit
+
+    def limit_for_action(self, action) -> int:
+        """The limit an action would set now (for policies that plan in limits)."""
+        if self.action_type == "delta":
+            return int(self.sim.limit + DELTAS[int(action)])
+        if self.action_type == "absolute":
+            return int(LIMITS[int(action)])
+        a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+        return int(round(10 + (a + 1.0) / 2.0 * 300.0))
+
+    def action_for_limit(self, limit: int):
+        """An action moving the limit towards ``limit`` (one step of 20 for ``delta``)."""
+        if self.action_type == "delta":
+            cur = self.sim.limit
+            mask = self._action_mask()
+            if limit > cur and mask[2]:
+                return 2
+            if limit < cur and mask[0]:
+                return 0
+            return 1
+        if self.action_type == "absolute":
+            return int(np.argmin(np.abs(LIMITS - limit)))
+        return np.array([(min(max(limit, 10), 310) - 10) / 300.0 * 2.0 - 1.0], np.float32)
+
+    def pin_limit(self, limit: int) -> None:
+        """Fix the limit (0 = no hard limit: Knative's default) for the rest of the episode."""
+        limit = check_int("limit", limit, 0, 100_000)
+        self.sim.set_limit(limit)
+        self._pinned = True
+
+    def _workload(self):
+        return make_workload(self.workload_kind, self.profile, clients=self.clients, arrival_rate=self.arrival_rate,
+                             episode_seconds=self.decision_interval * self.episode_decisions,
+                             switch_profile=self.switch_profile, switch_at=self.switch_at,
+                             trace_counts=self.trace_counts, trace_scale=self.trace_scale)
+
+    # ------------------------------------------------------------------------ RlsysEnv hooks
+    def _reset_model(self, options: dict | None) -> None:
+        self.sim.reset(self.np_random, self._workload(), self.initial_limit)
+        self._pinned = False
+        self._t = 0
+        self._best = 0.0
+        self._last = None
+        self._limit_sum = 0.0
+        self.history = {k: [] for k in ("t", "arrival_rate", "throughput", "pods_ready", "limit", "p95", "error_rate")}
+
+    def _apply_action(self, action):
+        if not self._pinned:
+            self.sim.set_limit(self.limit_for_action(action))
+        self._limit_sum += self.sim.limit
+        st = self.sim.advance(self.decision_interval)
+        self._last = st
+        self._t += 1
+        x = st.throughput
+        if self.reward_kind == "paper":
+            self._best = max(self._best, x)
+            reward = 0.0 if self._best <= 0 else (1.0 if x >= 0.95 * self._best else x / self._best)
+        else:
+            p95 = st.latency(0.95)
+            reward = (x / self.throughput_ref - self.w_latency * max(0.0, p95 / self.slo_latency - 1.0)
+                      - self.w_error * st.error_rate
+                      - self.w_cost * st.pod_seconds / (self.decision_interval * self.max_pods))
+        h = self.history
+        h["t"].append(self.sim.now)
+        h["arrival_rate"].append(st.arrived / st.duration)
+        h["throughput"].append(x)
+        h["pods_ready"].append(st.ready_mean)
+        h["limit"].append(self.sim.limit)
+        h["p95"].append(st.latency(0.95))
+        h["error_rate"].append(st.error_rate)
+        truncated = self._t >= self.episode_decisions
+        return float(reward), False, truncated
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        st = self._last
+        snap = self.sim.snapshot()
+        vals = {
+            "limit": min(self.sim.limit, 310) / 310.0,
+            "pods_ready": min(1.0, snap["ready"] / self.max_pods),
+            "pods_pending": _squash(snap["pending"], self.max_pods),
+            "arrival_rate": _squash(st.arrived / st.duration, 100.0) if st else 0.0,
+            "throughput": _squash(st.throughput, 100.0) if st else 0.0,
+            "in_flight": _squash(snap["in_flight"], 100.0),
+            "queued": _squash(snap["queued"], 100.0),
+            "p50_latency": _squash(st.latency(0.5), 1.0) if st else 0.0,
+            "p95_latency": _squash(st.latency(0.95), 1.0) if st else 0.0,
+            "error_rate": st.error_rate if st else 0.0,
+            "cpu_util": st.cpu_util if st else 0.0,
+            "mem_util": st.mem_util if st else 0.0,
+            "progress": min(1.0, self._t / self.episode_decisions),
+        }
+        return {k: np.array([min(max(v, 0.0), 1.0)], np.float32) for k, v in vals.items()}
+
+    def _action_mask(self):
+        if self.action_type == "delta":
+            cur = self.sim.limit
+            return np.array([cur - 20 >= 10, True, cur + 20 <= 310], dtype=bool)
+        if self.action_type == "absolute":
+            return np.ones(len(LIMITS), dtype=bool)
+        return None
+
+    def _is_legal(self, action, mask) -> bool:
+        if self.action_type == "continuous":
+            return True        # every value inside the Box is legal (the base checked the box)
+        return super()._is_legal(action, mask)
+
+    def action_masks(self) -> np.ndarray:
+        if self.action_type == "continuous":
+            return np.ones(1, dtype=bool)
+        return super().action_masks()
+
+    def _step_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"limit": int(self.sim.limit)}
+        st = self._last
+        if st is not None:
+            info["interval"] = {"throughput": st.throughput, "p50_latency": st.latency(0.5),
+                                "p95_latency": st.latency(0.95), "error_rate": st.error_rate,
+                                "pod_seconds": st.pod_seconds, "ready_pods": st.ready_mean,
+                                "cpu_util": st.cpu_util, "mem_util": st.mem_util}
+        return info
+
+    def _episode_metrics(self) -> dict[str, float]:
+        tot = self.sim.total
+        h = self.sim.hist_total
+        elapsed = max(self.sim.now, 1e-9)
+        done = tot["completed"] + tot["failed"]
+        return {
+            "throughput": tot["completed"] / elapsed,
+            "p50_latency": h.quantile(0.5), "p95_latency": h.quantile(0.95), "p99_latency": h.quantile(0.99),
+            "error_rate": tot["failed"] / done if done > 0 else 0.0,
+            "pod_seconds": tot["pod_seconds"], "cold_starts": float(tot["cold_starts"]),
+            "oom_kills": float(tot["oom_kills"]),
+            "mean_limit": self._limit_sum / max(self._t, 1),
+            "arrived": tot["arrived"], "completed": tot["completed"], "failed": tot["failed"],
+        }
+
+    # ------------------------------------------------------------------------------- render
+    def render(self):
+        from .render import render_ansi, render_rgb
+        if self.render_mode == "ansi":
+            return render_ansi(self)
+        if self.render_mode == "rgb_array":
+            return render_rgb(self)
+        return None
