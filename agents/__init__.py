@@ -1,0 +1,17 @@
+"""Learning side of rlsys: algorithms, feature extractors, callbacks, evaluation, configs.
+
+This package is import-light on purpose: ``import agents`` loads neither torch nor
+stable-baselines3. Import the submodules you need:
+
+* :mod:`agents.config`      -- experiment config dataclasses, YAML loading, ``key=value`` overrides
+* :mod:`agents.algorithms`  -- algorithm registry (``ppo``, ``maskable_ppo``, ``sac``, ``dqn``,
+  ``qrdqn``, ``gnn_ppo``) and policy/extractor presets (``mlp``, ``gnn``, ``pointer``, ``attention``)
+* :mod:`agents.extractors`  -- torch-geometric GNN extractor (vectorised unpadding), attention
+  extractor over entity tables
+* :mod:`agents.policies`    -- size-agnostic pointer policy for MaskablePPO
+* :mod:`agents.callbacks`   -- episode metrics to TensorBoard, evaluation vs baselines, checkpoints
+* :mod:`agents.evaluation`  -- ``evaluate`` on seeded episodes, ``load_policy`` (baseline or checkpoint)
+* :mod:`agents.training`    -- what ``train.py`` runs
+"""
+
+__all__ = ["config", "algorithms", "extractors", "policies", "callbacks", "evaluation", "training"]

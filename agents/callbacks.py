@@ -1,0 +1,130 @@
+"""SB3 callbacks: episode metrics, evaluation against baselines, checkpoints.
+
+TensorBoard tags written here:
+
+* ``rollout_metrics/<metric>`` -- mean of ``info["metrics"]`` over the training episodes that
+  ended since the last log dump;
+* ``eval/<metric>/policy`` -- the trained policy on the fixed seeded evaluation episodes;
+* ``eval/<metric>/<baseline>`` -- each baseline on the same episodes (evaluated once, logged as
+  a constant at every evaluation so that the lines overlay the policy's curve in one chart);
+* ``eval/gap_<metric>/policy`` -- relative gap of the policy to the reference baseline.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+
+class EpisodeMetricsCallback(BaseCallback):
+    """Averages ``info["metrics"]`` of finished training episodes into ``rollout_metrics/<metric>``."""
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            metrics = info.get("metrics") if isinstance(info, dict) else None
+            if metrics:
+                for k, v in metrics.items():
+                    self.logger.record_mean(f"rollout_metrics/{k}", float(v))
+        return True
+
+
+class EvalBaselinesCallback(BaseCallback):
+    """Every ``freq`` env steps, evaluate the policy on the seeded episodes and log it beside the baselines.
+
+    ``baseline_results``: ``{baseline: {metric: [values]}}`` computed once (see
+    :func:`agents.training.baseline_results`).
+    """
+
+    def __init__(self, env_id: str, env_kwargs: dict | list, episodes: int, seed: int, freq: int,
+                 baseline_results: dict, maskable: bool, deterministic: bool = True, reference: str | None = None,
+                 gap_metrics: list | None = None, history_path: str | Path | None = None, verbose: int = 0):
+        super().__init__(verbose)
+        self.env_id, self.env_kwargs, self.episodes, self.seed = env_id, env_kwargs, episodes, seed
+        self.freq, self.baseline_results, self.maskable = freq, baseline_results, maskable
+        self.deterministic, self.reference, self.gap_metrics = deterministic, reference, list(gap_metrics or [])
+        self.history_path = Path(history_path) if history_path else None
+        self._envs: dict = {}
+        self._last_bucket = None
+        self.last_results: dict | None = None
+
+    def _on_training_start(self) -> None:
+        self._last_bucket = self.num_timesteps // self.freq if self.freq else None
+        if self.num_timesteps == 0 and self.freq:
+            self.evaluate_now()
+
+    def _on_step(self) -> bool:
+        if self.freq and self.num_timesteps // self.freq != self._last_bucket:
+            self._last_bucket = self.num_timesteps // self.freq
+            self.evaluate_now()
+        return True
+
+    def evaluate_now(self) -> dict:
+        from .evaluation import SB3Policy, evaluate, summarise
+
+        start = time.perf_counter()
+        policy = SB3Policy(self.model, self.maskable, self.deterministic)
+        res = evaluate(self.env_id, policy, self.episodes, self.seed, self.env_kwargs, env_cache=self._envs)
+        self.last_results = res
+        summary = summarise({"policy": res, **self.baseline_results}, self.reference, self.gap_metrics)
+        for name, row in summary.items():
+            for metric, value in row.items():
+                if metric.startswith("gap_") and name == self.reference:
+                    continue
+                self.logger.record(f"eval/{metric}/{name}", value)
+        self.logger.record("time/eval_seconds", time.perf_counter() - start)
+        self.logger.dump(self.num_timesteps)
+        if self.history_path is not None:
+            with open(self.history_path, "a") as fh:
+                fh.write(json.dumps({"timesteps": int(self.num_timesteps),
+                                     "policy": {k: float(np.mean(v)) for k, v in res.items()}}) + "\n")
+        return res
+
+    def _on_training_end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs = {}
+
+
+class CheckpointCallback(BaseCallback):
+    """Save ``model_<steps>_steps.zip`` (and the replay buffer of off-policy algorithms) every ``freq`` steps."""
+
+    def __init__(self, folder: str | Path, freq: int, save_replay_buffer: bool = False, verbose: int = 0):
+        super().__init__(verbose)
+        self.folder, self.freq, self.save_replay_buffer = Path(folder), int(freq), save_replay_buffer
+        self._last_bucket = None
+
+    def _on_training_start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._last_bucket = self.num_timesteps // self.freq if self.freq else None
+
+    def _on_step(self) -> bool:
+        if self.freq and self.num_timesteps // self.freq != self._last_bucket:
+            self._last_bucket = self.num_timesteps // self.freq
+            self.save()
+        return True
+
+    def save(self) -> Path:
+        path = self.folder / f"model_{self.num_timesteps}_steps.zip"
+        self.model.save(path)
+        if self.save_replay_buffer and getattr(self.model, "replay_buffer", None) is not None:
+            self.model.save_replay_buffer(self.folder / f"replay_buffer_{self.num_timesteps}_steps.pkl")
+        return path
+
+
+def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
+    """The checkpoint with the most steps in ``folder`` (``model_<steps>_steps.zip``)."""
+    best = None
+    for p in Path(folder).glob("model_*_steps.zip"):
+        try:
+            steps = int(p.stem.split("_")[1])
+        except (IndexError, ValueError):
+            continue
+        if best is None or steps > best[1]:
+            best = (p, steps)
+    return best

@@ -1,0 +1,270 @@
+"""Evaluation of baselines and trained checkpoints on the same seeded episodes.
+
+* :func:`evaluate` -- episode ``i`` runs ``env.reset(seed=seed + i)`` then
+  ``policy.reset(env.unwrapped, seed + i)``; returns ``{metric: [value per episode]}`` from
+  ``info["metrics"]`` at the end of each episode.
+* :func:`load_policy` -- a baseline name (``rlsys_envs.baselines(env_id)``) or an SB3 checkpoint
+  ``.zip`` wrapped as a :class:`rlsys_envs.core.Policy` (action masks for maskable algorithms,
+  deterministic by default). Size-agnostic checkpoints (pointer policy) are loaded with the
+  target environment's observation and action spaces, so they run on any padding.
+* :func:`best_of_k` -- run a sampling policy K times per episode and keep the best episode.
+* :func:`summarise` / :func:`format_table` -- means and gaps to a reference, as a markdown table.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from rlsys_envs.core.policy import Policy
+
+
+def make_env(env_id: str, env_kwargs: dict | None = None):
+    import gymnasium as gym
+
+    import rlsys_envs  # noqa: F401  (registers the IDs)
+    from rlsys_envs.registry import get_entry
+
+    get_entry(env_id)
+    return gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
+
+
+def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, float], float, int]:
+    """One episode on ``env`` (already made); returns (metrics, return, steps)."""
+    obs, info = env.reset(seed=seed)
+    policy.reset(env.unwrapped, seed)
+    total, steps = 0.0, 0
+    while True:
+        action = policy.act(env.unwrapped, obs, info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        steps += 1
+        if terminated or truncated:
+            break
+    metrics = dict(info.get("metrics", {}))
+    return metrics, total, steps
+
+
+def episode_kwargs(env_kwargs: dict | list | None, episodes: int) -> list[dict]:
+    """Per-episode env kwargs: a dict applies to every episode; a list of dicts is cycled over
+    (episode ``i`` uses item ``i % len``), e.g. one benchmark instance per episode."""
+    if env_kwargs is None:
+        return [{} for _ in range(episodes)]
+    if isinstance(env_kwargs, dict):
+        return [env_kwargs for _ in range(episodes)]
+    items = list(env_kwargs)
+    if not items or not all(isinstance(k, dict) for k in items):
+        raise ValueError(f"env kwargs must be a dict or a non-empty list of dicts, got {env_kwargs!r}")
+    return [items[i % len(items)] for i in range(episodes)]
+
+
+def evaluate(env_id: str, policy: Policy | str, episodes: int = 10, seed: int = 0,
+             env_kwargs: dict | list | None = None, env_cache: dict | None = None) -> dict[str, list[float]]:
+    """``{metric: [value of episode i]}`` over ``episodes`` seeded episodes (plus ``return``).
+
+    Episode ``i`` runs ``env.reset(seed=seed + i)`` and ``policy.reset(env.unwrapped, seed + i)``.
+    ``env_kwargs`` may be a list of dicts (see :func:`episode_kwargs`). ``env_cache`` (a dict)
+    keeps the made environments between calls; they are closed here only when it is None.
+    """
+    import json
+
+    per_episode = episode_kwargs(env_kwargs, episodes)
+    if isinstance(policy, str):
+        policy = load_policy(policy, env_id, per_episode[0])
+    cache = {} if env_cache is None else env_cache
+    out: dict[str, list[float]] = {}
+    try:
+        for i, kw in enumerate(per_episode):
+            key = json.dumps(kw, sort_keys=True, default=str)
+            if key not in cache:
+                cache[key] = make_env(env_id, kw)
+            metrics, ret, _ = run_episode(cache[key], policy, seed + i)
+            metrics.setdefault("return", ret)
+            for k, v in metrics.items():
+                out.setdefault(k, []).append(float(v))
+    finally:
+        if env_cache is None:
+            for env in cache.values():
+                env.close()
+    return out
+
+
+# --------------------------------------------------------------------------------- checkpoints
+class SB3Policy(Policy):
+    """An SB3 model as a :class:`Policy`; masks come from ``env.action_masks()`` when maskable."""
+
+    def __init__(self, model, maskable: bool, deterministic: bool = True, name: str = "policy"):
+        self.model, self.maskable, self.deterministic, self.name = model, maskable, deterministic, name
+        self._keys = None
+        space = model.observation_space
+        if hasattr(space, "spaces"):
+            self._keys = set(space.spaces)
+
+    def reset(self, env, seed=None):
+        super().reset(env, seed)
+        if not self.deterministic and seed is not None:
+            import torch
+
+            torch.manual_seed(int(seed))
+
+    def act(self, env, obs, info):
+        if self._keys is not None and isinstance(obs, dict) and set(obs) != self._keys:
+            raise ValueError(f"checkpoint {self.name!r} expects observation keys {sorted(self._keys)} but the env "
+                             f"gives {sorted(obs)}: evaluate with the env kwargs it was trained with")
+        kwargs = {}
+        if self.maskable:
+            kwargs["action_masks"] = env.action_masks()
+        action, _ = self.model.predict(obs, deterministic=self.deterministic, **kwargs)
+        if np.ndim(action) == 0 or np.size(action) == 1:
+            return int(np.asarray(action).reshape(-1)[0]) if np.issubdtype(np.asarray(action).dtype, np.integer) \
+                else action
+        return action
+
+
+def checkpoint_config(path: str | Path) -> dict | None:
+    """The resolved ``config.yaml`` of the run a checkpoint belongs to, if found beside it."""
+    import yaml
+
+    path = Path(path)
+    for folder in (path.parent, path.parent.parent):
+        cfg = folder / "config.yaml"
+        if cfg.is_file():
+            with open(cfg) as fh:
+                return yaml.safe_load(fh)
+    return None
+
+
+def load_sb3(path: str | Path, env_id: str | None = None, env_kwargs: dict | None = None, device: str = "cpu",
+             env=None):
+    """Load an SB3 checkpoint; returns ``(model, algorithm_name)``."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    from .algorithms import algorithm_of_policy_class, get_algorithm
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
+    data, _, _ = load_from_zip_file(path, load_data=True, device=device)
+    name = algorithm_of_policy_class(data["policy_class"])
+    algo = get_algorithm(name)
+    custom: dict[str, Any] = {}
+    if getattr(data["policy_class"], "size_agnostic", False) and (env is not None or env_id is not None):
+        probe = env if env is not None else make_env(env_id, env_kwargs)
+        custom = {"observation_space": probe.observation_space, "action_space": probe.action_space}
+        if env is None:
+            probe.close()
+    model = algo.load_class().load(path, device=device, custom_objects=custom or None)
+    return model, name
+
+
+def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, deterministic: bool = True,
+                device: str = "cpu") -> Policy:
+    """A baseline by name, or a checkpoint ``.zip`` by path, as a :class:`Policy`."""
+    import rlsys_envs
+
+    table = rlsys_envs.baselines(env_id)
+    if name_or_path in table:
+        policy = table[name_or_path]()
+        policy.name = name_or_path
+        return policy
+    path = Path(name_or_path)
+    if path.suffix != ".zip" and not path.exists() and path.with_suffix(".zip").is_file():
+        path = path.with_suffix(".zip")
+    if not path.is_file():
+        raise ValueError(f"{name_or_path!r} is neither a baseline of {env_id} ({', '.join(table)}) "
+                         "nor a checkpoint file")
+    import torch
+
+    torch.set_num_threads(1)
+    model, algo_name = load_sb3(path, env_id, env_kwargs, device=device)
+    from .algorithms import get_algorithm
+
+    return SB3Policy(model, get_algorithm(algo_name).maskable, deterministic, name=str(name_or_path))
+
+
+def best_of_k(env_id: str, make_policy: Callable[[], Policy], k: int, episodes: int, seed: int,
+              metric: str, minimise: bool = True, env_kwargs: dict | None = None) -> dict[str, list[float]]:
+    """Run a (sampling) policy ``k`` times per seeded episode and keep the best run by ``metric``.
+
+    Run ``j`` of episode ``i`` resets the env with ``seed + i`` (same instance) and the policy with
+    ``seed + i + 1_000_003 * j`` (different samples).
+    """
+    env = make_env(env_id, env_kwargs)
+    out: dict[str, list[float]] = {}
+    try:
+        for i in range(episodes):
+            best = None
+            for j in range(k):
+                policy = make_policy()
+                obs, info = env.reset(seed=seed + i)
+                policy.reset(env.unwrapped, seed + i + 1_000_003 * j)
+                total = 0.0
+                while True:
+                    obs, r, term, trunc, info = env.step(policy.act(env.unwrapped, obs, info))
+                    total += float(r)
+                    if term or trunc:
+                        break
+                m = dict(info.get("metrics", {}))
+                m.setdefault("return", total)
+                if best is None or (m[metric] < best[metric] if minimise else m[metric] > best[metric]):
+                    best = m
+            for key, v in best.items():
+                out.setdefault(key, []).append(float(v))
+    finally:
+        env.close()
+    return out
+
+
+# -------------------------------------------------------------------------------------- tables
+def summarise(results: dict[str, dict[str, list[float]]], reference: str | None = None,
+              gap_metrics: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """``{policy: {metric: mean, "gap_<metric>": mean relative gap to reference}}``."""
+    out: dict[str, dict[str, float]] = {}
+    ref = results.get(reference) if reference else None
+    for name, metrics in results.items():
+        row = {k: float(np.mean(v)) for k, v in metrics.items()}
+        if ref is not None:
+            for m in gap_metrics or []:
+                if m in metrics and m in ref:
+                    a, b = np.asarray(metrics[m], float), np.asarray(ref[m], float)
+                    n = min(len(a), len(b))
+                    denom = np.where(np.abs(b[:n]) > 0, np.abs(b[:n]), 1.0)
+                    row[f"gap_{m}"] = float(np.mean((a[:n] - b[:n]) / denom))
+        out[name] = row
+    return out
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if abs(v) >= 1000 or v == int(v):
+        return f"{v:.1f}" if abs(v) < 1e6 else f"{v:.3g}"
+    return f"{v:.4g}"
+
+
+def format_table(summary: dict[str, dict[str, float]], title: str | None = None) -> str:
+    """A markdown table: one row per policy, one column per metric (gaps as percentages)."""
+    columns: list[str] = []
+    for row in summary.values():
+        for k in row:
+            if k not in columns:
+                columns.append(k)
+    columns = [c for c in columns if not c.startswith("gap_")] + [c for c in columns if c.startswith("gap_")]
+    header = ["policy"] + [f"{c[4:]} gap %" if c.startswith("gap_") else c for c in columns]
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    for name, row in summary.items():
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            if v is None:
+                cells.append("-")
+            elif c.startswith("gap_"):
+                cells.append(f"{100 * v:+.1f}")
+            else:
+                cells.append(_fmt(v))
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    return "\n".join(lines)

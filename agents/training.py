@@ -1,0 +1,271 @@
+"""What ``train.py`` runs: build envs and model from a :class:`agents.config.Config`, train with
+callbacks, checkpoint, resume, and print the final table of the policy against the baselines."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .config import Config, ConfigError, config_to_yaml, load_config
+
+RUN_FILES = ("config.yaml", "checkpoints", "final_model.zip", "results.json", "results.md", "baselines.json",
+             "eval_history.jsonl")
+
+
+def run_dir_of(config: Config, seed: int) -> Path:
+    return Path(config.train.run_dir) / config.experiment / f"seed_{seed}"
+
+
+def make_vec_env(config: Config, seed: int):
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    import rlsys_envs  # noqa: F401
+
+    cls = SubprocVecEnv if config.env.vec_env == "subproc" else DummyVecEnv
+    return sb3_make_vec_env(config.env.id, n_envs=config.env.n_envs, seed=seed, env_kwargs=dict(config.env.kwargs),
+                            vec_env_cls=cls)
+
+
+def baseline_names(config: Config) -> list[str]:
+    import rlsys_envs
+
+    known = list(rlsys_envs.baselines(config.env.id))
+    if config.eval.baselines is None:
+        return known
+    for b in config.eval.baselines:
+        if b not in known:
+            raise ConfigError(f"eval.baselines: {b!r} is not a baseline of {config.env.id}; known: {', '.join(known)}")
+    return list(config.eval.baselines)
+
+
+def _eval_key(config: Config, name: str) -> str:
+    spec = json.dumps({"env": config.env.id, "kwargs": config.eval_env_kwargs(), "episodes": config.eval.episodes,
+                       "seed": config.eval.seed, "baseline": name}, sort_keys=True, default=str)
+    return hashlib.sha1(spec.encode()).hexdigest()[:16]
+
+
+def baseline_results(config: Config, cache_file: Path | None = None, log=print) -> dict[str, dict[str, list[float]]]:
+    """Every selected baseline on the evaluation episodes (cached in ``cache_file`` by eval spec)."""
+    from .evaluation import evaluate, load_policy
+
+    cache: dict = {}
+    if cache_file is not None and cache_file.is_file():
+        cache = json.loads(cache_file.read_text())
+    out = {}
+    for name in baseline_names(config):
+        key = _eval_key(config, name)
+        if key in cache:
+            out[name] = cache[key]["metrics"]
+            continue
+        start = time.perf_counter()
+        policy = load_policy(name, config.env.id, None)
+        out[name] = evaluate(config.env.id, policy, config.eval.episodes, config.eval.seed, config.eval_env_kwargs())
+        log(f"  baseline {name}: {config.eval.episodes} episodes in {time.perf_counter() - start:.1f} s")
+        cache[key] = {"baseline": name, "metrics": out[name]}
+        if cache_file is not None:
+            cache_file.write_text(json.dumps(cache, indent=1))
+    return out
+
+
+def build_model(config: Config, venv, seed: int):
+    from .algorithms import check_action_space, check_algo_kwargs, get_algorithm, policy_spec
+
+    algo = get_algorithm(config.algo.name)
+    check_action_space(algo, venv.action_space, config.env.id)
+    check_algo_kwargs(algo, config.algo.kwargs)
+    policy, policy_kwargs = policy_spec(algo, config.algo.policy, venv.observation_space, config.algo.policy_kwargs,
+                                        config.algo.extractor_kwargs)
+    cls = algo.load_class()
+    return cls(policy, venv, seed=seed, device=config.train.device, verbose=config.train.verbose,
+               policy_kwargs=policy_kwargs, **config.algo.kwargs)
+
+
+def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> dict:
+    """Train (or resume) one seed; returns ``{"policy": metrics, <baseline>: metrics, ...}``."""
+    import torch
+    from stable_baselines3.common.logger import configure
+
+    from .algorithms import get_algorithm
+    from .callbacks import CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint
+    from .evaluation import format_table, summarise
+
+    torch.set_num_threads(config.train.torch_threads)
+    algo = get_algorithm(config.algo.name)
+    run_dir = run_dir_of(config, seed)
+    ckpt_dir = run_dir / "checkpoints"
+    if not resume and (run_dir / "config.yaml").exists():
+        log(f"replacing the previous run in {run_dir} (use --resume {run_dir} to continue it)")
+        for name in RUN_FILES:
+            p = run_dir / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        for p in run_dir.glob("events.out.tfevents.*"):
+            p.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(
+        f"# resolved config of this run (seed {seed}); resume with: python train.py --resume {run_dir}\n"
+        + config_to_yaml(config))
+
+    log(f"[{config.experiment} seed {seed}] evaluating baselines on {config.eval.episodes} episodes ...")
+    baselines = baseline_results(config, run_dir / "baselines.json", log=log)
+
+    start_steps = 0
+    if resume:
+        found = latest_checkpoint(ckpt_dir)
+        if found is None:
+            raise SystemExit(f"--resume {run_dir}: no checkpoint model_<steps>_steps.zip in {ckpt_dir}")
+        path, start_steps = found
+        venv = make_vec_env(config, seed + start_steps)
+        model = algo.load_class().load(path, env=venv, device=config.train.device)
+        buf = ckpt_dir / f"replay_buffer_{start_steps}_steps.pkl"
+        if algo.off_policy and buf.is_file():
+            model.load_replay_buffer(buf)
+        log(f"[{config.experiment} seed {seed}] resuming from {path} at {model.num_timesteps} steps")
+    else:
+        venv = make_vec_env(config, seed)
+        model = build_model(config, venv, seed)
+    model.set_logger(configure(str(run_dir), ["tensorboard"]))
+
+    eval_cb = EvalBaselinesCallback(config.env.id, config.eval_env_kwargs(), config.eval.episodes, config.eval.seed,
+                                    config.eval.freq, baselines, algo.maskable, config.eval.deterministic,
+                                    config.eval.reference, config.eval.gap_metrics,
+                                    history_path=run_dir / "eval_history.jsonl")
+    ckpt_cb = CheckpointCallback(ckpt_dir, config.train.checkpoint_freq, save_replay_buffer=algo.off_policy)
+    remaining = config.train.total_timesteps - model.num_timesteps
+    t0 = time.perf_counter()
+    if remaining > 0:
+        log(f"[{config.experiment} seed {seed}] training {config.algo.name} ({config.algo.policy}) on {config.env.id} "
+            f"for {remaining} steps -> {run_dir}")
+        model.learn(total_timesteps=remaining, callback=[EpisodeMetricsCallback(), eval_cb, ckpt_cb],
+                    reset_num_timesteps=not resume, progress_bar=config.train.progress_bar)
+    else:
+        log(f"[{config.experiment} seed {seed}] already trained for {model.num_timesteps} steps "
+            f"(train.total_timesteps={config.train.total_timesteps})")
+        eval_cb.init_callback(model)
+    train_seconds = time.perf_counter() - t0
+    ckpt_cb.init_callback(model)
+    ckpt_cb.folder.mkdir(parents=True, exist_ok=True)
+    ckpt_cb.save()
+    model.save(run_dir / "final_model.zip")
+    final = eval_cb.evaluate_now()
+    eval_cb.close()
+    venv.close()
+
+    results = {"policy": final, **baselines}
+    summary = summarise(results, config.eval.reference, config.eval.gap_metrics)
+    table = format_table(summary, title=f"{config.experiment} seed {seed}: {config.env.id}, "
+                                        f"{config.eval.episodes} eval episodes (seeds {config.eval.seed}..)")
+    (run_dir / "results.json").write_text(json.dumps({"timesteps": int(model.num_timesteps),
+                                                      "train_seconds": train_seconds, "summary": summary,
+                                                      "results": results}, indent=1))
+    (run_dir / "results.md").write_text(table + "\n")
+    log(f"[{config.experiment} seed {seed}] {model.num_timesteps} steps, {train_seconds:.0f} s of training")
+    return results
+
+
+def preflight(config: Config) -> None:
+    """Fail fast, before any training, on a bad env kwarg, algorithm kwarg, policy or baseline name."""
+    from .algorithms import check_action_space, check_algo_kwargs, get_algorithm, policy_spec
+    from .evaluation import episode_kwargs, make_env
+
+    algo = get_algorithm(config.algo.name)
+    check_algo_kwargs(algo, config.algo.kwargs)
+    env = make_env(config.env.id, config.env.kwargs)
+    try:
+        check_action_space(algo, env.action_space, config.env.id)
+        policy_spec(algo, config.algo.policy, env.observation_space, config.algo.policy_kwargs,
+                    config.algo.extractor_kwargs)
+    finally:
+        env.close()
+    for kw in {json.dumps(k, sort_keys=True, default=str): k
+               for k in episode_kwargs(config.eval_env_kwargs(), config.eval.episodes)}.values():
+        make_env(config.env.id, kw).close()
+    baseline_names(config)
+    if config.eval.reference is not None and config.eval.reference not in baseline_names(config):
+        raise ConfigError(f"eval.reference={config.eval.reference!r} is not among the evaluated baselines "
+                          f"{baseline_names(config)}")
+
+
+def run(config: Config, resume_dir: Path | None = None, log=print) -> dict[int, dict]:
+    from .evaluation import format_table, summarise
+
+    if resume_dir is not None:
+        seeds = [int(resume_dir.name.split("_", 1)[1])]
+    else:
+        seeds = list(config.train.seeds)
+    all_results = {}
+    for seed in seeds:
+        all_results[seed] = train_seed(config, seed, resume=resume_dir is not None, log=log)
+    # one table: the policy of every seed and the baselines (same evaluation episodes)
+    merged = {}
+    for seed, res in all_results.items():
+        merged[f"policy (seed {seed})" if len(seeds) > 1 else "policy"] = res["policy"]
+    first = all_results[seeds[0]]
+    merged.update({k: v for k, v in first.items() if k != "policy"})
+    summary = summarise(merged, config.eval.reference, config.eval.gap_metrics)
+    if config.eval.metrics:
+        keep = set(config.eval.metrics) | {f"gap_{m}" for m in config.eval.metrics}
+        summary = {name: {m: v for m, v in row.items() if m in keep} for name, row in summary.items()}
+    env_kw = config.eval_env_kwargs()
+    log("")
+    log(format_table(summary, title=f"{config.experiment}: trained policy vs baselines on {config.env.id} "
+                                    f"({config.eval.episodes} seeded eval episodes, mean per metric)"))
+    if config.eval.reference and config.eval.gap_metrics:
+        log(f"\ngap = (value - {config.eval.reference}) / {config.eval.reference}, averaged over episodes")
+    log(f"eval env kwargs: {json.dumps(env_kw, default=str)}")
+    return all_results
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="train.py", description="Train an rlsys experiment: python train.py [--config FILE] [key=value ...]",
+        epilog="Overrides are dotted config keys with YAML values, e.g. train.total_timesteps=20000 "
+               "train.seeds=[0,1,2] algo.kwargs.learning_rate=1e-3 env.kwargs.max_jobs=10")
+    p.add_argument("--config", default=None,
+                   help="YAML config (default: configs/default.yaml if it exists, else the code defaults)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue runs/<experiment>/seed_<s> from its last checkpoint (its config.yaml is used)")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.resume:
+            resume_dir = Path(args.resume)
+            cfg = resume_dir / "config.yaml"
+            if not cfg.is_file():
+                raise ConfigError(f"--resume {resume_dir}: no config.yaml there (not a run folder)")
+            if not resume_dir.name.startswith("seed_"):
+                raise ConfigError(f"--resume needs a runs/<experiment>/seed_<s> folder, got {resume_dir}")
+            config = load_config(cfg, args.overrides)
+            # the run folder is where it is now, even if runs/ moved
+            config.train.run_dir = str(resume_dir.parent.parent)
+            config.experiment = resume_dir.parent.name
+        else:
+            resume_dir = None
+            path = args.config
+            if path is None:
+                default = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+                path = default if default.is_file() else None
+            config = load_config(path, args.overrides)
+        preflight(config)
+    except ValueError as exc:  # ConfigError and the registry's unknown env ID
+        raise SystemExit(f"config error: {exc}") from None
+    try:
+        run(config, resume_dir)
+    except (ConfigError, TypeError) as exc:
+        raise SystemExit(f"config error: {exc}") from None
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

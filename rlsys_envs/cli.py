@@ -1,0 +1,300 @@
+"""The ``rlsys`` command line: list environments, evaluate policies, benchmark, compare.
+
+    rlsys list
+    rlsys evaluate ENV_ID --policy NAME_OR_CHECKPOINT [--episodes N] [--seed S] [--env-kwargs JSON] [--json]
+    rlsys bench ENV_ID [--env-kwargs JSON] [--seconds T] [--json]
+    rlsys compare ENV_ID [--policies A B ...] [--episodes N] [--seed S] [--env-kwargs JSON] [--png PATH]
+
+torch and stable-baselines3 are imported only when a checkpoint is loaded, so ``rlsys list`` and
+baseline evaluations start fast. ``--env-kwargs`` is a JSON object of constructor arguments, or a
+JSON list of objects cycled over the episodes (episode ``i`` uses item ``i % len``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _repo_configs() -> Path:
+    return Path(__file__).resolve().parents[1] / "configs"
+
+
+def _configs_by_env() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    folder = _repo_configs()
+    if not folder.is_dir():
+        return out
+    import yaml
+
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            continue
+        env_id = (data.get("env") or {}).get("id", "rlsys/JobShop-v0") if isinstance(data, dict) else None
+        if env_id:
+            out.setdefault(env_id, []).append(f"configs/{path.name}")
+    return out
+
+
+def _env_kwargs(text: str | None):
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--env-kwargs is not valid JSON: {exc}") from None
+    if not isinstance(value, (dict, list)):
+        raise SystemExit("--env-kwargs must be a JSON object (or a list of objects)")
+    return value
+
+
+def _check_env_id(env_id: str) -> None:
+    from .registry import get_entry
+
+    try:
+        get_entry(env_id)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _is_checkpoint(name: str) -> bool:
+    return name.endswith(".zip") or Path(name).is_file() or Path(name + ".zip").is_file()
+
+
+def _default_kwargs_for(policy: str, env_kwargs):
+    """A checkpoint evaluated without --env-kwargs runs on the eval env of the run it came from."""
+    if env_kwargs is not None or not _is_checkpoint(policy):
+        return env_kwargs
+    from agents.evaluation import checkpoint_config
+
+    path = policy if policy.endswith(".zip") or Path(policy).is_file() else policy + ".zip"
+    cfg = checkpoint_config(path)
+    if not cfg:
+        return None
+    base = {**(cfg.get("env", {}).get("kwargs") or {}), **(cfg.get("eval", {}).get("env_kwargs") or {})}
+    suite = cfg.get("eval", {}).get("suite") or []
+    return [{**base, **item} for item in suite] if suite else base
+
+
+def _load(policy: str, env_id: str, env_kwargs, sample: bool):
+    from agents.evaluation import episode_kwargs, load_policy
+
+    first = episode_kwargs(env_kwargs, 1)[0]
+    try:
+        return load_policy(policy, env_id, first, deterministic=not sample)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _evaluate(env_id, policy, episodes, seed, env_kwargs):
+    from agents.evaluation import evaluate
+
+    try:
+        return evaluate(env_id, policy, episodes, seed, env_kwargs)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"evaluation failed: {exc}") from None
+
+
+# --------------------------------------------------------------------------------- commands
+def cmd_list(args) -> int:
+    from .registry import ENVIRONMENTS
+
+    configs = _configs_by_env()
+    rows = []
+    for e in ENVIRONMENTS:
+        try:
+            from .registry import baselines
+
+            names = ", ".join(baselines(e.id))
+        except Exception as exc:  # an env still being written must not break the listing
+            names = f"(unavailable: {type(exc).__name__})"
+        rows.append((e.id, names, ", ".join(configs.get(e.id, [])) or "-", e.summary))
+    if args.json:
+        print(json.dumps([{"env_id": r[0], "baselines": r[1].split(", ") if not r[1].startswith("(") else [],
+                           "configs": r[2].split(", ") if r[2] != "-" else [], "summary": r[3]} for r in rows]))
+        return 0
+    for env_id, names, cfgs, summary in rows:
+        print(env_id)
+        print(f"  {summary}")
+        print(f"  baselines: {names}")
+        print(f"  configs:   {cfgs}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    _check_env_id(args.env_id)
+    env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs))
+    policy = _load(args.policy, args.env_id, env_kwargs, args.sample)
+    start = time.perf_counter()
+    res = _evaluate(args.env_id, policy, args.episodes, args.seed, env_kwargs)
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"env_id": args.env_id, "policy": args.policy, "episodes": args.episodes, "seed": args.seed,
+                          "env_kwargs": env_kwargs or {},
+                          "metrics": {k: {"values": v, "mean": sum(v) / len(v)} for k, v in res.items()}}))
+        return 0
+    from agents.evaluation import format_table, summarise
+
+    print(format_table(summarise({args.policy: res}),
+                       title=f"{args.env_id}: {args.episodes} episodes, seeds {args.seed}..{args.seed + args.episodes - 1}"))
+    print(f"\n{seconds:.2f} s")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    _check_env_id(args.env_id)
+    import numpy as np
+
+    from agents.evaluation import episode_kwargs, make_env
+
+    kwargs = episode_kwargs(_env_kwargs(args.env_kwargs), 1)[0]
+    try:
+        env = make_env(args.env_id, kwargs)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    base = env.unwrapped
+    rng = np.random.default_rng(args.seed)
+    steps = episodes = 0
+    env_time = 0.0
+    seed = args.seed
+    t = time.perf_counter()
+    env.reset(seed=seed)
+    env_time += time.perf_counter() - t
+    wall = time.perf_counter()
+    while time.perf_counter() - wall < args.seconds:
+        mask = base.action_masks()
+        space = base.action_space
+        if hasattr(space, "n"):
+            action = int(rng.choice(np.flatnonzero(mask)))
+        else:
+            action = space.sample()
+        t = time.perf_counter()
+        _, _, term, trunc, _ = env.step(action)
+        steps += 1
+        if term or trunc:
+            episodes += 1
+            seed += 1
+            env.reset(seed=seed)
+        env_time += time.perf_counter() - t
+    env.close()
+    out = {"env_id": args.env_id, "env_kwargs": kwargs, "steps": steps, "episodes": episodes,
+           "env_seconds": env_time, "steps_per_s": steps / env_time if env_time else 0.0,
+           "episodes_per_s": episodes / env_time if env_time else 0.0}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print("| env | kwargs | steps/s | episodes/s | steps | episodes |")
+        print("|---|---|---|---|---|---|")
+        print(f"| {args.env_id} | {json.dumps(kwargs)} | {out['steps_per_s']:.0f} | {out['episodes_per_s']:.2f} "
+              f"| {steps} | {episodes} |")
+        print("\nrandom masked actions; time of env.step/reset only (action sampling excluded)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    _check_env_id(args.env_id)
+    from . import baselines as all_baselines
+
+    names = list(all_baselines(args.env_id)) if args.baselines is None else list(args.baselines)
+    names += list(args.policies or [])
+    env_kwargs = _env_kwargs(args.env_kwargs)
+    if env_kwargs is None:
+        for p in args.policies or []:
+            env_kwargs = _default_kwargs_for(p, None)
+            if env_kwargs is not None:
+                break
+    results = {}
+    for name in names:
+        policy = _load(name, args.env_id, env_kwargs, sample=False)
+        start = time.perf_counter()
+        results[name] = _evaluate(args.env_id, policy, args.episodes, args.seed, env_kwargs)
+        print(f"  {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    from agents.evaluation import format_table, summarise
+
+    summary = summarise(results, args.reference, args.gap or [])
+    if args.metrics:
+        summary = {k: {m: v for m, v in row.items() if m in args.metrics or
+                       (m.startswith("gap_") and m[4:] in args.metrics)} for k, row in summary.items()}
+    print(format_table(summary, title=f"{args.env_id}: {args.episodes} episodes, seeds {args.seed}.."
+                                      f"{args.seed + args.episodes - 1}, env kwargs {json.dumps(env_kwargs or {})}"))
+    if args.png:
+        _bar_chart(summary, args.png, args.env_id, args.metrics)
+        print(f"\nchart: {args.png}")
+    return 0
+
+
+def _bar_chart(summary: dict, path: str, title: str, metrics: list | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = metrics or [m for m in next(iter(summary.values())) if not m.startswith("gap_")][:4]
+    fig, axes = plt.subplots(1, len(cols), figsize=(4 * len(cols), 3.5), squeeze=False)
+    names = list(summary)
+    for ax, m in zip(axes[0], cols):
+        vals = [summary[n].get(m, float("nan")) for n in names]
+        ax.bar(range(len(names)), vals, color="tab:blue")
+        ax.set_xticks(range(len(names)), [Path(n).stem if n.endswith(".zip") else n for n in names],
+                      rotation=45, ha="right", fontsize=8)
+        ax.set_title(m)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rlsys", description="rlsys environments: list, evaluate, bench, compare")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="environment IDs, their baselines and configs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("evaluate", help="a baseline or a checkpoint on seeded episodes")
+    s.add_argument("env_id")
+    s.add_argument("--policy", required=True, help="baseline name (see `rlsys list`) or checkpoint .zip")
+    s.add_argument("--episodes", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0, help="episode i uses env.reset(seed=SEED+i)")
+    s.add_argument("--env-kwargs", default=None, help="JSON object (or list of objects, one per episode)")
+    s.add_argument("--sample", action="store_true", help="sample the checkpoint's actions instead of greedy")
+    s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("bench", help="env steps/s and episodes/s under random masked actions")
+    s.add_argument("env_id")
+    s.add_argument("--env-kwargs", default=None)
+    s.add_argument("--seconds", type=float, default=5.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("compare", help="every baseline and the given checkpoints on the same episodes")
+    s.add_argument("env_id")
+    s.add_argument("--policies", nargs="*", default=[], help="checkpoints (or extra baseline names)")
+    s.add_argument("--baselines", nargs="*", default=None, help="baselines to include (default: all)")
+    s.add_argument("--episodes", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--env-kwargs", default=None)
+    s.add_argument("--metrics", nargs="*", default=None, help="metrics to show (default: all)")
+    s.add_argument("--reference", default=None, help="baseline for gap columns, e.g. cpsat")
+    s.add_argument("--gap", nargs="*", default=None, help="metrics to report a gap to --reference for")
+    s.add_argument("--png", default=None, help="write a bar chart here")
+    s.set_defaults(func=cmd_compare)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
+        raise SystemExit("--episodes must be >= 1")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

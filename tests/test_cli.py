@@ -1,0 +1,67 @@
+"""The rlsys command line, run as a subprocess with the project's python."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = "rlsys/JobShop-v0"
+SMALL = json.dumps({"n_jobs": [3, 5], "n_machines": [3, 4], "max_jobs": 6, "max_machines": 6})
+
+
+def rlsys(*args, timeout=120):
+    r = subprocess.run([sys.executable, "-m", "rlsys_envs.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                       timeout=timeout)
+    return r
+
+
+def test_list_shows_ids_baselines_and_configs():
+    r = rlsys("list")
+    assert r.returncode == 0, r.stderr
+    assert ENV in r.stdout and "MWKR" in r.stdout and "configs/default.yaml" in r.stdout
+    # listing must not pay for torch / stable-baselines3
+    code = "import sys, rlsys_envs.cli as c; c.main(['list']); print('torch' in sys.modules, 'stable_baselines3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+    assert out.strip().endswith("False False")
+
+
+def test_evaluate_json_on_a_baseline_matches_the_library():
+    from agents.evaluation import evaluate
+
+    r = rlsys("evaluate", ENV, "--policy", "MWKR", "--episodes", "3", "--seed", "7", "--env-kwargs", SMALL, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)  # exactly one JSON object on stdout
+    assert {"env_id", "policy", "episodes", "seed", "metrics"} <= set(out)
+    assert (out["env_id"], out["policy"], out["episodes"], out["seed"]) == (ENV, "MWKR", 3, 7)
+    ms = out["metrics"]["makespan"]
+    assert len(ms["values"]) == 3 and ms["mean"] == pytest.approx(sum(ms["values"]) / 3)
+    ref = evaluate(ENV, "MWKR", 3, 7, json.loads(SMALL))
+    assert ms["values"] == ref["makespan"]
+
+
+def test_evaluate_errors_are_clear():
+    r = rlsys("evaluate", "rlsys/Nope-v0", "--policy", "MWKR")
+    assert r.returncode != 0 and "unknown environment ID" in r.stderr
+    r = rlsys("evaluate", ENV, "--policy", "nope")
+    assert r.returncode != 0 and "neither a baseline" in r.stderr
+    r = rlsys("evaluate", ENV, "--policy", "SPT", "--env-kwargs", '{"max_jobs": 0}')
+    assert r.returncode != 0 and "max_jobs" in r.stderr
+
+
+def test_bench_json():
+    r = rlsys("bench", ENV, "--env-kwargs", SMALL, "--seconds", "0.5", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["steps"] > 0 and out["steps_per_s"] > 0
+
+
+def test_compare_table_and_png(tmp_path):
+    png = tmp_path / "cmp.png"
+    r = rlsys("compare", ENV, "--baselines", "SPT", "MWKR", "random", "--episodes", "2", "--env-kwargs", SMALL,
+              "--metrics", "makespan", "--reference", "MWKR", "--gap", "makespan", "--png", str(png))
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| policy | makespan") and len(rows) == 4
+    assert png.stat().st_size > 1000

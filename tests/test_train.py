@@ -1,0 +1,117 @@
+"""train.py: smoke run on the real job-shop env, TensorBoard + checkpoints, --resume, config errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from agents.config import ConfigError, load_config, parse_overrides
+from agents.training import main, preflight
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["experiment=smoke", "env.kwargs.observation=flat", "env.kwargs.n_jobs=[3,5]", "env.kwargs.n_machines=[3,4]",
+        "env.kwargs.max_jobs=6", "env.kwargs.max_machines=6", "env.n_envs=2", "algo.name=maskable_ppo",
+        "algo.kwargs={n_steps: 64, batch_size: 64, n_epochs: 1}", "algo.extractor_kwargs.hidden=8",
+        "train.total_timesteps=256", "train.checkpoint_freq=128", "train.progress_bar=false",
+        "eval.episodes=2", "eval.freq=128", "eval.baselines=[SPT,MWKR]", "eval.reference=MWKR",
+        "eval.gap_metrics=[makespan]", "eval.suite=[]", "eval.env_kwargs={}"]
+
+
+def scalars(run_dir: Path) -> dict[str, list[int]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[int]] = {}
+    for f in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend(e.step for e in acc.Scalars(tag))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    main(["--config", str(ROOT / "configs" / "default.yaml"), f"train.run_dir={runs}"] + TINY)
+    return runs / "smoke" / "seed_0"
+
+
+def test_smoke_run_writes_tensorboard_checkpoints_and_results(trained, capsys):
+    assert (trained / "checkpoints" / "model_128_steps.zip").is_file()
+    assert (trained / "checkpoints" / "model_256_steps.zip").is_file()
+    assert (trained / "final_model.zip").is_file()
+    cfg = yaml.safe_load((trained / "config.yaml").read_text())
+    assert cfg["train"]["total_timesteps"] == 256 and cfg["env"]["kwargs"]["max_jobs"] == 6
+    tags = scalars(trained)
+    for tag in ("eval/makespan/policy", "eval/makespan/SPT", "eval/makespan/MWKR", "eval/gap_makespan/policy",
+                "rollout_metrics/makespan", "train/value_loss"):
+        assert tag in tags, sorted(tags)
+    # baselines are logged at every evaluation step, so their lines overlay the policy's curve
+    assert tags["eval/makespan/SPT"] == tags["eval/makespan/policy"]
+    assert 0 in tags["eval/makespan/policy"] and max(tags["eval/makespan/policy"]) == 256
+    res = json.loads((trained / "results.json").read_text())
+    assert set(res["summary"]) == {"policy", "SPT", "MWKR"} and res["timesteps"] == 256
+
+
+def test_resume_continues_from_last_checkpoint(trained, capsys):
+    from sb3_contrib import MaskablePPO
+
+    main(["--resume", str(trained), "train.total_timesteps=384"])
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "at 256 steps" in out
+    assert MaskablePPO.load(trained / "final_model.zip").num_timesteps == 384
+    assert (trained / "checkpoints" / "model_384_steps.zip").is_file()
+    steps = scalars(trained)["eval/makespan/policy"]
+    assert max(steps) == 384 and 256 in steps  # TensorBoard continues at the step count
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.no_such_key=1", "unknown config key 'train.no_such_key'"),
+    ("nosection.x=1", "unknown config key 'nosection'"),
+    ("env.id=rlsys/NoSuchEnv-v0", "unknown environment ID 'rlsys/NoSuchEnv-v0'"),
+    ("algo.name=a2c_foo", "unknown algorithm algo.name='a2c_foo'"),
+    ("train.total_timesteps=lots", "'train.total_timesteps' must be of type int"),
+    ("train.progress_bar=3", "'train.progress_bar' must be of type bool"),
+    ("algo.kwargs.not_an_arg=1", "unknown config key 'algo.kwargs.not_an_arg'"),
+    ("env.kwargs.max_jobs=1", "max_jobs"),
+    ("eval.baselines=[SPT,nope]", "'nope' is not a baseline"),
+    ("algo.name=sac algo.kwargs={} algo.policy=mlp algo.extractor_kwargs={}", "sac needs a Box action space"),
+])
+def test_config_errors_name_the_problem(override, message, tmp_path):
+    with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace("(", r"\(")):
+        main([f"train.run_dir={tmp_path}"] + override.split())
+
+
+def test_overrides_are_yaml_scalars_and_merge_dicts():
+    tree = parse_overrides(["a.b=1e-3", "a.c=[0,1]", "a.d=true", "a.e=ppo"])
+    assert tree == {"a": {"b": 1e-3, "c": [0, 1], "d": True, "e": "ppo"}}
+    cfg = load_config(None, ["env.kwargs.max_jobs=10", "env.kwargs.observation=flat", "train.seeds=[0,1,2]"])
+    assert cfg.env.kwargs == {"max_jobs": 10, "observation": "flat"} and cfg.train.seeds == [0, 1, 2]
+    # a dotted key inside a dict sets one entry; naming the dict itself replaces it
+    cfg = load_config(ROOT / "configs" / "default.yaml", ["algo.kwargs.n_steps=64", "algo.extractor_kwargs={}"])
+    assert cfg.algo.kwargs["n_steps"] == 64 and cfg.algo.kwargs["gamma"] == 1.0 and cfg.algo.extractor_kwargs == {}
+    with pytest.raises(ConfigError, match="train.seeds"):
+        load_config(None, ["train.seeds=[a]"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    import importlib.util
+
+    from rlsys_envs.registry import get_entry
+
+    cfg = load_config(path)
+    module = get_entry(cfg.env.id).entry_point.split(":")[0]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not in this checkout")
+    preflight(cfg)  # env kwargs, algorithm kwargs, policy preset, baselines, eval suite
+
+
+def test_train_py_script_reports_config_errors():
+    r = subprocess.run([sys.executable, str(ROOT / "train.py"), "algo.name=nope"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode != 0 and "unknown algorithm" in r.stderr

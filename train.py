@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Train an rlsys experiment.
+
+    python train.py                                    # the default experiment (configs/default.yaml)
+    python train.py --config configs/jobshop_gnn_ppo.yaml train.seeds=[0,1,2]
+    python train.py --resume runs/default/seed_0       # continue from the last checkpoint
+
+Runs go to ``runs/<experiment>/seed_<s>/`` (TensorBoard events, ``config.yaml``, ``checkpoints/``,
+``final_model.zip``, ``results.md``); ``tensorboard --logdir runs`` shows them. See
+:mod:`agents.config` for every config key.
+"""
+import sys
+
+from agents.training import main
+
+if __name__ == "__main__":
+    sys.exit(main())
