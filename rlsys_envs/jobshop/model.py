@@ -188,6 +188,12 @@ class JobShopModel:
         self.inv_p_ext = np.r_[1.0 / np.maximum(dd, 1), 0.0]
         self.tail_minus_p_ext = np.r_[(self.op_tail - dd), 0].astype(np.float64)
         self._jf0, self._mf0, self._of0 = jf, mf, of
+        # plain-Python copies of static data for the scalar hot path (numpy scalars are slow)
+        self._op_m, self._op_p, self._op_k = mm.tolist(), dd.tolist(), kk.tolist()
+        self._job_off, self._job_nops = self.job_off.tolist(), self.job_nops.tolist()
+        self._mach_nops = np.maximum(self.mach_nops, 1).tolist()
+        self._inv_jw, self._inv_mw = 1.0 / self.max_jobwork, 1.0 / self.max_machwork
+        self._inv_p, self._inv_M = 1.0 / self.max_p, 1.0 / self.max_machines
 
     # ------------------------------------------------------------------------------ reset
     def reset(self) -> None:
@@ -235,6 +241,11 @@ class JobShopModel:
         self.auto_dispatched = 0
         self._check_cycles = False
         self.cand = np.zeros(J, bool)
+        self._st = [IDLE] * J                          # Python mirror of job_status
+        self._next_k = [0] * J
+        self._job_rem = self.job_work.tolist()
+        self._mach_rem = self.mach_work0.tolist()
+        self._mach_wait = self.mach_nops.tolist()
         if self.hazard > 0:
             for m in range(M):
                 self.clock.schedule(self._gap(), "sd_start", m)
@@ -256,13 +267,14 @@ class JobShopModel:
     # ----------------------------------------------------------------------- state setters
     def _job_state(self, j: int, s: int) -> None:
         jf = self.jf
-        jf[j, 2 + self.job_status[j]] = 0.0
+        jf[j, 2 + self._st[j]] = 0.0
         jf[j, 2 + s] = 1.0
+        self._st[j] = s
         self.job_status[j] = s
-        self.job_free[j] = (s == IDLE or s == BLOCKED) and self.next_m[j] >= 0
+        self.job_free[j] = (s == IDLE or s == BLOCKED) and self._next_k[j] < self._job_nops[j]
 
     def _op_state(self, o: int, s: int) -> None:
-        old = self.op_status[o]
+        old = int(self.op_status[o])
         of = self.of
         if old < OP_DONE:
             of[o, old] = 0.0
@@ -315,29 +327,37 @@ class JobShopModel:
 
     def _dispatched(self, j: int, o: int, m: int, p: int) -> None:
         """Bookkeeping shared by both rules when op ``o`` of job ``j`` is dispatched on ``m``."""
-        self.job_rem[j] -= p
-        self.mach_rem[m] -= p
-        self.mach_wait[m] -= 1
+        jr = self._job_rem[j] - p
+        self._job_rem[j] = jr
+        self.job_rem[j] = jr
+        mr = self._mach_rem[m] - p
+        self._mach_rem[m] = mr
+        self.mach_rem[m] = mr
+        mw = self._mach_wait[m] - 1
+        self._mach_wait[m] = mw
+        self.mach_wait[m] = mw
         mf = self.mf
-        mf[m, M_REMW] = self.mach_rem[m] / self.max_machwork
-        mf[m, M_REMO] = self.mach_wait[m] / max(self.mach_nops[m], 1)
-        k = self.next_k[j] + 1
+        mf[m, M_REMW] = mr * self._inv_mw
+        mf[m, M_REMO] = mw / self._mach_nops[m]
+        k = self._next_k[j] + 1
+        self._next_k[j] = k
         self.next_k[j] = k
         jf = self.jf
-        nops = self.job_nops[j]
-        jf[j, J_REMW] = self.job_rem[j] / self.max_jobwork
+        nops = self._job_nops[j]
+        jf[j, J_REMW] = jr * self._inv_jw
         jf[j, J_REMO] = (nops - k) / nops
-        s = self.job_off[j]
+        s = self._job_off[j]
         self.of[s:s + nops, N_JCOMP] = k / nops
         if k < nops:
             o2 = s + k
             self.next_op[j] = o2
-            nm = self.op_m[o2]
+            nm = self._op_m[o2]
+            p2 = self._op_p[o2]
             self.next_m[j] = nm
             self.next_mi[j] = nm
-            self.next_p[j] = self.op_p[o2]
-            jf[j, J_NEXTP] = self.op_p[o2] / self.max_p
-            jf[j, J_NEXTM] = (nm + 1) / self.max_machines
+            self.next_p[j] = p2
+            jf[j, J_NEXTP] = p2 * self._inv_p
+            jf[j, J_NEXTM] = (nm + 1) * self._inv_M
         else:
             self.next_m[j] = -1
             self.next_mi[j] = 0
@@ -362,27 +382,29 @@ class JobShopModel:
 
     def _start(self, j: int) -> None:
         t = self.t
-        o = int(self.next_op[j])
-        m = int(self.op_m[o])
-        if self.job_status[j] == BLOCKED:
+        o = self._job_off[j] + self._next_k[j]
+        m = self._op_m[o]
+        mf = self.mf
+        if self._st[j] == BLOCKED:
             prev = int(self.cur_op[j])
-            pm = int(self.op_m[prev])
+            pm = self._op_m[prev]
             self._op_state(prev, OP_DONE)
             if pm != m and self.holder[pm] == j:
                 self.holder[pm] = -1
-                self.mf[pm, M_BLOCKED] = 0.0
+                mf[pm, M_BLOCKED] = 0.0
         self.holder[m] = j
-        self.mf[m, M_BLOCKED] = 0.0
-        self.mf[m, M_PROC] = 1.0
+        mf[m, M_BLOCKED] = 0.0
+        mf[m, M_PROC] = 1.0
         self.mach_op[m] = o
         self.cur_op[j] = o
         self._op_state(o, OP_PROC)
         self.op_start[o] = t
         self.seg_start[m] = t
-        p = int(self.op_p[o])
-        self.job_end_est[j] = t + p
-        self.mach_end_est[m] = t + p
-        self.end_ev[m] = self.clock.schedule(t + p, "end", m)
+        p = self._op_p[o]
+        e = t + p
+        self.job_end_est[j] = e
+        self.mach_end_est[m] = e
+        self.end_ev[m] = self.clock.schedule(e, "end", m)
         self._dispatched(j, o, m, p)
         self._job_state(j, PROC)
 
@@ -418,7 +440,9 @@ class JobShopModel:
             if n == 1:
                 self.auto_dispatched += 1
                 self._start(int(cand.argmax()))
-                continue
+                if self.blocking:
+                    continue  # the job may have released a machine: recompute the candidates
+                # without blocking, dispatching the only candidate leaves none: go to the next event
             if self.n_done == self.n_jobs:
                 self.done = True
                 self.cand = cand
@@ -455,7 +479,7 @@ class JobShopModel:
         t = self.t
         j = int(self.holder[m])
         o = int(self.cur_op[j])
-        self.segments.append((j, int(self.op_k[o]), m, int(self.seg_start[m]), t))
+        self.segments.append((j, self._op_k[o], m, int(self.seg_start[m]), t))
         self.op_end[o] = t
         self.op_left[o] = 0
         self.end_ev[m] = -1
@@ -463,7 +487,7 @@ class JobShopModel:
         mf = self.mf
         mf[m, M_PROC] = 0.0
         self.mach_op[m] = self.n_ops_total
-        if self.next_m[j] < 0:
+        if self._next_k[j] >= self._job_nops[j]:
             self._op_state(o, OP_DONE)
             self.holder[m] = -1
             self.cur_op[j] = -1

@@ -1,0 +1,214 @@
+"""Benchmarks of ``rlsys/JobShop-v0``; prints markdown tables.
+
+(a) CP-SAT on ft06 / ft10 (60 s, 2 workers); (b) throughput on ta01 under random legal actions:
+this env with flat and with graph observations vs the ``JSSEnv`` package's ``jss-v1``;
+(c) quality on ta01-ta10: gap to the optimum of every dispatching rule under both candidate
+rules; (d) the ISBJSSP (blocking + swaps) at shutdown probabilities 0 / 0.05 / 0.1: mean makespan
+per rule over seeded episodes on ta01-ta10. ``--checkpoint PATH`` adds a trained policy (loaded
+with ``agents.evaluation.load_policy``) as a column of (c) and (d).
+
+    python benchmarks/bench_jobshop.py            # full (about 6 minutes on 2 shared cores)
+    python benchmarks/bench_jobshop.py --quick    # short run
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rlsys_envs.jobshop.baselines import BASELINES, RULES, run_episode, solve_cpsat  # noqa: E402
+from rlsys_envs.jobshop.env import JobShopEnv  # noqa: E402
+from rlsys_envs.jobshop.generator import load_benchmark, write_standard  # noqa: E402
+
+ENV_ID = "rlsys/JobShop-v0"
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ (a) CP-SAT
+def bench_cpsat(quick):
+    rows = []
+    for name in ["ft06", "ft10"]:
+        inst = load_benchmark(name)
+        limit = 10 if quick else 60
+        res = solve_cpsat(inst, time_limit=limit, workers=2)
+        rows.append([name, f"{inst.n_jobs}x{inst.n_machines}", int(inst.optimum), res["makespan"], res["status"],
+                     f"{res['wall_s']:.1f}", limit])
+    return "### (a) CP-SAT reference (2 workers)\n\n" + table(
+        ["instance", "size", "optimum", "CP-SAT makespan", "status", "time s", "limit s"], rows)
+
+
+# --------------------------------------------------------------------------- (b) throughput
+def _loop(reset, step, mask_of, seconds, seed=0):
+    rng = np.random.default_rng(seed)
+    steps = episodes = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        obs, info = reset(episodes)
+        done = False
+        while not done:
+            legal = np.flatnonzero(mask_of(obs, info))
+            a = int(legal[int(rng.random() * len(legal))])
+            obs, r, term, trunc, info = step(a)
+            steps += 1
+            done = term or trunc
+        episodes += 1
+    dt = time.perf_counter() - t0
+    return steps / dt, episodes / dt, steps / max(episodes, 1)
+
+
+def bench_throughput(quick):
+    secs = 3 if quick else 10
+    inst = load_benchmark("ta01")
+    results = []
+    for kind in ["flat", "graph"]:
+        env = JobShopEnv(instance="ta01", observation=kind)
+        sps, eps, spe = _loop(lambda s: env.reset(seed=s), env.step, lambda o, i: i["action_mask"], secs)
+        results.append((f"rlsys/JobShop-v0 ({kind} obs)", sps, eps, spe))
+    jss_note = ""
+    try:
+        import gymnasium as gym
+        import JSSEnv  # noqa: F401  (registers jss-v1)
+
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "ta01")
+            write_standard(inst, path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                env = gym.make("jss-v1", env_config={"instance_path": path}, disable_env_checker=True).unwrapped
+                # JSSEnv 1.1 keeps the old reset() signature (no seed, returns the observation only)
+                sps, eps, spe = _loop(lambda s: (env.reset(), {}), env.step, lambda o, i: o["action_mask"], secs)
+        results.append(("JSSEnv jss-v1 (its obs)", sps, eps, spe))
+    except Exception as exc:  # report why rather than fail the whole benchmark
+        jss_note = f"\n\nJSSEnv could not be run: {type(exc).__name__}: {exc}"
+    base = next((r for r in results if r[0].startswith("JSSEnv")), None)
+    rows = []
+    for name, sps, eps, spe in results:
+        ratio = f"{sps / base[1]:.1f}x" if base else "n/a"
+        eratio = f"{eps / base[2]:.1f}x" if base else "n/a"
+        rows.append([name, f"{sps:,.0f}", ratio, f"{spe:.0f}", f"{eps:.1f}", eratio])
+    return (f"### (b) Throughput on ta01 (15x15), uniformly random legal actions, one process, {secs} s each\n\n"
+            + table(["env", "steps/s", "vs JSSEnv", "steps/episode", "episodes/s", "episodes/s vs JSSEnv"], rows)
+            + "\n\nOur env asks only when >= 2 operations can start (non-delay); JSSEnv asks at every legal "
+              "allocation and has a no-op action, so it needs more steps per episode; episodes/s compares "
+              "the work done." + jss_note)
+
+
+# ------------------------------------------------------------------------------ policies
+class _Checkpoint:
+    def __init__(self, path):
+        self.path = path
+        self.cache = {}
+
+    def policy_for(self, kwargs):
+        key = repr(sorted(kwargs.items()))
+        if key not in self.cache:
+            from agents.evaluation import load_policy  # lazy: torch only when asked
+            self.cache[key] = load_policy(self.path, ENV_ID, kwargs)
+        return self.cache[key]
+
+
+def _mean_metric(kwargs, make_policy, instances, seeds, metric):
+    vals = []
+    for name in instances:
+        env = JobShopEnv(instance=name, **kwargs)
+        for s in seeds:
+            info = run_episode(env, make_policy(), seed=s)
+            vals.append(info["metrics"][metric])
+    return float(np.mean(vals)), vals
+
+
+# ------------------------------------------------------------------------------ (c) quality
+def bench_quality(quick, ckpt):
+    instances = [f"ta{i:02d}" for i in range(1, 4 if quick else 11)]
+    rand_seeds = range(3 if quick else 10)
+    cols = ["nondelay", "active"]
+    names = list(RULES) + (["checkpoint"] if ckpt else [])
+    rows = []
+    for name in names:
+        row = [name]
+        for rule in cols:
+            kw = {"rule": rule, "observation": "graph" if name == "checkpoint" else "flat"}
+            if name == "checkpoint":
+                make = lambda kw=kw: ckpt.policy_for({"instance": "ta01", **kw})  # noqa: E731
+            else:
+                make = BASELINES[name]
+            seeds = rand_seeds if name == "random" else [0]
+            mean, _ = _mean_metric(kw, make, instances, seeds, "gap")
+            row.append(f"{100 * mean:.1f}%")
+        rows.append(row)
+    title = (f"### (c) Mean gap to the optimum on {instances[0]}-{instances[-1]} (classic JSSP"
+             + (f"; random: mean of {len(rand_seeds)} seeds" if True else "") + ")")
+    return title + "\n\n" + table(["rule", "non-delay candidates", "active (Giffler-Thompson) candidates"], rows)
+
+
+# ------------------------------------------------------------------------------- (d) ISBJSSP
+def bench_isbjssp(quick, ckpt):
+    instances = [f"ta{i:02d}" for i in range(1, 4 if quick else 11)]
+    seeds = range(2 if quick else 5)
+    probs = [0.0, 0.05, 0.1]
+    names = list(RULES) + (["checkpoint"] if ckpt else [])
+    rows = []
+    swaps = {}
+    for name in names:
+        row = [name]
+        for p in probs:
+            kw = {"blocking": True, "swap_allowed": True, "shutdown_prob": p,
+                  "observation": "graph" if name == "checkpoint" else "flat"}
+            if name == "checkpoint":
+                make = lambda kw=kw: ckpt.policy_for({"instance": "ta01", **kw})  # noqa: E731
+            else:
+                make = BASELINES[name]
+            mean, _ = _mean_metric(kw, make, instances, seeds, "makespan")
+            row.append(f"{mean:.0f}")
+            if name == "MWKR":
+                swaps[p] = _mean_metric(kw, make, instances[:2], seeds, "swaps")[0]
+        rows.append(row)
+    best = {}
+    for i, p in enumerate(probs):
+        vals = [float(r[i + 1]) for r in rows]
+        best[p] = names[int(np.argmin(vals))]
+    return (f"### (d) ISBJSSP (blocking + swaps, non-delay): mean makespan on {instances[0]}-{instances[-1]}, "
+            f"{len(seeds)} seeded episodes per instance\n\n"
+            + table(["rule"] + [f"shutdown_prob={p}" for p in probs], rows)
+            + "\n\nBest rule per column: " + ", ".join(f"p={p}: {best[p]}" for p in probs)
+            + ". Mean swaps per episode (MWKR, ta01-ta02): " + ", ".join(f"p={p}: {swaps[p]:.1f}" for p in probs))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short run")
+    ap.add_argument("--checkpoint", default=None, help="trained policy (.zip) to add as a column")
+    ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
+    args = ap.parse_args(argv)
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    ckpt = _Checkpoint(args.checkpoint) if args.checkpoint else None
+    t0 = time.perf_counter()
+    print(f"## JobShop-v0 benchmark ({'quick' if args.quick else 'full'})\n")
+    for key, fn in [("a", lambda: bench_cpsat(args.quick)), ("b", lambda: bench_throughput(args.quick)),
+                    ("c", lambda: bench_quality(args.quick, ckpt)), ("d", lambda: bench_isbjssp(args.quick, ckpt))]:
+        if key in args.only:
+            ts = time.perf_counter()
+            print(fn())
+            print(f"\n_section ({key}): {time.perf_counter() - ts:.0f} s_\n", flush=True)
+    print(f"_total: {time.perf_counter() - t0:.0f} s_")
+
+
+if __name__ == "__main__":
+    main()
