@@ -159,7 +159,9 @@ class ResourcePool:
         """
         old = self.placement(consumer)
         res, dem = self._normalise(resources, old.demand if demand is None else demand)
-        if not np.allclose(dem.sum(axis=0), old.demand.sum(axis=0)):
+        same = (np.array_equal(dem.sum(axis=0), old.demand.sum(axis=0)) if self._integer
+                else np.allclose(dem.sum(axis=0), old.demand.sum(axis=0)))
+        if not same:
             raise ValueError(f"move of {consumer!r} must keep its total demand {old.demand.sum(axis=0).tolist()}")
         usage = self.usage.copy()
         np.subtract.at(usage, old.resources, old.demand)

@@ -1,2 +1,457 @@
-from rlsys_envs.core import RandomMaskedPolicy
-BASELINES = {"random": RandomMaskedPolicy}
+"""Baselines for VM rescheduling: no-op, random, greedy, best-of-K sampling, and an exact CP-SAT model.
+
+``BASELINES`` (name -> zero-argument factory):
+
+- ``noop``: stop at once (FR unchanged); where stop is not allowed it falls back to ``greedy``.
+- ``random``: uniformly random legal action (:class:`rlsys_envs.core.RandomMaskedPolicy`).
+- ``greedy``: the single migration that removes the most fragmented cores now (over every movable
+  VM and every legal destination, vectorised per VM shape); it stops when no migration helps.
+  This contains VMR2L's heuristic ("take a VM from the most fragmented place and move it where
+  fragments drop most") as the special case where the source is fixed first.
+- ``cpsat``: plans at reset with :func:`solve_cpsat` (10 s, 1 worker) and replays the plan.
+- ``random_best16``: VMR2L's risk-seeking evaluation applied to ``random``: 16 seeded rollouts on
+  copies of the episode, the plan with the lowest final FR is replayed (:class:`BestOfK`).
+
+:class:`BestOfK` wraps any stochastic policy (e.g. a trained checkpoint's sampling policy).
+
+**CP-SAT model.** VMs of one *shape* (span, cpu per node, memory per node) are interchangeable,
+so the movable VMs are aggregated per (shape, slot): integer variables ``out[h, s]`` (VMs of
+shape ``h`` leaving slot ``s``) and ``inn[h, s]`` (arriving), with ``sum_s out = sum_s inn`` per
+shape, ``sum out <= MNL``, every NUMA node within cpu and memory capacity in the final state, and
+``free cpu = unit * q + r`` with ``0 <= r < unit`` per NUMA node; the objective minimises
+``sum r`` (fragmented cores, i.e. FR, since total free cores are constant) and then the number of
+moves. VMs in anti-affinity groups get individual placement booleans (at most one member of a
+group per PM). This is exact for *simultaneous* moves, so its optimum is a lower bound on the FR
+reachable with ``MNL`` sequential migrations.
+
+**Sequencing** (:func:`sequence_moves`). The plan's moves are replayed one at a time on a copy of
+the cluster: repeatedly the first pending move that is legal now is applied (a move out frees room
+for a later move in). If no pending move is legal (a cycle, e.g. two VMs swapping between full
+nodes), one VM of the cycle is parked on any legal slot that is not a pending destination, if the
+migration budget allows, and moves on later; moves that still cannot run are dropped and
+counted (``CPSatPolicy.dropped``). When the replay runs every move, the env reaches the solver's
+final state, so with proof of optimality the result is optimal for the sequential problem too.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from rlsys_envs.core import Policy, RandomMaskedPolicy
+
+from .model import Cluster
+
+
+def _legal(env) -> np.ndarray:
+    return env._legal_mask()
+
+
+# ---------------------------------------------------------------------------------- greedy
+def best_migration(cluster: Cluster) -> tuple[int, int, int]:
+    """``(vm, slot, drop)``: the legal migration that removes the most fragmented cores now.
+
+    ``(-1, -1, 0)`` when no VM can move. Ties go to the lowest VM index, then the lowest slot.
+    """
+    c = cluster
+    u = c.frag_unit
+    f = c.free[:, 0]
+    fm = np.mod(f, u)
+    sm = c.shape_slot_mask()
+    n_sh = len(c.shapes)
+    # fragment change at every candidate destination slot, per shape
+    dst = np.full((n_sh, c.n_nodes), np.iinfo(np.int64).max // 4, np.int64)
+    for h, (span, cpu, _) in enumerate(c.shapes):
+        if span == 1:
+            d = np.mod(f - cpu, u) - fm
+        else:
+            d = np.full(c.n_nodes, np.iinfo(np.int64).max // 4, np.int64)
+            d[0::2] = (np.mod(f[0::2] - cpu, u) - fm[0::2]) + (np.mod(f[1::2] - cpu, u) - fm[1::2])
+        dst[h] = np.where(sm[h], d, np.iinfo(np.int64).max // 4)
+    order = np.argsort(dst, axis=1, kind="stable")[:, :2]  # best two slots per shape
+    own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+    two = c.vm_span == 2
+    src = np.mod(f[own] + c.vm_ncpu, u) - fm[own]
+    src[two] += np.mod(f[own[two] + 1] + c.vm_ncpu[two], u) - fm[own[two] + 1]
+    b0, b1 = order[c.vm_shape, 0], order[c.vm_shape, 1]
+    best_slot = np.where(b0 == own, b1, b0)
+    best_dst = dst[c.vm_shape, best_slot]
+    big = np.iinfo(np.int64).max // 8
+    ok = c.vm_movable & (best_dst < big)
+    for v in c.grouped:  # anti-affinity members: exact per-VM mask
+        m = c.vm_slot_mask(v, sm)
+        if m.any():
+            cand = np.where(m, dst[c.vm_shape[v]], big * 2)
+            best_slot[v] = int(np.argmin(cand))
+            best_dst[v] = cand[best_slot[v]]
+            ok[v] = True
+        else:
+            ok[v] = False
+    if not ok.any():
+        return -1, -1, 0
+    total = np.where(ok, src + best_dst, big * 4)
+    v = int(np.argmin(total))
+    return v, int(best_slot[v]), int(-total[v])
+
+
+class GreedyPolicy(Policy):
+    """Best single migration now; stops when none removes fragmented cores (if stop is allowed)."""
+
+    name = "greedy"
+
+    def __init__(self, stop_when_no_gain: bool = True):
+        self.stop_when_no_gain = stop_when_no_gain
+        self._pending: list[int] = []
+
+    def reset(self, env, seed=None):
+        super().reset(env, seed)
+        self._pending = []
+
+    def act(self, env, obs, info):
+        legal = _legal(env)
+        if self._pending and legal[self._pending[0]]:
+            return self._pending.pop(0)
+        self._pending = []
+        if env.action_mode != "joint" and env.phase == 1:  # someone else picked the VM: best slot for it
+            v = env.selected
+            m = env.cluster.vm_slot_mask(v)
+            slots = np.flatnonzero(m)
+            drops = [env.cluster.migration_delta(v, int(s)) for s in slots]
+            return int(slots[int(np.argmax(drops))])
+        v, s, drop = best_migration(env.cluster)
+        if v < 0 or (drop <= 0 and self.stop_when_no_gain and legal[env.stop_action]):
+            if legal[env.stop_action]:
+                return env.stop_action
+            return int(np.flatnonzero(legal)[0])
+        actions = env.encode_migration(v, s)
+        self._pending = actions[1:]
+        return actions[0]
+
+
+class NoOpPolicy(Policy):
+    """Stop at once (the FR of the snapshot); falls back to greedy where stop is not legal."""
+
+    name = "noop"
+
+    def reset(self, env, seed=None):
+        super().reset(env, seed)
+        self._greedy = GreedyPolicy()
+        self._greedy.reset(env, seed)
+
+    def act(self, env, obs, info):
+        if _legal(env)[env.stop_action]:
+            return env.stop_action
+        return self._greedy.act(env, obs, info)
+
+
+class LegalRandomPolicy(RandomMaskedPolicy):
+    """Random among the legal actions, also in the unmasked ``penalty`` mode."""
+
+    def act(self, env, obs, info):
+        return int(self.rng.choice(np.flatnonzero(_legal(env))))
+
+
+# ---------------------------------------------------------------------------- best of K
+def rollout(env, policy: Policy, seed: int, cluster: Cluster | None = None) -> dict:
+    """Run one episode of ``policy`` on a fresh copy of ``env``'s settings from ``cluster``."""
+    from .env import VMReschedulingEnv
+
+    sim = VMReschedulingEnv(**env.init_kwargs)
+    obs, info = sim.reset(seed=seed, options={"cluster": cluster if cluster is not None else env.cluster})
+    policy.reset(sim, seed)
+    actions = []
+    while True:
+        a = policy.act(sim, obs, info)
+        actions.append(int(a))
+        obs, _, term, trunc, info = sim.step(a)
+        if term or trunc:
+            break
+    return {"actions": actions, "fr_final": info["metrics"]["fr_final"],
+            "migrations": info["metrics"]["migrations"], "metrics": info["metrics"]}
+
+
+def best_of_k(env, policy_factory: Callable[[], Policy], k: int = 16, seed: int = 0) -> dict:
+    """VMR2L's risk-seeking evaluation: ``k`` seeded rollouts from ``env``'s current cluster, keep the best.
+
+    Returns ``{"actions", "fr_final", "migrations", "all_fr"}`` of the rollout with the lowest final
+    FR (ties: fewer migrations, then the lower seed). ``env`` must be at the start of an episode.
+    """
+    if env.migrations or env.phase:
+        raise ValueError("best_of_k plans from the start of an episode (no migration yet, phase 0)")
+    runs = [rollout(env, policy_factory(), seed + i) for i in range(k)]
+    best = min(range(k), key=lambda i: (runs[i]["fr_final"], runs[i]["migrations"], i))
+    return {**runs[best], "all_fr": [r["fr_final"] for r in runs], "best_index": best}
+
+
+class BestOfK(Policy):
+    """Plans with :func:`best_of_k` at reset, then replays the best rollout's actions."""
+
+    def __init__(self, policy_factory: Callable[[], Policy], k: int = 16, name: str | None = None):
+        self.policy_factory, self.k = policy_factory, k
+        self.name = name or f"best{k}"
+
+    def reset(self, env, seed=None):
+        super().reset(env, seed)
+        self.result = best_of_k(env, self.policy_factory, self.k, 0 if seed is None else int(seed))
+        self._queue = list(self.result["actions"])
+
+    def act(self, env, obs, info):
+        return self._queue.pop(0)
+
+
+# -------------------------------------------------------------------------------- CP-SAT
+@dataclass
+class CPSatResult:
+    moves: list[tuple[int, int]]           # (vm, destination slot), unordered
+    status: str                            # OPTIMAL / FEASIBLE / UNKNOWN / INFEASIBLE
+    fragments: int                         # solver's final fragmented cores
+    bound: float                           # lower bound on the fragmented cores
+    fr: float                              # solver's final FR
+    fr_bound: float                        # lower bound on the FR
+    wall_s: float
+    stats: dict = field(default_factory=dict)
+
+
+def greedy_plan(cluster: Cluster, budget: int) -> list[tuple[int, int]]:
+    """The greedy policy's migrations (``(vm, slot)`` in order) on a copy of ``cluster``."""
+    sim = cluster.copy()
+    seq = []
+    while len(seq) < budget:
+        v, s, drop = best_migration(sim)
+        if v < 0 or drop <= 0:
+            break
+        sim.migrate(v, s)
+        seq.append((v, s))
+    return seq
+
+
+def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: int = 1,
+                seed: int = 0, hint: list[tuple[int, int]] | None = None) -> CPSatResult:
+    """Minimum-FR reassignment of at most ``mnl`` VMs (simultaneous moves); see the module docstring.
+
+    ``hint``: a legal sequence of migrations (e.g. :func:`greedy_plan`) whose final state seeds the
+    search, so the answer is never worse than the hint. None: the current state is the hint.
+    """
+    from ortools.sat.python import cp_model
+
+    t0 = time.perf_counter()
+    c = cluster
+    u = c.frag_unit
+    cap = c.pool.capacity
+    usage = c.pool.usage
+    n_nodes = c.n_nodes
+    model = cp_model.CpModel()
+    agg = c.vm_movable & (c.vm_group < 0)
+    own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+    acc = np.repeat(c.pm_accepting, 2)
+    d_cpu = [[] for _ in range(n_nodes)]   # linear terms of usage change per node
+    d_mem = [[] for _ in range(n_nodes)]
+    moves_terms = []
+    outs: dict[tuple[int, int], object] = {}
+    inns: dict[tuple[int, int], object] = {}
+    for h, (span, cpu, mem) in enumerate(c.shapes):
+        members = np.flatnonzero(agg & (c.vm_shape == h))
+        if len(members) == 0:
+            continue
+        ub = min(mnl, len(members))
+        slots = np.arange(0, n_nodes, 2) if span == 2 else np.arange(n_nodes)
+        counts = np.bincount(own[members], minlength=n_nodes)
+        in_terms, out_terms = [], []
+        for s in slots:
+            nodes = (s, s + 1) if span == 2 else (s,)
+            if counts[s] > 0:
+                o = model.NewIntVar(0, int(min(counts[s], ub)), f"out_{h}_{s}")
+                outs[h, int(s)] = o
+                out_terms.append(o)
+                for n in nodes:
+                    d_cpu[n].append(-int(cpu) * o)
+                    d_mem[n].append(-int(mem) * o)
+            if acc[s] and all(cap[n, 0] >= cpu and cap[n, 1] >= mem for n in nodes):
+                i = model.NewIntVar(0, ub, f"in_{h}_{s}")
+                inns[h, int(s)] = i
+                in_terms.append(i)
+                for n in nodes:
+                    d_cpu[n].append(int(cpu) * i)
+                    d_mem[n].append(int(mem) * i)
+        model.Add(sum(in_terms) == sum(out_terms))
+        moves_terms.extend(out_terms)
+    # anti-affinity members: individual placements
+    xs: dict[int, dict[int, object]] = {}
+    for v in np.flatnonzero(c.vm_movable & (c.vm_group >= 0)):
+        span, cpu, mem = c.shapes[c.vm_shape[v]]
+        slots = np.arange(0, n_nodes, 2) if span == 2 else np.arange(n_nodes)
+        xs[v] = {}
+        for s in slots:
+            nodes = (s, s + 1) if span == 2 else (s,)
+            if s != own[v] and not (acc[s] and all(cap[n, 0] >= cpu and cap[n, 1] >= mem for n in nodes)):
+                continue
+            b = model.NewBoolVar(f"x_{v}_{s}")
+            xs[v][int(s)] = b
+            for n in nodes:
+                if s != own[v]:
+                    d_cpu[n].append(int(cpu) * b)
+                    d_mem[n].append(int(mem) * b)
+        model.AddExactlyOne(xs[v].values())
+        stay = xs[v][int(own[v])]
+        for n in ((own[v], own[v] + 1) if span == 2 else (own[v],)):
+            d_cpu[n].append(-int(cpu) * (1 - stay))
+            d_mem[n].append(-int(mem) * (1 - stay))
+        moves_terms.append(1 - stay)
+    for g in np.unique(c.vm_group[c.vm_group >= 0]):
+        members = np.flatnonzero(c.vm_group == g)
+        for p in range(c.n_pms):
+            terms = []
+            for v in members:
+                if v in xs:
+                    terms += [xs[v][s] for s in (2 * p, 2 * p + 1) if s in xs[v]]
+                elif c.vm_pm[v] == p:
+                    terms.append(1)
+            if len(terms) > 1:
+                model.Add(sum(terms) <= 1)
+    model.Add(sum(moves_terms) <= mnl)
+    # hint: the final state of the hint sequence (or the current state)
+    h_sim = c.copy()
+    for v, sl in (hint or [])[:mnl]:
+        h_sim.migrate(int(v), int(sl))
+    h_free = h_sim.free[:, 0]
+    h_slot = 2 * h_sim.vm_pm + np.where(h_sim.vm_span == 2, 0, h_sim.vm_numa)
+    h_out: dict[tuple[int, int], int] = {}
+    h_in: dict[tuple[int, int], int] = {}
+    for v in np.flatnonzero(agg & (h_slot != own)):
+        h = int(c.vm_shape[v])
+        h_out[h, int(own[v])] = h_out.get((h, int(own[v])), 0) + 1
+        h_in[h, int(h_slot[v])] = h_in.get((h, int(h_slot[v])), 0) + 1
+    rs = []
+    for n in range(n_nodes):
+        free_cpu = int(cap[n, 0] - usage[n, 0]) - sum(d_cpu[n])
+        model.Add(int(cap[n, 1] - usage[n, 1]) - sum(d_mem[n]) >= 0)
+        q = model.NewIntVar(0, int(cap[n, 0]) // u, f"q_{n}")
+        r = model.NewIntVar(0, u - 1, f"r_{n}")
+        model.Add(free_cpu == u * q + r)
+        rs.append(r)
+        model.AddHint(q, int(h_free[n] // u))
+        model.AddHint(r, int(h_free[n] % u))
+    for key, var in outs.items():
+        model.AddHint(var, int(h_out.get(key, 0)))
+    for key, var in inns.items():
+        model.AddHint(var, int(h_in.get(key, 0)))
+    for v, opts in xs.items():
+        for sl, b in opts.items():
+            model.AddHint(b, int(sl == h_slot[v]))
+    weight = mnl + 1
+    model.Minimize(weight * sum(rs) + sum(moves_terms))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit)
+    solver.parameters.num_workers = int(workers)
+    solver.parameters.random_seed = int(seed)
+    status = solver.Solve(model)
+    name = solver.StatusName(status)
+    moves: list[tuple[int, int]] = []
+    frags = int(c.frag_total)
+    bound = float(frags)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        for h in range(len(c.shapes)):
+            srcs, dsts = [], []
+            members = np.flatnonzero(agg & (c.vm_shape == h))
+            for (hh, s), o in outs.items():
+                if hh == h:
+                    k = solver.Value(o)
+                    at = [int(v) for v in members if own[v] == s][:k]
+                    srcs += [(v, s) for v in at]
+            for (hh, s), i in inns.items():
+                if hh == h:
+                    dsts += [s] * solver.Value(i)
+            # cancel out/in at the same slot, then pair the rest
+            srcs_left = []
+            for v, s in srcs:
+                if s in dsts:
+                    dsts.remove(s)
+                else:
+                    srcs_left.append((v, s))
+            moves += [(v, d) for (v, _), d in zip(srcs_left, dsts)]
+        for v, opts in xs.items():
+            for s, b in opts.items():
+                if solver.Value(b) and s != own[v]:
+                    moves.append((int(v), s))
+        frags = int(sum(solver.Value(r) for r in rs))
+        bound = float(np.ceil(solver.BestObjectiveBound() / weight - 1e-9)) if status == cp_model.FEASIBLE else frags
+        bound = min(bound, frags)
+    tf = c.total_free_cpu
+    return CPSatResult(moves=moves, status=name, fragments=frags, bound=bound,
+                       fr=frags / tf if tf else 0.0, fr_bound=bound / tf if tf else 0.0,
+                       wall_s=time.perf_counter() - t0,
+                       stats={"branches": solver.NumBranches(), "vars": len(model.Proto().variables)})
+
+
+def sequence_moves(cluster: Cluster, moves: list[tuple[int, int]], budget: int) -> tuple[list[tuple[int, int]], int]:
+    """Order simultaneous ``moves`` into legal single migrations (see the module docstring).
+
+    Returns ``(sequence, dropped)``: at most ``budget`` migrations, and how many planned moves could
+    not be run.
+    """
+    sim = cluster.copy()
+    pending = [(int(v), int(d)) for v, d in moves]
+    seq: list[tuple[int, int]] = []
+    while pending and len(seq) < budget:
+        for i, (v, d) in enumerate(pending):
+            if sim.is_legal(v, d):
+                sim.migrate(v, d)
+                seq.append((v, d))
+                pending.pop(i)
+                break
+        else:  # a cycle: park one VM of it on a slot that no pending move targets
+            if len(seq) + len(pending) + 1 > budget:
+                break
+            targets = {d for _, d in pending}
+            parked = False
+            for i, (v, d) in enumerate(pending):
+                m = sim.vm_slot_mask(v)
+                for s in np.flatnonzero(m):
+                    if int(s) not in targets:
+                        sim.migrate(v, int(s))
+                        seq.append((v, int(s)))
+                        parked = True
+                        break
+                if parked:
+                    break
+            if not parked:
+                break
+    return seq, len(pending)
+
+
+class CPSatPolicy(Policy):
+    """Solve at reset (time limit, workers; hinted with the greedy plan), sequence the plan, replay it, stop."""
+
+    def __init__(self, time_limit: float = 10.0, workers: int = 1, name: str = "cpsat", greedy_hint: bool = True):
+        self.time_limit, self.workers, self.name, self.greedy_hint = time_limit, workers, name, greedy_hint
+
+    def reset(self, env, seed=None):
+        super().reset(env, seed)
+        budget = env.mnl - env.migrations
+        hint = greedy_plan(env.cluster, budget) if self.greedy_hint else None
+        self.result = solve_cpsat(env.cluster, budget, self.time_limit, self.workers, 0 if seed is None else int(seed),
+                                  hint=hint)
+        self.sequence, self.dropped = sequence_moves(env.cluster, self.result.moves, budget)
+        self._queue = [a for v, d in self.sequence for a in env.encode_migration(v, d)]
+        self._fallback = GreedyPolicy()
+        self._fallback.reset(env, seed)
+
+    def act(self, env, obs, info):
+        legal = _legal(env)
+        if self._queue and legal[self._queue[0]]:
+            return self._queue.pop(0)
+        self._queue = []
+        if legal[env.stop_action]:
+            return env.stop_action
+        return self._fallback.act(env, obs, info)
+
+
+BASELINES: dict[str, Callable[[], Policy]] = {
+    "noop": NoOpPolicy,
+    "random": LegalRandomPolicy,
+    "greedy": GreedyPolicy,
+    "cpsat": CPSatPolicy,
+    "random_best16": lambda: BestOfK(LegalRandomPolicy, 16, name="random_best16"),
+}

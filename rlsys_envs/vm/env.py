@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces, pack_graph
+from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces
 
 from .generator import SIZES, WORKLOADS, generate_cluster, load_vmr2l_json
 from .model import Cluster
@@ -123,6 +123,11 @@ class VMReschedulingEnv(RlsysEnv):
                  frac_unmovable: float = 0.0, n_affinity_groups: int = 0, max_pms: int | None = None,
                  max_vms: int | None = None, snapshot_path: str | None = None, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
+        #: the constructor's arguments (without render_mode), to build twins for look-ahead rollouts
+        self.init_kwargs = dict(size=size, workload=workload, mnl=mnl, frag_unit=frag_unit, action_mode=action_mode,
+                                allow_stop=allow_stop, invalid_penalty=invalid_penalty, frac_unmovable=frac_unmovable,
+                                n_affinity_groups=n_affinity_groups, max_pms=max_pms, max_vms=max_vms,
+                                snapshot_path=snapshot_path)
         self.size = check_choice("size", size, tuple(SIZES))
         self.workload = check_choice("workload", workload, tuple(WORKLOADS))
         self.mnl = check_int("mnl", mnl, 1, 100_000)
@@ -207,15 +212,34 @@ class VMReschedulingEnv(RlsysEnv):
         self.fr_initial = cluster.fragment_rate()
         self.slots_initial = cluster.slots()
         self._refresh()
+        self._build_static()
         self._action_node = self._make_action_node()
 
-    def _refresh(self) -> None:
-        """Recompute the cached masks after a state change."""
+    def _refresh(self, pms: np.ndarray | None = None) -> None:
+        """Recompute the cached masks (and, once built, the cached features) after a state change."""
         c = self.cluster
         self._shape_mask = c.shape_slot_mask()
         self._movable = c.movable_mask(self._shape_mask)
         self._dest = c.vm_slot_mask(self.selected, self._shape_mask) if self.selected >= 0 else None
         self._joint = c.joint_mask() if self.action_mode == "joint" else None
+        if getattr(self, "_vmf", None) is not None and self._vmf_owner is c:
+            self._refresh_features(pms)
+
+    def _refresh_features(self, pms: np.ndarray | None = None) -> None:
+        """Update the cached PM / VM / node features, of all PMs or only of ``pms`` (after a move)."""
+        c = self.cluster
+        m = c.n_vms
+        self._vmf[:m, 7] = self._movable
+        if pms is None:
+            self._pmf = self._pm_features()
+            self._vmf[:m, 8:] = self._pmf[c.vm_pm]
+            pms = np.arange(c.n_pms)
+        else:
+            self._pmf[pms] = self._pm_features(pms)
+            on = np.flatnonzero(np.isin(c.vm_pm, pms))
+            self._vmf[on, 8:] = self._pmf[c.vm_pm[on]]
+        nodes = (2 * pms[:, None] + np.arange(2)).reshape(-1)
+        self._x[nodes, 2:6] = self._pmf[pms, :8].reshape(len(pms), 4, 2).transpose(0, 2, 1).reshape(-1, 4)
 
     def _stop_legal(self) -> bool:
         return self.allow_stop or not self._movable.any()
@@ -279,19 +303,24 @@ class VMReschedulingEnv(RlsysEnv):
 
     def _migrate(self, v: int, slot: int) -> float:
         c = self.cluster
-        drop = c.migrate(v, slot)
+        own_mask = self.action_mode != "joint" and self.selected == v and self._dest is not None
+        old_pm = int(c.vm_pm[v])
+        drop = c.migrate(v, slot, legal=self._dest if own_mask else c.vm_slot_mask(v, self._shape_mask))
+        self._place_rows(np.array([v], np.int64))
         self.migrations += 1
         self.plan.append((v, slot))
         self.phase, self.selected = 0, -1
-        self._refresh()
+        self._refresh(np.unique(np.array([old_pm, slot // 2], np.int64)))
         reward = drop / c.total_free_cpu if c.total_free_cpu > 0 else 0.0
         self.total_return += reward
         return reward
 
     # ------------------------------------------------------------------------ observation
-    def _pm_features(self) -> np.ndarray:
+    def _pm_features(self, pms: np.ndarray | None = None) -> np.ndarray:
         c = self.cluster
         free = c.free.reshape(c.n_pms, 2, 2).astype(np.float64)
+        if pms is not None:
+            free = free[pms]
         fc, fm = free[:, :, 0], free[:, :, 1]
         u = self.frag_unit
         frag = np.mod(fc, u)
@@ -300,72 +329,86 @@ class VMReschedulingEnv(RlsysEnv):
         return np.concatenate([fc / self.cpu_scale, fm / self.mem_scale, frag / u, share,
                                slot / self.cpu_scale], axis=1).astype(np.float32)
 
+    def _build_static(self) -> None:
+        """Padded arrays whose content changes only when a VM moves (updated in place by _migrate)."""
+        c = self.cluster
+        m = c.n_vms
+        two = c.vm_span == 2
+        self._vmf = np.zeros((self.max_vms, VM_FEATURES), np.float32)
+        self._vmf[:m, 0] = c.vm_ncpu / self.cpu_scale
+        self._vmf[:m, 1] = c.vm_nmem / self.mem_scale
+        self._vmf[:m, 2] = two
+        self._vmf[:m, 5] = c.vm_movable
+        self._x = np.zeros((self.max_nodes, NODE_FEATURES), np.float32)
+        self._x[: c.n_nodes, 0] = 1.0
+        vm_rows = slice(self.n_slots, self.n_slots + m)
+        self._x[vm_rows, 1] = 1.0
+        self._x[vm_rows, 6] = self._vmf[:m, 0]
+        self._x[vm_rows, 7] = self._vmf[:m, 1]
+        self._x[vm_rows, 8] = two
+        # edges at fixed positions: [VM -> first node (m)] [VM -> second node (span-2 VMs)]
+        # [the same reversed] [NUMA siblings]
+        self._two_rank = np.full(m, -1, np.int64)
+        self._two_rank[two] = np.arange(int(two.sum()))
+        self._e1 = m + int(two.sum())
+        n_edges = 2 * self._e1 + c.n_nodes
+        self._ei = np.full((2, self.max_edges), -1, np.int64)
+        self._et = np.zeros(self.max_edges, np.int64)
+        self._et[self._e1: 2 * self._e1] = 1
+        self._et[2 * self._e1: n_edges] = 2
+        self._em = np.zeros(self.max_edges, np.int8)
+        self._em[:n_edges] = 1
+        sib = np.arange(c.n_nodes)
+        self._ei[:, 2 * self._e1: n_edges] = np.stack([sib, sib ^ 1])
+        self._nm = np.zeros(self.max_nodes, np.int8)
+        self._nm[: c.n_nodes] = 1
+        self._nm[vm_rows] = 1
+        self._vm_host = np.full(self.max_vms, -1, np.int64)
+        self._pm_mask = np.zeros(self.max_pms, np.int8)
+        self._pm_mask[: c.n_pms] = 1
+        self._vm_mask = np.zeros(self.max_vms, np.int8)
+        self._vm_mask[:m] = 1
+        self._total_cpu = float(c.pool.capacity[:, 0].sum())
+        self._vmf_owner = c
+        self._place_rows(np.arange(m))
+        self._refresh_features()
+
+    def _place_rows(self, vms: np.ndarray) -> None:
+        """Refresh the placement-dependent cached entries (NUMA flags, host, edges) of ``vms``."""
+        c = self.cluster
+        two = c.vm_span[vms] == 2
+        self._vmf[vms, 3] = two | (c.vm_numa[vms] == 0)
+        self._vmf[vms, 4] = two | (c.vm_numa[vms] == 1)
+        self._vm_host[vms] = c.vm_pm[vms]
+        first = 2 * c.vm_pm[vms] + np.where(two, 0, c.vm_numa[vms])
+        node = self.n_slots + vms
+        self._ei[0, vms], self._ei[1, vms] = node, first
+        e2 = c.n_vms + self._two_rank[vms[two]]
+        self._ei[0, e2], self._ei[1, e2] = node[two], first[two] + 1
+        e1 = self._e1
+        self._ei[0, e1 + vms], self._ei[1, e1 + vms] = first, node
+        self._ei[0, e1 + e2], self._ei[1, e1 + e2] = first[two] + 1, node[two]
+
     def _observation(self) -> dict[str, np.ndarray]:
         c = self.cluster
         n, m = c.n_pms, c.n_vms
-        pmf = self._pm_features()
         pm_features = np.zeros((self.max_pms, PM_FEATURES), np.float32)
-        pm_features[:n] = pmf
-        pm_mask = np.zeros(self.max_pms, np.int8)
-        pm_mask[:n] = 1
-        two = c.vm_span == 2
-        sel = np.zeros(m, np.float32)
+        pm_features[:n] = self._pmf
+        vmf = self._vmf.copy()
         if self.selected >= 0:
-            sel[self.selected] = 1.0
-        ncpu = c.vm_ncpu / self.cpu_scale
-        nmem = c.vm_nmem / self.mem_scale
-        vmf = np.zeros((self.max_vms, VM_FEATURES), np.float32)
-        vmf[:m, 0] = ncpu
-        vmf[:m, 1] = nmem
-        vmf[:m, 2] = two
-        vmf[:m, 3] = two | (c.vm_numa == 0)
-        vmf[:m, 4] = two | (c.vm_numa == 1)
-        vmf[:m, 5] = c.vm_movable
-        vmf[:m, 6] = sel
-        vmf[:m, 7] = self._movable
-        vmf[:m, 8:] = pmf[c.vm_pm]
-        vm_mask = np.zeros(self.max_vms, np.int8)
-        vm_mask[:m] = 1
-        vm_host = np.full(self.max_vms, -1, np.int64)
-        vm_host[:m] = c.vm_pm
-        # graph: NUMA nodes then VMs
-        x = np.zeros((c.n_nodes + m, NODE_FEATURES), np.float32)
-        x[: c.n_nodes, 0] = 1.0
-        x[: c.n_nodes, 2] = pmf[:, 0:2].reshape(-1)
-        x[: c.n_nodes, 3] = pmf[:, 2:4].reshape(-1)
-        x[: c.n_nodes, 4] = pmf[:, 4:6].reshape(-1)
-        x[: c.n_nodes, 5] = pmf[:, 6:8].reshape(-1)
-        x[c.n_nodes:, 1] = 1.0
-        x[c.n_nodes:, 6] = ncpu
-        x[c.n_nodes:, 7] = nmem
-        x[c.n_nodes:, 8] = two
-        x[c.n_nodes:, 9] = sel
-        # VM nodes are indexed in the padded layout: 2 * max_pms + v (NUMA nodes of padded PMs are empty)
-        vm_node = self.n_slots + np.arange(m)
-        first = 2 * c.vm_pm + np.where(two, 0, c.vm_numa)
-        src = np.concatenate([vm_node, vm_node[two]])
-        dst = np.concatenate([first, first[two] + 1])
-        sib = np.arange(c.n_nodes)
-        ei = np.concatenate([np.stack([src, dst]), np.stack([dst, src]), np.stack([sib, sib ^ 1])], axis=1)
-        et = np.concatenate([np.zeros(len(src), np.int64), np.ones(len(src), np.int64),
-                             np.full(c.n_nodes, 2, np.int64)])
-        xp = np.zeros((self.max_nodes, NODE_FEATURES), np.float32)
-        xp[: c.n_nodes] = x[: c.n_nodes]
-        xp[self.n_slots: self.n_slots + m] = x[c.n_nodes:]
-        graph = pack_graph("graph", xp, ei, et, self.max_nodes, self.max_edges)
-        nm = np.zeros(self.max_nodes, np.int8)
-        nm[: c.n_nodes] = 1
-        nm[self.n_slots: self.n_slots + m] = 1
-        graph["graph_node_mask"] = nm
-        total_cpu = float(c.pool.capacity[:, 0].sum())
+            vmf[self.selected, 6] = 1.0
+        x = self._x.copy()
+        if self.selected >= 0:
+            x[self.n_slots + self.selected, 9] = 1.0
         obs = {
-            "pm_features": pm_features, "pm_mask": pm_mask, "vm_features": vmf, "vm_mask": vm_mask,
-            "vm_host": vm_host, "phase": np.array([self.phase], np.int8),
-            "selected_vm": np.array([self.selected], np.int64),
+            "pm_features": pm_features, "pm_mask": self._pm_mask.copy(), "vm_features": vmf,
+            "vm_mask": self._vm_mask.copy(), "vm_host": self._vm_host.copy(),
+            "phase": np.array([self.phase], np.int8), "selected_vm": np.array([self.selected], np.int64),
             "global_features": np.array([c.fragment_rate(), self.fr_initial, self.migrations / self.mnl,
-                                         c.total_free_cpu / total_cpu if total_cpu > 0 else 0.0, self.phase],
-                                        np.float32),
-            **graph,
+                                         c.total_free_cpu / self._total_cpu if self._total_cpu > 0 else 0.0,
+                                         self.phase], np.float32),
+            "graph_x": x, "graph_edge_index": self._ei.copy(), "graph_edge_type": self._et.copy(),
+            "graph_node_mask": self._nm.copy(), "graph_edge_mask": self._em.copy(),
         }
         if self.action_mode != "joint":
             obs["action_node"] = self._action_node[self.phase].copy()

@@ -250,12 +250,15 @@ class Cluster:
         return bool(self.vm_slot_mask(v)[slot])
 
     # ---------------------------------------------------------------------------- dynamics
-    def migrate(self, v: int, slot: int) -> int:
+    def migrate(self, v: int, slot: int, legal: np.ndarray | None = None) -> int:
         """Move VM ``v`` to ``slot``; returns the drop in fragmented cores (>0 is good).
 
-        Raises ``ValueError`` (state unchanged) if the move is not legal.
+        Raises ``ValueError`` (state unchanged) if the move is not legal. ``legal`` may pass
+        ``vm_slot_mask(v)`` when the caller has it already.
         """
-        if not self.is_legal(v, slot):
+        ok = (0 <= v < self.n_vms and 0 <= slot < self.n_nodes
+              and (bool(legal[slot]) if legal is not None else self.is_legal(v, slot)))
+        if not ok:
             raise ValueError(f"migration of VM {self._vm_name(v)} to slot {slot} is not legal")
         pm, numa = divmod(int(slot), 2)
         old_nodes = self.vm_nodes(v)
