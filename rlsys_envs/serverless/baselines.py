@@ -10,7 +10,7 @@ tabular Q-learning agent.
   ``Q <- Q + alpha (r + gamma max_a' Q(s', a') - Q)`` with alpha 0.5, gamma 0.9; epsilon-greedy
   with epsilon starting at 1 and multiplied by 0.995 after every step down to 0.1.
   **Evaluation protocol**: on ``reset`` the policy trains itself online for
-  ``QLearningPolicy.train_episodes`` (default 20) episodes on a fresh copy of the same
+  ``QLearningPolicy.train_episodes`` (default 100) episodes on a fresh copy of the same
   environment configuration (same kwargs, seeds ``10_000 + k``, disjoint from evaluation
   seeds), then plays the evaluation episode greedily with the learned table (no exploration,
   no updates). The table is cached per configuration, so 10 evaluation episodes train once.
@@ -122,7 +122,7 @@ class QLearningPolicy(Policy):
     """The paper's tabular Q-learning agent: trains on reset (cached per configuration), then greedy."""
 
     name = "q_learning"
-    train_episodes = 20
+    train_episodes = 100
     _cache: dict[tuple, np.ndarray] = {}
 
     def __init__(self, train_episodes: int | None = None, q: np.ndarray | None = None):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 
 import numpy as np
 
@@ -169,7 +170,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "cpu": Profile("cpu", cpu_s=0.1, sleep_s=0.0, mem_mb=1.0),
     "memory": Profile("memory", cpu_s=0.08, sleep_s=0.2, mem_mb=10.0),
-    "sleep": Profile("sleep", cpu_s=0.004, sleep_s=1.0, mem_mb=0.5),
+    "sleep": Profile("sleep", cpu_s=0.01, sleep_s=1.0, mem_mb=0.5),
 }
 
 
@@ -385,9 +386,6 @@ class _SimBase:
     def _pod_load(self) -> np.ndarray:
         raise NotImplementedError
 
-    def _on_pod_started(self, s: int) -> None:
-        pass
-
     def _on_pod_drained_check(self) -> None:
         raise NotImplementedError
 
@@ -476,7 +474,7 @@ class FluidSimulator(_SimBase):
     def _jitter(self, p: Profile) -> np.ndarray:
         if self._jitter_profile is not p:
             k = self._JITTER_NODES
-            z = np.sqrt(2) * _erfinv((np.arange(k) + 0.5) / k * 2 - 1)
+            z = _normal_quantiles(k)
             self._jit = np.exp(p.work_cv * z)
             self._jitter_profile = p
         return self._jit
@@ -577,18 +575,22 @@ class FluidSimulator(_SimBase):
                 if w <= 0.0:
                     nce, cpu_t = 0.0, 0.0
                 else:
+                    # CPU time at the pod (mean-value analysis of a processor-sharing station in a
+                    # closed loop: a request arriving to the CPU sees n_c (n - 1) / n others there)
+                    # and the number n_c in the CPU phase: the least fixed point of
+                    # n_c = n * cpu_t(n_c) / (cpu_t(n_c) + sleep); the map is increasing, iterate up
+                    seen = (n - 1.0) / n if n > 1.0 else 0.0
                     if sl <= 0.0:
                         nce = n
                     else:
-                        # the map is increasing and starts below its least fixed point: iterate up
                         nce = n * w / (w + sl)
                         for _ in range(self._FP_ITERS):
-                            rr = (min(1.0, cores / nce) if nce > 0 else 1.0) / (1.0 + kappa * max(0.0, nce - cores))
-                            ct = w / rr
+                            ct = w * max(1.0, (1.0 + nce * seen) / cores) * (1.0 + kappa * max(0.0, nce - cores))
                             nce = n * ct / (ct + sl)
-                    rr = (min(1.0, cores / nce) if nce > 0 else 1.0) / (1.0 + kappa * max(0.0, nce - cores))
-                    cpu_t = w / rr
-                cpu_used += min(nce, cores) * dt
+                    cpu_t = w * max(1.0, (1.0 + nce * seen) / cores) * (1.0 + kappa * max(0.0, nce - cores))
+                if w > 0.0:       # busy cores = CPU demand rate (with the contention loss), at most all
+                    busy = n / (cpu_t + sl) * w * (1.0 + kappa * max(0.0, nce - cores))
+                    cpu_used += (busy if busy < cores else cores) * dt
                 inv_g = cpu_t / dt if cpu_t > dt else 1.0
                 inv_f = 1.0 + (cpu_t + sl) / dt - inv_g
                 if inv_f < 1.0:
@@ -699,26 +701,10 @@ class FluidSimulator(_SimBase):
         self.hist_total.merge(st.hist)
 
 
-def _erfinv(y: np.ndarray) -> np.ndarray:
-    """Inverse error function (Giles' single-precision approximation, refined by Newton steps)."""
-    y = np.asarray(y, float)
-    w = -np.log((1.0 - y) * (1.0 + y))
-    small = w < 5.0
-    ws = w - 2.5
-    wl = np.sqrt(np.maximum(w, 5.0)) - 3.0
-    ps = 2.81022636e-08
-    for a in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
-              -0.00417768164, 0.246640727, 1.50140941):
-        ps = a + ps * ws
-    pl = -0.000200214257
-    for a in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
-              0.00943887047, 1.00167406, 2.83297682):
-        pl = a + pl * wl
-    x = np.where(small, ps, pl) * y
-    for _ in range(2):
-        err = np.array([math.erf(v) for v in x.ravel()]).reshape(x.shape) - y
-        x = x - err / (2 / math.sqrt(math.pi) * np.exp(-x * x))
-    return x
+def _normal_quantiles(k: int) -> np.ndarray:
+    """The k mid-point quantiles of the standard normal (nodes for the latency jitter)."""
+    nd = NormalDist()
+    return np.array([nd.inv_cdf((i + 0.5) / k) for i in range(k)])
 
 
 # ---------------------------------------------------------------------------- event simulator
