@@ -52,10 +52,15 @@ def gantt_figure(rows: np.ndarray, n_jobs: int, n_machines: int, title: str = ""
     ax.set_title(title)
     end = max(int(rows[:, 4].max()) if len(rows) else 1, 1)
     ax.set_xlim(0, end * 1.02)
-    if n_jobs <= 20:
-        from matplotlib.patches import Patch
-        ax.legend(handles=[Patch(color=colors[j], label=f"J{j}") for j in range(n_jobs)], loc="upper left",
-                  bbox_to_anchor=(1.0, 1.0), fontsize=7, ncol=1 if n_jobs <= 12 else 2)
+    from matplotlib.patches import Patch
+    handles = [Patch(color=colors[j], label=f"J{j}") for j in range(n_jobs)] if n_jobs <= 20 else []
+    if blocking:
+        handles.append(Patch(color="0.5", alpha=0.3, label="blocked"))
+    if len(downs):
+        handles.append(Patch(facecolor="0.6", hatch="///", edgecolor="0.3", alpha=0.6, label="shutdown"))
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7,
+                  ncol=1 if len(handles) <= 12 else 2)
     fig.tight_layout()
     return fig
 
