@@ -1,0 +1,181 @@
+"""VM rescheduling baselines: exact CP-SAT checked by brute force, greedy, best-of-K, the policy table."""
+import numpy as np
+import pytest
+
+import rlsys_envs
+from rlsys_envs.core import Policy
+from rlsys_envs.vm import Cluster
+from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatPolicy, LegalRandomPolicy, best_migration, best_of_k,
+                                     sequence_moves, solve_cpsat)
+from rlsys_envs.vm.env import VMReschedulingEnv
+
+
+def tiny_cluster(seed: int, n_pms: int = 3, cap: int = 10, unit: int = 4) -> Cluster:
+    """A random small cluster (NUMA nodes of ``cap`` cores) that brute force can enumerate."""
+    rng = np.random.default_rng(seed)
+    free = np.full(2 * n_pms, cap)
+    vms = []
+    for _ in range(40):
+        span = 2 if rng.random() < 0.2 else 1
+        cpu = int(rng.choice([1, 2, 3, 5]))
+        if span == 1:
+            ok = np.flatnonzero(free >= cpu)
+            if len(ok) == 0:
+                continue
+            s = int(rng.choice(ok))
+            free[s] -= cpu
+            vms.append((cpu, 0, 1, s // 2, s % 2))
+        else:
+            ok = np.flatnonzero((free[0::2] >= cpu) & (free[1::2] >= cpu))
+            if len(ok) == 0:
+                continue
+            p = int(rng.choice(ok))
+            free[2 * p: 2 * p + 2] -= cpu
+            vms.append((cpu, 0, 2, p, -1))
+        if len(vms) == 7:
+            break
+    a = np.array(vms)
+    return Cluster(numa_cpu=np.full((n_pms, 2), cap), numa_mem=np.full((n_pms, 2), 100), vm_ncpu=a[:, 0],
+                   vm_nmem=a[:, 1], vm_span=a[:, 2], vm_pm=a[:, 3], vm_numa=a[:, 4], frag_unit=unit)
+
+
+def brute_force_min_fragments(c: Cluster, mnl: int) -> int:
+    """Fewest fragmented cores reachable with at most ``mnl`` sequential legal migrations."""
+    best = c.frag_total
+    frontier = [c]
+    seen = {c.free[:, 0].tobytes() + c.vm_pm.tobytes() + c.vm_numa.tobytes()}
+    for _ in range(mnl):
+        nxt = []
+        for state in frontier:
+            for v, s in np.argwhere(state.joint_mask()):
+                child = state.copy()
+                child.migrate(int(v), int(s))
+                key = child.free[:, 0].tobytes() + child.vm_pm.tobytes() + child.vm_numa.tobytes()
+                if key not in seen:
+                    seen.add(key)
+                    best = min(best, child.frag_total)
+                    nxt.append(child)
+        frontier = nxt
+    return best
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cpsat_is_optimal_on_tiny_clusters_by_brute_force(seed):
+    c = tiny_cluster(seed)
+    mnl = 2
+    exact = brute_force_min_fragments(c, mnl)
+    res = solve_cpsat(c, mnl, time_limit=20)
+    assert res.status == "OPTIMAL"
+    assert res.fragments <= exact                   # simultaneous moves: a lower bound on sequential play
+    seq, dropped = sequence_moves(c, res.moves, mnl)
+    sim = c.copy()
+    for v, s in seq:
+        sim.migrate(v, s)
+    assert sim.frag_total >= exact                  # the replay is a sequential plan
+    if dropped == 0 and len(seq) == len(res.moves):
+        assert res.fragments == sim.frag_total == exact
+
+
+def test_cpsat_policy_replays_an_optimal_plan_in_the_env():
+    c = tiny_cluster(1)
+    env = VMReschedulingEnv(size="tiny", mnl=2, frag_unit=4, max_vms=8)
+    obs, info = env.reset(seed=0, options={"cluster": c})
+    pol = CPSatPolicy(time_limit=20)
+    pol.reset(env, 0)
+    while True:
+        obs, r, term, trunc, info = env.step(pol.act(env, obs, info))
+        if term or trunc:
+            break
+    exact = brute_force_min_fragments(c, 2)
+    assert info["metrics"]["fr_final"] == pytest.approx(exact / c.total_free_cpu)
+
+
+def test_cpsat_respects_unmovable_vms_anti_affinity_and_mnl():
+    c = tiny_cluster(2)
+    c = Cluster(numa_cpu=c.numa_cpu, numa_mem=c.numa_mem, vm_ncpu=c.vm_ncpu, vm_nmem=c.vm_nmem, vm_span=c.vm_span,
+                vm_pm=c.vm_pm, vm_numa=c.vm_numa, vm_movable=[i % 3 != 0 for i in range(c.n_vms)],
+                vm_group=[0 if i in (1, 2) and c.vm_pm[1] != c.vm_pm[2] else -1 for i in range(c.n_vms)],
+                frag_unit=4)
+    res = solve_cpsat(c, 3, time_limit=20)
+    assert res.status == "OPTIMAL" and len(res.moves) <= 3
+    assert all(c.vm_movable[v] for v, _ in res.moves)
+    seq, _ = sequence_moves(c, res.moves, 3)
+    sim = c.copy()
+    for v, s in seq:
+        sim.migrate(v, s)   # raises if any step were illegal
+    sim.check_invariants()
+
+
+def test_sequencing_parks_a_vm_to_break_a_swap_cycle():
+    # two full NUMA nodes swap their 5-core VMs: one of them must be parked elsewhere first
+    c = Cluster(numa_cpu=[[8, 8], [8, 8]], numa_mem=[[10, 10], [10, 10]], vm_ncpu=[3, 5, 3, 5, 2],
+                vm_nmem=[0, 0, 0, 0, 0], vm_span=[1, 1, 1, 1, 1], vm_pm=[0, 0, 0, 0, 1], vm_numa=[0, 0, 1, 1, 0],
+                frag_unit=4)
+    plan = [(1, 1), (3, 0)]
+    assert not c.is_legal(1, 1) and not c.is_legal(3, 0)
+    seq, dropped = sequence_moves(c, plan, budget=3)
+    assert dropped == 0 and len(seq) == 3
+    sim = c.copy()
+    for v, s in seq:
+        sim.migrate(v, s)
+    assert sim.vm_numa[1] == 1 and sim.vm_numa[3] == 0 and sim.vm_pm[1] == sim.vm_pm[3] == 0
+    assert sequence_moves(c, plan, budget=2) == ([], 2)  # no budget to park: both dropped
+
+
+def test_greedy_takes_the_best_single_migration():
+    c = tiny_cluster(3)
+    v, s, drop = best_migration(c)
+    jm = c.joint_mask()
+    brute = max(c.migration_delta(int(a), int(b)) for a, b in np.argwhere(jm))
+    assert drop == brute and jm[v, s] and c.migration_delta(v, s) == drop
+
+
+def test_greedy_beats_random_on_m_size_high_workload():
+    env = VMReschedulingEnv(size="M", workload="high", mnl=30)
+    out = {}
+    for name in ("greedy", "random", "noop"):
+        obs, info = env.reset(seed=0)
+        pol = BASELINES[name]()
+        pol.reset(env, 0)
+        while True:
+            obs, r, term, trunc, info = env.step(pol.act(env, obs, info))
+            if term or trunc:
+                break
+        out[name] = info["metrics"]
+    assert out["noop"]["fr_final"] == out["noop"]["fr_initial"] and out["noop"]["migrations"] == 0
+    assert out["greedy"]["fr_final"] < out["random"]["fr_final"]
+    assert out["greedy"]["fr_reduction"] > 0.1
+
+
+def test_best_of_k_keeps_the_best_seeded_rollout_and_replays_it():
+    env = VMReschedulingEnv(size="S", workload="medium", mnl=10)
+    env.reset(seed=3)
+    res = best_of_k(env, LegalRandomPolicy, k=6, seed=0)
+    assert res["fr_final"] == min(res["all_fr"]) and len(res["all_fr"]) == 6
+    assert best_of_k(env, LegalRandomPolicy, k=6, seed=0)["actions"] == res["actions"]  # seeded
+    obs, info = env.reset(seed=3)
+    pol = BestOfK(LegalRandomPolicy, 6)
+    pol.reset(env, 0)
+    while True:
+        obs, r, term, trunc, info = env.step(pol.act(env, obs, info))
+        if term or trunc:
+            break
+    assert info["metrics"]["fr_final"] == pytest.approx(res["fr_final"])
+
+
+def test_baselines_are_reachable_by_name_and_work_in_every_action_mode():
+    table = rlsys_envs.baselines("rlsys/VMRescheduling-v0")
+    assert {"noop", "random", "greedy", "cpsat", "random_best16"} <= set(table)
+    for kwargs in (dict(size="tiny", workload="low", action_mode="joint", mnl=4),
+                   dict(size="S", action_mode="penalty", mnl=4), dict(size="S", allow_stop=False, mnl=4)):
+        env = VMReschedulingEnv(**kwargs)
+        for name in ("noop", "greedy", "random"):
+            pol = table[name]()
+            assert isinstance(pol, Policy)
+            obs, info = env.reset(seed=1)
+            pol.reset(env, 1)
+            while True:
+                obs, r, term, trunc, info = env.step(pol.act(env, obs, info))
+                if term or trunc:
+                    break
+            assert info["metrics"]["invalid_actions"] == 0.0

@@ -1,0 +1,148 @@
+"""VM rescheduling: the VMR2L cluster-JSON loader (errors, disagreements, the real snapshots)."""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlsys_envs.vm import load_vmr2l_json
+from rlsys_envs.vm.env import VMReschedulingEnv
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "vmr2l"
+
+
+def host(name, free0=44, free1=44, mem_free0=184388.0, mem_free1=184388.0, status="ACTIVE"):
+    return {"node_id": name, "status": status, "node_cpu": 88, "node_mem_mb": 368776.0,
+            "numa": [{"node": 0, "total_cpu": 44, "free_cpu": free0, "memory_huge_total_mb": 184388.0,
+                      "memory_huge_free_mb": mem_free0},
+                     {"node": 1, "total_cpu": 44, "free_cpu": free1, "memory_huge_total_mb": 184388.0,
+                      "memory_huge_free_mb": mem_free1}]}
+
+
+def vm(name, host_id, parts, vtype="xxx.xxx.2xlarge", movable=True):
+    return {"instance_id": name, "instance_type": vtype, "host_id": host_id,
+            "numa": [{"node": k, "cpu": c, "mem_mb": m} for k, c, m in parts], "allow_migration": movable}
+
+
+def snapshot(hosts, vms, groups=()):
+    return {"cluster_list": [{"cluster_name": "c", "host_info": hosts, "vm_type_info": [], "vm_instance": vms,
+                              "other_requirement": {"deployment_set": list(groups)}}],
+            "vm_type_list": [{"vm_type": "xxx.xxx.2xlarge", "request_cpu": 8, "request_mem_mb": 16384.0, "numa": 1},
+                             {"vm_type": "xxx.xxx.8xlarge", "request_cpu": 32, "request_mem_mb": 65536.0, "numa": 2}],
+            "general_requirement": {}}
+
+
+def write(tmp_path, data, name="snap.json"):
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else json.dumps(data))
+    return p
+
+
+def consistent():
+    return snapshot([host("pm_a", free0=20, free1=28, mem_free0=184388.0 - 16384 - 32768, mem_free1=184388.0 - 32768),
+                     host("pm_b")],
+                    [vm("vm_1", "pm_a", [(0, 8, 16384.0)]),
+                     vm("vm_2", "pm_a", [(0, 16, 32768.0), (1, 16, 32768.0)], vtype="xxx.xxx.8xlarge", movable=False)])
+
+
+def test_a_consistent_file_loads_without_warnings(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c, report = load_vmr2l_json(write(tmp_path, consistent()))
+    assert (c.n_pms, c.n_vms) == (2, 2)
+    assert c.free[:, 0].tolist() == [20, 28, 44, 44]
+    assert c.vm_span.tolist() == [1, 2] and c.vm_movable.tolist() == [True, False]
+    assert report.free_disagreements == [] and report.type_disagreements == []
+    assert c.pm_names == ["pm_a", "pm_b"] and c.vm_names == ["vm_1", "vm_2"]
+
+
+def test_disagreeing_free_values_are_recomputed_warned_and_recorded(tmp_path):
+    data = consistent()
+    data["cluster_list"][0]["host_info"][0]["numa"][1]["memory_huge_free_mb"] = 999.0
+    with pytest.warns(UserWarning, match="disagree"):
+        c, report = load_vmr2l_json(write(tmp_path, data))
+    assert report.free_disagreements == [dict(host="pm_a", numa=1, field="memory_huge_free_mb", stated=999.0,
+                                              recomputed=184388 - 32768)]
+    assert c.free[1, 1] == 184388 - 32768
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["cluster_list"][0]["vm_instance"][0].update(host_id="pm_zz"), "VM 'vm_1' is on unknown host 'pm_zz'"),
+    (lambda d: d["cluster_list"][0]["vm_instance"].append(vm("vm_3", "pm_a", [(0, 40, 1024.0)])),
+     "PM 'pm_a' NUMA node 0 is over cpu capacity"),
+    (lambda d: d["cluster_list"][0]["vm_instance"].append(vm("vm_3", "pm_b", [(1, 4, 200000.0)])),
+     "PM 'pm_b' NUMA node 1 is over mem capacity"),
+    (lambda d: d["cluster_list"][0]["vm_instance"][0].pop("numa"), "malformed VMR2L JSON: VM 'vm_1' has no 'numa'"),
+    (lambda d: d["cluster_list"][0]["vm_instance"].append(vm("vm_1", "pm_b", [(0, 2, 4096.0)])), "'vm_1' appears twice"),
+    (lambda d: d["cluster_list"][0]["vm_instance"][0]["numa"][0].update(node=2), "NUMA node 2"),
+    (lambda d: d["cluster_list"][0]["host_info"][1].update(numa=[]), "host 'pm_b' must have exactly 2 NUMA nodes"),
+    (lambda d: d.pop("cluster_list"), "malformed VMR2L JSON: the top level has no 'cluster_list'"),
+    (lambda d: d["cluster_list"][0]["other_requirement"].update(deployment_set=[["vm_1", "vm_9"]]), "unknown VM 'vm_9'"),
+])
+def test_malformed_or_inconsistent_files_fail_naming_the_vm_or_host(tmp_path, mutate, message):
+    data = consistent()
+    mutate(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            load_vmr2l_json(write(tmp_path, data))
+
+
+def test_invalid_json_text_fails_clearly(tmp_path):
+    with pytest.raises(ValueError, match="malformed VMR2L JSON"):
+        load_vmr2l_json(write(tmp_path, '{"cluster_list": [', "bad.json"))
+
+
+def test_deployment_sets_become_anti_affinity_groups(tmp_path):
+    data = consistent()
+    data["cluster_list"][0]["vm_instance"].append(vm("vm_3", "pm_b", [(0, 8, 16384.0)]))
+    data["cluster_list"][0]["other_requirement"]["deployment_set"] = [{"vm_list": ["vm_1", "vm_3"]}]
+    with pytest.warns(UserWarning, match="pm_b"):  # the file still says pm_b is empty
+        c, report = load_vmr2l_json(write(tmp_path, data))
+    assert report.n_groups == 1 and c.vm_group.tolist() == [0, -1, 0]
+    assert not c.vm_slot_mask(0)[2:].any()  # vm_1 may not join vm_3 on pm_b
+
+
+def test_env_runs_on_a_user_snapshot(tmp_path):
+    env = VMReschedulingEnv(snapshot_path=str(write(tmp_path, consistent())), mnl=5)
+    obs, info = env.reset(seed=0)
+    assert env.max_pms == 2 and env.max_vms == 2 and obs["vm_mask"].tolist() == [1, 1]
+    assert info["action_mask"][: 2].tolist() == [True, False]  # vm_2 may not migrate
+
+
+@pytest.fixture
+def real():
+    if not DATA.is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    return DATA
+
+
+def test_real_snapshots_load_with_the_memory_disagreements_recorded(real):
+    for name, hosts, vms in (("reset_vm_pm_id_clear2.json", 236, 1934), ("reset_vm_pm_id_clear_big2.json", 352, 504)):
+        with pytest.warns(UserWarning, match="memory_huge_free_mb"):
+            c, report = load_vmr2l_json(real / name)
+        assert (c.n_pms, c.n_vms) == (hosts, vms)
+        c.check_invariants()
+        fields = {r["field"] for r in report.free_disagreements}
+        assert fields == {"memory_huge_free_mb"}       # cpu free values agree with the placements
+        assert all(r["numa"] == 1 for r in report.free_disagreements)
+        assert len(report.type_disagreements) > 0      # e.g. 8-core VMs split 4 + 4 over both nodes
+    assert 0.5 < c.fragment_rate() < 0.6 and c.slots() > 0
+
+
+def test_env_on_the_first_real_snapshot_improves_with_greedy(real):
+    from rlsys_envs.vm.baselines import GreedyPolicy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = VMReschedulingEnv(snapshot_path=str(real / "reset_vm_pm_id_clear2.json"), mnl=10)
+    obs, info = env.reset(seed=0)
+    pol = GreedyPolicy()
+    pol.reset(env, 0)
+    while True:
+        obs, r, term, trunc, info = env.step(pol.act(env, obs, info))
+        if term or trunc:
+            break
+    assert info["metrics"]["fr_final"] < info["metrics"]["fr_initial"]
+    assert np.isclose(info["metrics"]["return"], info["metrics"]["fr_reduction"])
