@@ -1,0 +1,192 @@
+"""Benchmark of rlsys/ServerlessAutoscaling-v0: the paper's static-limit sweep, simulator speed,
+and Knative default vs best static limit vs tabular Q-learning (vs a trained checkpoint).
+
+    python benchmarks/bench_serverless.py            # full run (about 3-5 minutes on 2 cores)
+    python benchmarks/bench_serverless.py --quick    # about a minute
+    python benchmarks/bench_serverless.py --checkpoint runs/serverless_ppo/seed_0/final.zip
+
+Prints markdown tables and saves docs/img/serverless_sweep.png (throughput, p95 latency and error
+rate against the limit, per request profile). Every number is a whole-episode metric (30
+decisions = 15 simulated minutes, the warm-up included) averaged over seeded episodes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rlsys_envs.serverless import LIMITS, ServerlessAutoscalingEnv  # noqa: E402
+from rlsys_envs.serverless.baselines import (KnativeDefaultPolicy, QLearningPolicy, StaticLimitPolicy,  # noqa: E402
+                                             train_q_learning)
+
+ID = "rlsys/ServerlessAutoscaling-v0"
+SETTINGS = {
+    "cpu": dict(profile="cpu"),
+    "memory": dict(profile="memory"),
+    "sleep": dict(profile="sleep"),
+    "switching cpu->sleep": dict(workload="switching", profile="cpu", switch_profile="sleep"),
+}
+COLS = ("throughput", "p95_latency", "error_rate", "pod_seconds")
+
+
+def run_episode(env, policy, seed):
+    obs, info = env.reset(seed=seed)
+    policy.reset(env, seed)
+    done = False
+    while not done:
+        obs, r, term, trunc, info = env.step(policy.act(env, obs, info))
+        done = term or trunc
+    return info["metrics"]
+
+
+def evaluate(kwargs, policy, seeds):
+    env = ServerlessAutoscalingEnv(**kwargs)
+    rows = [run_episode(env, policy, s) for s in seeds]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}, {k: float(np.std([r[k] for r in rows])) for k in rows[0]}
+
+
+def sweep(kwargs, seeds):
+    out = {"default": evaluate(kwargs, KnativeDefaultPolicy(), seeds)[0]}
+    for lim in LIMITS:
+        out[int(lim)] = evaluate(kwargs, StaticLimitPolicy(int(lim)), seeds)[0]
+    return out
+
+
+def fmt_sweep(name, res):
+    best = max((k for k in res if k != "default"), key=lambda k: res[k]["throughput"])
+    lines = [f"\n### Static sweep: {name} (best static limit: {best})\n",
+             "| limit | throughput [req/s] | p95 [s] | error rate | pod-seconds |", "|---|---|---|---|---|"]
+    for k, m in res.items():
+        mark = " **best**" if k == best else ""
+        lines.append(f"| {k}{mark} | {m['throughput']:.1f} | {m['p95_latency']:.2f} | {m['error_rate']:.3f} | "
+                     f"{m['pod_seconds']:.0f} |")
+    return "\n".join(lines), best
+
+
+def plot(sweeps, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(sweeps)
+    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.5), squeeze=False)
+    for j, name in enumerate(names):
+        res = sweeps[name]
+        lims = [k for k in res if k != "default"]
+        x = np.array(lims)
+        thr = np.array([res[k]["throughput"] for k in lims])
+        p95 = np.array([res[k]["p95_latency"] for k in lims])
+        err = np.array([res[k]["error_rate"] for k in lims])
+        ax = axes[0, j]
+        ax.plot(x, thr, "o-", color="tab:blue", label="static limit")
+        ax.axhline(res["default"]["throughput"], color="tab:gray", ls="--", label="Knative default (no limit)")
+        b = int(np.argmax(thr))
+        ax.plot([x[b]], [thr[b]], "*", ms=14, color="tab:red", label=f"best: {x[b]}")
+        ax.set_title(name)
+        ax.set_ylabel("throughput [req/s]")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, loc="best")
+        ax = axes[1, j]
+        ax.plot(x, np.maximum(p95, 1e-3), "s-", color="tab:purple", label="p95 latency")
+        ax.axhline(max(res["default"]["p95_latency"], 1e-3), color="tab:purple", ls=":", lw=1,
+                   label="p95, Knative default")
+        ax.set_yscale("log")
+        ax.set_ylabel("p95 latency [s]")
+        ax.set_xlabel("containerConcurrency limit")
+        ax2 = ax.twinx()
+        ax2.bar(x, err, width=12, alpha=0.35, color="tab:orange", label="error rate")
+        ax2.axhline(0.10, color="tab:orange", ls="--", lw=1)
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("error rate", color="tab:orange")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+    fig.suptitle("ServerlessAutoscaling-v0: closed loop of 500 clients, 3 nodes (9 one-core pods), "
+                 "whole 15-min episodes", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def speed(n_episodes, simulator="fluid", decisions=30, **kw):
+    env = ServerlessAutoscalingEnv(simulator=simulator, episode_decisions=decisions, **kw)
+    rng = np.random.default_rng(0)
+    n, t = 0, 0.0
+    for ep in range(n_episodes):
+        obs, info = env.reset(seed=ep)
+        done = False
+        while not done:
+            a = int(rng.choice(np.flatnonzero(info["action_mask"])))
+            t0 = time.perf_counter()
+            obs, r, term, trunc, info = env.step(a)
+            t += time.perf_counter() - t0
+            n += 1
+            done = term or trunc
+    return n / t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 sweep seed, 3 evaluation episodes, 30 Q-learning episodes")
+    ap.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default 10, quick 3)")
+    ap.add_argument("--checkpoint", action="append", default=[],
+                    help="trained SB3 checkpoint (.zip) to evaluate too; may repeat; env kwargs of each setting")
+    ap.add_argument("--checkpoint-env", default="{}",
+                    help='JSON of env kwargs for the checkpoints, e.g. \'{"action_type": "continuous"}\' for SAC')
+    ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "serverless_sweep.png"))
+    args = ap.parse_args(argv)
+    sweep_seeds = [0] if args.quick else [0, 1, 2]
+    episodes = args.episodes or (3 if args.quick else 10)
+    eval_seeds = [1000 + i for i in range(episodes)]
+    q_episodes = 30 if args.quick else 100
+    t_start = time.time()
+
+    print("## rlsys/ServerlessAutoscaling-v0 benchmark (2 cores)\n")
+    print("### Simulator speed (random legal delta actions, 30 s of simulated time per decision)\n")
+    print("| simulator | workload | decisions / s |\n|---|---|---|")
+    for name, kw in (("paper cpu (default)", {}), ("paper sleep", {"profile": "sleep"}),
+                     ("bursty cpu", {"workload": "bursty"})):
+        print(f"| fluid (dt 0.5 s) | {name} | {speed(2 if args.quick else 10, **kw):.0f} |")
+    print(f"| event (reference) | paper cpu (default) | {speed(1, 'event', decisions=4 if args.quick else 10):.1f} |")
+
+    sweeps, best = {}, {}
+    for name, kw in SETTINGS.items():
+        sweeps[name] = sweep(kw, sweep_seeds)
+        text, best[name] = fmt_sweep(name, sweeps[name])
+        print(text)
+    plot({k: v for k, v in sweeps.items()}, Path(args.plot))
+    print(f"\n(plot: {Path(args.plot).relative_to(ROOT) if Path(args.plot).is_relative_to(ROOT) else args.plot})")
+
+    print(f"\n### Policies over {episodes} seeded episodes (mean; +- is the std over episodes)\n")
+    print(f"Q-learning: the paper's tabular agent trained online for {q_episodes} episodes on the same "
+          "setting (training seeds 10000+), then greedy.\n")
+    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | pod-seconds | mean limit |")
+    print("|---|---|---|---|---|---|---|")
+    for name, kw in SETTINGS.items():
+        t0 = time.time()
+        q, _ = train_q_learning(kw, episodes=q_episodes)
+        q_time = time.time() - t0
+        pols = [("knative_default", KnativeDefaultPolicy()), (f"static_{best[name]}", StaticLimitPolicy(best[name])),
+                (f"q_learning ({q_time:.0f} s training)", QLearningPolicy(q=q))]
+        for ck in args.checkpoint:
+            from agents.evaluation import load_policy   # lazy: the learning side is optional here
+            ck_kw = {**kw, **json.loads(args.checkpoint_env)}
+            pols.append((Path(ck).name, load_policy(ck, ID, ck_kw), ck_kw))
+        for item in pols:
+            pname, pol = item[0], item[1]
+            m, sd = evaluate(item[2] if len(item) > 2 else kw, pol, eval_seeds)
+            print(f"| {name} | {pname} | {m['throughput']:.1f} +- {sd['throughput']:.1f} | "
+                  f"{m['p95_latency']:.2f} | {m['error_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} |")
+    print(f"\n(total benchmark time {time.time() - t_start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
