@@ -240,6 +240,7 @@ class JobShopModel:
         self.done = False
         self.auto_dispatched = 0
         self._check_cycles = False
+        self._new_blocked: list[int] = []
         self.cand = np.zeros(J, bool)
         self._st = [IDLE] * J                          # Python mirror of job_status
         self._next_k = [0] * J
@@ -501,6 +502,7 @@ class JobShopModel:
             mf[m, M_BLOCKED] = 1.0
             self._job_state(j, BLOCKED)
             self._check_cycles = True
+            self._new_blocked.append(j)
         else:
             self._op_state(o, OP_DONE)
             self.holder[m] = -1
@@ -548,50 +550,47 @@ class JobShopModel:
             self.end_ev[m] = self.clock.schedule(t + int(self.op_left[o]), "end", m)
         if self._machine_has_work(m):
             self.clock.schedule(t + self._gap(), "sd_start", m)
-        if self.blocking:
-            self._check_cycles = True  # a swap may have been waiting for this machine
+        if self.blocking:  # a swap may have been waiting for this machine
+            self._check_cycles = True
+            self._new_blocked.extend(int(x) for x in np.flatnonzero(self.job_status == BLOCKED))
+
+    def _cycle_from(self, j: int) -> list[int] | None:
+        """The cycle of blocked jobs reached by following "waits for the machine held by" from ``j``."""
+        st, holder = self._st, self.holder
+        pos: dict[int, int] = {}
+        path: list[int] = []
+        while st[j] == BLOCKED:
+            if j in pos:
+                return path[pos[j]:]
+            pos[j] = len(path)
+            path.append(j)
+            h = int(holder[self._op_m[self._job_off[j] + self._next_k[j]]])
+            if h < 0 or h == j:
+                return None
+            j = h
+        return None
 
     def _resolve_cycles(self) -> bool:
-        """Swap (or detect as deadlock) every cycle of blocked jobs. Returns True on deadlock."""
-        while True:
-            blocked = np.flatnonzero(self.job_status == BLOCKED)
-            succ = {}
-            for j in blocked:
-                w = int(self.next_m[j])
-                h = int(self.holder[w])
-                if h >= 0 and h != j and self.job_status[h] == BLOCKED:
-                    succ[int(j)] = h
-            cycle = None
-            state: dict[int, int] = {}
-            for s in succ:
-                if s in state:
-                    continue
-                path = []
-                x = s
-                while x in succ and x not in state:
-                    state[x] = 1
-                    path.append(x)
-                    x = succ[x]
-                if x in succ and state.get(x) == 1 and x in path:
-                    cycle = path[path.index(x):]
-                    break
-                for y in path:
-                    state[y] = 2
+        """Swap (or detect as deadlock) the cycles of blocked jobs through the jobs that became
+        blocked since the last check (a new cycle must contain one). Returns True on deadlock."""
+        starts, self._new_blocked = self._new_blocked, []
+        for j0 in starts:
+            cycle = self._cycle_from(j0)
             if cycle is None:
-                return False
+                continue
             if not self.swap_allowed:
                 self.deadlock = True
                 self.done = True
                 self.cand = np.zeros(self.n_jobs, bool)
                 return True
-            targets = [int(self.next_m[j]) for j in cycle]
+            targets = [self._op_m[self._job_off[j] + self._next_k[j]] for j in cycle]
             if self.down[targets].any():
-                return False  # wait for the machines to come back up (a shutdown end is pending)
+                continue  # rechecked when the machine comes back up (see _on_sd_end)
             # every job leaves its machine and takes the next one's, all at time t
             for j in cycle:
                 prev = int(self.cur_op[j])
                 self._op_state(prev, OP_DONE)
-                pm = int(self.op_m[prev])
+                pm = self._op_m[prev]
                 self.holder[pm] = -1
                 self.mf[pm, M_BLOCKED] = 0.0
             for j in cycle:
@@ -599,6 +598,7 @@ class JobShopModel:
                 self._start(j)
             self.swaps += 1
             self.swapped_ops += len(cycle)
+        return False
 
     # ------------------------------------------------------------------------------ views
     def lower_bound(self) -> int:
