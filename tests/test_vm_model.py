@@ -246,3 +246,20 @@ def test_renderers_show_the_cluster():
     text.reset(seed=0)
     out = text.render()
     assert "FR" in out and out.count("\npm ") == 20
+
+
+def test_incremental_shape_mask_matches_a_full_recompute_and_place_many_is_all_or_none():
+    c = generate_cluster(np.random.default_rng(0), "S", "medium", n_groups=2)
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        sm = c.shape_slot_mask()
+        assert np.array_equal(sm, c.shape_slot_mask(free=c.free))
+        v = int(rng.choice(np.flatnonzero(c.movable_mask(sm))))
+        c.migrate(v, int(rng.choice(np.flatnonzero(c.vm_slot_mask(v, sm)))))
+    from rlsys_envs.core import ResourcePool
+    pool = ResourcePool([[4, 4], [4, 4]], ("cpu", "mem"))
+    with pytest.raises(CapacityError, match="'a', 'b' would exceed cpu capacity of resource 0"):
+        pool.place_many(["a", "b"], [[0], [0]], [[3, 1], [2, 1]])
+    assert pool.usage.sum() == 0 and not pool.consumers()
+    pool.place_many(["a", "b"], [[0], [0, 1]], [[3, 1], [1, 1]])
+    assert pool.usage.tolist() == [[4, 2], [1, 1]] and pool.placement("b").resources.tolist() == [0, 1]

@@ -154,8 +154,8 @@ class Cluster:
                 f"PM {self._pm_name(p)} NUMA node {k} is over {('cpu', 'mem')[d]} capacity: "
                 f"{int(usage[node, d])} > {int(cap[node, d])} (VMs on it: {', '.join(on[:20])})")
         self.pool = ResourcePool(cap, ("cpu", "mem"))
-        for v in range(self.n_vms):
-            self.pool.place(v, self.vm_nodes(v), [self.vm_ncpu[v], self.vm_nmem[v]])
+        self.pool.place_many(range(self.n_vms), [self.vm_nodes(v) for v in range(self.n_vms)],
+                             [[self.vm_ncpu[v], self.vm_nmem[v]] for v in range(self.n_vms)])
         self.total_free_cpu = int((cap[:, 0] - self.pool.usage[:, 0]).sum())
         self.frag_total = int(self.node_fragments().sum())
 
@@ -166,6 +166,8 @@ class Cluster:
         for name in ("vm_pm", "vm_numa"):
             setattr(other, name, getattr(self, name).copy())
         other.pool = self.pool.copy()
+        if getattr(self, "_sm", None) is not None:
+            other._sm = self._sm.copy()
         return other
 
     # ------------------------------------------------------------------------------ queries
@@ -188,15 +190,27 @@ class Cluster:
         return int((self.free[:, 0] // unit).sum())
 
     def shape_slot_mask(self, free: np.ndarray | None = None) -> np.ndarray:
-        """``[n_shapes, n_nodes]``: where a VM of each shape would fit (slots), ignoring its own place."""
-        free = self.free if free is None else free
+        """``[n_shapes, n_nodes]``: where a VM of each shape would fit (slots), ignoring its own place.
+
+        Without ``free`` the result is cached and updated incrementally by :meth:`migrate`; treat it
+        as read-only.
+        """
+        if free is None:
+            if getattr(self, "_sm", None) is None:
+                self._sm = self._shape_mask_of(self.free, np.arange(self.n_pms))
+            return self._sm
+        return self._shape_mask_of(free, np.arange(self.n_pms))
+
+    def _shape_mask_of(self, free: np.ndarray, pms: np.ndarray) -> np.ndarray:
+        """Shape-slot mask restricted to the nodes of ``pms`` (``[n_shapes, 2 * len(pms)]``)."""
         sh = self.shapes
-        fit = (free[None, :, 0] >= sh[:, 1:2]) & (free[None, :, 1] >= sh[:, 2:3])  # [S, nodes]
+        nodes = (2 * pms[:, None] + np.arange(2)).reshape(-1)
+        f = free[nodes]
+        fit = (f[None, :, 0] >= sh[:, 1:2]) & (f[None, :, 1] >= sh[:, 2:3])            # [S, nodes]
         pair = fit[:, 0::2] & fit[:, 1::2]                                              # [S, pms]
-        out = np.where((sh[:, 0] == 1)[:, None], fit, False)
-        out[:, 0::2] |= np.where((sh[:, 0] == 2)[:, None], pair, False)
-        acc = np.repeat(self.pm_accepting, 2)
-        return out & acc[None, :]
+        out = fit & (sh[:, 0] == 1)[:, None]
+        out[:, 0::2] |= pair & (sh[:, 0] == 2)[:, None]
+        return out & np.repeat(self.pm_accepting[pms], 2)[None, :]
 
     def own_slot(self, v: int) -> int:
         """The slot VM ``v`` occupies now."""
@@ -266,8 +280,13 @@ class Cluster:
         touched = np.unique(np.concatenate([old_nodes, new_nodes]))
         u = self.frag_unit
         before = int(np.mod(self.pool.capacity[touched, 0] - self.pool.usage[touched, 0], u).sum())
+        old_pm = int(self.vm_pm[v])
         self.pool.move(v, new_nodes)
         after = int(np.mod(self.pool.capacity[touched, 0] - self.pool.usage[touched, 0], u).sum())
+        if getattr(self, "_sm", None) is not None:
+            pms = np.unique(np.array([old_pm, pm], np.int64))
+            nodes = (2 * pms[:, None] + np.arange(2)).reshape(-1)
+            self._sm[:, nodes] = self._shape_mask_of(self.pool.free, pms)
         self.vm_pm[v] = pm
         self.vm_numa[v] = -1 if self.vm_span[v] == 2 else numa
         self.frag_total += after - before

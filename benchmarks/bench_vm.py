@@ -1,0 +1,195 @@
+"""Benchmarks of ``rlsys/VMRescheduling-v0``; prints markdown tables.
+
+(a) quality on generated M-size (279 PMs) high-workload snapshots, MNL 50: initial and final FR,
+migrations and wall time per episode for no-op, random, best-of-16 random, greedy and CP-SAT at
+each time limit (1 worker, hinted with the greedy plan); ``--checkpoint PATH`` adds a trained
+policy, deterministic ("greedy") and best-of-16 sampled (VMR2L's risk-seeking evaluation), loaded
+lazily with ``agents.evaluation.load_policy``;
+(b) the same table on the public VMR2L snapshots (``--real-dir``, skipped when absent);
+(c) throughput under random masked actions on M size: env steps and migrations per second (with
+and without the episode resets, which generate a new snapshot), and the bare model.
+
+    python benchmarks/bench_vm.py                        # 10 snapshots, CP-SAT 60 s (~12 min, 2 shared cores)
+    python benchmarks/bench_vm.py --quick                # 3 snapshots, CP-SAT 5 s and 20 s (~2 min)
+    python benchmarks/bench_vm.py --snapshots 2 --cpsat 300 --skip-real --skip-throughput   # the 300 s column
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
+                                     NoOpPolicy)
+from rlsys_envs.vm.env import VMReschedulingEnv  # noqa: E402
+from rlsys_envs.vm.generator import generate_cluster  # noqa: E402
+
+ENV_ID = "rlsys/VMRescheduling-v0"
+REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "vmr2l"
+REAL_FILES = ("reset_vm_pm_id_clear_big2.json", "reset_vm_pm_id_clear2.json")
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def run(env, policy, seed, options=None):
+    t0 = time.perf_counter()
+    obs, info = env.reset(seed=seed, options=options)
+    policy.reset(env, seed)
+    while True:
+        obs, r, term, trunc, info = env.step(policy.act(env, obs, info))
+        if term or trunc:
+            break
+    return info["metrics"], time.perf_counter() - t0
+
+
+def policies(args, env_kwargs):
+    out = [("no-op", NoOpPolicy), ("random", LegalRandomPolicy),
+           ("random best-of-16", lambda: BestOfK(LegalRandomPolicy, 16)), ("greedy", GreedyPolicy)]
+    for limit in args.cpsat:
+        out.append((f"CP-SAT {limit:g} s", lambda limit=limit: CPSatPolicy(time_limit=limit, workers=1)))
+    if args.checkpoint:
+        from agents.evaluation import load_policy  # lazy: the learning side is optional here
+
+        path = args.checkpoint
+        out.append(("policy (greedy)", lambda: load_policy(path, ENV_ID, env_kwargs, deterministic=True)))
+        out.append(("policy best-of-16",
+                    lambda: BestOfK(lambda: load_policy(path, ENV_ID, env_kwargs, deterministic=False), 16)))
+    return out
+
+
+def quality(args, env_kwargs, episodes, title, options_of=None):
+    env = VMReschedulingEnv(**env_kwargs)
+    rows = []
+    for name, factory in policies(args, env_kwargs):
+        frs0, frs, migs, walls, slots = [], [], [], [], []
+        for i in range(episodes):
+            m, wall = run(env, factory(), i, options_of(i) if options_of else None)
+            frs0.append(m["fr_initial"])
+            frs.append(m["fr_final"])
+            migs.append(m["migrations"])
+            slots.append(m["slots16_gained"])
+            walls.append(wall)
+        rows.append([name, f"{np.mean(frs0):.4f}", f"{np.mean(frs):.4f}", f"{np.mean(frs0) - np.mean(frs):.4f}",
+                     f"{np.mean(slots):.1f}", f"{np.mean(migs):.1f}", f"{np.mean(walls):.2f}"])
+        print(f"  {title}: {name} done", file=sys.stderr)
+    return f"### {title}\n\n" + table(["policy", "initial FR", "final FR", "FR reduction", "16-core slots gained",
+                                       "migrations", "wall s / episode"], rows)
+
+
+def throughput(seconds):
+    env = VMReschedulingEnv(size="M", workload="high", mnl=50)
+    rng = np.random.default_rng(0)
+    # (1) episodes with resets (each reset generates a new M snapshot)
+    steps = migs = eps = 0
+    t0 = time.perf_counter()
+    env.reset(seed=0)
+    while time.perf_counter() - t0 < seconds:
+        _, _, term, trunc, _ = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+        steps += 1
+        if term or trunc:
+            migs += env.migrations
+            eps += 1
+            env.reset(seed=eps)
+    with_reset = time.perf_counter() - t0
+    migs += env.migrations
+    rows = [["env, incl. resets", f"{steps / with_reset:,.0f}", f"{migs / with_reset:,.0f}"]]
+    # (2) steady state: one long episode, no resets
+    env2 = VMReschedulingEnv(size="M", workload="high", mnl=100_000)
+    env2.reset(seed=0)
+    steps = migs = 0
+    t0 = time.perf_counter()
+    reset_time = 0.0
+    while time.perf_counter() - t0 < seconds:
+        _, _, term, trunc, _ = env2.step(int(rng.choice(np.flatnonzero(env2.action_masks()))))
+        steps += 1
+        if term or trunc:  # no VM can move any more: start again, and do not count the reset
+            migs += env2.migrations
+            t1 = time.perf_counter()
+            env2.reset(seed=steps)
+            reset_time += time.perf_counter() - t1
+    dt = time.perf_counter() - t0 - reset_time
+    migs += env2.migrations
+    rows.append(["env, no resets", f"{steps / dt:,.0f}", f"{migs / dt:,.0f}"])
+    # (3) the bare model: masks + migrate, no observation
+    c = generate_cluster(np.random.default_rng(0), "M", "high")
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        sm = c.shape_slot_mask()
+        vms = np.flatnonzero(c.movable_mask(sm))
+        v = int(rng.choice(vms))
+        s = int(rng.choice(np.flatnonzero(c.vm_slot_mask(v, sm))))
+        c.migrate(v, s)
+        n += 1
+    dt = time.perf_counter() - t0
+    rows.append(["model only (masks + move)", "-", f"{n / dt:,.0f}"])
+    t0 = time.perf_counter()
+    for i in range(5):
+        generate_cluster(np.random.default_rng(i), "M", "high")
+    gen = (time.perf_counter() - t0) / 5
+    return ("### (c) Throughput, random masked actions, M size (279 PMs, ~2,370 VMs), 1 process\n\n"
+            + table(["loop", "env steps / s", "migrations / s"], rows)
+            + f"\n\nGenerating one M snapshot takes {gen * 1000:.0f} ms (part of every reset).")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="3 snapshots, CP-SAT 5 s and 20 s, 3 s throughput")
+    ap.add_argument("--snapshots", type=int, default=None, help="generated M-high snapshots (default 10; quick 3)")
+    ap.add_argument("--cpsat", type=float, nargs="*", default=None, help="CP-SAT time limits (default 60; quick 5 20)")
+    ap.add_argument("--mnl", type=int, default=50)
+    ap.add_argument("--checkpoint", default=None, help="a trained SB3 checkpoint (.zip) to add as two rows")
+    ap.add_argument("--real-dir", default=str(REAL_DEFAULT), help="folder with the public VMR2L snapshots")
+    ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--skip-generated", action="store_true")
+    args = ap.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    n = args.snapshots if args.snapshots is not None else (3 if args.quick else 10)
+    if args.cpsat is None:
+        args.cpsat = [5.0, 20.0] if args.quick else [60.0]
+    t_start = time.perf_counter()
+    out = [f"## rlsys/VMRescheduling-v0 benchmark ({'quick' if args.quick else 'full'}; MNL {args.mnl}; "
+           f"CP-SAT 1 worker, greedy-hinted)"]
+    if not args.skip_generated:
+        kw = dict(size="M", workload="high", mnl=args.mnl)
+        out.append(quality(args, kw, n, f"(a) {n} generated M-size high-workload snapshots (seeds 0-{n - 1}), "
+                                        f"MNL {args.mnl}, means"))
+    if not args.skip_real:
+        real = Path(args.real_dir)
+        for fname in REAL_FILES:
+            path = real / fname
+            if not path.is_file():
+                out.append(f"### (b) {fname}: not found under {real}, skipped")
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                env = VMReschedulingEnv(snapshot_path=str(path), mnl=args.mnl)
+            title = (f"(b) public VMR2L snapshot {fname} ({env.max_pms} hosts, {env.max_vms} VMs), "
+                     f"MNL {args.mnl}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out.append(quality(args, dict(snapshot_path=str(path), mnl=args.mnl), 1, title))
+    if not args.skip_throughput:
+        out.append(throughput(3.0 if args.quick else 10.0))
+    out.append(f"_total wall time {time.perf_counter() - t_start:.0f} s_")
+    print("\n\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
