@@ -273,3 +273,28 @@ def test_checker_catches_violations():
     m, s, e = int(rows[0, 2]), int(rows[0, 3]), int(rows[0, 4])
     with pytest.raises(AssertionError):
         check_schedule(env.instance, rows, blocking=False, downs=[(m, s, e)])
+
+
+@pytest.mark.parametrize("kw", [{"rule": "active"}, {"blocking": True}, {}])
+def test_graph_nodes_are_exactly_the_live_operations(kw):
+    """Live = not yet dispatched, processing, or finished but blocking its machine."""
+    env = JobShopEnv(instance="ft06", **kw)
+    rng = np.random.default_rng(2)
+    obs, info = env.reset(seed=0)
+    done, seen_blocked = False, False
+    while not done:
+        md = env.model
+        expect = np.zeros(env.max_nodes, np.int8)
+        for j in range(md.n_jobs):
+            for k in range(int(md.job_nops[j])):
+                o = int(md.job_off[j]) + k
+                waiting = k >= md.next_k[j]
+                running = md.cur_op[j] == o and md.job_status[j] in (1, 2)
+                expect[o] = waiting or running
+                if running and md.job_status[j] == 2:
+                    seen_blocked = True
+                    assert obs["graph_x"][o, 2] == 1 and obs["graph_x"][o, 5] == 1  # blocked, complete
+        assert np.array_equal(obs["graph_node_mask"], expect)
+        obs, r, done, _, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+    assert obs["graph_node_mask"].sum() == 0
+    assert seen_blocked == bool(kw.get("blocking"))

@@ -352,12 +352,11 @@ class JobShopEnv(RlsysEnv):
         of[nxt, N_CAND] = cand
         of[nxt, N_WAIT] = sq_wait
         if md.hazard > 0:
-            of[:-1, N_DOWN] = md.down[md.op_m]
+            of[:-1, N_DOWN] = md.down[md.op_m] & md.alive
         if md.rule == "nondelay":
             ops = md.mach_op  # scratch row for idle machines
             rem = md.mach_end_est - (np.maximum(md.down_until, t) if md.hazard > 0 else t)
-            of[ops, N_COMP] = 1.0 - rem * md.inv_p_ext[ops]
-            of[ops, N_JREM] = (md.tail_minus_p_ext[ops] + rem) / md.max_jobwork
+            of[ops, N_COMP:N_JREM + 1] = md.run_base[ops] + rem[:, None] * md.run_coef[ops]
         alive = md.alive
         O = md.n_ops_total
         if self._ver != md.alive_version:  # live node set changed: recompute the edge mask
@@ -365,7 +364,7 @@ class JobShopEnv(RlsysEnv):
             e0, e1 = self._edges
             self._keep = alive[e0] & alive[e1]
         x = np.zeros((self.max_nodes, len(NODE_FEATURES)), np.float32)
-        np.multiply(of[:O], alive[:, None], out=x[:O])
+        x[:O] = of[:O]  # rows of dropped operations are zero (JobShopModel._op_state)
         nmask = np.zeros(self.max_nodes, np.int8)
         nmask[:O] = alive
         emask = np.zeros(self.max_edges, np.int8)

@@ -185,8 +185,14 @@ class JobShopModel:
         of[:O, N_P] = dd / self.max_p
         of[:O, N_JREM] = self.op_tail / self.max_jobwork
         of[:O, N_MACH] = (mm + 1) / self.max_machines
-        self.inv_p_ext = np.r_[1.0 / np.maximum(dd, 1), 0.0]
-        self.tail_minus_p_ext = np.r_[(self.op_tail - dd), 0].astype(np.float64)
+        # running operation o with r time units left: [completion, job_remaining] columns are
+        # run_base[o] + r * run_coef[o] (row O is the scratch row)
+        self.run_base = np.zeros((O + 1, 2))
+        self.run_base[:O, 0] = 1.0
+        self.run_base[:O, 1] = (self.op_tail - dd) / self.max_jobwork
+        self.run_coef = np.zeros((O + 1, 2))
+        self.run_coef[:O, 0] = -1.0 / np.maximum(dd, 1)
+        self.run_coef[:O, 1] = 1.0 / self.max_jobwork
         self._jf0, self._mf0, self._of0 = jf, mf, of
         # plain-Python copies of static data for the scalar hot path (numpy scalars are slow)
         self._op_m, self._op_p, self._op_k = mm.tolist(), dd.tolist(), kk.tolist()
@@ -277,14 +283,15 @@ class JobShopModel:
     def _op_state(self, o: int, s: int) -> None:
         old = int(self.op_status[o])
         of = self.of
+        if old == OP_WAIT:  # no longer a next operation: clear the per-step columns
+            of[o, N_CAND] = 0.0
+            of[o, N_WAIT] = 0.0
         if old < OP_DONE:
             of[o, old] = 0.0
         if s < OP_DONE:
             of[o, s] = 1.0
-        if old == OP_WAIT:  # no longer a next operation: clear the per-step columns
-            of[o, N_CAND] = 0.0
-            of[o, N_WAIT] = 0.0
-        else:
+        else:  # dropped from the graph: its row becomes (and stays) zero
+            of[o] = 0.0
             self.alive[o] = False
             self.alive_version += 1
         self.op_status[o] = s
@@ -348,7 +355,9 @@ class JobShopModel:
         jf[j, J_REMW] = jr * self._inv_jw
         jf[j, J_REMO] = (nops - k) / nops
         s = self._job_off[j]
-        self.of[s:s + nops, N_JCOMP] = k / nops
+        # live operations of the job: o onwards (o itself is already dropped under "active")
+        lo = o + 1 if self.rule == "active" else o
+        self.of[lo:s + nops, N_JCOMP] = k / nops
         if k < nops:
             o2 = s + k
             self.next_op[j] = o2
