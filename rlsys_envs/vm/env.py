@@ -236,7 +236,10 @@ class VMReschedulingEnv(RlsysEnv):
             pms = np.arange(c.n_pms)
         else:
             self._pmf[pms] = self._pm_features(pms)
-            on = np.flatnonzero(np.isin(c.vm_pm, pms))
+            hit = c.vm_pm == pms[0]
+            for p in pms[1:]:
+                hit |= c.vm_pm == p
+            on = np.flatnonzero(hit)
             self._vmf[on, 8:] = self._pmf[c.vm_pm[on]]
         nodes = (2 * pms[:, None] + np.arange(2)).reshape(-1)
         self._x[nodes, 2:6] = self._pmf[pms, :8].reshape(len(pms), 4, 2).transpose(0, 2, 1).reshape(-1, 4)

@@ -13,16 +13,16 @@ BACK = np.array([1.0, 1.0, 1.0])
 
 
 def cluster_image(cluster: Cluster, pms_per_row: int | None = None) -> np.ndarray:
-    """An RGB float image: one 2-column block per PM (its NUMA nodes), one row of pixels per core.
+    """An RGB float image: one block per PM with a column per NUMA node, one row of pixels per core.
 
     From the bottom of each column: used cores (grey), free cores in whole fragment units (green),
     fragmented free cores ``free mod unit`` (red).
     """
     n = cluster.n_pms
-    per_row = pms_per_row or max(1, int(np.ceil(np.sqrt(n * 3.0))))
+    per_row = pms_per_row or max(1, int(np.ceil(np.sqrt(n * 2.0))))
     rows = int(np.ceil(n / per_row))
     h = int(cluster.numa_cpu.max())
-    cell_w, cell_h = 3, h + 2
+    cell_w, cell_h = 6, h + 2  # two 2-pixel NUMA columns with a 1-pixel gap, then a 1-pixel spacer
     img = np.ones((rows * cell_h, per_row * cell_w, 3)) * BACK
     free = cluster.free[:, 0].reshape(n, 2)
     cap = cluster.numa_cpu
@@ -33,13 +33,14 @@ def cluster_image(cluster: Cluster, pms_per_row: int | None = None) -> np.ndarra
             c, f = int(cap[p, k]), int(free[p, k])
             frag = f % u
             used = c - f
-            x = col * cell_w + k
+            x = col * cell_w + 3 * k
             base = (r + 1) * cell_h - 1  # bottom row of this cell (exclusive of the spacer)
             column = np.ones((h, 3)) * BACK
             column[h - used:] = USED
             column[h - c: h - used] = FREE
             column[h - c: h - c + frag] = FRAG
             img[base - h: base, x] = column
+            img[base - h: base, x + 1] = column
     return img
 
 
