@@ -111,7 +111,9 @@ class JobShopEnv(RlsysEnv):
     ``lower_bound0``, ``swaps``, ``deadlock``, ``shutdowns``, ``interruptions``, ``decisions``,
     ``auto_dispatched``, ``n_jobs``, ``n_machines``. ``info["schedule"]``: int64 ``[rows, 5]``
     (job, op_index, machine, start, end), one row per processed segment (an interrupted
-    operation has several).
+    operation has several), and ``info["deadlock"]``. Every step's ``info`` also has
+    ``action_mask``, ``time`` (the simulation time of the decision) and, with ``reward="lb"``,
+    ``lower_bound`` (the bound the next reward is measured from).
 
     **Arguments.** ``instance`` ("random"; a benchmark name ft06/ft10/ft20/la01-la40/ta01-ta80;
     a path to a standard- or Taillard-format file; or a ``JobShopInstance``), ``n_jobs`` (int
