@@ -241,3 +241,12 @@ def test_q_learning_trains_reproducibly_and_plays_legal_greedy_moves():
             lim = env.limit
             obs, r, term, trunc, info = env.step(pol.act(env, obs, info))   # raises if illegal
             assert abs(env.limit - lim) in (0, 20) and 10 <= env.limit <= 310
+
+
+def test_sampling_the_delta_space_never_leaves_the_grid():
+    env = ServerlessAutoscalingEnv(initial_limit=10, episode_decisions=40)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(40):
+        env.step(env.action_space.sample())          # would raise on a masked move
+        assert 10 <= env.limit <= 310

@@ -40,7 +40,7 @@ class KnativeDefaultPolicy(Policy):
         env.pin_limit(0)
 
     def act(self, env, obs, info):
-        return env.action_for_limit(env.limit if env.limit > 0 else int(env.initial_limit))
+        return env.action_for_limit(env.limit)     # "keep" for delta; ignored anyway while pinned
 
 
 class StaticLimitPolicy(Policy):

@@ -207,8 +207,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.max_pods = cluster.max_pods()
         self.sim = make_simulator(self.simulator_kind, cluster, kpa, dt=self.dt)
 
-        if self.action_type == "delta":
-            self.action_space = spaces.Discrete(3)
+        if self.action_type == "delta":       # sample() draws legal moves (core.MaskedDiscrete)
+            self.action_space = self.masked_discrete(3)
         elif self.action_type == "absolute":
             self.action_space = spaces.Discrete(len(LIMITS))
         else:
