@@ -448,7 +448,7 @@ class FluidSimulator(_SimBase):
     most, scalar loops beat numpy's per-call overhead by several times."""
 
     _JITTER_NODES = 8
-    _FP_ITERS = 6
+    _FP_ITERS = 12
 
     def __init__(self, cluster: ClusterConfig, kpa: KPAConfig, dt: float = 0.5):
         super().__init__(cluster, kpa)
@@ -571,25 +571,28 @@ class FluidSimulator(_SimBase):
                 mem_used += (base_mem + n * mem) * dt
                 if n <= 0.0:
                     continue
-                # requests in the CPU phase (fixed point of n_c = n * cpu_t(n_c) / (cpu_t(n_c) + sleep))
+                # CPU time at the pod by mean-value analysis of a processor-sharing station: a
+                # request reaching the CPU sees n_c (m - 1) / m of the others there, where n_c is
+                # the number in the CPU phase, n_c = m cpu_t / (cpu_t + sleep), and m the number in
+                # service. The fluid holds a request for at least one step, so when the service
+                # time T = cpu_t + sleep is below dt only m = n T / dt are really in service. The
+                # map is increasing and starts below its least fixed point: iterate up.
                 if w <= 0.0:
                     nce, cpu_t = 0.0, 0.0
                 else:
-                    # CPU time at the pod (mean-value analysis of a processor-sharing station in a
-                    # closed loop: a request arriving to the CPU sees n_c (n - 1) / n others there)
-                    # and the number n_c in the CPU phase: the least fixed point of
-                    # n_c = n * cpu_t(n_c) / (cpu_t(n_c) + sleep); the map is increasing, iterate up
-                    seen = (n - 1.0) / n if n > 1.0 else 0.0
-                    if sl <= 0.0:
-                        nce = n
-                    else:
-                        nce = n * w / (w + sl)
-                        for _ in range(self._FP_ITERS):
-                            ct = w * max(1.0, (1.0 + nce * seen) / cores) * (1.0 + kappa * max(0.0, nce - cores))
-                            nce = n * ct / (ct + sl)
-                    cpu_t = w * max(1.0, (1.0 + nce * seen) / cores) * (1.0 + kappa * max(0.0, nce - cores))
-                if w > 0.0:       # busy cores = CPU demand rate (with the contention loss), at most all
-                    busy = n / (cpu_t + sl) * w * (1.0 + kappa * max(0.0, nce - cores))
+                    cpu_t = w
+                    for _ in range(self._FP_ITERS):
+                        T = cpu_t + sl
+                        m = n * T / dt if T < dt else n
+                        nce = m * cpu_t / T
+                        seen = (m - 1.0) / m if m > 1.0 else 0.0
+                        new_t = w * max(1.0, (1.0 + nce * seen) / cores) * (1.0 + kappa * max(0.0, nce - cores))
+                        if new_t - cpu_t <= 1e-9 * cpu_t:
+                            cpu_t = new_t
+                            break
+                        cpu_t = new_t
+                    T = cpu_t + sl
+                    busy = n / (T if T > dt else dt) * w * (1.0 + kappa * max(0.0, nce - cores))
                     cpu_used += (busy if busy < cores else cores) * dt
                 inv_g = cpu_t / dt if cpu_t > dt else 1.0
                 inv_f = 1.0 + (cpu_t + sl) / dt - inv_g
