@@ -112,8 +112,9 @@ def bench_throughput(quick):
 
 # ------------------------------------------------------------------------------ policies
 class _Checkpoint:
-    def __init__(self, path):
+    def __init__(self, path, extra_kwargs=None):
         self.path = path
+        self.extra = dict(extra_kwargs or {})
         self.cache = {}
 
     def policy_for(self, kwargs):
@@ -146,6 +147,8 @@ def bench_quality(quick, ckpt):
         for rule in cols:
             kw = {"rule": rule, "observation": "graph" if name == "checkpoint" else "flat"}
             if name == "checkpoint":
+                kw.update(ckpt.extra)
+            if name == "checkpoint":
                 make = lambda kw=kw: ckpt.policy_for({"instance": "ta01", **kw})  # noqa: E731
             else:
                 make = BASELINES[name]
@@ -171,6 +174,8 @@ def bench_isbjssp(quick, ckpt):
         for p in probs:
             kw = {"blocking": True, "swap_allowed": True, "shutdown_prob": p,
                   "observation": "graph" if name == "checkpoint" else "flat"}
+            if name == "checkpoint":
+                kw.update(ckpt.extra)
             if name == "checkpoint":
                 make = lambda kw=kw: ckpt.policy_for({"instance": "ta01", **kw})  # noqa: E731
             else:
@@ -207,6 +212,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short run")
     ap.add_argument("--checkpoint", default=None, help="trained policy (.zip) to add as a column")
+    ap.add_argument("--checkpoint-kwargs", default="{}", metavar="JSON",
+                    help='env kwargs for the checkpoint columns, e.g. \'{"observation": "flat"}\' '
+                         '(default: graph observation, default padding)')
     ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
     ap.add_argument("--gantt", default=None, metavar="PNG",
                     help="also save a Gantt chart of the CP-SAT plan of ft06 replayed through the env")
@@ -218,7 +226,8 @@ def main(argv=None):
         torch.set_num_threads(1)
     except ImportError:
         pass
-    ckpt = _Checkpoint(args.checkpoint) if args.checkpoint else None
+    import json
+    ckpt = _Checkpoint(args.checkpoint, json.loads(args.checkpoint_kwargs)) if args.checkpoint else None
     t0 = time.perf_counter()
     print(f"## JobShop-v0 benchmark ({'quick' if args.quick else 'full'})\n")
     for key, fn in [("a", lambda: bench_cpsat(args.quick)), ("b", lambda: bench_throughput(args.quick)),
