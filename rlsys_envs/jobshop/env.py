@@ -10,7 +10,7 @@ from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, che
 
 from .generator import generate, resolve_instance
 from .model import (J_BUSY, J_CAND, J_WAIT, JOB_FEATURES, M_BUSY, M_CANDS, MACHINE_FEATURES, N_CAND, N_COMP, N_DOWN,
-                    N_JREM, N_WAIT, NODE_FEATURES, PROC, JobShopInstance, JobShopModel)
+                    N_JREM, N_WAIT, NODE_FEATURES, JobShopInstance, JobShopModel)
 
 EDGE_TYPES = ("conjunctive", "disjunctive")
 
@@ -230,7 +230,8 @@ class JobShopEnv(RlsysEnv):
         md = self.model
         self.J, self.M = md.n_jobs, md.n_machines
         self._ver = -1
-        if self.observation_kind == "graph":
+        if self.observation_kind == "graph" and getattr(self, "_edges_for", None) is not self.instance:
+            self._edges_for = self.instance  # a fixed instance keeps its edge lists across resets
             jj = md.op_job
             conj = np.flatnonzero(jj[:-1] == jj[1:])
             src, dst = [conj], [conj + 1]
