@@ -128,6 +128,7 @@ def test_real_snapshots_load_with_the_memory_disagreements_recorded(real):
         assert fields == {"memory_huge_free_mb"}       # cpu free values agree with the placements
         assert all(r["numa"] == 1 for r in report.free_disagreements)
         assert len(report.type_disagreements) > 0      # e.g. 8-core VMs split 4 + 4 over both nodes
+        assert "copied NUMA 0's free memory into NUMA 1" in report.note
     assert 0.5 < c.fragment_rate() < 0.6 and c.slots() > 0
 
 

@@ -154,6 +154,8 @@ class LoadReport:
     type_disagreements: list[dict] = field(default_factory=list)
     n_groups: int = 0
     inactive_hosts: list[str] = field(default_factory=list)
+    #: a diagnosis of the disagreements, when one pattern explains them all
+    note: str = ""
 
 
 def _need(obj, key, where):
@@ -288,6 +290,11 @@ def load_vmr2l_json(path, frag_unit: int = 16, warn: bool = True) -> tuple[Clust
                     report.free_disagreements.append(dict(host=names[i], numa=k, field=fname,
                                                           stated=float(stated[i, k, d]),
                                                           recomputed=int(free[i, k, d])))
+    dis = report.free_disagreements
+    if dis and all(r["field"] == "memory_huge_free_mb" and r["numa"] == 1
+                   and r["stated"] == stated[pm_index[r["host"]], 0, 1] for r in dis):
+        report.note = ("every disagreement is NUMA 1's memory_huge_free_mb, which equals NUMA 0's stated value: "
+                       "the file's writer seems to have copied NUMA 0's free memory into NUMA 1")
     if warn and (report.free_disagreements or report.type_disagreements):
         by_field: dict[str, int] = {}
         for r in report.free_disagreements:
@@ -298,6 +305,7 @@ def load_vmr2l_json(path, frag_unit: int = 16, warn: bool = True) -> tuple[Clust
             f"{len(report.free_disagreements)} NUMA entries ({by_field})"
             + (f", e.g. host {first['host']!r} NUMA {first['numa']} {first['field']}: stated {first['stated']:g}, "
                f"recomputed {first['recomputed']}" if first else "")
+            + (f" ({report.note})" if report.note else "")
             + f"; {len(report.type_disagreements)} VMs are placed differently from their type's NUMA count or demand "
             "(the placement is used). Details: the LoadReport returned by load_vmr2l_json.",
             UserWarning, stacklevel=2)
