@@ -32,7 +32,7 @@ class Algorithm:
     name: str
     cls: str               # "module:Class"
     default_policy: str
-    maskable: bool
+    maskable: bool         # predict() takes action_masks (evaluation passes env.action_masks())
     off_policy: bool
     actions: str           # "discrete", "continuous" or "any"
 
@@ -45,8 +45,9 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("ppo", "stable_baselines3:PPO", "mlp", False, False, "any"),
     Algorithm("maskable_ppo", "sb3_contrib:MaskablePPO", "mlp", True, False, "discrete"),
     Algorithm("gnn_ppo", "sb3_contrib:MaskablePPO", "gnn", True, False, "discrete"),
-    Algorithm("dqn", "stable_baselines3:DQN", "mlp", False, True, "discrete"),
-    Algorithm("qrdqn", "sb3_contrib:QRDQN", "mlp", False, True, "discrete"),
+    # DQN / QR-DQN act greedily among the legal actions (agents.masked_q); checkpoints are plain zips
+    Algorithm("dqn", "agents.masked_q:MaskableDQN", "mlp", True, True, "discrete"),
+    Algorithm("qrdqn", "agents.masked_q:MaskableQRDQN", "mlp", True, True, "discrete"),
     Algorithm("sac", "stable_baselines3:SAC", "mlp", False, True, "continuous"),
 )}
 
@@ -89,7 +90,7 @@ def policy_spec(algo: Algorithm, preset: str, observation_space: gym.Space, poli
         raise ValueError(f"policy preset {preset!r} needs a Dict observation (graph or entity tables), "
                          f"got {type(observation_space).__name__}")
     if preset in ("pointer", "rowpointer"):
-        if not algo.maskable:
+        if algo.name not in ("maskable_ppo", "gnn_ppo"):
             raise ValueError(f"the pointer policy runs with MaskablePPO (maskable_ppo / gnn_ppo), not {algo.name!r}")
         from .extractors import EntityNodeExtractor, GraphNodeExtractor
         from .policies import PointerPolicy
@@ -120,6 +121,9 @@ def check_algo_kwargs(algo: Algorithm, kwargs: dict) -> None:
 
 def check_action_space(algo: Algorithm, action_space: gym.Space, env_id: str) -> None:
     discrete = isinstance(action_space, gym.spaces.Discrete)
+    if algo.name == "ppo" and discrete:
+        raise ValueError(f"ppo ignores action masks, and {env_id} refuses masked-out actions: use maskable_ppo "
+                         "for a Discrete action space (ppo is for Box actions, e.g. a continuous variant)")
     if algo.actions == "discrete" and not discrete:
         raise ValueError(f"{algo.name} needs a Discrete action space; {env_id} has {action_space}")
     if algo.actions == "continuous" and not isinstance(action_space, gym.spaces.Box):

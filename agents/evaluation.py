@@ -98,6 +98,7 @@ class SB3Policy(Policy):
     def __init__(self, model, maskable: bool, deterministic: bool = True, name: str = "policy"):
         self.model, self.maskable, self.deterministic, self.name = model, maskable, deterministic, name
         self._keys = None
+        self._discrete = hasattr(model.action_space, "n") and np.ndim(model.action_space.n) == 0
         space = model.observation_space
         if hasattr(space, "spaces"):
             self._keys = set(space.spaces)
@@ -117,9 +118,8 @@ class SB3Policy(Policy):
         if self.maskable:
             kwargs["action_masks"] = env.action_masks()
         action, _ = self.model.predict(obs, deterministic=self.deterministic, **kwargs)
-        if np.ndim(action) == 0 or np.size(action) == 1:
-            return int(np.asarray(action).reshape(-1)[0]) if np.issubdtype(np.asarray(action).dtype, np.integer) \
-                else action
+        if self._discrete:
+            return int(np.asarray(action).reshape(-1)[0])
         return action
 
 

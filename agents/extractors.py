@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
@@ -194,8 +195,9 @@ class GraphNodeExtractor(BaseFeaturesExtractor):
 class EntityAttentionExtractor(BaseFeaturesExtractor):
     """Transformer encoder over entity tables; mean+max pooled, plus global keys flattened.
 
-    Every 2-D ``Box`` key ``[n, F]`` (or those listed in ``entity_keys``) is a table of entities
-    of one type (for the VM env: PMs and VMs). A 1-D key ``<table>_mask`` of length ``n``, if
+    Every 2-D ``Box`` key ``[n, F]`` outside the graphs (or those listed in ``entity_keys``) is a
+    table of entities of one type (for the VM env: ``pm_features`` and ``vm_features``). A 1-D key
+    ``<table>_mask`` or ``<stem>_mask`` (``pm_features`` -> ``pm_mask``) of length ``n``, if
     present, marks real rows. Each table gets its own input projection and a type embedding; all
     entities then attend to each other. The remaining keys (``global_keys``, default: every key
     that is neither a table nor a mask) are flattened and appended.
@@ -210,11 +212,19 @@ class EntityAttentionExtractor(BaseFeaturesExtractor):
                            and not any(k.startswith(p + "_") for p in graph_prefixes(observation_space))]
         if not entity_keys:
             raise ValueError("attention extractor: the observation has no entity table (2-D Box key)")
-        mask_keys = {k: f"{k}_mask" for k in entity_keys if f"{k}_mask" in spaces_}
+        mask_keys = {}
+        for k in entity_keys:
+            for cand in (f"{k}_mask", k.rsplit("_", 1)[0] + "_mask"):   # jobs -> jobs_mask, pm_features -> pm_mask
+                if cand in spaces_ and spaces_[cand].shape == spaces_[k].shape[:1]:
+                    mask_keys[k] = cand
+                    break
         if global_keys is None:
             used = set(entity_keys) | set(mask_keys.values())
-            global_keys = [k for k in spaces_ if k not in used and len(spaces_[k].shape) <= 1
-                           and k != "action_node"]
+            graph = {k for p in graph_prefixes(observation_space) for k in graph_keys(p)}
+            global_keys = [k for k, s in spaces_.items() if k not in used and k not in graph and len(s.shape) <= 1
+                           and k != "action_node" and not k.endswith("_mask")
+                           # raw indices (e.g. a host id per VM) are not features: keep small-range ints only
+                           and (np.issubdtype(s.dtype, np.floating) or float(np.max(s.high)) <= 16)]
         extra = sum(_flat_dim(spaces_[k]) for k in global_keys)
         super().__init__(observation_space, features_dim=2 * hidden + extra)
         self.entity_keys, self.mask_keys, self.global_keys = list(entity_keys), mask_keys, list(global_keys)

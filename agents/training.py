@@ -16,19 +16,35 @@ RUN_FILES = ("config.yaml", "checkpoints", "final_model.zip", "results.json", "r
              "eval_history.jsonl")
 
 
+def _table_columns(config: Config, summary: dict) -> dict:
+    if not config.eval.metrics:
+        return summary
+    keep = set(config.eval.metrics) | {f"gap_{m}" for m in config.eval.metrics}
+    return {name: {m: v for m, v in row.items() if m in keep} for name, row in summary.items()}
+
+
 def run_dir_of(config: Config, seed: int) -> Path:
     return Path(config.train.run_dir) / config.experiment / f"seed_{seed}"
 
 
-def make_vec_env(config: Config, seed: int):
-    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+def _make_registered_env(env_id: str, **kwargs):
+    """Module-level factory so SubprocVecEnv workers (fresh processes) register the rlsys IDs too."""
+    import gymnasium as gym
 
     import rlsys_envs  # noqa: F401
 
+    return gym.make(env_id, **kwargs)
+
+
+def make_vec_env(config: Config, seed: int):
+    from functools import partial
+
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
     cls = SubprocVecEnv if config.env.vec_env == "subproc" else DummyVecEnv
-    return sb3_make_vec_env(config.env.id, n_envs=config.env.n_envs, seed=seed, env_kwargs=dict(config.env.kwargs),
-                            vec_env_cls=cls)
+    return sb3_make_vec_env(partial(_make_registered_env, config.env.id), n_envs=config.env.n_envs, seed=seed,
+                            env_kwargs=dict(config.env.kwargs), vec_env_cls=cls)
 
 
 def baseline_names(config: Config) -> list[str]:
@@ -160,7 +176,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
 
     results = {"policy": final, **baselines}
     summary = summarise(results, config.eval.reference, config.eval.gap_metrics)
-    table = format_table(summary, title=f"{config.experiment} seed {seed}: {config.env.id}, "
+    table = format_table(_table_columns(config, summary), title=f"{config.experiment} seed {seed}: {config.env.id}, "
                                         f"{config.eval.episodes} eval episodes (seeds {config.eval.seed}..)")
     (run_dir / "results.json").write_text(json.dumps({"timesteps": int(model.num_timesteps),
                                                       "train_seconds": train_seconds, "summary": summary,
@@ -209,17 +225,18 @@ def run(config: Config, resume_dir: Path | None = None, log=print) -> dict[int, 
         merged[f"policy (seed {seed})" if len(seeds) > 1 else "policy"] = res["policy"]
     first = all_results[seeds[0]]
     merged.update({k: v for k, v in first.items() if k != "policy"})
-    summary = summarise(merged, config.eval.reference, config.eval.gap_metrics)
-    if config.eval.metrics:
-        keep = set(config.eval.metrics) | {f"gap_{m}" for m in config.eval.metrics}
-        summary = {name: {m: v for m, v in row.items() if m in keep} for name, row in summary.items()}
+    summary = _table_columns(config, summarise(merged, config.eval.reference, config.eval.gap_metrics))
     env_kw = config.eval_env_kwargs()
     log("")
     log(format_table(summary, title=f"{config.experiment}: trained policy vs baselines on {config.env.id} "
                                     f"({config.eval.episodes} seeded eval episodes, mean per metric)"))
     if config.eval.reference and config.eval.gap_metrics:
         log(f"\ngap = (value - {config.eval.reference}) / {config.eval.reference}, averaged over episodes")
-    log(f"eval env kwargs: {json.dumps(env_kw, default=str)}")
+    if isinstance(env_kw, list):
+        log(f"eval env kwargs: {json.dumps({**config.env.kwargs, **config.eval.env_kwargs}, default=str)}; "
+            f"per-episode suite: {json.dumps(config.eval.suite, default=str)}")
+    else:
+        log(f"eval env kwargs: {json.dumps(env_kw, default=str)}")
     return all_results
 
 

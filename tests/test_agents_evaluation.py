@@ -72,3 +72,13 @@ def test_pointer_checkpoint_runs_on_a_larger_env(tmp_path):
     assert pol.model.action_space.n == 12
     res = evaluate(ENV, pol, episodes=2, seed=0, env_kwargs=big)
     assert min(res["n_jobs"]) >= 8 and len(res["makespan"]) == 2
+
+
+def test_best_of_k_keeps_the_best_sampled_run():
+    from agents.evaluation import best_of_k
+    from rlsys_envs.core import RandomMaskedPolicy
+
+    single = evaluate(ENV, "random", episodes=3, seed=0, env_kwargs=SMALL)
+    best = best_of_k(ENV, RandomMaskedPolicy, k=4, episodes=3, seed=0, metric="makespan", env_kwargs=SMALL)
+    assert best["lower_bound0"] == single["lower_bound0"]  # same instances
+    assert all(b <= s for b, s in zip(best["makespan"], single["makespan"]))  # run 0 is the single run
