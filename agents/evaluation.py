@@ -185,16 +185,23 @@ def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, 
 
 
 def best_of_k(env_id: str, make_policy: Callable[[], Policy], k: int, episodes: int, seed: int,
-              metric: str, minimise: bool = True, env_kwargs: dict | None = None) -> dict[str, list[float]]:
+              metric: str, minimise: bool = True, env_kwargs: dict | list | None = None) -> dict[str, list[float]]:
     """Run a (sampling) policy ``k`` times per seeded episode and keep the best run by ``metric``.
 
     Run ``j`` of episode ``i`` resets the env with ``seed + i`` (same instance) and the policy with
     ``seed + i + 1_000_003 * j`` (different samples).
     """
-    env = make_env(env_id, env_kwargs)
+    import json
+
+    per_episode = episode_kwargs(env_kwargs, episodes)
+    envs: dict = {}
     out: dict[str, list[float]] = {}
     try:
         for i in range(episodes):
+            key = json.dumps(per_episode[i], sort_keys=True, default=str)
+            if key not in envs:
+                envs[key] = make_env(env_id, per_episode[i])
+            env = envs[key]
             best = None
             for j in range(k):
                 policy = make_policy()
@@ -210,10 +217,11 @@ def best_of_k(env_id: str, make_policy: Callable[[], Policy], k: int, episodes: 
                 m.setdefault("return", total)
                 if best is None or (m[metric] < best[metric] if minimise else m[metric] > best[metric]):
                     best = m
-            for key, v in best.items():
-                out.setdefault(key, []).append(float(v))
+            for name, v in best.items():
+                out.setdefault(name, []).append(float(v))
     finally:
-        env.close()
+        for env in envs.values():
+            env.close()
     return out
 
 

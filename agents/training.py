@@ -141,9 +141,11 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
         venv = make_vec_env(config, seed + start_steps)
         model = algo.load_class().load(path, env=venv, device=config.train.device)
         buf = ckpt_dir / f"replay_buffer_{start_steps}_steps.pkl"
+        extra = ""
         if algo.off_policy and buf.is_file():
             model.load_replay_buffer(buf)
-        log(f"[{config.experiment} seed {seed}] resuming from {path} at {model.num_timesteps} steps")
+            extra = f", replay buffer of {model.replay_buffer.size()} transitions"
+        log(f"[{config.experiment} seed {seed}] resuming from {path} at {model.num_timesteps} steps{extra}")
     else:
         venv = make_vec_env(config, seed)
         model = build_model(config, venv, seed)

@@ -128,9 +128,18 @@ def cmd_list(args) -> int:
 def cmd_evaluate(args) -> int:
     _check_env_id(args.env_id)
     env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs))
-    policy = _load(args.policy, args.env_id, env_kwargs, args.sample)
+    policy = _load(args.policy, args.env_id, env_kwargs, args.sample or args.best_of > 1)
     start = time.perf_counter()
-    res = _evaluate(args.env_id, policy, args.episodes, args.seed, env_kwargs)
+    if args.best_of > 1:
+        from agents.evaluation import best_of_k
+
+        try:
+            res = best_of_k(args.env_id, lambda: policy, args.best_of, args.episodes, args.seed, args.metric,
+                            minimise=not args.maximise, env_kwargs=env_kwargs)
+        except (ValueError, KeyError) as exc:
+            raise SystemExit(f"evaluation failed: {exc!r}") from None
+    else:
+        res = _evaluate(args.env_id, policy, args.episodes, args.seed, env_kwargs)
     seconds = time.perf_counter() - start
     if args.json:
         print(json.dumps({"env_id": args.env_id, "policy": args.policy, "episodes": args.episodes, "seed": args.seed,
@@ -219,8 +228,10 @@ def cmd_compare(args) -> int:
     if args.metrics:
         summary = {k: {m: v for m, v in row.items() if m in args.metrics or
                        (m.startswith("gap_") and m[4:] in args.metrics)} for k, row in summary.items()}
+    shown = (f"{len(env_kwargs)} per-episode env kwargs" if isinstance(env_kwargs, list)
+             else f"env kwargs {json.dumps(env_kwargs or {})}")
     print(format_table(summary, title=f"{args.env_id}: {args.episodes} episodes, seeds {args.seed}.."
-                                      f"{args.seed + args.episodes - 1}, env kwargs {json.dumps(env_kwargs or {})}"))
+                                      f"{args.seed + args.episodes - 1}, {shown}"))
     if args.png:
         _bar_chart(summary, args.png, args.env_id, args.metrics)
         print(f"\nchart: {args.png}")
@@ -263,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="episode i uses env.reset(seed=SEED+i)")
     s.add_argument("--env-kwargs", default=None, help="JSON object (or list of objects, one per episode)")
     s.add_argument("--sample", action="store_true", help="sample the checkpoint's actions instead of greedy")
+    s.add_argument("--best-of", type=int, default=1, metavar="K",
+                   help="sample K runs per episode and keep the best by --metric (implies --sample)")
+    s.add_argument("--metric", default="makespan", help="metric for --best-of (default: makespan)")
+    s.add_argument("--maximise", action="store_true", help="--best-of keeps the highest --metric")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=cmd_evaluate)
 

@@ -115,3 +115,21 @@ def test_train_py_script_reports_config_errors():
     r = subprocess.run([sys.executable, str(ROOT / "train.py"), "algo.name=nope"], capture_output=True, text=True,
                        cwd=ROOT, timeout=120)
     assert r.returncode != 0 and "unknown algorithm" in r.stderr
+
+
+def test_off_policy_checkpoints_save_and_resume_the_replay_buffer(tmp_path, capsys):
+    args = [f"train.run_dir={tmp_path}", "experiment=q", "algo.name=dqn", "algo.policy=mlp", "algo.extractor_kwargs={}",
+            "algo.kwargs={learning_starts: 20, buffer_size: 300, train_freq: 4}", "algo.policy_kwargs.net_arch=[16]",
+            "env.n_envs=1", "env.kwargs.n_jobs=[3,5]", "env.kwargs.n_machines=[3,4]", "env.kwargs.max_jobs=6",
+            "env.kwargs.max_machines=6", "train.total_timesteps=80", "train.checkpoint_freq=40",
+            "train.progress_bar=false", "eval.episodes=1", "eval.freq=0", "eval.baselines=[SPT]",
+            "eval.reference=null", "eval.gap_metrics=[]"]
+    main(args)
+    run = tmp_path / "q" / "seed_0"
+    assert (run / "checkpoints" / "replay_buffer_80_steps.pkl").is_file()
+    main(["--resume", str(run), "train.total_timesteps=120"])
+    out = capsys.readouterr().out
+    assert "at 80 steps, replay buffer of 80 transitions" in out
+    from agents.masked_q import MaskableDQN
+
+    assert MaskableDQN.load(run / "final_model.zip").num_timesteps == 120
