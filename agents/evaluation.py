@@ -247,18 +247,24 @@ def summarise(results: dict[str, dict[str, list[float]]], reference: str | None 
 def _fmt(v: float) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    if abs(v) >= 1000 or v == int(v):
-        return f"{v:.1f}" if abs(v) < 1e6 else f"{v:.3g}"
+    if abs(v) >= 1e7:
+        return f"{v:.4g}"
+    if abs(v) >= 100 or v == int(v):
+        return f"{v:.1f}"
     return f"{v:.4g}"
 
 
-def format_table(summary: dict[str, dict[str, float]], title: str | None = None) -> str:
-    """A markdown table: one row per policy, one column per metric (gaps as percentages)."""
+def format_table(summary: dict[str, dict[str, float]], title: str | None = None, drop_zero: bool = True) -> str:
+    """A markdown table: one row per policy, one column per metric (gaps as percentages).
+
+    With ``drop_zero``, metrics that are 0 for every row are listed under the table instead."""
     columns: list[str] = []
     for row in summary.values():
         for k in row:
             if k not in columns:
                 columns.append(k)
+    zero = [c for c in columns if drop_zero and len(summary) > 1 and all(row.get(c) == 0 for row in summary.values())]
+    columns = [c for c in columns if c not in zero]
     columns = [c for c in columns if not c.startswith("gap_")] + [c for c in columns if c.startswith("gap_")]
     header = ["policy"] + [f"{c[4:]} gap %" if c.startswith("gap_") else c for c in columns]
     lines = [f"### {title}", ""] if title else []
@@ -275,4 +281,6 @@ def format_table(summary: dict[str, dict[str, float]], title: str | None = None)
             else:
                 cells.append(_fmt(v))
         lines.append("| " + " | ".join([name] + cells) + " |")
+    if zero:
+        lines.append(f"\n(0 for every policy: {', '.join(zero)})")
     return "\n".join(lines)
