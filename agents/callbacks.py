@@ -8,6 +8,9 @@ TensorBoard tags written here:
 * ``eval/<metric>/<baseline>`` -- each baseline on the same episodes (evaluated once, logged as
   a constant at every evaluation so that the lines overlay the policy's curve in one chart);
 * ``eval/gap_<metric>/policy`` -- relative gap of the policy to the reference baseline.
+
+A "Custom Scalars" layout is written as well, so TensorBoard's CUSTOM SCALARS tab shows one chart
+per metric with the policy's curve and every baseline's line together.
 """
 from __future__ import annotations
 
@@ -51,9 +54,26 @@ class EvalBaselinesCallback(BaseCallback):
         self.last_results: dict | None = None
 
     def _on_training_start(self) -> None:
+        self.write_layout()
         self._last_bucket = self.num_timesteps // self.freq if self.freq else None
         if self.num_timesteps == 0 and self.freq:
             self.evaluate_now()
+
+    def write_layout(self) -> None:
+        """TensorBoard "Custom Scalars" layout: one chart per metric overlaying policy and baselines."""
+        from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+        metrics: list[str] = []
+        for res in self.baseline_results.values():
+            metrics += [m for m in res if m not in metrics]
+        if not metrics:
+            return
+        charts = {m: ["Multiline", [rf"^eval/{m}/"]] for m in metrics}
+        charts.update({f"gap_{m}": ["Multiline", [rf"^eval/gap_{m}/"]] for m in self.gap_metrics})
+        for fmt in self.logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.writer.add_custom_scalars({"policy vs baselines (eval episodes)": charts})
+                fmt.writer.flush()
 
     def _on_step(self) -> bool:
         if self.freq and self.num_timesteps // self.freq != self._last_bucket:

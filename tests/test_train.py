@@ -53,6 +53,16 @@ def test_smoke_run_writes_tensorboard_checkpoints_and_results(trained, capsys):
     # baselines are logged at every evaluation step, so their lines overlay the policy's curve
     assert tags["eval/makespan/SPT"] == tags["eval/makespan/policy"]
     assert 0 in tags["eval/makespan/policy"] and max(tags["eval/makespan/policy"]) == 256
+    # the Custom Scalars layout puts policy and baselines in one chart per metric
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    layouts = []
+    for f in trained.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        if "custom_scalars__config__" in acc.Tags().get("tensors", []):
+            layouts.append(f)
+    assert layouts, "no custom scalars layout written"
     res = json.loads((trained / "results.json").read_text())
     assert set(res["summary"]) == {"policy", "SPT", "MWKR"} and res["timesteps"] == 256
 
