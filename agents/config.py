@@ -5,8 +5,8 @@ A config has five sections, mirrored by the YAML files in ``configs/``::
     experiment: jobshop_maskable_ppo     # name of the run folder: runs/<experiment>/seed_<s>/
     env:   {id, kwargs, n_envs, vec_env}
     algo:  {name, policy, kwargs, policy_kwargs, extractor_kwargs}
-    train: {total_timesteps, seeds, checkpoint_freq, torch_threads, progress_bar, device, run_dir}
-    eval:  {episodes, seed, freq, env_kwargs, baselines, deterministic, reference, gap_metrics}
+    train: {total_timesteps, seeds, checkpoint_freq, torch_threads, progress_bar, device, run_dir, verbose}
+    eval:  {episodes, seed, freq, env_kwargs, suite, baselines, deterministic, reference, gap_metrics, metrics}
 
 Every field is typed; a YAML value or an override of the wrong type, or a key that does not exist,
 raises :class:`ConfigError` (a ``ValueError``) naming it. Free-form dictionaries (``env.kwargs``,
