@@ -1,7 +1,6 @@
 """Gymnasium environment: set Knative's per-pod concurrency limit every 30 s of simulated time."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -9,7 +8,7 @@ from gymnasium import spaces
 
 from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int
 
-from .generator import DEFAULT_RATES, WORKLOADS, load_trace_counts, make_profile, make_workload
+from .generator import WORKLOADS, load_trace_counts, make_profile, make_workload
 from .model import PROFILES, ClusterConfig, IntervalStats, KPAConfig, make_simulator
 
 #: the limit grid of the paper's action space: 10, 30, ..., 310

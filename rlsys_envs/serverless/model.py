@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
@@ -1023,4 +1023,4 @@ def make_simulator(kind: str, cluster: ClusterConfig, kpa: KPAConfig, dt: float 
 
 
 __all__ = ["KPAConfig", "KPA", "Profile", "PROFILES", "ClusterConfig", "Workload", "IntervalStats",
-           "LatencyHistogram", "FluidSimulator", "EventSimulator", "make_simulator", "per_request_rate", "replace"]
+           "LatencyHistogram", "FluidSimulator", "EventSimulator", "make_simulator", "per_request_rate"]
