@@ -5,7 +5,8 @@
 - ``noop``: stop at once (FR unchanged); where stop is not allowed it falls back to ``greedy``.
 - ``random``: uniformly random legal action (:class:`rlsys_envs.core.RandomMaskedPolicy`).
 - ``greedy``: the single migration that removes the most fragmented cores now (over every movable
-  VM and every legal destination, vectorised per VM shape); it stops when no migration helps.
+  VM and every legal destination, vectorised per VM shape); it stops when no migration helps, or,
+  where stop is not allowed, keeps making the least harmful migration.
   This contains VMR2L's heuristic ("take a VM from the most fragmented place and move it where
   fragments drop most") as the special case where the source is fixed first.
 - ``cpsat``: plans at reset with :func:`solve_cpsat` (10 s, 1 worker) and replays the plan.
@@ -125,6 +126,7 @@ class GreedyPolicy(Policy):
             if legal[env.stop_action]:
                 return env.stop_action
             return int(np.flatnonzero(legal)[0])
+        # here drop > 0, or stop is not allowed: the least harmful migration
         actions = env.encode_migration(v, s)
         self._pending = actions[1:]
         return actions[0]
