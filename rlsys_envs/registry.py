@@ -66,7 +66,7 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         kwargs={"size": "M", "workload": "high", "mnl": 50, "action_mode": "two_stage"},
         variants={
             "small": {"size": "S", "workload": "medium"},
-            "joint": {"size": "tiny", "workload": "high", "mnl": 10, "action_mode": "joint"},
+            "joint": {"size": "tiny", "workload": "low", "mnl": 10, "action_mode": "joint"},
             "penalty": {"size": "S", "workload": "medium", "action_mode": "penalty"},
             "no_stop_constrained": {"size": "S", "allow_stop": False, "frac_unmovable": 0.2,
                                     "n_affinity_groups": 5},

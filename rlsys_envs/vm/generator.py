@@ -17,7 +17,7 @@ the larger VMs of the 352-host snapshot (average about 20 cores, so 1,176 PMs at
 Generation: VMs are drawn from the mix and placed by *random fit* (a uniformly random legal
 NUMA slot), followed by churn rounds (remove a random 10%, refill), until the target is reached
 or the size's VM cap (``max_vms``) is hit. Random fit is what leaves the fragments that
-rescheduling then repairs.
+rescheduling then repairs. VM ids are assigned movable VMs first, smallest first (ties random).
 """
 from __future__ import annotations
 
@@ -117,9 +117,12 @@ def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = 
         vms = [v for i, v in enumerate(vms) if i not in drop]
         fill()
     a = np.array(vms, np.int64).reshape(-1, 5)
-    a = a[rng.permutation(len(a))]  # VM ids in random order, not in placement order
     n = len(a)
     movable = rng.random(n) >= frac_unmovable if frac_unmovable > 0 else np.ones(n, bool)
+    # VM ids: movable VMs first, by size (smallest first), ties in random order. Small VMs almost
+    # always have somewhere to go, so the low VM ids are legal phase-0 actions in any snapshot.
+    order = np.lexsort((rng.random(n), a[:, 0] * a[:, 2], ~movable))
+    a, movable = a[order], movable[order]
     groups = np.full(n, -1, np.int64)
     if n_groups > 0:  # anti-affinity groups among VMs that already sit on distinct PMs
         order = rng.permutation(n)
