@@ -5,10 +5,15 @@ this env with flat and with graph observations vs the ``JSSEnv`` package's ``jss
 (c) quality on ta01-ta10: gap to the optimum of every dispatching rule under both candidate
 rules; (d) the ISBJSSP (blocking + swaps) at shutdown probabilities 0 / 0.05 / 0.1: mean makespan
 per rule over seeded episodes on ta01-ta10. ``--checkpoint PATH`` adds a trained policy (loaded
-with ``agents.evaluation.load_policy``) as a column of (c) and (d).
+with ``agents.evaluation.load_policy``) as rows of (c) (greedy, and best of ``--best-of`` K sampled
+episodes) and of (d) (``--isbjssp-checkpoint`` gives (d) its own policy); ``--sets`` runs (c) on
+other instance ranges (e.g. ``ta21-ta30``), ``--episodes-d`` sets the episodes per instance in (d).
 
     python benchmarks/bench_jobshop.py            # full (about 6 minutes on 2 shared cores)
     python benchmarks/bench_jobshop.py --quick    # short run
+    python benchmarks/bench_jobshop.py --only cd --checkpoint agents/checkpoints/jobshop_gnn_ppo.zip \
+        --isbjssp-checkpoint agents/checkpoints/jobshop_isbjssp_gnn_ppo.zip --sets ta01-ta10,ta21-ta30 \
+        --episodes-d 20
 """
 from __future__ import annotations
 
@@ -112,16 +117,18 @@ def bench_throughput(quick):
 
 # ------------------------------------------------------------------------------ policies
 class _Checkpoint:
+    """A trained checkpoint, loaded once per env configuration (greedy or sampling)."""
+
     def __init__(self, path, extra_kwargs=None):
         self.path = path
         self.extra = dict(extra_kwargs or {})
         self.cache = {}
 
-    def policy_for(self, kwargs):
-        key = repr(sorted(kwargs.items()))
+    def policy_for(self, kwargs, deterministic=True):
+        key = (repr(sorted(kwargs.items())), deterministic)
         if key not in self.cache:
             from agents.evaluation import load_policy  # lazy: torch only when asked
-            self.cache[key] = load_policy(self.path, ENV_ID, kwargs)
+            self.cache[key] = load_policy(self.path, ENV_ID, kwargs, deterministic=deterministic)
         return self.cache[key]
 
 
@@ -135,65 +142,131 @@ def _mean_metric(kwargs, make_policy, instances, seeds, metric):
     return float(np.mean(vals)), vals
 
 
+def _best_of_k(kwargs, policy, instances, seeds, metric, k):
+    """Mean over instances x seeds of the best ``metric`` among ``k`` sampled episodes.
+
+    Sample ``j`` of (instance, seed ``s``) resets the env with ``s`` (same instance, same
+    shutdown draws as the greedy run) and the sampling policy with ``1000 * s + j + 1`` (torch seed).
+    """
+    vals = []
+    for name in instances:
+        env = JobShopEnv(instance=name, **kwargs)
+        for s in seeds:
+            best = None
+            for j in range(k):
+                obs, info = env.reset(seed=s)
+                policy.reset(env.unwrapped, 1000 * s + j + 1)
+                done = False
+                while not done:
+                    obs, _, term, trunc, info = env.step(policy.act(env.unwrapped, obs, info))
+                    done = term or trunc
+                v = info["metrics"][metric]
+                best = v if best is None else min(best, v)
+            vals.append(best)
+    return float(np.mean(vals)), vals
+
+
+def _instances(spec):
+    """'ta01-ta10' -> ['ta01', ..., 'ta10']; 'ft06' -> ['ft06']."""
+    if "-" not in spec:
+        return [spec]
+    a, b = spec.split("-")
+    prefix = a.rstrip("0123456789")
+    width = len(a) - len(prefix)
+    return [f"{prefix}{i:0{width}d}" for i in range(int(a[len(prefix):]), int(b[len(prefix):]) + 1)]
+
+
 # ------------------------------------------------------------------------------ (c) quality
-def bench_quality(quick, ckpt):
-    instances = [f"ta{i:02d}" for i in range(1, 4 if quick else 11)]
+def bench_quality(quick, ckpt, instance_set="ta01-ta10", best_of=16):
+    instances = _instances(instance_set)
+    if quick:
+        instances = instances[:3]
     rand_seeds = range(3 if quick else 10)
     cols = ["nondelay", "active"]
-    names = list(RULES) + (["checkpoint"] if ckpt else [])
+    names = list(RULES)
+    if ckpt:
+        names += ["policy (greedy)"] + ([f"policy (best of {best_of} sampled)"] if best_of else [])
     rows = []
+    t_pol = {}
     for name in names:
         row = [name]
         for rule in cols:
-            kw = {"rule": rule, "observation": "graph" if name == "checkpoint" else "flat"}
-            if name == "checkpoint":
-                kw.update(ckpt.extra)
-            if name == "checkpoint":
-                make = lambda kw=kw: ckpt.policy_for({"instance": "ta01", **kw})  # noqa: E731
+            ts = time.perf_counter()
+            if name.startswith("policy"):
+                kw = {"rule": rule, "observation": "graph", **ckpt.extra}
+                probe = {"instance": instances[0], **kw}
+                if name == "policy (greedy)":
+                    mean, _ = _mean_metric(kw, lambda: ckpt.policy_for(probe), instances, [0], "gap")
+                else:
+                    mean, _ = _best_of_k(kw, ckpt.policy_for(probe, deterministic=False), instances, [0], "gap",
+                                         best_of)
+                t_pol[(name, rule)] = time.perf_counter() - ts
             else:
-                make = BASELINES[name]
-            seeds = rand_seeds if name == "random" else [0]
-            mean, _ = _mean_metric(kw, make, instances, seeds, "gap")
+                kw = {"rule": rule, "observation": "flat"}
+                seeds = rand_seeds if name == "random" else [0]
+                mean, _ = _mean_metric(kw, BASELINES[name], instances, seeds, "gap")
             row.append(f"{100 * mean:.1f}%")
         rows.append(row)
-    title = (f"### (c) Mean gap to the optimum on {instances[0]}-{instances[-1]} (classic JSSP"
-             + (f"; random: mean of {len(rand_seeds)} seeds" if True else "") + ")")
-    return title + "\n\n" + table(["rule", "non-delay candidates", "active (Giffler-Thompson) candidates"], rows)
+    title = (f"### (c) Mean gap to the optimum (or best known upper bound) on {instances[0]}-{instances[-1]} "
+             f"(classic JSSP; random: mean of {len(rand_seeds)} seeds)")
+    note = ""
+    if ckpt:
+        note = ("\n\nPolicy: " + str(ckpt.path) + (f", env kwargs {ckpt.extra}" if ckpt.extra else "")
+                + "; wall time of the policy cells: "
+                + ", ".join(f"{n} {r} {t:.0f} s" for (n, r), t in t_pol.items()))
+    return (title + "\n\n" + table(["rule", "non-delay candidates", "active (Giffler-Thompson) candidates"], rows)
+            + note)
 
 
 # ------------------------------------------------------------------------------- (d) ISBJSSP
-def bench_isbjssp(quick, ckpt):
+def bench_isbjssp(quick, ckpt, episodes=5, best_of=0):
     instances = [f"ta{i:02d}" for i in range(1, 4 if quick else 11)]
-    seeds = range(2 if quick else 5)
+    seeds = range(2 if quick else episodes)
     probs = [0.0, 0.05, 0.1]
-    names = list(RULES) + (["checkpoint"] if ckpt else [])
+    names = list(RULES)
+    if ckpt:
+        names += ["policy (greedy)"] + ([f"policy (best of {best_of} sampled)"] if best_of else [])
     rows = []
     swaps = {}
+    t_pol = {}
     for name in names:
         row = [name]
         for p in probs:
-            kw = {"blocking": True, "swap_allowed": True, "shutdown_prob": p,
-                  "observation": "graph" if name == "checkpoint" else "flat"}
-            if name == "checkpoint":
-                kw.update(ckpt.extra)
-            if name == "checkpoint":
-                make = lambda kw=kw: ckpt.policy_for({"instance": "ta01", **kw})  # noqa: E731
+            kw = {"blocking": True, "swap_allowed": True, "shutdown_prob": p}
+            ts = time.perf_counter()
+            if name.startswith("policy"):
+                kw.update({"observation": "graph", **ckpt.extra})
+                probe = {"instance": "ta01", **kw}
+                if name == "policy (greedy)":
+                    mean, _ = _mean_metric(kw, lambda: ckpt.policy_for(probe), instances, seeds, "makespan")
+                else:
+                    mean, _ = _best_of_k(kw, ckpt.policy_for(probe, deterministic=False), instances, seeds,
+                                         "makespan", best_of)
+                t_pol[(name, p)] = time.perf_counter() - ts
             else:
-                make = BASELINES[name]
-            mean, _ = _mean_metric(kw, make, instances, seeds, "makespan")
+                kw["observation"] = "flat"
+                mean, _ = _mean_metric(kw, BASELINES[name], instances, seeds, "makespan")
+                if name == "MWKR":
+                    swaps[p] = _mean_metric(kw, BASELINES[name], instances[:2], seeds, "swaps")[0]
             row.append(f"{mean:.0f}")
-            if name == "MWKR":
-                swaps[p] = _mean_metric(kw, make, instances[:2], seeds, "swaps")[0]
         rows.append(row)
     best = {}
+    rule_rows = [r for r, n in zip(rows, names) if n in RULES]
     for i, p in enumerate(probs):
-        vals = [float(r[i + 1]) for r in rows]
-        best[p] = names[int(np.argmin(vals))]
+        vals = [float(r[i + 1]) for r in rule_rows]
+        best[p] = list(RULES)[int(np.argmin(vals))]
+    note = ""
+    if ckpt:
+        note = ("\n\nPolicy: " + str(ckpt.path) + (f", env kwargs {ckpt.extra}" if ckpt.extra else "")
+                + "; wall time of the policy cells: "
+                + ", ".join(f"{n} p={p} {t:.0f} s" for (n, p), t in t_pol.items()))
     return (f"### (d) ISBJSSP (blocking + swaps, non-delay): mean makespan on {instances[0]}-{instances[-1]}, "
-            f"{len(seeds)} seeded episodes per instance\n\n"
+            f"{len(seeds)} seeded episodes per instance (episode seed s: env.reset(seed=s), s = 0..{len(seeds) - 1}"
+            f", the same shutdown draws for every policy only as long as their schedules agree)\n\n"
             + table(["rule"] + [f"shutdown_prob={p}" for p in probs], rows)
             + "\n\nBest rule per column: " + ", ".join(f"p={p}: {best[p]}" for p in probs)
-            + ". Mean swaps per episode (MWKR, ta01-ta02): " + ", ".join(f"p={p}: {swaps[p]:.1f}" for p in probs))
+            + ". Mean swaps per episode (MWKR, ta01-ta02): " + ", ".join(f"p={p}: {swaps[p]:.1f}" for p in probs)
+            + note)
 
 
 def save_ft06_gantt(path):
@@ -211,10 +284,21 @@ def save_ft06_gantt(path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short run")
-    ap.add_argument("--checkpoint", default=None, help="trained policy (.zip) to add as a column")
+    ap.add_argument("--checkpoint", default=None,
+                    help="trained policy (.zip) to add as rows of (c) (and of (d) unless --isbjssp-checkpoint)")
     ap.add_argument("--checkpoint-kwargs", default="{}", metavar="JSON",
-                    help='env kwargs for the checkpoint columns, e.g. \'{"observation": "flat"}\' '
-                         '(default: graph observation, default padding)')
+                    help='env kwargs for the checkpoint rows, e.g. \'{"observation": "flat"}\' '
+                         '(default: graph observation, default padding 20x20)')
+    ap.add_argument("--isbjssp-checkpoint", default=None,
+                    help="trained policy for the rows of (d) (default: --checkpoint)")
+    ap.add_argument("--best-of", type=int, default=16, metavar="K",
+                    help="also the best of K sampled episodes of the checkpoint in (c) (0: greedy only; default 16)")
+    ap.add_argument("--best-of-d", type=int, default=0, metavar="K",
+                    help="best of K sampled episodes of the checkpoint in (d) (default 0: greedy only)")
+    ap.add_argument("--sets", default="ta01-ta10", metavar="SETS",
+                    help="comma-separated instance ranges for (c), one table each (e.g. ta01-ta10,ta21-ta30)")
+    ap.add_argument("--episodes-d", type=int, default=5, metavar="N",
+                    help="seeded episodes per instance in (d) (default 5)")
     ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
     ap.add_argument("--gantt", default=None, metavar="PNG",
                     help="also save a Gantt chart of the CP-SAT plan of ft06 replayed through the env")
@@ -227,11 +311,15 @@ def main(argv=None):
     except ImportError:
         pass
     import json
-    ckpt = _Checkpoint(args.checkpoint, json.loads(args.checkpoint_kwargs)) if args.checkpoint else None
+    extra = json.loads(args.checkpoint_kwargs)
+    ckpt = _Checkpoint(args.checkpoint, extra) if args.checkpoint else None
+    ckpt_d = _Checkpoint(args.isbjssp_checkpoint, extra) if args.isbjssp_checkpoint else ckpt
     t0 = time.perf_counter()
     print(f"## JobShop-v0 benchmark ({'quick' if args.quick else 'full'})\n")
-    for key, fn in [("a", lambda: bench_cpsat(args.quick)), ("b", lambda: bench_throughput(args.quick)),
-                    ("c", lambda: bench_quality(args.quick, ckpt)), ("d", lambda: bench_isbjssp(args.quick, ckpt))]:
+    sections = [("a", lambda: bench_cpsat(args.quick)), ("b", lambda: bench_throughput(args.quick))]
+    sections += [("c", lambda s=s: bench_quality(args.quick, ckpt, s, args.best_of)) for s in args.sets.split(",")]
+    sections += [("d", lambda: bench_isbjssp(args.quick, ckpt_d, args.episodes_d, args.best_of_d))]
+    for key, fn in sections:
         if key in args.only:
             ts = time.perf_counter()
             print(fn())
