@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from rlsys_envs.core import Policy, RandomMaskedPolicy
+from rlsys_envs.core.exact import run_cpsat
 
 from .model import JobShopInstance
 
@@ -109,12 +110,7 @@ def solve_cpsat(instance: JobShopInstance, time_limit: float = 10.0, workers: in
     cmax = model.NewIntVar(0, horizon, "cmax")
     model.AddMaxEquality(cmax, [ends[o] for o in range(n) if last_of_job[o]])
     model.Minimize(cmax)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit)
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.random_seed = int(seed)
-    status = solver.Solve(model)
-    name = solver.StatusName(status)
+    solver, status, name = run_cpsat(model, time_limit, workers, seed)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return {"makespan": None, "status": name, "bound": float(solver.BestObjectiveBound()),
                 "wall_s": solver.WallTime(), "schedule": np.zeros((0, 5), np.int64)}

@@ -42,6 +42,7 @@ from typing import Callable
 import numpy as np
 
 from rlsys_envs.core import Policy, RandomMaskedPolicy
+from rlsys_envs.core.exact import run_cpsat
 
 from .model import Cluster
 
@@ -344,12 +345,7 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
             model.AddHint(b, int(sl == h_slot[v]))
     weight = mnl + 1
     model.Minimize(weight * sum(rs) + sum(moves_terms))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit)
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.random_seed = int(seed)
-    status = solver.Solve(model)
-    name = solver.StatusName(status)
+    solver, status, name = run_cpsat(model, time_limit, workers, seed)
     moves: list[tuple[int, int]] = []
     frags = int(c.frag_total)
     bound = float(frags)
