@@ -1,9 +1,8 @@
 """evaluate() on seeded episodes, load_policy for baselines and checkpoints (incl. size-agnostic ones)."""
-import numpy as np
 import pytest
 import torch
 
-import rlsys_envs
+import rlsys_envs  # noqa: F401  (registers the rlsys/ IDs)
 from agents.evaluation import evaluate, format_table, load_policy, summarise
 
 torch.set_num_threads(1)

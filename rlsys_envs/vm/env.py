@@ -394,7 +394,7 @@ class VMReschedulingEnv(RlsysEnv):
 
     def _observation(self) -> dict[str, np.ndarray]:
         c = self.cluster
-        n, m = c.n_pms, c.n_vms
+        n = c.n_pms
         pm_features = np.zeros((self.max_pms, PM_FEATURES), np.float32)
         pm_features[:n] = self._pmf
         vmf = self._vmf.copy()
