@@ -256,6 +256,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # progress lines appear at once even when redirected to a file
+        sys.stdout.reconfigure(line_buffering=True)
     args = parse_args(argv)
     try:
         if args.resume:
@@ -265,6 +267,10 @@ def main(argv=None) -> int:
                 raise ConfigError(f"--resume {resume_dir}: no config.yaml there (not a run folder)")
             if not resume_dir.name.startswith("seed_"):
                 raise ConfigError(f"--resume needs a runs/<experiment>/seed_<s> folder, got {resume_dir}")
+            frozen = [o.split("=", 1)[0] for o in args.overrides if o.split("=", 1)[0].split(".")[0] == "algo"]
+            if frozen:
+                raise ConfigError(f"--resume continues the checkpoint with its saved algorithm and hyperparameters, "
+                                  f"so {', '.join(frozen)} cannot be overridden; start a new run instead")
             config = load_config(cfg, args.overrides)
             # the run folder is where it is now, even if runs/ moved
             config.train.run_dir = str(resume_dir.parent.parent)

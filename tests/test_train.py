@@ -79,6 +79,15 @@ def test_resume_continues_from_last_checkpoint(trained, capsys):
     assert max(steps) == 384 and 256 in steps  # TensorBoard continues at the step count
 
 
+def test_resume_refuses_algorithm_overrides_it_would_ignore(trained):
+    # the checkpoint keeps its own hyperparameters: an override would be written to config.yaml
+    # without taking effect, so it is refused before anything changes
+    before = (trained / "config.yaml").read_text()
+    with pytest.raises(SystemExit, match="algo.kwargs.learning_rate cannot be overridden"):
+        main(["--resume", str(trained), "algo.kwargs.learning_rate=1e-5"])
+    assert (trained / "config.yaml").read_text() == before
+
+
 @pytest.mark.parametrize("override, message", [
     ("train.no_such_key=1", "unknown config key 'train.no_such_key'"),
     ("nosection.x=1", "unknown config key 'nosection'"),
