@@ -4,6 +4,13 @@ and Knative default vs best static limit vs tabular Q-learning (vs a trained che
     python benchmarks/bench_serverless.py            # full run (about 3-5 minutes on 2 cores)
     python benchmarks/bench_serverless.py --quick    # about a minute
     python benchmarks/bench_serverless.py --checkpoint runs/serverless_ppo/seed_0/final.zip
+    python benchmarks/bench_serverless.py --policies-only --reward slo \
+        --setting-checkpoint cpu=agents/checkpoints/serverless_ppo_cpu.zip@'{"action_type": "absolute"}'
+
+``--setting-checkpoint SETTING=PATH[@JSON]`` evaluates a checkpoint on one setting only (``cpu``,
+``memory``, ``sleep``, ``switching``), with optional env kwargs (e.g. its action type). The
+switching setting also gets an oracle row: the best static limit of the first profile, switched
+to the best static limit of the second profile exactly at the (known) switch time.
 
 Prints markdown tables and saves docs/img/serverless_sweep.png (throughput, p95 latency and error
 rate against the limit, per request profile). Every number is a whole-episode metric (30
@@ -36,14 +43,35 @@ SETTINGS = {
 COLS = ("throughput", "p95_latency", "error_rate", "pod_seconds")
 
 
+class PhasedLimitPolicy(StaticLimitPolicy):
+    """Oracle for the switching workload: ``first`` until decision ``at``, then ``second``
+    (knows when the profile switches; not a deployable policy, an upper reference)."""
+
+    def __init__(self, first: int, second: int, at: int):
+        super().__init__(first)
+        self.second, self.at = int(second), int(at)
+        self.name = f"oracle_{first}->{second}"
+
+    def reset(self, env, seed=None):
+        super().reset(env, seed)
+        self.t = 0
+
+    def act(self, env, obs, info):
+        if self.t == self.at:
+            env.sim.set_limit(self.second)   # the env is pinned, so the action itself is ignored
+        self.t += 1
+        return env.action_for_limit(self.limit)
+
+
 def run_episode(env, policy, seed):
     obs, info = env.reset(seed=seed)
     policy.reset(env, seed)
-    done = False
+    done, ret = False, 0.0
     while not done:
         obs, r, term, trunc, info = env.step(policy.act(env, obs, info))
+        ret += float(r)
         done = term or trunc
-    return info["metrics"]
+    return {**info["metrics"], "return": ret}
 
 
 def evaluate(kwargs, policy, seeds):
@@ -141,6 +169,13 @@ def main(argv=None):
                     help="trained SB3 checkpoint (.zip) to evaluate too; may repeat; env kwargs of each setting")
     ap.add_argument("--checkpoint-env", default="{}",
                     help='JSON of env kwargs for the checkpoints, e.g. \'{"action_type": "continuous"}\' for SAC')
+    ap.add_argument("--setting-checkpoint", action="append", default=[], metavar="SETTING=PATH[@JSON]",
+                    help="checkpoint evaluated on one setting only (cpu, memory, sleep, switching), optional env "
+                         "kwargs JSON after @; may repeat")
+    ap.add_argument("--reward", choices=("paper", "slo"), default="paper",
+                    help="reward of every env (only the return column depends on it)")
+    ap.add_argument("--policies-only", action="store_true",
+                    help="skip the speed table, the sweep tables and the plot (the sweep still picks the best static limit)")
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "serverless_sweep.png"))
     args = ap.parse_args(argv)
     sweep_seeds = [0] if args.quick else [0, 1, 2]
@@ -149,7 +184,20 @@ def main(argv=None):
     q_episodes = 30 if args.quick else 100
     t_start = time.time()
 
+    settings = {k: {**v, "reward": args.reward} for k, v in SETTINGS.items()}
+    per_setting = {}
+    for item in args.setting_checkpoint:
+        key, _, rest = item.partition("=")
+        path, _, js = rest.partition("@")
+        names = [k for k in settings if k.split()[0] == key]
+        if not names or not path:
+            ap.error(f"--setting-checkpoint {item!r}: expected SETTING=PATH[@JSON], SETTING one of cpu, memory, "
+                     "sleep, switching")
+        per_setting.setdefault(names[0], []).append((path, json.loads(js) if js else {}))
+
     print("## rlsys/ServerlessAutoscaling-v0 benchmark (2 cores)\n")
+    if args.policies_only:
+        return policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start)
     print("### Simulator speed (random legal delta actions, 30 s of simulated time per decision)\n")
     print("| simulator | workload | decisions / s |\n|---|---|---|")
     for name, kw in (("paper cpu (default)", {}), ("paper sleep", {"profile": "sleep"}),
@@ -158,33 +206,46 @@ def main(argv=None):
     print(f"| event (reference) | paper cpu (default) | {speed(1, 'event', decisions=4 if args.quick else 10):.1f} |")
 
     sweeps, best = {}, {}
-    for name, kw in SETTINGS.items():
+    for name, kw in settings.items():
         sweeps[name] = sweep(kw, sweep_seeds)
         text, best[name] = fmt_sweep(name, sweeps[name])
         print(text)
     plot({k: v for k, v in sweeps.items()}, Path(args.plot))
     print(f"\n(plot: {Path(args.plot).relative_to(ROOT) if Path(args.plot).is_relative_to(ROOT) else args.plot})")
+    return policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start, best)
+
+
+def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start, best=None):
+    if best is None:
+        best = {name: fmt_sweep(name, sweep(kw, sweep_seeds))[1] for name, kw in settings.items()}
 
     print(f"\n### Policies over {episodes} seeded episodes (mean; +- is the std over episodes)\n")
-    print(f"Q-learning: the paper's tabular agent trained online for {q_episodes} episodes on the same "
+    print(f"Q-learning: the paper's tabular agent (paper reward) trained online for {q_episodes} episodes on the same "
           "setting (training seeds 10000+), then greedy.\n")
-    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | pod-seconds | mean limit |")
-    print("|---|---|---|---|---|---|---|")
-    for name, kw in SETTINGS.items():
+    print(f"Return: sum of the `{args.reward}` reward over the episode's 30 decisions.\n")
+    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | pod-seconds | mean limit | return |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, kw in settings.items():
         t0 = time.time()
-        q, _ = train_q_learning(kw, episodes=q_episodes)
+        q, _ = train_q_learning({**kw, "reward": "paper"}, episodes=q_episodes)   # the paper's agent and reward
         q_time = time.time() - t0
         pols = [("knative_default", KnativeDefaultPolicy()), (f"static_{best[name]}", StaticLimitPolicy(best[name])),
                 (f"q_learning ({q_time:.0f} s training)", QLearningPolicy(q=q))]
-        for ck in args.checkpoint:
+        if kw.get("workload") == "switching" and "cpu" in best and "sleep" in best:
+            half = ServerlessAutoscalingEnv(**kw).episode_decisions // 2
+            pols.append((f"oracle static_{best['cpu']} -> static_{best['sleep']} at the switch",
+                         PhasedLimitPolicy(best["cpu"], best["sleep"], half)))
+        cks = [(ck, json.loads(args.checkpoint_env)) for ck in args.checkpoint] + per_setting.get(name, [])
+        for ck, extra in cks:
             from agents.evaluation import load_policy   # lazy: the learning side is optional here
-            ck_kw = {**kw, **json.loads(args.checkpoint_env)}
+            ck_kw = {**kw, **extra}
             pols.append((Path(ck).name, load_policy(ck, ID, ck_kw), ck_kw))
         for item in pols:
             pname, pol = item[0], item[1]
             m, sd = evaluate(item[2] if len(item) > 2 else kw, pol, eval_seeds)
             print(f"| {name} | {pname} | {m['throughput']:.1f} +- {sd['throughput']:.1f} | "
-                  f"{m['p95_latency']:.2f} | {m['error_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} |")
+                  f"{m['p95_latency']:.2f} | {m['error_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} | "
+                  f"{m['return']:.1f} |")
     print(f"\n(total benchmark time {time.time() - t_start:.0f} s)")
 
 
