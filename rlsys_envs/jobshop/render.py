@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlsys_envs.core.render import figure_to_rgb
+
 
 def _job_colors(n):
     import matplotlib
@@ -63,14 +65,6 @@ def gantt_figure(rows: np.ndarray, n_jobs: int, n_machines: int, title: str = ""
                   ncol=1 if len(handles) <= 12 else 2)
     fig.tight_layout()
     return fig
-
-
-def figure_to_rgb(fig) -> np.ndarray:
-    import matplotlib.pyplot as plt
-    fig.canvas.draw()
-    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return img
 
 
 def render_gantt(env) -> np.ndarray:

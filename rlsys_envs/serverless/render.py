@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlsys_envs.core.render import figure_to_rgb
+
 
 def render_ansi(env) -> str:
     """One line per decision so far: time, arrivals, throughput, pods, limit, p95, errors."""
@@ -58,8 +60,6 @@ def render_rgb(env) -> np.ndarray:
         h2, l2 = ax3.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=7)
         fig.tight_layout()
-        fig.canvas.draw()
-        img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        return figure_to_rgb(fig)
     finally:
         plt.close(fig)
-    return img

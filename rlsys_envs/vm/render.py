@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlsys_envs.core.render import figure_to_rgb
+
 from .model import Cluster
 
 USED = np.array([0.55, 0.60, 0.70])
@@ -65,10 +67,7 @@ def render_rgb(env) -> np.ndarray:
     fig.suptitle(f"{now.n_pms} PMs x 2 NUMA nodes, {now.n_vms} VMs (one column per NUMA node, one pixel per core)",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    fig.canvas.draw()
-    frame = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
-    plt.close(fig)
-    return frame
+    return figure_to_rgb(fig)
 
 
 def _bar(cap: int, free: int, unit: int, width: int = 22) -> str:
