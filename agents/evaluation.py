@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rlsys_envs.core.policy import Policy
+from rlsys_envs.core.policy import Policy, play_episode
 
 
 def make_env(env_id: str, env_kwargs: dict | None = None):
@@ -33,18 +33,8 @@ def make_env(env_id: str, env_kwargs: dict | None = None):
 
 def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, float], float, int]:
     """One episode on ``env`` (already made); returns (metrics, return, steps)."""
-    obs, info = env.reset(seed=seed)
-    policy.reset(env.unwrapped, seed)
-    total, steps = 0.0, 0
-    while True:
-        action = policy.act(env.unwrapped, obs, info)
-        obs, reward, terminated, truncated, info = env.step(action)
-        total += float(reward)
-        steps += 1
-        if terminated or truncated:
-            break
-    metrics = dict(info.get("metrics", {}))
-    return metrics, total, steps
+    info, total, steps = play_episode(env, policy, seed)
+    return dict(info.get("metrics", {})), total, steps
 
 
 def episode_kwargs(env_kwargs: dict | list | None, episodes: int) -> list[dict]:

@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.jobshop.baselines import BASELINES, RULES, run_episode, solve_cpsat  # noqa: E402
 from rlsys_envs.jobshop.env import JobShopEnv  # noqa: E402
 from rlsys_envs.jobshop.generator import load_benchmark, write_standard  # noqa: E402
@@ -154,12 +155,7 @@ def _best_of_k(kwargs, policy, instances, seeds, metric, k):
         for s in seeds:
             best = None
             for j in range(k):
-                obs, info = env.reset(seed=s)
-                policy.reset(env.unwrapped, 1000 * s + j + 1)
-                done = False
-                while not done:
-                    obs, _, term, trunc, info = env.step(policy.act(env.unwrapped, obs, info))
-                    done = term or trunc
+                info, _, _ = play_episode(env, policy, s, policy_seed=1000 * s + j + 1)
                 v = info["metrics"][metric]
                 best = v if best is None else min(best, v)
             vals.append(best)

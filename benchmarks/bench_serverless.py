@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.serverless import LIMITS, ServerlessAutoscalingEnv  # noqa: E402
 from rlsys_envs.serverless.baselines import (KnativeDefaultPolicy, QLearningPolicy, StaticLimitPolicy,  # noqa: E402
                                              train_q_learning)
@@ -64,13 +65,7 @@ class PhasedLimitPolicy(StaticLimitPolicy):
 
 
 def run_episode(env, policy, seed):
-    obs, info = env.reset(seed=seed)
-    policy.reset(env, seed)
-    done, ret = False, 0.0
-    while not done:
-        obs, r, term, trunc, info = env.step(policy.act(env, obs, info))
-        ret += float(r)
-        done = term or trunc
+    info, ret, _ = play_episode(env, policy, seed)
     return {**info["metrics"], "return": ret}
 
 

@@ -2,7 +2,7 @@
 from .base import InvalidActionError, RlsysEnv
 from .events import Event, EventClock
 from .graph import GRAPH_KEYS, graph_prefixes, graph_spaces, pack_graph
-from .policy import Policy, RandomMaskedPolicy
+from .policy import Policy, RandomMaskedPolicy, play_episode
 from .spaces import MaskedDiscrete
 from .resources import CapacityError, Placement, ResourcePool
 from .validation import check_bool, check_choice, check_float, check_int
@@ -11,7 +11,7 @@ from .workloads import (ArrivalProcess, DiurnalProcess, MMPPProcess, OnOffProces
 
 __all__ = [
     "InvalidActionError", "MaskedDiscrete", "RlsysEnv", "Event", "EventClock", "GRAPH_KEYS", "graph_prefixes", "graph_spaces",
-    "pack_graph", "Policy", "RandomMaskedPolicy", "CapacityError", "Placement", "ResourcePool", "check_bool",
+    "pack_graph", "Policy", "play_episode", "RandomMaskedPolicy", "CapacityError", "Placement", "ResourcePool", "check_bool",
     "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess", "MMPPProcess",
     "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
 ]

@@ -34,3 +34,21 @@ class RandomMaskedPolicy(Policy):
     def act(self, env, obs, info):
         legal = np.flatnonzero(env.action_masks())
         return int(self.rng.choice(legal))
+
+
+def play_episode(env, policy: Policy, seed: int | None, policy_seed: int | None = None):
+    """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)``.
+
+    The policy is reset with ``policy_seed`` (default: the episode's ``seed``) so that a sampling
+    policy can be run several times on the same episode. Returns ``(final info, undiscounted
+    return, steps)``; the final ``info`` holds ``info["metrics"]``.
+    """
+    obs, info = env.reset(seed=seed)
+    policy.reset(env.unwrapped, seed if policy_seed is None else policy_seed)
+    total, steps = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, info = env.step(policy.act(env.unwrapped, obs, info))
+        total += float(reward)
+        steps += 1
+        if terminated or truncated:
+            return info, total, steps

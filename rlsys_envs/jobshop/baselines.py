@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from rlsys_envs.core import Policy, RandomMaskedPolicy
+from rlsys_envs.core import Policy, RandomMaskedPolicy, play_episode
 from rlsys_envs.core.exact import run_cpsat
 
 from .model import JobShopInstance
@@ -163,10 +163,4 @@ RULES = ("SPT", "LPT", "MWKR", "LWKR", "MOPNR", "FIFO", "random")
 
 def run_episode(env, policy: Policy, seed: int | None = None):
     """Play one episode of ``policy``; returns the final ``info`` (with ``metrics`` and ``schedule``)."""
-    obs, info = env.reset(seed=seed)
-    policy.reset(env.unwrapped, seed)
-    done = False
-    while not done:
-        obs, _, term, trunc, info = env.step(policy.act(env.unwrapped, obs, info))
-        done = term or trunc
-    return info
+    return play_episode(env, policy, seed)[0]
