@@ -448,10 +448,6 @@ class VMReschedulingEnv(RlsysEnv):
             return [v * self.n_slots + slot]
         return [v, slot]
 
-    def legal_vm_mask(self) -> np.ndarray:
-        """``[n_vms]`` VMs that may move now (the phase-0 mask without padding)."""
-        return self._movable.copy()
-
     def render(self):
         if self.render_mode is None or self.cluster is None:
             return None
