@@ -9,6 +9,12 @@ and scores it with a small MLP (together with the pooled graph embedding) to get
 ``a``. The value is an MLP of the mean+max pooled graph embedding. No weight depends on the
 number of nodes or actions, so a checkpoint trained on small padding runs on a larger
 environment: load it with :func:`agents.evaluation.load_policy`, which overrides the spaces.
+
+``action_node`` values: ``>= 0`` the node of the action; ``-1`` no node (the action gets a logit
+of -1e8, i.e. it is never chosen); ``-2`` a *global* action such as "stop", scored by an MLP of
+the pooled graph embedding. The global head exists only when the observation space allows -2
+(``action_node`` low bound <= -2), so checkpoints of environments without global actions keep
+their parameters.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from torch import nn
 from .extractors import GraphNodeExtractor
 
 _NO_NODE_LOGIT = -1e8
+#: ``action_node`` value of an action scored from the whole graph (e.g. stop)
+GLOBAL_ACTION = -2
 
 
 class PointerPolicy(MaskableActorCriticPolicy):
@@ -38,6 +46,8 @@ class PointerPolicy(MaskableActorCriticPolicy):
             raise ValueError("the pointer policy needs an observation key 'action_node' (graph node of each "
                              "action), or an entity-table extractor (EntityNodeExtractor) whose rows are the actions")
         self.head_hidden = head_hidden
+        self.has_global_actions = (not self.rows_are_actions
+                                   and float(observation_space["action_node"].low.min()) <= GLOBAL_ACTION)
         kwargs.pop("share_features_extractor", None)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], activation_fn=activation_fn,
                          features_extractor_class=features_extractor_class,
@@ -57,6 +67,8 @@ class PointerPolicy(MaskableActorCriticPolicy):
         self.score_net = nn.Sequential(nn.Linear(hidden + pooled, self.head_hidden), act(),
                                        nn.Linear(self.head_hidden, 1))
         self.value_net = nn.Sequential(nn.Linear(pooled, self.head_hidden), act(), nn.Linear(self.head_hidden, 1))
+        if self.has_global_actions:
+            self.global_net = nn.Sequential(nn.Linear(pooled, self.head_hidden), act(), nn.Linear(self.head_hidden, 1))
         self.mlp_extractor = nn.Identity()  # kept for code that expects the attribute
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
@@ -74,6 +86,8 @@ class PointerPolicy(MaskableActorCriticPolicy):
         ctx = pooled.unsqueeze(1).expand(B, A, pooled.shape[-1])
         logits = self.score_net(torch.cat([picked, ctx], -1)).squeeze(-1)
         logits = logits.masked_fill(action_node < 0, _NO_NODE_LOGIT)
+        if self.has_global_actions:
+            logits = torch.where(action_node == GLOBAL_ACTION, self.global_net(pooled), logits)
         return logits, pooled
 
     def logits(self, obs) -> torch.Tensor:

@@ -129,3 +129,27 @@ def test_attention_extractor_respects_entity_masks():
         out2 = ext(changed)
     assert out.shape == (1, ext.features_dim)
     assert torch.allclose(out, out2, atol=1e-5)
+
+
+def test_pointer_policy_scores_global_actions_from_the_pooled_graph():
+    """action_node -2 (the VM env's stop) gets a finite, state-dependent logit; -1 none."""
+    env = gym.make("rlsys/VMRescheduling-v0", size="tiny", mnl=4)
+    obs, info = env.reset(seed=0)
+    stop = env.unwrapped.stop_action
+    assert obs["action_node"][stop] == -2 and info["action_mask"][stop]
+    torch.manual_seed(0)
+    policy = PointerPolicy(env.observation_space, env.action_space, lambda _: 1e-3,
+                           features_extractor_kwargs=dict(hidden=16, layers=2))
+    assert policy.has_global_actions
+    with torch.no_grad():
+        logits = policy.logits(policy.obs_to_tensor(obs)[0])[0]
+        stop_logit = policy.global_net(policy.extract_features(policy.obs_to_tensor(obs)[0])[2])[0, 0]
+    assert torch.isclose(logits[stop], stop_logit)
+    assert logits[stop] > -1e7
+    no_node = torch.as_tensor(obs["action_node"] == -1)
+    assert torch.all(logits[no_node] < -1e7)
+    # job-shop observations have no global action: no extra head, old checkpoints keep loading
+    js = gym.make("rlsys/JobShop-v0", max_jobs=6, max_machines=6, n_jobs=(3, 6), n_machines=(3, 6))
+    p_js = PointerPolicy(js.observation_space, js.action_space, lambda _: 1e-3,
+                         features_extractor_kwargs=dict(hidden=16, layers=2))
+    assert not p_js.has_global_actions and not hasattr(p_js, "global_net")

@@ -7,6 +7,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces
+from rlsys_envs.core.memory import keep_freed_heap_memory
 
 from .generator import SIZES, WORKLOADS, generate_cluster, load_vmr2l_json
 from .model import Cluster
@@ -73,10 +74,11 @@ class VMReschedulingEnv(RlsysEnv):
       is selected (VM rows). Edge types: 0 VM -> its NUMA node(s), 1 NUMA node -> VM, 2 NUMA node ->
       the other NUMA node of its PM. ``max_edges = 4 * max_vms + 2 * max_pms``.
     - ``action_node`` int64 ``[n_actions]`` (``two_stage`` and ``penalty`` only) in
-      ``[-1, 2 * max_pms + max_vms - 1]``: for each action, the node of graph ``graph`` it points to
+      ``[-2, 2 * max_pms + max_vms - 1]``: for each action, the node of graph ``graph`` it points to
       *in the current phase*: phase 0 action ``v`` -> VM node ``2 * max_pms + v``; phase 1 action
-      ``s`` -> NUMA node ``s``; stop and padding -> -1. A pointer policy scores the nodes and reads
-      the action logits through this index.
+      ``s`` -> NUMA node ``s``; padding -> -1; stop (phase 0) -> -2, a *global* action that a
+      pointer policy scores from the pooled graph (``agents.policies.PointerPolicy``). A pointer
+      policy scores the nodes and reads the action logits through this index.
 
     **Rewards.** Phase-1 (and joint) steps: the drop in fragmented cores on the source and
     destination NUMA nodes divided by the (constant) total free cores, so the undiscounted return
@@ -113,7 +115,8 @@ class VMReschedulingEnv(RlsysEnv):
     ``fr_reduction``, ``migrations``, ``slots16_initial``, ``slots16_final``, ``slots16_gained``
     (whole ``frag_unit``-core slots), ``return``, ``invalid_actions`` (penalty mode).
 
-    **Version History.** v0: first version.
+    **Version History.** v0: first version. Changed before any release: ``action_node`` marks
+    stop with -2 (a global action a pointer policy can choose) instead of -1.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -123,6 +126,7 @@ class VMReschedulingEnv(RlsysEnv):
                  frac_unmovable: float = 0.0, n_affinity_groups: int = 0, max_pms: int | None = None,
                  max_vms: int | None = None, snapshot_path: str | None = None, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
+        keep_freed_heap_memory()  # ~0.6 MB of fresh observation per step on M size: see core.memory
         #: the constructor's arguments (without render_mode), to build twins for look-ahead rollouts
         self.init_kwargs = dict(size=size, workload=workload, mnl=mnl, frag_unit=frag_unit, action_mode=action_mode,
                                 allow_stop=allow_stop, invalid_penalty=invalid_penalty, frac_unmovable=frac_unmovable,
@@ -177,7 +181,7 @@ class VMReschedulingEnv(RlsysEnv):
             **graph_spaces("graph", self.max_nodes, NODE_FEATURES, self.max_edges, 3, 0.0, 1.0),
         }
         if self.action_mode != "joint":
-            obs["action_node"] = spaces.Box(-1, self.max_nodes - 1, (self.n_actions,), np.int64)
+            obs["action_node"] = spaces.Box(-2, self.max_nodes - 1, (self.n_actions,), np.int64)
         self.observation_space = spaces.Dict(obs)
         self.cluster: Cluster | None = None
         self.initial: Cluster | None = None
@@ -423,6 +427,7 @@ class VMReschedulingEnv(RlsysEnv):
         if self.action_mode == "joint":
             return an
         an[0, : c.n_vms] = self.n_slots + np.arange(c.n_vms)
+        an[0, self.stop_action] = -2   # stop: a global action (scored from the whole graph)
         an[1, : c.n_nodes] = np.arange(c.n_nodes)
         return an
 
