@@ -124,12 +124,53 @@ def test_slo_reward_penalises_latency_errors_and_pods():
     assert good > bad
 
 
+def test_slo_reward_terms_sum_to_the_reward_as_documented():
+    env = ServerlessAutoscalingEnv(profile="memory", reward="slo", action_type="absolute", episode_decisions=6)
+    env.reset(seed=3)
+    seen_error = seen_late = False
+    for a in (2, 2, 0, 0, 1, 0):                         # limit 50 (OOM kills), then 10 (queueing), then 30
+        obs, r, term, trunc, info = env.step(a)
+        t, st = info["reward_terms"], env._last
+        assert set(t) == {"throughput", "latency", "error", "cost"}
+        assert r == pytest.approx(sum(t.values()), abs=1e-12)
+        T = env.decision_interval
+        assert t["throughput"] == pytest.approx(st.completed / T / 100.0)
+        assert t["error"] == pytest.approx(-2.0 * st.failed / T / 100.0)        # w_error 2 per failed request
+        assert t["cost"] == pytest.approx(-0.1 * st.pod_seconds / (T * env.max_pods))
+        # each completed request loses at most w_latency * latency_cap = 1 of its value: never below 0
+        assert -t["throughput"] - 1e-12 <= t["latency"] <= 0.0
+        seen_error |= t["error"] < 0
+        seen_late |= t["latency"] < -0.1 * t["throughput"]
+    assert seen_error and seen_late
+
+
+def slo_return(actions, seed, **kw):
+    env = ServerlessAutoscalingEnv(reward="slo", action_type="absolute", **kw)
+    env.reset(seed=seed)
+    total, done, k = 0.0, False, 0
+    while not done:
+        _, r, term, trunc, info = env.step(actions[min(k, len(actions) - 1)])
+        total, done, k = total + r, term or trunc, k + 1
+    return total, info["metrics"]
+
+
+@pytest.mark.parametrize("seed", [1000, 1001])
+def test_failing_requests_does_not_beat_the_best_static_limit_on_memory(seed):
+    # The old slo reward's loophole: limit 50 for the first 30 s OOM-kills half of that interval's
+    # requests (shedding the start-up queue), then 10; it out-scored static_10 by failing requests.
+    static, m_static = slo_return([0], seed, profile="memory")
+    shed, m_shed = slo_return([2, 0], seed, profile="memory")
+    assert m_shed["error_rate"] > 0.005 and m_static["error_rate"] == 0.0
+    assert shed < static
+
+
 @pytest.mark.parametrize("field,value", [("workload", "nope"), ("profile", "gpu"), ("clients", 0), ("clients", 2.5),
                                          ("action_type", "multi"), ("reward", "x"), ("decision_interval", 31.0),
                                          ("episode_decisions", 0), ("initial_limit", 100), ("simulator", "des"),
                                          ("dt", 0.3), ("stable_window", 1.0), ("target_utilisation", 0.0),
                                          ("n_nodes", 0), ("pod_base_mem_mb", 600.0), ("switch_at", 1.0),
-                                         ("cold_start_median", -1.0), ("arrival_rate", -3.0), ("enable_scale_to_zero", 1)])
+                                         ("cold_start_median", -1.0), ("arrival_rate", -3.0), ("enable_scale_to_zero", 1),
+                                         ("latency_cap", 1.5), ("w_error", -1.0)])
 def test_bad_kwargs_raise_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ServerlessAutoscalingEnv(**{field: value})

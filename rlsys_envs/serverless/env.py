@@ -79,8 +79,25 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     * ``reward="paper"``: throughput ``X`` of the interval over the best interval throughput
       ``X*`` seen so far in the episode (including this one); 1 when ``X >= 0.95 X*``
       (the paper's tolerance), 0 when nothing has completed yet.
-    * ``reward="slo"``: ``X / throughput_ref - w_latency * max(0, p95 / slo_latency - 1)
-      - w_error * error_rate - w_cost * pod_seconds / (decision_interval * pod capacity)``.
+    * ``reward="slo"``: a sum over the interval's requests plus a pod cost, in units of
+      ``throughput_ref`` requests per second (``T = decision_interval``):
+
+      ``r = throughput - latency - error - cost`` with
+      ``throughput = completed / T / throughput_ref``,
+      ``latency = w_latency * completed / T / throughput_ref * mean_L min(max(0, L / slo_latency - 1), latency_cap)``
+      (the mean over the completed requests' latencies ``L``),
+      ``error = w_error * failed / T / throughput_ref``,
+      ``cost = w_cost * pod_seconds / (T * pod capacity)``.
+      ``info["reward_terms"]`` holds the four signed terms (they sum to the reward).
+
+      So a completed request earns ``1 - w_latency * min(max(0, L / slo - 1), latency_cap)``:
+      1 within the SLO, falling linearly to ``1 - w_latency * latency_cap`` (default 0, at twice
+      the SLO) and no lower; a failed request costs ``w_error`` (default 2). The constructor
+      requires ``w_latency * latency_cap <= 1``, so serving a request, however late, is always
+      worth more than failing it (by at least ``w_error``): shedding load through errors (e.g.
+      OOM kills) never pays. The reward depends only on what happened in the interval (no
+      hidden running maximum as in ``paper``); errors are counted per failed request, not as a
+      rate, because the closed loop's clients retry a failed request at once.
 
     **Starting State.** One warm ready pod, the limit at ``initial_limit``, empty queues; the
     workload starts at t = 0 (the closed loop's clients all send their first request at once).
@@ -99,7 +116,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     multiple of the 2 s tick]; ``episode_decisions`` [30, 1..100000]; ``initial_limit`` [110, a
     grid value 10..310 for discrete actions, any integer in [10, 310] for continuous];
     ``simulator`` [fluid] or event; ``dt`` [0.5, one of 0.1, 0.125, 0.2, 0.25, 0.5, 1.0];
-    ``throughput_ref`` [100.0], ``slo_latency`` [5.0 s], ``w_latency`` [1.0], ``w_error`` [1.0],
+    ``throughput_ref`` [100.0], ``slo_latency`` [5.0 s], ``w_latency`` [1.0, >= 0],
+    ``latency_cap`` [1.0, >= 0; ``w_latency * latency_cap <= 1``], ``w_error`` [2.0],
     ``w_cost`` [0.1]; KPA: ``target_default`` [100], ``target_utilisation`` [0.7],
     ``stable_window`` [60 s], ``panic_window_fraction`` [0.1], ``panic_threshold`` [2.0],
     ``max_scale_up_rate`` [1000], ``max_scale_down_rate`` [2], ``scale_to_zero_grace`` [30 s],
@@ -131,7 +149,13 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     hard limit, the Knative default with target 100 x 0.7); later actions are validated but do
     not change it. The ``knative_default`` and ``static_*`` baselines use it.
 
-    **Version History.** v0: first version.
+    **Version History.** v0: first version. Changed before release (v0 was not published, so the
+    ID is unchanged): the ``slo`` reward was ``X / throughput_ref - w_latency * max(0, p95 /
+    slo_latency - 1) - w_error * error_rate - cost`` with ``w_error`` 1. Its error term was at
+    most ``w_error`` per interval while the p95 term was unbounded, so failing requests could be
+    cheaper than serving them late (a PPO agent on the memory profile OOM-killed half of its first
+    interval's requests at limit 50 and beat ``static_10``'s return). Now the latency term is
+    capped per request and errors are counted per failed request (see Rewards).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -143,7 +167,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                  work_cv: float | None = None, action_type: str = "delta", reward: str = "paper",
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
                  simulator: str = "fluid", dt: float = 0.5, throughput_ref: float = 100.0,
-                 slo_latency: float = 5.0, w_latency: float = 1.0, w_error: float = 1.0, w_cost: float = 0.1,
+                 slo_latency: float = 5.0, w_latency: float = 1.0, latency_cap: float = 1.0, w_error: float = 2.0,
+                 w_cost: float = 0.1,
                  target_default: float = 100.0, target_utilisation: float = 0.7, stable_window: float = 60.0,
                  panic_window_fraction: float = 0.1, panic_threshold: float = 2.0,
                  max_scale_up_rate: float = 1000.0, max_scale_down_rate: float = 2.0,
@@ -174,7 +199,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.throughput_ref = check_float("throughput_ref", throughput_ref, 0.0, 1e9, low_inclusive=False)
         self.slo_latency = check_float("slo_latency", slo_latency, 0.0, 1e6, low_inclusive=False)
         self.w_latency = check_float("w_latency", w_latency, 0.0, 1e6)
+        self.latency_cap = check_float("latency_cap", latency_cap, 0.0, 1e6)
         self.w_error = check_float("w_error", w_error, 0.0, 1e6)
+        if self.w_latency * self.latency_cap > 1.0:
+            raise ValueError(f"w_latency * latency_cap must be <= 1 (a completed request is never worth less than "
+                             f"0, so never less than a failed one, -w_error); got {self.w_latency} * {self.latency_cap}")
         self.w_cost = check_float("w_cost", w_cost, 0.0, 1e6)
         kpa = KPAConfig(
             target_default=check_float("target_default", target_default, 1.0, 1e4),
@@ -264,6 +293,21 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.sim.set_limit(limit)
         self._pinned = True
 
+    def slo_terms(self, st: IntervalStats) -> dict[str, float]:
+        """The four terms of the ``slo`` reward for one interval (they sum to the reward).
+
+        Per request, in units of ``throughput_ref`` requests per second: a completed request
+        with latency ``L`` earns ``1 - w_latency * min(max(0, L / slo_latency - 1), latency_cap)``
+        (1 within the SLO, at least ``1 - w_latency * latency_cap >= 0`` however late), a failed
+        request costs ``w_error``; plus the pod cost."""
+        T, ref = st.duration, self.throughput_ref
+        slo, cap = self.slo_latency, self.latency_cap
+        over = st.hist.mean_of(lambda lat: np.minimum(np.maximum(0.0, lat / slo - 1.0), cap))
+        return {"throughput": st.completed / T / ref,
+                "latency": -self.w_latency * st.completed / T / ref * over,
+                "error": -self.w_error * st.failed / T / ref,
+                "cost": -self.w_cost * st.pod_seconds / (T * self.max_pods)}
+
     def _workload(self):
         return make_workload(self.workload_kind, self.profile, clients=self.clients, arrival_rate=self.arrival_rate,
                              episode_seconds=self.decision_interval * self.episode_decisions,
@@ -278,6 +322,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self._best = 0.0
         self._last = None
         self._limit_sum = 0.0
+        self._terms: dict[str, float] = {}
         self.history = {k: [] for k in ("t", "arrival_rate", "throughput", "pods_ready", "limit", "p95", "error_rate")}
 
     def _apply_action(self, action):
@@ -292,10 +337,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
             self._best = max(self._best, x)
             reward = 0.0 if self._best <= 0 else (1.0 if x >= 0.95 * self._best else x / self._best)
         else:
-            p95 = st.latency(0.95)
-            reward = (x / self.throughput_ref - self.w_latency * max(0.0, p95 / self.slo_latency - 1.0)
-                      - self.w_error * st.error_rate
-                      - self.w_cost * st.pod_seconds / (self.decision_interval * self.max_pods))
+            self._terms = self.slo_terms(st)
+            reward = sum(self._terms.values())
         h = self.history
         h["t"].append(self.sim.now)
         h["arrival_rate"].append(st.arrived / st.duration)
@@ -348,6 +391,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     def _step_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"limit": int(self.sim.limit)}
         st = self._last
+        if st is not None and self.reward_kind == "slo":
+            info["reward_terms"] = dict(self._terms)
         if st is not None:
             info["interval"] = {"throughput": st.throughput, "p50_latency": st.latency(0.5),
                                 "p95_latency": st.latency(0.95), "error_rate": st.error_rate,

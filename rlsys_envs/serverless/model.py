@@ -212,6 +212,7 @@ def per_request_rate(n, cores: float, contention: float):
 
 _H_LO, _H_HI, _H_BINS = -3.0, 4.0, 2800          # log10 seconds: 1 ms .. 10^4 s
 _H_EDGES = np.logspace(_H_LO, _H_HI, _H_BINS + 1)
+_H_CENTRES = np.concatenate(([_H_EDGES[0]], np.sqrt(_H_EDGES[:-1] * _H_EDGES[1:]), [_H_EDGES[-1]]))
 
 
 class LatencyHistogram:
@@ -233,6 +234,14 @@ class LatencyHistogram:
     @property
     def total(self) -> float:
         return float(self.counts.sum())
+
+    def mean_of(self, f) -> float:
+        """Mean of ``f(latency)`` over the recorded latencies (each bin at its geometric centre;
+        below 1 ms at 1 ms, above the top edge at the top edge); 0 when empty."""
+        tot = self.counts.sum()
+        if tot <= 0:
+            return 0.0
+        return float(np.dot(self.counts, f(_H_CENTRES)) / tot)
 
     def quantile(self, q: float) -> float:
         tot = self.counts.sum()
