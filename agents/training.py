@@ -107,7 +107,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     from stable_baselines3.common.logger import configure
 
     from .algorithms import get_algorithm
-    from .callbacks import CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint
+    from .callbacks import CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint, save_model
     from .evaluation import format_table, summarise
 
     torch.set_num_threads(config.train.torch_threads)
@@ -171,7 +171,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     ckpt_cb.init_callback(model)
     ckpt_cb.folder.mkdir(parents=True, exist_ok=True)
     ckpt_cb.save()
-    model.save(run_dir / "final_model.zip")
+    save_model(model, run_dir / "final_model.zip")
     final = eval_cb.evaluate_now()
     eval_cb.close()
     venv.close()
