@@ -71,6 +71,7 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
             "penalty": {"size": "S", "workload": "medium", "action_mode": "penalty"},
             "no_stop_constrained": {"size": "S", "allow_stop": False, "frac_unmovable": 0.2,
                                     "n_affinity_groups": 5},
+            "graph_obs": {"size": "S", "observation": "graph"},
         },
     ),
 )

@@ -263,3 +263,21 @@ def test_incremental_shape_mask_matches_a_full_recompute_and_place_many_is_all_o
     assert pool.usage.sum() == 0 and not pool.consumers()
     pool.place_many(["a", "b"], [[0], [0, 1]], [[3, 1], [1, 1]])
     assert pool.usage.tolist() == [[4, 2], [1, 1]] and pool.placement("b").resources.tolist() == [0, 1]
+
+
+def test_graph_observation_is_the_graph_part_of_the_full_one():
+    import gymnasium as gym
+
+    from rlsys_envs.vm.env import GRAPH_ONLY_KEYS
+    full = gym.make("rlsys/VMRescheduling-v0", size="S", mnl=5)
+    graph = gym.make("rlsys/VMRescheduling-v0", size="S", mnl=5, observation="graph")
+    assert set(graph.observation_space.spaces) == set(GRAPH_ONLY_KEYS)
+    o_full, info = full.reset(seed=4)
+    o_graph, _ = graph.reset(seed=4)
+    for _ in range(4):  # two migrations: both phases
+        for k in GRAPH_ONLY_KEYS:
+            assert np.array_equal(o_full[k], o_graph[k]), k
+        assert graph.observation_space.contains(o_graph)
+        a = int(np.flatnonzero(info["action_mask"][:-1])[0])
+        o_full, *_, info = full.step(a)
+        o_graph, *_ = graph.step(a)
