@@ -205,6 +205,20 @@ def test_generator_is_seeded_and_calibrated():
     assert set(np.unique(a.vm_nmem // a.vm_ncpu).tolist()) <= {2048, 4096}
 
 
+
+def test_generator_reproduces_the_papers_initial_fragment_rate_on_m_high():
+    # calibrated (P_PACK) to VMR2L's initial FR 0.555 on its M data; pure random fit gave ~0.91,
+    # pure best fit ~0.30: both fall outside the band
+    frs = [generate_cluster(np.random.default_rng(s), "M", "high").fragment_rate() for s in range(10)]
+    assert 0.50 <= float(np.mean(frs)) <= 0.60
+    # more load leaves more fragments; pure random fit is far more fragmented than the calibrated mix
+    medium = np.mean([generate_cluster(np.random.default_rng(s), "M", "medium").fragment_rate() for s in range(3)])
+    assert medium < np.mean(frs)
+    random_fit = generate_cluster(np.random.default_rng(0), "M", "high", p_pack=0.0).fragment_rate()
+    assert random_fit > 0.8
+    with pytest.raises(ValueError, match="p_pack"):
+        generate_cluster(np.random.default_rng(0), "S", "high", p_pack=1.5)
+
 @pytest.mark.parametrize("field, value", [("size", "XL"), ("mnl", 0), ("action_mode", "both"),
                                           ("frag_unit", 0), ("invalid_penalty", -1.0), ("max_pms", 3),
                                           ("frac_unmovable", 1.5), ("allow_stop", "yes")])
