@@ -73,14 +73,21 @@ def policies(args, env_kwargs):
     return out
 
 
+#: env kwargs of the policy rows: the shipped policy was trained with a fixed budget (no stop action,
+#: as in VMR2L), so it is evaluated that way; the other rows may stop early
+POLICY_ENV_KWARGS = {"allow_stop": False}
+
+
 def quality(args, env_kwargs, episodes, title, options_of=None):
     env = VMReschedulingEnv(**env_kwargs)
+    policy_env = VMReschedulingEnv(**{**env_kwargs, **POLICY_ENV_KWARGS})
     rows = []
     for name, factory in policies(args, env_kwargs):
         frs0, frs, migs, walls, slots, notes = [], [], [], [], [], []
         for i in range(episodes):
             pol = factory()
-            m, wall = run(env, pol, i, options_of(i) if options_of else None)
+            m, wall = run(policy_env if name.startswith("policy") else env, pol, i,
+                          options_of(i) if options_of else None)
             if isinstance(pol, CPSatPolicy):
                 notes.append((pol.result.status == "OPTIMAL", pol.result.fr_bound, pol.dropped))
             frs0.append(m["fr_initial"])
