@@ -129,37 +129,41 @@ def throughput(seconds):
         return f"{x / t:,.0f}" if x else "-"
 
     # (1) MNL-50 episodes with resets (each reset generates a new M snapshot)
+    # (as an agent's loop: the mask comes from info["action_mask"] and the observation is kept until
+    # the next step returns the new one)
     env = VMReschedulingEnv(size="M", workload="high", mnl=50)
     state = {"eps": 0}
-    env.reset(seed=0)
+    state["info"] = env.reset(seed=0)[1]
 
     def episode():
         steps = 0
         while True:
-            _, _, term, trunc, _ = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+            state["obs"], _, term, trunc, info = env.step(int(rng.choice(np.flatnonzero(state["info"]["action_mask"]))))
+            state["info"] = info
             steps += 1
             if term or trunc:
                 migs = env.migrations
                 state["eps"] += 1
-                env.reset(seed=state["eps"])
+                state["info"] = env.reset(seed=state["eps"])[1]
                 return steps, migs
 
     s, m, w, c = _timed_loop(seconds, episode)
     rows.append(["env, MNL-50 episodes incl. resets", rate(s, w), rate(m, w), rate(s, c), rate(m, c)])
-    # (2) steady state: steps only (a long episode; resets, when no VM can move, are not timed)
-    env2 = VMReschedulingEnv(size="M", workload="high", mnl=100_000)
-    env2.reset(seed=0)
+    # (2) steady state: steps only (one long episode without the stop action)
+    env2 = VMReschedulingEnv(size="M", workload="high", mnl=100_000, allow_stop=False)
+    state["info2"] = env2.reset(seed=0)[1]
 
     def chunk():
         before, steps = env2.migrations, 0
         for _ in range(50):
-            _, _, term, trunc, _ = env2.step(int(rng.choice(np.flatnonzero(env2.action_masks()))))
+            state["obs2"], _, term, trunc, info = env2.step(int(rng.choice(np.flatnonzero(state["info2"]["action_mask"]))))
+            state["info2"] = info
             steps += 1
             if term or trunc:
                 break
         migs = env2.migrations - before
         if term or trunc:
-            env2.reset(seed=steps)
+            state["info2"] = env2.reset(seed=steps)[1]
         return steps, migs
 
     s, m, w, c = _timed_loop(seconds, chunk)
