@@ -230,8 +230,9 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
         best = {name: fmt_sweep(name, sweep(kw, sweep_seeds))[1] for name, kw in settings.items()}
 
     print(f"\n### Policies over {episodes} seeded episodes (mean; +- is the std over episodes)\n")
-    print(f"Q-learning: the paper's tabular agent (paper reward) trained online for {q_episodes} episodes on the same "
-          "setting (training seeds 10000+), then greedy.\n")
+    print(f"Q-learning: the paper's tabular agent (paper reward; with --reward slo also a second one trained on the "
+          f"slo reward) trained online for {q_episodes} episodes on the same setting (training seeds 10000+), "
+          "then greedy.\n")
     print(f"Return: sum of the `{args.reward}` reward over the episode's 30 decisions.\n")
     print("| setting | policy | throughput [req/s] | p95 [s] | error rate | pod-seconds | mean limit | return |")
     print("|---|---|---|---|---|---|---|---|")
@@ -243,6 +244,10 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
         q_time = time.time() - t0
         pols = [("knative_default", KnativeDefaultPolicy()), (f"static_{best[name]}", StaticLimitPolicy(best[name])),
                 (f"q_learning ({q_time:.0f} s training)", QLearningPolicy(q=q))]
+        if args.reward == "slo":     # the same tabular agent trained on the (Markov) slo reward
+            t0 = time.time()
+            q_slo, _ = train_q_learning(kw, episodes=q_episodes)
+            pols.append((f"q_learning, slo reward ({time.time() - t0:.0f} s training)", QLearningPolicy(q=q_slo)))
         if kw.get("workload") == "switching" and kw["profile"] in best and kw["switch_profile"] in best:
             env0 = ServerlessAutoscalingEnv(**kw)
             at = int(round(env0.episode_decisions * env0.switch_at))
