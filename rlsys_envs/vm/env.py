@@ -10,7 +10,7 @@ from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, che
 from rlsys_envs.core.memory import keep_freed_heap_memory
 
 from .generator import SIZES, WORKLOADS, generate_cluster, load_vmr2l_json
-from .model import Cluster
+from .model import Cluster, distinct_sorted
 
 PM_FEATURES = 10
 VM_FEATURES = 8 + PM_FEATURES
@@ -328,7 +328,7 @@ class VMReschedulingEnv(RlsysEnv):
         self.migrations += 1
         self.plan.append((v, slot))
         self.phase, self.selected = 0, -1
-        self._refresh(np.unique(np.array([old_pm, slot // 2], np.int64)))
+        self._refresh(distinct_sorted([old_pm, slot // 2]))
         reward = drop / c.total_free_cpu if c.total_free_cpu > 0 else 0.0
         self.total_return += reward
         return reward
