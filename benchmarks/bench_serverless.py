@@ -44,20 +44,24 @@ SETTINGS = {
     # and a wrong limit costs most (70 fails most memory requests, 10 serves a fifth of sleep's)
     "switching memory->sleep": dict(workload="switching", profile="memory", switch_profile="sleep"),
     "switching cpu->sleep": dict(workload="switching", profile="cpu", switch_profile="sleep"),
+    # the same as the documented one, but the switch time is drawn in [0.3, 0.7] of the episode
+    "switching memory->sleep random": dict(workload="switching", profile="memory", switch_profile="sleep",
+                                           switch_spread=0.2),
 }
 #: short names for --setting-checkpoint
 SHORT = {"cpu": "cpu", "memory": "memory", "sleep": "sleep", "switching": "switching memory->sleep",
-         "switching_cpu": "switching cpu->sleep"}
+         "switching_cpu": "switching cpu->sleep", "switching_random": "switching memory->sleep random"}
 COLS = ("throughput", "p95_latency", "error_rate", "pod_seconds")
 
 
 class PhasedLimitPolicy(StaticLimitPolicy):
-    """Oracle for the switching workload: ``first`` until decision ``at``, then ``second``
-    (knows when the profile switches; not a deployable policy, an upper reference)."""
+    """Oracle for the switching workload: ``first`` until decision ``at`` (default: the decision
+    nearest to the env's drawn ``switch_time``), then ``second`` (knows when the profile switches;
+    not a deployable policy, an upper reference)."""
 
-    def __init__(self, first: int, second: int, at: int):
+    def __init__(self, first: int, second: int, at: int | None = None):
         super().__init__(first)
-        self.second, self.at = int(second), int(at)
+        self.second, self.at = int(second), (None if at is None else int(at))
         self.name = f"oracle_{first}->{second}"
 
     def reset(self, env, seed=None):
@@ -65,7 +69,8 @@ class PhasedLimitPolicy(StaticLimitPolicy):
         self.t = 0
 
     def act(self, env, obs, info):
-        if self.t == self.at:
+        at = self.at if self.at is not None else env.switch_time / env.decision_interval
+        if self.t >= at - 0.5 and env.limit != self.second:    # the decision nearest to the switch
             env.sim.set_limit(self.second)   # the env is pinned, so the action itself is ignored
         self.t += 1
         return env.action_for_limit(self.limit)
@@ -249,10 +254,8 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
             q_slo, _ = train_q_learning(kw, episodes=q_episodes)
             pols.append((f"q_learning, slo reward ({time.time() - t0:.0f} s training)", QLearningPolicy(q=q_slo)))
         if kw.get("workload") == "switching" and kw["profile"] in best and kw["switch_profile"] in best:
-            env0 = ServerlessAutoscalingEnv(**kw)
-            at = int(round(env0.episode_decisions * env0.switch_at))
             b1, b2 = best[kw["profile"]], best[kw["switch_profile"]]
-            pols.append((f"oracle static_{b1} -> static_{b2} at the switch", PhasedLimitPolicy(b1, b2, at)))
+            pols.append((f"oracle static_{b1} -> static_{b2} at the switch", PhasedLimitPolicy(b1, b2)))
         cks = [(ck, json.loads(args.checkpoint_env)) for ck in args.checkpoint] + per_setting.get(name, [])
         for ck, extra in cks:
             from agents.evaluation import load_policy   # lazy: the learning side is optional here

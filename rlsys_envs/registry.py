@@ -56,6 +56,8 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
             "diurnal": {"workload": "diurnal"},
             "switching": {"workload": "switching", "profile": "memory", "switch_profile": "sleep"},
             "switching_cpu": {"workload": "switching", "profile": "cpu", "switch_profile": "sleep"},
+            "switching_random": {"workload": "switching", "profile": "memory", "switch_profile": "sleep",
+                                 "switch_spread": 0.2},
             "slo": {"reward": "slo", "action_type": "absolute"},
         },
     ),

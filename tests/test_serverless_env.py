@@ -144,6 +144,24 @@ def test_slo_reward_terms_sum_to_the_reward_as_documented():
     assert seen_error and seen_late
 
 
+def test_switch_spread_draws_the_switch_time_per_episode_from_the_seed():
+    kw = dict(workload="switching", profile="memory", switch_profile="sleep", switch_spread=0.2, episode_decisions=10)
+    env = ServerlessAutoscalingEnv(**kw)
+    times = []
+    for seed in range(6):
+        env.reset(seed=seed)
+        times.append(env.switch_time)
+        assert 0.3 * 300 <= env.switch_time <= 0.7 * 300
+        wl = env.sim.workload
+        assert wl.profile_at(env.switch_time - 1e-6).name == "memory" and wl.profile_at(env.switch_time).name == "sleep"
+    assert len(set(times)) == 6
+    env.reset(seed=3)
+    assert env.switch_time == times[3]
+    fixed = ServerlessAutoscalingEnv(workload="switching", episode_decisions=10)
+    fixed.reset(seed=0)
+    assert fixed.switch_time == 150.0
+
+
 def slo_return(actions, seed, **kw):
     env = ServerlessAutoscalingEnv(reward="slo", action_type="absolute", **kw)
     env.reset(seed=seed)
@@ -170,7 +188,8 @@ def test_failing_requests_does_not_beat_the_best_static_limit_on_memory(seed):
                                          ("dt", 0.3), ("stable_window", 1.0), ("target_utilisation", 0.0),
                                          ("n_nodes", 0), ("pod_base_mem_mb", 600.0), ("switch_at", 1.0),
                                          ("cold_start_median", -1.0), ("arrival_rate", -3.0), ("enable_scale_to_zero", 1),
-                                         ("latency_cap", 1.5), ("w_error", -1.0)])
+                                         ("latency_cap", 1.5), ("w_error", -1.0), ("switch_spread", 0.5),
+                                         ("switch_spread", -0.1)])
 def test_bad_kwargs_raise_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ServerlessAutoscalingEnv(**{field: value})

@@ -108,7 +108,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     **Arguments** (keyword only; defaults in brackets):
     ``workload`` [paper] one of paper, poisson, bursty, diurnal, trace, switching;
     ``profile`` [cpu] cpu, memory or sleep; ``switch_profile`` [sleep] and ``switch_at`` [0.5,
-    in (0, 1)] for ``switching``; ``clients`` [500, 1..100000]; ``arrival_rate`` [None = per
+    in (0, 1)] for ``switching``; ``switch_spread`` [0.0, in [0, 0.5)]: with ``switching``, the
+    switch happens at a fraction drawn uniformly from ``switch_at +- switch_spread`` at every
+    reset (from ``np_random``; ``switch_at +- switch_spread`` must lie in (0, 1)), so a policy
+    has to detect the switch rather than learn its time from ``progress``; the drawn time (s) is
+    ``env.switch_time``; ``clients`` [500, 1..100000]; ``arrival_rate`` [None = per
     profile: cpu 50, memory 60, sleep 300 req/s; (0, 1e6]]; ``trace_path`` [None],
     ``trace_function`` [None = sum of all rows], ``trace_scale`` [None = match arrival_rate];
     ``cpu_s``, ``sleep_s``, ``mem_mb``, ``work_cv`` [None = profile's] per-request knobs;
@@ -161,7 +165,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, *, workload: str = "paper", profile: str = "cpu", switch_profile: str = "sleep",
-                 switch_at: float = 0.5, clients: int = 500, arrival_rate: float | None = None,
+                 switch_at: float = 0.5, switch_spread: float = 0.0, clients: int = 500, arrival_rate: float | None = None,
                  trace_path: str | None = None, trace_function: str | None = None, trace_scale: float | None = None,
                  cpu_s: float | None = None, sleep_s: float | None = None, mem_mb: float | None = None,
                  work_cv: float | None = None, action_type: str = "delta", reward: str = "paper",
@@ -182,6 +186,9 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.profile_name = check_choice("profile", profile, tuple(PROFILES))
         self.switch_profile_name = check_choice("switch_profile", switch_profile, tuple(PROFILES))
         self.switch_at = check_float("switch_at", switch_at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        self.switch_spread = check_float("switch_spread", switch_spread, 0.0, 0.5, high_inclusive=False)
+        if not 0.0 < self.switch_at - self.switch_spread <= self.switch_at + self.switch_spread < 1.0:
+            raise ValueError(f"switch_spread: switch_at +- switch_spread must lie in (0, 1); got {switch_at} +- {switch_spread}")
         self.clients = check_int("clients", clients, 1, 100_000)
         self.arrival_rate = None if arrival_rate is None else check_float("arrival_rate", arrival_rate, 0.0, 1e6, low_inclusive=False)
         knobs = {}
@@ -309,10 +316,15 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                 "cost": -self.w_cost * st.pod_seconds / (T * self.max_pods)}
 
     def _workload(self):
-        return make_workload(self.workload_kind, self.profile, clients=self.clients, arrival_rate=self.arrival_rate,
-                             episode_seconds=self.decision_interval * self.episode_decisions,
-                             switch_profile=self.switch_profile, switch_at=self.switch_at,
-                             trace_counts=self.trace_counts, trace_scale=self.trace_scale)
+        at = self.switch_at
+        if self.workload_kind == "switching" and self.switch_spread > 0:
+            at = float(self.np_random.uniform(at - self.switch_spread, at + self.switch_spread))
+        wl = make_workload(self.workload_kind, self.profile, clients=self.clients, arrival_rate=self.arrival_rate,
+                           episode_seconds=self.decision_interval * self.episode_decisions,
+                           switch_profile=self.switch_profile, switch_at=at,
+                           trace_counts=self.trace_counts, trace_scale=self.trace_scale)
+        self.switch_time = wl.switch_at if wl.switch_at is not None else at * self.decision_interval * self.episode_decisions
+        return wl
 
     # ------------------------------------------------------------------------ RlsysEnv hooks
     def _reset_model(self, options: dict | None) -> None:
