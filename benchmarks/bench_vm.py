@@ -121,6 +121,28 @@ def _timed_loop(seconds, body):
     return steps, migs, time.perf_counter() - w0, time.process_time() - c0
 
 
+def _steady_state_loop(rng, observation: str):
+    """A loop body for :func:`_timed_loop`: 50 random masked steps of one long episode (no stop)."""
+    env2 = VMReschedulingEnv(size="M", workload="high", mnl=100_000, allow_stop=False, observation=observation)
+    state = {"info2": env2.reset(seed=0)[1]}
+
+    def chunk():
+        before, steps = env2.migrations, 0
+        for _ in range(50):
+            action = int(rng.choice(np.flatnonzero(state["info2"]["action_mask"])))
+            state["obs2"], _, term, trunc, info = env2.step(action)
+            state["info2"] = info
+            steps += 1
+            if term or trunc:
+                break
+        migs = env2.migrations - before
+        if term or trunc:
+            state["info2"] = env2.reset(seed=steps)[1]
+        return steps, migs
+
+    return chunk
+
+
 def throughput(seconds):
     rng = np.random.default_rng(0)
     rows = []
@@ -150,24 +172,10 @@ def throughput(seconds):
     s, m, w, c = _timed_loop(seconds, episode)
     rows.append(["env, MNL-50 episodes incl. resets", rate(s, w), rate(m, w), rate(s, c), rate(m, c)])
     # (2) steady state: steps only (one long episode without the stop action)
-    env2 = VMReschedulingEnv(size="M", workload="high", mnl=100_000, allow_stop=False)
-    state["info2"] = env2.reset(seed=0)[1]
-
-    def chunk():
-        before, steps = env2.migrations, 0
-        for _ in range(50):
-            state["obs2"], _, term, trunc, info = env2.step(int(rng.choice(np.flatnonzero(state["info2"]["action_mask"]))))
-            state["info2"] = info
-            steps += 1
-            if term or trunc:
-                break
-        migs = env2.migrations - before
-        if term or trunc:
-            state["info2"] = env2.reset(seed=steps)[1]
-        return steps, migs
-
-    s, m, w, c = _timed_loop(seconds, chunk)
-    rows.append(["env, steps only (no resets)", rate(s, w), rate(m, w), rate(s, c), rate(m, c)])
+    for observation in ("all", "graph"):
+        s, m, w, c = _timed_loop(seconds, _steady_state_loop(rng, observation))
+        rows.append([f"env, steps only (no resets), observation={observation!r}", rate(s, w), rate(m, w),
+                     rate(s, c), rate(m, c)])
     # (3) the bare model: masks + move, no observation
     cl = generate_cluster(np.random.default_rng(0), "M", "high")
 
