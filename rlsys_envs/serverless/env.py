@@ -159,7 +159,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     most ``w_error`` per interval while the p95 term was unbounded, so failing requests could be
     cheaper than serving them late (a PPO agent on the memory profile OOM-killed half of its first
     interval's requests at limit 50 and beat ``static_10``'s return). Now the latency term is
-    capped per request and errors are counted per failed request (see Rewards).
+    capped per request and errors are counted per failed request (see Rewards). Added
+    ``latency_cap`` and ``switch_spread`` (random switch time) and ``info["reward_terms"]``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
