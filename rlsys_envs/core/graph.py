@@ -7,11 +7,13 @@ spaces, so a variable-size graph is flattened into five top-level keys sharing a
 key                        shape / dtype        meaning
 =========================  ===================  ==================================================
 ``<p>_x``                  [N, F] float32       node features (rows past the real nodes are 0)
-``<p>_edge_index``         [2, E] int64         (source, target) node indices, padded with -1
-``<p>_edge_type``          [E]    int64         edge type in ``[0, n_edge_types)``, 0 when padded
+``<p>_edge_index``         [2, E] int64 [#]_    (source, target) node indices, padded with -1
+``<p>_edge_type``          [E]    int64 [#]_    edge type in ``[0, n_edge_types)``, 0 when padded
 ``<p>_node_mask``          [N]    int8          1 for a real node
 ``<p>_edge_mask``          [E]    int8          1 for a real edge
 =========================  ===================  ==================================================
+
+.. [#] or a smaller integer type given to :func:`graph_spaces` (the VM env uses int32 / int8).
 
 ``agents.extractors`` turns a batch of these back into a ``torch_geometric`` batch. Node ``i`` of
 the padded array is node ``i`` of the graph, so an environment can address nodes by position
@@ -26,12 +28,20 @@ GRAPH_KEYS = ("x", "edge_index", "edge_type", "node_mask", "edge_mask")
 
 
 def graph_spaces(prefix: str, max_nodes: int, node_dim: int, max_edges: int, n_edge_types: int,
-                 low: float = -np.inf, high: float = np.inf) -> dict[str, spaces.Box]:
-    """The five ``Box`` spaces of a padded graph, keyed ``<prefix>_<part>``."""
+                 low: float = -np.inf, high: float = np.inf, index_dtype=np.int64,
+                 type_dtype=np.int64) -> dict[str, spaces.Box]:
+    """The five ``Box`` spaces of a padded graph, keyed ``<prefix>_<part>``.
+
+    ``index_dtype`` / ``type_dtype``: integer dtypes of the edge index and edge types (int64 by
+    default); a large graph can use int32 / int8 to copy fewer bytes per step (the extractors cast).
+    """
+    if np.iinfo(index_dtype).max < max_nodes or np.iinfo(type_dtype).max < n_edge_types:
+        raise ValueError(f"index_dtype {np.dtype(index_dtype)} / type_dtype {np.dtype(type_dtype)} cannot hold "
+                         f"{max_nodes} nodes / {n_edge_types} edge types")
     return {
         f"{prefix}_x": spaces.Box(low, high, (max_nodes, node_dim), np.float32),
-        f"{prefix}_edge_index": spaces.Box(-1, max(max_nodes - 1, 0), (2, max_edges), np.int64),
-        f"{prefix}_edge_type": spaces.Box(0, max(n_edge_types - 1, 0), (max_edges,), np.int64),
+        f"{prefix}_edge_index": spaces.Box(-1, max(max_nodes - 1, 0), (2, max_edges), index_dtype),
+        f"{prefix}_edge_type": spaces.Box(0, max(n_edge_types - 1, 0), (max_edges,), type_dtype),
         f"{prefix}_node_mask": spaces.Box(0, 1, (max_nodes,), np.int8),
         f"{prefix}_edge_mask": spaces.Box(0, 1, (max_edges,), np.int8),
     }
