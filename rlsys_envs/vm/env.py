@@ -101,8 +101,9 @@ class VMReschedulingEnv(RlsysEnv):
 
     **Arguments.**
 
-    - ``size`` (``"M"``): one of ``tiny`` (4 PMs), ``S`` (20), ``M`` (279, ~2,089 VMs at medium),
-      ``L`` (1,176, ~4,546 VMs); ignored with ``snapshot_path``.
+    - ``size`` (``"M"``): one of ``tiny`` (4 PMs), ``S`` (20), ``M`` (279; VMR2L's M has ~2,089 VMs,
+      the generator ~2,125 at medium, ~2,315 at high), ``L`` (1,176; VMR2L ~4,546 VMs, the generator
+      ~4,599 at medium); ignored with ``snapshot_path``.
     - ``workload`` (``"high"``): ``low`` / ``medium`` / ``high`` = 0.80 / 0.88 / 0.95 of cores used.
     - ``mnl`` (50): migration number limit, in ``[1, 100000]``.
     - ``frag_unit`` (16): fragment unit in cores, in ``[1, 1024]``.
