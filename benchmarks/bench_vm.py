@@ -70,6 +70,8 @@ def policies(args, env_kwargs):
         sto = load_policy(args.checkpoint, ENV_ID, env_kwargs, deterministic=False)
         out.append(("policy (greedy)", lambda: det))
         out.append(("policy best-of-16", lambda: BestOfK(lambda: sto, 16)))
+        # VMR2L-style risk seeking that keeps the deterministic plan as one of the 16 candidates
+        out.append(("policy best of greedy + 15 sampled", lambda: BestOfK(lambda: sto, 16, first=lambda: det)))
     return out
 
 

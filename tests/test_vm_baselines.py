@@ -5,7 +5,7 @@ import pytest
 import rlsys_envs
 from rlsys_envs.core import Policy
 from rlsys_envs.vm import Cluster
-from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatPolicy, LegalRandomPolicy, best_migration, best_of_k,
+from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy, best_migration, best_of_k,
                                      sequence_moves, solve_cpsat)
 from rlsys_envs.vm.env import VMReschedulingEnv
 
@@ -161,6 +161,15 @@ def test_best_of_k_keeps_the_best_seeded_rollout_and_replays_it():
         if term or trunc:
             break
     assert info["metrics"]["fr_final"] == pytest.approx(res["fr_final"])
+
+
+def test_best_of_k_with_a_first_policy_is_never_worse_than_that_policy():
+    env = VMReschedulingEnv(size="S", workload="high", mnl=10, allow_stop=False)
+    env.reset(seed=5)
+    greedy = best_of_k(env, GreedyPolicy, k=1, seed=0)
+    res = best_of_k(env, LegalRandomPolicy, k=4, seed=0, first=GreedyPolicy)
+    assert res["all_fr"][0] == pytest.approx(greedy["fr_final"])  # rollout 0 is the first policy's
+    assert res["fr_final"] <= greedy["fr_final"] and len(res["all_fr"]) == 4
 
 
 def test_baselines_are_reachable_by_name_and_work_in_every_action_mode():

@@ -175,15 +175,20 @@ def rollout(env, policy: Policy, seed: int, cluster: Cluster | None = None) -> d
             "migrations": info["metrics"]["migrations"], "metrics": info["metrics"]}
 
 
-def best_of_k(env, policy_factory: Callable[[], Policy], k: int = 16, seed: int = 0) -> dict:
+def best_of_k(env, policy_factory: Callable[[], Policy], k: int = 16, seed: int = 0,
+              first: Callable[[], Policy] | None = None) -> dict:
     """VMR2L's risk-seeking evaluation: ``k`` seeded rollouts from ``env``'s current cluster, keep the best.
 
-    Returns ``{"actions", "fr_final", "migrations", "all_fr"}`` of the rollout with the lowest final
-    FR (ties: fewer migrations, then the lower seed). ``env`` must be at the start of an episode.
+    With ``first`` (e.g. the deterministic version of a sampling policy), rollout 0 is that
+    policy's and the other ``k - 1`` are ``policy_factory``'s, so the result is never worse than
+    ``first`` alone. Returns ``{"actions", "fr_final", "migrations", "all_fr"}`` of the rollout with
+    the lowest final FR (ties: fewer migrations, then the lower index). ``env`` must be at the start
+    of an episode.
     """
     if env.migrations or env.phase:
         raise ValueError("best_of_k plans from the start of an episode (no migration yet, phase 0)")
-    runs = [rollout(env, policy_factory(), seed + i) for i in range(k)]
+    factories = [first or policy_factory] + [policy_factory] * (k - 1)
+    runs = [rollout(env, make(), seed + i) for i, make in enumerate(factories)]
     best = min(range(k), key=lambda i: (runs[i]["fr_final"], runs[i]["migrations"], i))
     return {**runs[best], "all_fr": [r["fr_final"] for r in runs], "best_index": best}
 
@@ -191,13 +196,14 @@ def best_of_k(env, policy_factory: Callable[[], Policy], k: int = 16, seed: int 
 class BestOfK(Policy):
     """Plans with :func:`best_of_k` at reset, then replays the best rollout's actions."""
 
-    def __init__(self, policy_factory: Callable[[], Policy], k: int = 16, name: str | None = None):
-        self.policy_factory, self.k = policy_factory, k
+    def __init__(self, policy_factory: Callable[[], Policy], k: int = 16, name: str | None = None,
+                 first: Callable[[], Policy] | None = None):
+        self.policy_factory, self.k, self.first = policy_factory, k, first
         self.name = name or f"best{k}"
 
     def reset(self, env, seed=None):
         super().reset(env, seed)
-        self.result = best_of_k(env, self.policy_factory, self.k, 0 if seed is None else int(seed))
+        self.result = best_of_k(env, self.policy_factory, self.k, 0 if seed is None else int(seed), first=self.first)
         self._queue = list(self.result["actions"])
 
     def act(self, env, obs, info):
