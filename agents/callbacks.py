@@ -22,6 +22,27 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 
+class _EveryFreqSteps:
+    """Fires once each time the step count enters a new multiple of ``freq`` (never if ``freq`` is 0).
+
+    Counted in absolute timesteps (not since the last firing), so a resumed run keeps the same
+    schedule as an uninterrupted one. ``start`` at training start; ``due`` at every step.
+    """
+
+    def __init__(self, freq: int):
+        self.freq = int(freq)
+        self._bucket: int | None = None
+
+    def start(self, num_timesteps: int) -> None:
+        self._bucket = num_timesteps // self.freq if self.freq else None
+
+    def due(self, num_timesteps: int) -> bool:
+        if not self.freq or num_timesteps // self.freq == self._bucket:
+            return False
+        self._bucket = num_timesteps // self.freq
+        return True
+
+
 class EpisodeMetricsCallback(BaseCallback):
     """Averages ``info["metrics"]`` of finished training episodes into ``rollout_metrics/<metric>``."""
 
@@ -50,12 +71,12 @@ class EvalBaselinesCallback(BaseCallback):
         self.deterministic, self.reference, self.gap_metrics = deterministic, reference, list(gap_metrics or [])
         self.history_path = Path(history_path) if history_path else None
         self._envs: dict = {}
-        self._last_bucket = None
+        self._schedule = _EveryFreqSteps(freq)
         self.last_results: dict | None = None
 
     def _on_training_start(self) -> None:
         self.write_layout()
-        self._last_bucket = self.num_timesteps // self.freq if self.freq else None
+        self._schedule.start(self.num_timesteps)
         if self.num_timesteps == 0 and self.freq:
             self.evaluate_now()
 
@@ -76,8 +97,7 @@ class EvalBaselinesCallback(BaseCallback):
                 fmt.writer.flush()
 
     def _on_step(self) -> bool:
-        if self.freq and self.num_timesteps // self.freq != self._last_bucket:
-            self._last_bucket = self.num_timesteps // self.freq
+        if self._schedule.due(self.num_timesteps):
             self.evaluate_now()
         return True
 
@@ -128,15 +148,14 @@ class CheckpointCallback(BaseCallback):
     def __init__(self, folder: str | Path, freq: int, save_replay_buffer: bool = False, verbose: int = 0):
         super().__init__(verbose)
         self.folder, self.freq, self.save_replay_buffer = Path(folder), int(freq), save_replay_buffer
-        self._last_bucket = None
+        self._schedule = _EveryFreqSteps(freq)
 
     def _on_training_start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._last_bucket = self.num_timesteps // self.freq if self.freq else None
+        self._schedule.start(self.num_timesteps)
 
     def _on_step(self) -> bool:
-        if self.freq and self.num_timesteps // self.freq != self._last_bucket:
-            self._last_bucket = self.num_timesteps // self.freq
+        if self._schedule.due(self.num_timesteps):
             self.save()
         return True
 
