@@ -82,7 +82,8 @@ POLICY_ENV_KWARGS = {"allow_stop": False}
 
 def quality(args, env_kwargs, episodes, title, options_of=None):
     env = VMReschedulingEnv(**env_kwargs)
-    policy_env = VMReschedulingEnv(**{**env_kwargs, **POLICY_ENV_KWARGS})
+    # a second env (and, for a snapshot file, a second load) only when there are policy rows
+    policy_env = VMReschedulingEnv(**{**env_kwargs, **POLICY_ENV_KWARGS}) if args.checkpoint else env
     rows = []
     for name, factory in policies(args, env_kwargs):
         frs0, frs, migs, walls, slots, notes = [], [], [], [], [], []
