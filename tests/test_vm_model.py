@@ -189,6 +189,31 @@ def test_observation_is_bounded_and_incremental_features_match_a_rebuild():
     assert np.array_equal(obs["vm_host"][: c.n_vms], c.vm_pm)
 
 
+def test_fragment_change_features_give_each_migrations_exact_drop():
+    """Graph column 10 (VM leaves) + column 11 (selected VM arrives, phase 1) = the migration's
+    drop in fragmented cores, i.e. its reward times the total free cores."""
+    env = VMReschedulingEnv(size="S", workload="high", mnl=40, observation="graph")
+    obs, _ = env.reset(seed=2)
+    rng = np.random.default_rng(1)
+    u = env.frag_unit
+    checked = 0
+    while True:
+        assert np.all(obs["graph_x"][: env.n_slots, 11] == 0)      # phase 0: no arrival column
+        v = int(rng.choice(np.flatnonzero(env.action_masks()[:-1])))
+        leave = (obs["graph_x"][env.n_slots + v, 10] - 0.5) * 4 * u
+        obs, _, _, _, _ = env.step(v)
+        s = int(rng.choice(np.flatnonzero(env.action_masks())))
+        arrive = (obs["graph_x"][s, 11] - 0.5) * 4 * u
+        total_free = env.cluster.total_free_cpu
+        obs, r, term, trunc, _ = env.step(s)
+        assert leave + arrive == pytest.approx(r * total_free, abs=1e-4)
+        checked += 1
+        if term or trunc:
+            break
+    assert checked == 40
+    assert env.observation_space.contains(obs)
+
+
 def test_generator_is_seeded_and_calibrated():
     a = generate_cluster(np.random.default_rng(7), "M", "medium")
     b = generate_cluster(np.random.default_rng(7), "M", "medium")

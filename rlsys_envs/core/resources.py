@@ -123,7 +123,8 @@ class ResourcePool:
             raise ValueError(f"demand must be non-negative, got {dem.tolist()}")
         if np.any(res < 0) or np.any(res >= self.n_resources):
             raise IndexError(f"resource index out of range [0, {self.n_resources}): {res.tolist()}")
-        if len(np.unique(res)) != len(res):
+        n = len(res)
+        if n > 1 and ((res[0] == res[1]) if n == 2 else len(np.unique(res)) != n):  # (np.unique is slow for 2)
             raise ValueError(f"a consumer may use each resource at most once, got {res.tolist()}")
         return res, np.array(dem, copy=True)
 
@@ -208,11 +209,17 @@ class ResourcePool:
                 else np.allclose(dem.sum(axis=0), old.demand.sum(axis=0)))
         if not same:
             raise ValueError(f"move of {consumer!r} must keep its total demand {old.demand.sum(axis=0).tolist()}")
-        usage = self.usage.copy()
-        np.subtract.at(usage, old.resources, old.demand)
-        self._check_room(consumer, res, dem, usage)
-        np.add.at(usage, res, dem)
-        self.usage = usage
+        # in place (resource indices of a placement are distinct, so fancy-index updates are exact);
+        # the old rows are saved bit for bit and restored if the new place has no room
+        usage = self.usage
+        saved = usage[old.resources].copy()
+        usage[old.resources] -= old.demand
+        try:
+            self._check_room(consumer, res, dem, usage)
+        except CapacityError:
+            usage[old.resources] = saved
+            raise
+        usage[res] += dem
         self._placements[consumer] = Placement(res, dem)
         return old
 

@@ -14,7 +14,7 @@ from .model import Cluster, distinct_sorted
 
 PM_FEATURES = 10
 VM_FEATURES = 8 + PM_FEATURES
-NODE_FEATURES = 10
+NODE_FEATURES = 12
 GLOBAL_FEATURES = 5
 ACTION_MODES = ("two_stage", "joint", "penalty")
 OBSERVATIONS = ("all", "graph")
@@ -74,9 +74,17 @@ class VMReschedulingEnv(RlsysEnv):
       ``graph_edge_type``, ``graph_node_mask``, ``graph_edge_mask``; edge index int32 and edge
       types int8, to copy fewer bytes per step): the NUMA-VM bipartite graph.
       Nodes: ``2 * max_pms`` NUMA nodes first (node ``2 p + k`` = NUMA ``k`` of PM ``p``), then
-      ``max_vms`` VMs (node ``2 * max_pms + v``). Node features (10): is NUMA, is VM, free cpu, free
+      ``max_vms`` VMs (node ``2 * max_pms + v``). Node features (12): is NUMA, is VM, free cpu, free
       memory, fragment, fragment share (NUMA rows), cpu per node, memory per node, uses two nodes,
-      is selected (VM rows). Edge types: 0 VM -> its NUMA node(s), 1 NUMA node -> VM, 2 NUMA node ->
+      is selected (VM rows), then two *fragment-change* features, each ``0.5 + drop / (4 unit)``
+      where ``drop`` is the change in fragmented cores it would bring (positive: fewer fragments;
+      0.5 = no change): column 10 on VM rows, the drop on its current NUMA node(s) if it left;
+      column 11 on NUMA rows in phase 1, the drop on that slot (both nodes of the PM for a
+      two-NUMA VM, read at node ``2 p``; 0.5 at node ``2 p + 1``) if the selected VM arrived (0 in
+      phase 0 and on VM rows). The fragment of a node is ``free mod unit``, a step function of the free
+      cores that a network reading normalised cores struggles to compute; these two columns give
+      the one-step effect of a move directly, so that a policy can spend its capacity on what
+      follows from it (VMR2L's actors see the same quantities through its PM and VM features). Edge types: 0 VM -> its NUMA node(s), 1 NUMA node -> VM, 2 NUMA node ->
       the other NUMA node of its PM. ``max_edges = 4 * max_vms + 2 * max_pms``.
     - ``action_node`` int64 ``[n_actions]`` (``two_stage`` and ``penalty`` only) in
       ``[-2, 2 * max_pms + max_vms - 1]``: for each action, the node of graph ``graph`` it points to
@@ -126,7 +134,8 @@ class VMReschedulingEnv(RlsysEnv):
 
     **Version History.** v0: first version. Changed before any release: ``action_node`` marks
     stop with -2 (a global action a pointer policy can choose) instead of -1; the graph's edge index
-    is int32 and its edge types int8 (were int64).
+    is int32 and its edge types int8 (were int64); graph nodes got the two fragment-change columns
+    10 and 11 (were 10 features).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -254,6 +263,7 @@ class VMReschedulingEnv(RlsysEnv):
             self._pmf = self._pm_features()
             self._vmf[:m, 8:] = self._pmf[c.vm_pm]
             pms = np.arange(c.n_pms)
+            on = np.arange(m)
         else:
             self._pmf[pms] = self._pm_features(pms)
             hit = c.vm_pm == pms[0]
@@ -263,6 +273,42 @@ class VMReschedulingEnv(RlsysEnv):
             self._vmf[on, 8:] = self._pmf[c.vm_pm[on]]
         nodes = (2 * pms[:, None] + np.arange(2)).reshape(-1)
         self._x[nodes, 2:6] = self._pmf[pms, :8].reshape(len(pms), 4, 2).transpose(0, 2, 1).reshape(-1, 4)
+        self._x[self.n_slots + on, 10] = self._leave_feature(on)
+
+    def _build_drop_tables(self) -> None:
+        """Look-up tables of the fragment-change features ``0.5 + drop / (4 unit)``.
+
+        ``(f + k) mod unit`` depends on ``f`` only through ``f mod unit``, so the change when ``k``
+        cores leave (``_leave_lut``) or arrive (``_arrive_lut``) is a table over (distinct VM cpu per
+        node, free cores mod unit): columns 10 and 11 become look-ups, cheap enough for every step.
+        """
+        u = self.frag_unit
+        self._cpu_values, self._cpu_index = np.unique(self.cluster.vm_ncpu, return_inverse=True)
+        r = np.arange(u)[None, :]
+        k = self._cpu_values[:, None]
+        self._leave_lut = (0.5 + (r - (r + k) % u) / (4.0 * u)).astype(np.float32)
+        self._arrive_lut = (0.5 + (r - (r - k) % u) / (4.0 * u)).astype(np.float32)
+
+    def _leave_feature(self, vms: np.ndarray) -> np.ndarray:
+        """Column 10 of ``vms``: the fragment change on their current NUMA node(s) if they left."""
+        r = self.cluster.free[:, 0] % self.frag_unit
+        first = self._first_node[vms]
+        k = self._cpu_index[vms]
+        feat = self._leave_lut[k, r[first]]
+        two = self._two[vms]
+        if two.any():
+            feat[two] += self._leave_lut[k[two], r[first[two] + 1]] - 0.5
+        return feat
+
+    def _arrive_feature(self, v: int) -> np.ndarray:
+        """Column 11 of the NUMA rows: the fragment change at each slot if VM ``v`` arrived there (a
+        two-NUMA VM: both nodes of the PM, at the even node; 0.5 = no change at the odd one)."""
+        row = self._arrive_lut[self._cpu_index[v]][self.cluster.free[:, 0] % self.frag_unit]
+        if not self._two[v]:
+            return row
+        out = np.full_like(row, 0.5)
+        out[0::2] = row[0::2] + row[1::2] - 0.5
+        return out
 
     def _stop_legal(self) -> bool:
         return self.allow_stop or not self._movable.any()
@@ -371,6 +417,9 @@ class VMReschedulingEnv(RlsysEnv):
         self._x[vm_rows, 8] = two
         # edges at fixed positions: [VM -> first node (m)] [VM -> second node (span-2 VMs)]
         # [the same reversed] [NUMA siblings]
+        self._two = two.copy()
+        self._first_node = np.zeros(m, np.int64)   # first NUMA node of each VM (kept by _place_rows)
+        self._build_drop_tables()
         self._two_rank = np.full(m, -1, np.int64)
         self._two_rank[two] = np.arange(int(two.sum()))
         self._e1 = m + int(two.sum())
@@ -399,11 +448,15 @@ class VMReschedulingEnv(RlsysEnv):
     def _place_rows(self, vms: np.ndarray) -> None:
         """Refresh the placement-dependent cached entries (NUMA flags, host, edges) of ``vms``."""
         c = self.cluster
+        if len(vms) == 1:   # after a migration: scalar updates, a fraction of the vectorised path's cost
+            self._place_one(int(vms[0]))
+            return
         two = c.vm_span[vms] == 2
         self._vmf[vms, 3] = two | (c.vm_numa[vms] == 0)
         self._vmf[vms, 4] = two | (c.vm_numa[vms] == 1)
         self._vm_host[vms] = c.vm_pm[vms]
         first = 2 * c.vm_pm[vms] + np.where(two, 0, c.vm_numa[vms])
+        self._first_node[vms] = first
         node = self.n_slots + vms
         self._ei[0, vms], self._ei[1, vms] = node, first
         e2 = c.n_vms + self._two_rank[vms[two]]
@@ -412,11 +465,32 @@ class VMReschedulingEnv(RlsysEnv):
         self._ei[0, e1 + vms], self._ei[1, e1 + vms] = first, node
         self._ei[0, e1 + e2], self._ei[1, e1 + e2] = first[two] + 1, node[two]
 
+    def _place_one(self, v: int) -> None:
+        """:meth:`_place_rows` of one VM."""
+        c = self.cluster
+        two = bool(self._two[v])
+        numa, pm = int(c.vm_numa[v]), int(c.vm_pm[v])
+        self._vmf[v, 3] = two or numa == 0
+        self._vmf[v, 4] = two or numa == 1
+        self._vm_host[v] = pm
+        first = 2 * pm + (0 if two else numa)
+        self._first_node[v] = first
+        node = self.n_slots + v
+        e1 = self._e1
+        ei = self._ei
+        ei[0, v], ei[1, v] = node, first
+        ei[0, e1 + v], ei[1, e1 + v] = first, node
+        if two:
+            e2 = c.n_vms + int(self._two_rank[v])
+            ei[0, e2], ei[1, e2] = node, first + 1
+            ei[0, e1 + e2], ei[1, e1 + e2] = first + 1, node
+
     def _observation(self) -> dict[str, np.ndarray]:
         c = self.cluster
         x = self._x.copy()
         if self.selected >= 0:
             x[self.n_slots + self.selected, 9] = 1.0
+            x[: c.n_nodes, 11] = self._arrive_feature(self.selected)
         obs = {
             "phase": np.array([self.phase], np.int8), "selected_vm": np.array([self.selected], np.int64),
             "global_features": np.array([c.fragment_rate(), self.fr_initial, self.migrations / self.mnl,
