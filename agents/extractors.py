@@ -85,7 +85,7 @@ class GraphEncoder(nn.Module):
 
         if conv not in ("gin", "gat"):
             raise ValueError(f"extractor conv must be 'gin' or 'gat', got {conv!r}")
-        self.prefix, self.hidden, self.bidirectional = prefix, hidden, bidirectional
+        self.prefix, self.hidden, self.bidirectional, self.conv = prefix, hidden, bidirectional, conv
         self.n_edge_types = max(int(n_edge_types), 1)
         self.inp = nn.Sequential(nn.Linear(node_dim, hidden), nn.ReLU())
         self.edge_emb = nn.Embedding(self.n_edge_types * (2 if bidirectional else 1), hidden)
@@ -100,6 +100,20 @@ class GraphEncoder(nn.Module):
                 convs.append(GATv2Conv(hidden, hidden // heads, heads=heads, edge_dim=hidden, add_self_loops=False))
         self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
+
+    def _gine_typed(self, conv, h: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor) -> torch.Tensor:
+        """``conv(h, edge_index, edge_emb(edge_type))`` of a GINEConv, computed per edge *type*.
+
+        GINEConv passes every edge's attribute through its Linear ``conv.lin``; the attributes here
+        are embeddings of a handful of edge types, so the layer is applied to the type table once and
+        gathered, instead of once per edge (~10k edges per M-size VM graph). Same parameters and
+        result as the PyG call (``nn((1 + eps) x_i + sum_j relu(x_j + lin(e_ji)))``), about half the
+        time of a training batch.
+        """
+        table = conv.lin(self.edge_emb.weight)
+        msg = torch.relu(h[edge_index[0]] + table[edge_type])
+        agg = torch.zeros_like(h).index_add_(0, edge_index[1], msg)
+        return conv.nn(agg + (1 + conv.eps) * h)
 
     @classmethod
     def from_space(cls, space: gym.spaces.Dict, prefix: str | None = None, **kwargs) -> "GraphEncoder":
@@ -123,10 +137,14 @@ class GraphEncoder(nn.Module):
         if self.bidirectional:
             edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
             edge_type = torch.cat([edge_type, edge_type + self.n_edge_types])
-        edge_attr = self.edge_emb(edge_type)
         h = self.inp(x)
-        for conv, norm in zip(self.convs, self.norms):
-            h = norm(h + torch.relu(conv(h, edge_index, edge_attr)))
+        if self.conv == "gin":
+            for conv, norm in zip(self.convs, self.norms):
+                h = norm(h + torch.relu(self._gine_typed(conv, h, edge_index, edge_type)))
+        else:
+            edge_attr = self.edge_emb(edge_type)
+            for conv, norm in zip(self.convs, self.norms):
+                h = norm(h + torch.relu(conv(h, edge_index, edge_attr)))
         dense = h.new_zeros(B * N, self.hidden)
         dense[node_index] = h
         dense = dense.view(B, N, self.hidden)

@@ -81,14 +81,24 @@ class PointerPolicy(MaskableActorCriticPolicy):
         else:
             action_node = obs["action_node"].long()                              # [B, A]
             B, A = action_node.shape
-        idx = action_node.clamp(min=0).unsqueeze(-1).expand(B, A, nodes.shape[-1])
-        picked = nodes.gather(1, idx)                                            # [B, A, H]
-        ctx = pooled.unsqueeze(1).expand(B, A, pooled.shape[-1])
-        logits = self.score_net(torch.cat([picked, ctx], -1)).squeeze(-1)
+        # score_net(cat[node, pooled]) with its first Linear split in a node part and a pooled part:
+        # the pooled part is computed once per graph instead of once per action (same parameters)
+        first, act, last = self.score_net
+        hidden = nodes.shape[-1]
+        node_part = nodes @ first.weight[:, :hidden].T                           # [B, N, head]
+        ctx_part = pooled @ first.weight[:, hidden:].T + first.bias               # [B, head]
+        idx = action_node.clamp(min=0).unsqueeze(-1).expand(B, A, node_part.shape[-1])
+        z = act(node_part.gather(1, idx) + ctx_part.unsqueeze(1))                # [B, A, head]
+        logits = last(z).squeeze(-1)
         logits = logits.masked_fill(action_node < 0, _NO_NODE_LOGIT)
         if self.has_global_actions:
             logits = torch.where(action_node == GLOBAL_ACTION, self.global_net(pooled), logits)
         return logits, pooled
+
+    def logits_and_values(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Action logits ``[B, n_actions]`` (before the mask) and values ``[B, 1]`` in one pass."""
+        logits, pooled = self._logits_and_pooled(obs)
+        return logits, self.value_net(pooled)
 
     def logits(self, obs) -> torch.Tensor:
         """Action logits ``[B, n_actions]`` (before the action mask), for tests and analysis."""

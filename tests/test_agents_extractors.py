@@ -61,6 +61,22 @@ def test_graph_encoder_batch_equals_one_by_one(conv):
     assert not mask[0].any() and torch.all(pooled[0] == 0)
 
 
+def test_typed_gine_layer_equals_the_pyg_call():
+    """GraphEncoder applies GINEConv's edge Linear per edge type, not per edge: same result."""
+    rng = np.random.default_rng(3)
+    _, batch = random_padded_batch(rng, B=4, n_types=3)
+    torch.manual_seed(0)
+    enc = GraphEncoder("g", node_dim=4, n_edge_types=3, hidden=16, layers=2, conv="gin")
+    x, edge_index, edge_type, _, _ = unpad_graph_batch(batch, "g")
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], 1)
+    edge_type = torch.cat([edge_type, edge_type + 3])
+    h = torch.randn(len(x), 16)
+    conv = enc.convs[0]
+    ours = enc._gine_typed(conv, h, edge_index, edge_type)
+    ref = conv(h, edge_index, enc.edge_emb(edge_type))
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
 def test_graph_extractor_on_jobshop_observation():
     env = gym.make("rlsys/JobShop-v0", max_jobs=10, max_machines=10)
     obs, _ = env.reset(seed=0)
