@@ -1,11 +1,13 @@
 """Experiment configuration: defaults in code (dataclasses), YAML files and ``key=value`` overrides.
 
-A config has five sections, mirrored by the YAML files in ``configs/``::
+A config has six sections, mirrored by the YAML files in ``configs/``::
 
     experiment: jobshop_maskable_ppo     # name of the run folder: runs/<experiment>/seed_<s>/
     env:   {id, kwargs, n_envs, vec_env}
     algo:  {name, policy, kwargs, policy_kwargs, extractor_kwargs}
     train: {total_timesteps, seeds, checkpoint_freq, torch_threads, progress_bar, device, run_dir, verbose}
+    pretrain: {expert, expert_kwargs, episodes, seed, epochs, batch_size, learning_rate, value_coef, workers,
+               dagger_rounds, dagger_episodes, dagger_epochs}
     eval:  {episodes, seed, freq, env_kwargs, suite, baselines, deterministic, reference, gap_metrics, metrics}
 
 Every field is typed; a YAML value or an override of the wrong type, or a key that does not exist,
@@ -91,6 +93,33 @@ class TrainConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Behaviour cloning before RL (``agents.imitation``): off unless ``expert`` is set."""
+
+    #: name of an expert of the environment (``rlsys_envs.experts(env_id)``, e.g. ``cpsat``); null: none
+    expert: typing.Optional[str] = None
+    #: keyword arguments of the expert (e.g. ``time_limit``)
+    expert_kwargs: dict = field(default_factory=dict)
+    #: demonstration episodes; episode i starts from env.reset(seed=pretrain.seed + i)
+    episodes: int = 100
+    seed: int = 20_000
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    #: weight of the value head's fit to the expert's returns-to-go
+    value_coef: float = 0.5
+    #: processes that make demonstrations in parallel
+    workers: int = 1
+    #: DAgger rounds after the first cloning: the policy plays, the expert takes over from a random
+    #: state of its episode, and cloning continues on all demonstrations so far
+    dagger_rounds: int = 0
+    #: episodes per DAgger round (seeds after the plain demonstrations' seeds)
+    dagger_episodes: int = 100
+    #: cloning epochs after each DAgger round
+    dagger_epochs: int = 2
+
+
+@dataclass
 class EvalConfig:
     #: evaluation episodes; episode i uses env.reset(seed=eval.seed + i)
     episodes: int = 10
@@ -120,6 +149,7 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
@@ -279,14 +309,26 @@ def validate(config: Config) -> None:
         raise ConfigError(f"unknown policy algo.policy={config.algo.policy!r}; known: {', '.join(POLICIES)}")
     if config.env.vec_env not in ("dummy", "subproc"):
         raise ConfigError(f"env.vec_env must be 'dummy' or 'subproc', got {config.env.vec_env!r}")
+    pre = config.pretrain
     for name, value, low in (("env.n_envs", config.env.n_envs, 1),
-                             ("train.total_timesteps", config.train.total_timesteps, 1),
+                             # 0 steps of RL is allowed after a pretraining (behaviour cloning only)
+                             ("train.total_timesteps", config.train.total_timesteps, 0 if pre.expert else 1),
+                             ("pretrain.episodes", pre.episodes, 1),
+                             ("pretrain.epochs", pre.epochs, 1),
+                             ("pretrain.batch_size", pre.batch_size, 1),
+                             ("pretrain.workers", pre.workers, 1),
+                             ("pretrain.dagger_rounds", pre.dagger_rounds, 0),
+                             ("pretrain.dagger_episodes", pre.dagger_episodes, 1),
+                             ("pretrain.dagger_epochs", pre.dagger_epochs, 1),
                              ("train.checkpoint_freq", config.train.checkpoint_freq, 0),
                              ("train.torch_threads", config.train.torch_threads, 1),
                              ("eval.episodes", config.eval.episodes, 1),
                              ("eval.freq", config.eval.freq, 0)):
         if value < low:
             raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if not pre.learning_rate > 0 or pre.value_coef < 0:
+        raise ConfigError(f"pretrain.learning_rate must be > 0 and pretrain.value_coef >= 0, got "
+                          f"{pre.learning_rate} and {pre.value_coef}")
     if not config.train.seeds or not all(_type_ok(s, int) for s in config.train.seeds):
         raise ConfigError(f"train.seeds must be a non-empty list of ints, got {config.train.seeds!r}")
     if not all(isinstance(item, dict) for item in config.eval.suite):

@@ -13,7 +13,10 @@ from pathlib import Path
 from .config import Config, ConfigError, config_to_yaml, load_config
 
 RUN_FILES = ("config.yaml", "checkpoints", "final_model.zip", "results.json", "results.md", "baselines.json",
-             "eval_history.jsonl")
+             "eval_history.jsonl", "pretrain_last.zip", "pretrain_state.json", "demonstrations_summary.json")
+#: not removed when a run is replaced: demonstrations.jsonl (expensive expert plans, keyed by spec);
+#: the DAgger files dagger_<r>.jsonl depend on the policy, so they go
+RUN_GLOBS = ("dagger_*.jsonl",)
 
 
 def _table_columns(config: Config, summary: dict) -> dict:
@@ -104,7 +107,6 @@ def build_model(config: Config, venv, seed: int):
 def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> dict:
     """Train (or resume) one seed; returns ``{"policy": metrics, <baseline>: metrics, ...}``."""
     import torch
-    from stable_baselines3.common.logger import configure
 
     from .algorithms import get_algorithm
     from .callbacks import CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint, save_model
@@ -122,8 +124,9 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-        for p in run_dir.glob("events.out.tfevents.*"):
-            p.unlink()
+        for pattern in ("events.out.tfevents.*",) + RUN_GLOBS:
+            for p in run_dir.glob(pattern):
+                p.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(
         f"# resolved config of this run (seed {seed}); resume with: python train.py --resume {run_dir}\n"
@@ -133,10 +136,10 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     baselines = baseline_results(config, run_dir / "baselines.json", log=log)
 
     start_steps = 0
-    if resume:
-        found = latest_checkpoint(ckpt_dir)
-        if found is None:
-            raise SystemExit(f"--resume {run_dir}: no checkpoint model_<steps>_steps.zip in {ckpt_dir}")
+    found = latest_checkpoint(ckpt_dir) if resume else None
+    if resume and found is None and not config.pretrain.expert:
+        raise SystemExit(f"--resume {run_dir}: no checkpoint model_<steps>_steps.zip in {ckpt_dir}")
+    if found is not None:
         path, start_steps = found
         venv = make_vec_env(config, seed + start_steps)
         model = algo.load_class().load(path, env=venv, device=config.train.device)
@@ -149,7 +152,10 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     else:
         venv = make_vec_env(config, seed)
         model = build_model(config, venv, seed)
-    model.set_logger(configure(str(run_dir), ["tensorboard"]))
+    model.set_logger(configure_tensorboard(run_dir))
+    if found is None and config.pretrain.expert:
+        # a fresh run, or a resumed one killed before its first checkpoint: (finish the) pretraining
+        model = pretrain(config, model, venv, seed, run_dir, resume=resume, log=log)
 
     eval_cb = EvalBaselinesCallback(config.env.id, config.eval_env_kwargs(), config.eval.episodes, config.eval.seed,
                                     config.eval.freq, baselines, algo.maskable, config.eval.deterministic,
@@ -188,6 +194,76 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     return results
 
 
+def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool = False, log=print):
+    """Behaviour cloning of ``config.pretrain.expert`` into ``model.policy`` (see agents.imitation).
+
+    Stage 0 clones demonstrations from ``env.reset(seed=pretrain.seed + i)``; each DAgger stage
+    ``r >= 1`` lets the current policy play ``dagger_episodes`` further seeds, hands over to the
+    expert at a random state of each, and continues cloning on every demonstration so far.
+    Demonstrations are cached in ``run_dir/demonstrations.jsonl`` (stage 0; kept when a run is
+    replaced, as its records are keyed by env and expert spec) and ``dagger_<r>.jsonl``. After each
+    epoch the model is saved to ``pretrain_last.zip`` and the stage and epoch to
+    ``pretrain_state.json``, so ``--resume`` continues from the last finished epoch; at the end the
+    model is saved as the step-0 checkpoint, from which RL starts (and resumes).
+    """
+    from .callbacks import save_model
+    from .imitation import behaviour_clone, collect_demonstrations, learner_prefixes
+
+    pre = config.pretrain
+    state_file, last = run_dir / "pretrain_state.json", run_dir / "pretrain_last.zip"
+    done = {"stage": 0, "epoch": 0}
+    if resume and state_file.is_file() and last.is_file():
+        done = json.loads(state_file.read_text())
+        model = type(model).load(last, env=venv, device=config.train.device)
+        model.set_logger(configure_tensorboard(run_dir))
+        log(f"[{config.experiment} seed {seed}] resuming pretraining after stage {done['stage']} epoch {done['epoch']}")
+    env_kwargs = dict(config.env.kwargs)
+
+    def collect(seeds, cache, prefixes=None):
+        return collect_demonstrations(config.env.id, env_kwargs, pre.expert, dict(pre.expert_kwargs), seeds,
+                                      cache=cache, log=log, progress=config.train.progress_bar, workers=pre.workers,
+                                      prefixes=prefixes)
+
+    log(f"[{config.experiment} seed {seed}] pretraining: cloning expert {pre.expert!r} on {pre.episodes} episodes "
+        f"(seeds {pre.seed}..{pre.seed + pre.episodes - 1})" + (f", then {pre.dagger_rounds} DAgger round(s) of "
+                                                                 f"{pre.dagger_episodes}" if pre.dagger_rounds else ""))
+    demos = collect([pre.seed + i for i in range(pre.episodes)], run_dir / "demonstrations.jsonl")
+    epochs_before = 0
+    for stage in range(pre.dagger_rounds + 1):
+        n_epochs = pre.epochs if stage == 0 else pre.dagger_epochs
+        if stage > 0:
+            first = pre.seed + pre.episodes + (stage - 1) * pre.dagger_episodes
+            seeds = list(range(first, first + pre.dagger_episodes))
+            prefixes = lambda todo, st=stage: learner_prefixes(model.policy, config.env.id, env_kwargs, todo,  # noqa: E731
+                                                               seed=seed * 1000 + st)
+            demos = demos + collect(seeds, run_dir / f"dagger_{stage}.jsonl", prefixes)
+            log(f"  DAgger round {stage}: {len(demos)} demonstrations in all")
+        start = done["epoch"] if stage == done["stage"] else (n_epochs if stage < done["stage"] else 0)
+        if start < n_epochs:
+            def on_epoch(epoch: int, stats: dict, st=stage) -> None:
+                save_model(model, last)
+                state_file.write_text(json.dumps({"stage": st, "epoch": epoch, **stats}))
+
+            behaviour_clone(model.policy, config.env.id, env_kwargs, demos, epochs=n_epochs,
+                            batch_size=pre.batch_size, learning_rate=pre.learning_rate, value_coef=pre.value_coef,
+                            seed=seed + 7919 * stage, logger=model.logger, log=log, on_epoch=on_epoch,
+                            start_epoch=start, log_step_offset=epochs_before)
+        epochs_before += n_epochs
+    (run_dir / "demonstrations_summary.json").write_text(json.dumps(
+        {"episodes": len(demos), **{k: sum(float(d.info.get(k, 0.0)) for d in demos) / len(demos)
+                                    for k in ("fr_initial", "fr_final", "solver_s")}}, indent=1))
+    ckpt = run_dir / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    save_model(model, ckpt / "model_0_steps.zip")
+    return model
+
+
+def configure_tensorboard(run_dir: Path):
+    from stable_baselines3.common.logger import configure
+
+    return configure(str(run_dir), ["tensorboard"])
+
+
 def preflight(config: Config) -> None:
     """Fail fast, before any training, on a bad env kwarg, algorithm kwarg, policy or baseline name."""
     from .algorithms import check_action_space, check_algo_kwargs, get_algorithm, policy_spec
@@ -206,6 +282,13 @@ def preflight(config: Config) -> None:
                for k in episode_kwargs(config.eval_env_kwargs(), config.eval.episodes)}.values():
         make_env(config.env.id, kw).close()
     baseline_names(config)
+    if config.pretrain.expert:
+        from .imitation import expert_factory
+
+        try:
+            expert_factory(config.env.id, config.pretrain.expert)(**config.pretrain.expert_kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"pretrain.expert_kwargs {config.pretrain.expert_kwargs!r}: {exc}") from None
     if config.eval.reference is not None and config.eval.reference not in baseline_names(config):
         raise ConfigError(f"eval.reference={config.eval.reference!r} is not among the evaluated baselines "
                           f"{baseline_names(config)}")
@@ -267,10 +350,12 @@ def main(argv=None) -> int:
                 raise ConfigError(f"--resume {resume_dir}: no config.yaml there (not a run folder)")
             if not resume_dir.name.startswith("seed_"):
                 raise ConfigError(f"--resume needs a runs/<experiment>/seed_<s> folder, got {resume_dir}")
-            frozen = [o.split("=", 1)[0] for o in args.overrides if o.split("=", 1)[0].split(".")[0] == "algo"]
+            frozen = [o.split("=", 1)[0] for o in args.overrides
+                      if o.split("=", 1)[0].split(".")[0] in ("algo", "pretrain")]
             if frozen:
-                raise ConfigError(f"--resume continues the checkpoint with its saved algorithm and hyperparameters, "
-                                  f"so {', '.join(frozen)} cannot be overridden; start a new run instead")
+                raise ConfigError(f"--resume continues the checkpoint with its saved algorithm, pretraining and "
+                                  f"hyperparameters, so {', '.join(frozen)} cannot be overridden; start a new run "
+                                  f"instead")
             config = load_config(cfg, args.overrides)
             # the run folder is where it is now, even if runs/ moved
             config.train.run_dir = str(resume_dir.parent.parent)

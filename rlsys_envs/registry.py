@@ -23,6 +23,8 @@ class EnvEntry:
     max_episode_steps: int | None = None
     #: documented variants (name -> kwargs) that the test-suite runs check_env on
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: "module:DICT" of name -> expert class for behaviour cloning (``agents.imitation``), or None
+    experts: str | None = None
 
 
 ENVIRONMENTS: tuple[EnvEntry, ...] = (
@@ -65,6 +67,7 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         id="rlsys/VMRescheduling-v0",
         entry_point="rlsys_envs.vm.env:VMReschedulingEnv",
         baselines="rlsys_envs.vm.baselines:BASELINES",
+        experts="rlsys_envs.vm.baselines:EXPERTS",
         summary="VMR2L NUMA-aware VM rescheduling; two-stage Discrete(VM then PM); PM/VM features",
         kwargs={"size": "M", "workload": "high", "mnl": 50, "action_mode": "two_stage"},
         variants={
@@ -101,6 +104,12 @@ def env_ids() -> list[str]:
 def baselines(env_id: str) -> dict[str, Callable[[], Any]]:
     """Name -> factory of every baseline policy of ``env_id`` (heuristics and exact references)."""
     return dict(_resolve(get_entry(env_id).baselines))
+
+
+def experts(env_id: str) -> dict[str, Callable[..., Any]]:
+    """Name -> class of every expert of ``env_id`` that behaviour cloning can learn from (may be empty)."""
+    ref = get_entry(env_id).experts
+    return dict(_resolve(ref)) if ref else {}
 
 
 def register_all() -> None:

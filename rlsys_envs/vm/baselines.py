@@ -41,7 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-from rlsys_envs.core import Policy, RandomMaskedPolicy
+from rlsys_envs.core import Demonstration, Policy, RandomMaskedPolicy
 from rlsys_envs.core.exact import run_cpsat
 
 from .model import Cluster
@@ -450,6 +450,104 @@ class CPSatPolicy(Policy):
         if legal[env.stop_action]:
             return env.stop_action
         return self._fallback.act(env, obs, info)
+
+
+class CPSatExpert:
+    """Behaviour-cloning demonstrations (``agents.imitation``) from CP-SAT's plan.
+
+    At reset the plan of :class:`CPSatPolicy` is made (greedy-hinted :func:`solve_cpsat`, then
+    :func:`sequence_moves`) and replayed in the env; when it is used up before ``mnl`` (or cannot
+    continue) the greedy migration follows, or stop where stop is legal. Accepted actions at each
+    step: in phase 0 every VM that starts a pending plan move legal now, *and* every VM
+    interchangeable with it (same shape on the same slot: the CP-SAT model itself does not tell
+    them apart); in phase 1 every destination that a pending move of the selected VM's (shape,
+    slot) has and that is legal for it. Two-stage action mode only.
+    """
+
+    name = "cpsat"
+
+    def __init__(self, time_limit: float = 8.0, workers: int = 1):
+        if not time_limit > 0:
+            raise ValueError(f"CPSatExpert: time_limit must be > 0 seconds, got {time_limit!r}")
+        self.time_limit, self.workers = float(time_limit), int(workers)
+
+    def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
+        """Plan from ``env.reset(seed=seed)`` after the (phase-0 ending) ``prefix`` actions, and follow it."""
+        env = env.unwrapped
+        if env.action_mode != "two_stage":
+            raise ValueError(f"CPSatExpert needs action_mode 'two_stage', got {env.action_mode!r}")
+        env.reset(seed=int(seed))
+        for i, a in enumerate(prefix):
+            _o, _r, terminated, truncated, _i = env.step(int(a))
+            if terminated or truncated:
+                raise ValueError(f"CPSatExpert: the prefix of seed {seed} ends the episode at step {i + 1}")
+        if env.phase != 0:
+            raise ValueError(f"CPSatExpert: the prefix of seed {seed} stops in phase 1 (a VM chosen, no destination)")
+        c = env.cluster
+        budget = env.mnl - env.migrations
+        hint = greedy_plan(c, budget)
+        res = solve_cpsat(c, budget, self.time_limit, self.workers, int(seed), hint=hint)
+        sequence, dropped = sequence_moves(c, res.moves, budget)
+        info = {"status": res.status, "fr_plan": float(res.fr), "fr_bound": float(res.fr_bound),
+                "plan_moves": len(res.moves), "dropped": int(dropped), "solver_s": round(res.wall_s, 2)}
+        return demonstration_from_plan(env, int(seed), sequence, info, prefix=[int(a) for a in prefix])
+
+
+def demonstration_from_plan(env, seed: int, sequence: list[tuple[int, int]], info: dict | None = None,
+                            prefix: list[int] | None = None) -> Demonstration:
+    """Replay ``prefix`` and then the legal migration ``sequence`` from ``env.reset(seed=seed)`` as a
+    :class:`CPSatExpert` demonstration (accepted sets as described there); ``info`` is kept, plus
+    the initial and final FR."""
+    env = env.unwrapped
+    env.reset(seed=int(seed))
+    prefix = list(prefix or [])
+    for a in prefix:
+        env.step(int(a))
+    pending = [(int(v), int(d)) for v, d in sequence]
+    actions: list[int] = list(prefix)
+    targets: list[list[int]] = [[a] for a in prefix]
+
+    def play(action: int, accepted) -> bool:
+        accepted = sorted({int(a) for a in accepted} | {int(action)})
+        actions.append(int(action))
+        targets.append(accepted)
+        _obs, _r, terminated, truncated, _info = env.step(int(action))
+        return terminated or truncated
+
+    done = False
+    while not done:
+        c = env.cluster
+        own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+        ready = [i for i, (v, d) in enumerate(pending) if c.is_legal(v, d)]
+        if not ready:
+            pending = []
+            legal = _legal(env)
+            if legal[env.stop_action]:
+                done = play(env.stop_action, [env.stop_action])
+                continue
+            v, d, _ = best_migration(c)
+            done = play(v, [v]) or play(d, [d])
+            continue
+        free_vm = c.vm_movable & (c.vm_group < 0)
+        kinds = {(int(c.vm_shape[pending[i][0]]), int(own[pending[i][0]])) for i in ready}
+        accept0 = [int(w) for w in np.flatnonzero(free_vm)
+                   if (int(c.vm_shape[w]), int(own[w])) in kinds]
+        accept0 += [pending[i][0] for i in ready]
+        i0 = ready[0]
+        v, d = pending.pop(i0)
+        kind = (int(c.vm_shape[v]), int(own[v]))
+        done = play(v, accept0)
+        if done:
+            break
+        legal_dest = c.vm_slot_mask(v)
+        accept1 = [dd for vv, dd in pending if (int(c.vm_shape[vv]), int(own[vv])) == kind and legal_dest[dd]]
+        done = play(d, accept1)
+    info = {**(info or {}), "fr_initial": float(env.fr_initial), "fr_final": float(env.cluster.fragment_rate())}
+    return Demonstration(int(seed), actions, targets, info, prefix=len(prefix))
+
+
+#: name -> class of the experts that :mod:`agents.imitation` can clone (``pretrain.expert``)
+EXPERTS: dict[str, Callable[..., CPSatExpert]] = {"cpsat": CPSatExpert}
 
 
 BASELINES: dict[str, Callable[[], Policy]] = {

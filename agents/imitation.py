@@ -1,0 +1,285 @@
+"""Behaviour cloning from expert demonstrations, to start a policy before (or instead of) PPO.
+
+Why: on VM rescheduling the exact CP-SAT reference reaches ~1.5x the FR reduction of the greedy
+heuristic, but PPO from scratch needs hundreds of thousands of M-size steps to get past greedy,
+which is a GPU machine's work. Cloning the solver's plans is a supervised problem that runs on a
+CPU: the expert (an environment's ``EXPERTS`` entry, e.g. :class:`rlsys_envs.vm.baselines.CPSatExpert`)
+plays seeded episodes and records, per step, the set of actions it accepts
+(:class:`rlsys_envs.core.Demonstration`); the policy is trained to put its probability mass on
+that set.
+
+Loss per step (masked policy distribution ``pi``, accepted set ``T``, expert return-to-go ``G``)::
+
+    -log sum_{a in T} pi(a | s)  +  value_coef * (V(s) - G)^2
+
+The first term is the likelihood of "some accepted action", so the policy is not punished for
+choosing among equivalent ones; the second fits the value head to the expert's returns, so that a
+PPO run started from the cloned policy does not begin with a random critic.
+
+Demonstrations are replayed in the environment to get observations (a few ms per step), a chunk
+of episodes at a time, so memory stays bounded on large observations (M-size VM graphs are about
+0.3 MB per step). They are cached as JSON lines, so an interrupted run does not ask the (slow)
+expert again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rlsys_envs.core import Demonstration
+
+
+def expert_factory(env_id: str, name: str) -> Callable[..., object]:
+    """The class of expert ``name`` of ``env_id``; ``ValueError`` listing the known ones otherwise."""
+    import rlsys_envs
+
+    known = rlsys_envs.experts(env_id)
+    if name not in known:
+        raise ValueError(f"pretrain.expert: {name!r} is not an expert of {env_id}; known: "
+                         f"{', '.join(known) or 'none'}")
+    return known[name]
+
+
+def demonstrations_key(env_id: str, env_kwargs: dict, expert: str, expert_kwargs: dict) -> str:
+    spec = json.dumps({"env": env_id, "kwargs": env_kwargs, "expert": expert, "expert_kwargs": expert_kwargs},
+                      sort_keys=True, default=str)
+    return hashlib.sha1(spec.encode()).hexdigest()[:12]
+
+
+def _demonstrate(env_id: str, env_kwargs: dict, expert: str, expert_kwargs: dict, job) -> Demonstration:
+    """One demonstration (``job`` = ``(seed, prefix)``) in a fresh env (module level, so worker
+    processes can run it)."""
+    import torch
+
+    from .evaluation import make_env
+
+    torch.set_num_threads(1)
+    seed, prefix = job
+    env = make_env(env_id, env_kwargs)
+    try:
+        expert_obj = expert_factory(env_id, expert)(**expert_kwargs)
+        if prefix:
+            return expert_obj.demonstrate(env, int(seed), prefix=prefix)
+        return expert_obj.demonstrate(env, int(seed))
+    finally:
+        env.close()
+
+
+def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], seed: int = 0) -> dict[int, list[int]]:
+    """DAgger's learner states: for each episode seed, the actions of ``policy`` (deterministic,
+    masked) from ``reset(seed)`` up to a cut point drawn uniformly (numpy generator seeded by
+    ``seed`` and the episode seed) among the steps after its first action where the expert can take
+    over (every step; in a two-stage env only those in phase 0, i.e. between complete decisions).
+    """
+    from .evaluation import make_env
+
+    env = make_env(env_id, env_kwargs)
+    base = env.unwrapped
+    out = {}
+    for s in seeds:
+        obs, _ = env.reset(seed=int(s))
+        actions, cuts = [], []
+        while True:
+            a, _ = policy.predict(obs, deterministic=True, action_masks=base.action_masks())
+            a = int(np.asarray(a).reshape(-1)[0])
+            obs, _r, terminated, truncated, _i = env.step(a)
+            actions.append(a)
+            if terminated or truncated:
+                break
+            if getattr(base, "phase", 0) == 0:
+                cuts.append(len(actions))
+        if cuts:
+            k = cuts[int(np.random.default_rng([seed, int(s)]).integers(len(cuts)))]
+            out[int(s)] = actions[:k]
+    env.close()
+    return out
+
+
+def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kwargs: dict, seeds: list[int],
+                           cache: Path | None = None, log=print, progress: bool = True, workers: int = 1,
+                           prefixes: Callable[[list[int]], dict[int, list[int]]] | None = None) -> list[Demonstration]:
+    """Demonstrations of ``expert`` for every seed, read from / appended to the JSON-lines ``cache``.
+
+    A cache line records the env spec it belongs to; lines of another spec are ignored, so changing
+    the env or expert kwargs never reuses stale plans. ``workers > 1`` runs the expert in that many
+    processes (each expert call is single-threaded, e.g. CP-SAT with one worker). ``prefixes``
+    (DAgger): called with the seeds still to make, returns the learner actions to play before the
+    expert takes over, per seed (see :func:`learner_prefixes`); seeds it leaves out are skipped.
+    """
+
+    key = demonstrations_key(env_id, env_kwargs, expert, expert_kwargs)
+    have: dict[int, Demonstration] = {}
+    if cache is not None and cache.is_file():
+        for n, line in enumerate(cache.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if rec.get("key") == key:
+                    have[int(rec["seed"])] = Demonstration.from_json(line)
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{cache}:{n}: not a demonstration record ({e}); delete the file to rebuild it") from None
+    todo = [s for s in seeds if s not in have]
+    if todo:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+
+        from tqdm import tqdm
+
+        expert_factory(env_id, expert)(**expert_kwargs)   # bad name / kwargs: fail here, not in a worker
+        log(f"  expert {expert}: {len(todo)} demonstrations to make ({len(have)} cached, {workers} worker(s))")
+        t0 = time.perf_counter()
+        if prefixes is not None:
+            pre = prefixes(todo)
+            todo = [s for s in todo if s in pre]
+            jobs = [(s, pre[s]) for s in todo]
+        else:
+            jobs = [(s, None) for s in todo]
+        make = partial(_demonstrate, env_id, env_kwargs, expert, expert_kwargs)
+        pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        try:
+            results = pool.map(make, jobs) if pool else map(make, jobs)
+            for s, demo in tqdm(zip(todo, results), total=len(todo), desc=f"expert {expert}",
+                                disable=not progress, leave=False):
+                have[int(s)] = demo
+                if cache is not None:  # one line per demonstration as it comes: a killed run keeps them
+                    rec = json.loads(demo.to_json())
+                    rec["key"] = key
+                    with cache.open("a") as f:
+                        f.write(json.dumps(rec) + "\n")
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+        log(f"  expert {expert}: {len(todo)} demonstrations in {time.perf_counter() - t0:.0f} s")
+    return [have[s] for s in seeds if s in have]
+
+
+def replay(env, demo: Demonstration):
+    """Observations, action masks, accepted-action masks and returns-to-go of one demonstration."""
+    obs, _info = env.reset(seed=demo.seed)
+    base = env.unwrapped
+    n_actions = int(env.action_space.n)
+    observations, masks, accepted, rewards = [], [], [], []
+    for i, (a, t) in enumerate(zip(demo.actions, demo.targets)):
+        mask = np.asarray(base.action_masks(), bool)
+        if not mask[a]:
+            raise ValueError(f"demonstration of seed {demo.seed}: step {i} action {a} is not legal in the env; "
+                             f"was it made with other env kwargs?")
+        acc = np.zeros(n_actions, bool)
+        acc[t] = True
+        observations.append(obs if i >= demo.prefix else None)   # learner steps: only the state matters
+        masks.append(mask)
+        accepted.append(acc & mask)
+        obs, r, terminated, truncated, _info = env.step(a)
+        rewards.append(r)
+        if (terminated or truncated) and i + 1 < len(demo.actions):
+            raise ValueError(f"demonstration of seed {demo.seed} ends after {i + 1} of {len(demo.actions)} steps "
+                             f"in the env; was it made with other env kwargs?")
+    returns = np.cumsum(np.asarray(rewards, np.float64)[::-1])[::-1].astype(np.float32)
+    k = demo.prefix  # the learner's steps lead to the expert's start state; they are not imitated
+    return observations[k:], masks[k:], accepted[k:], returns[k:]
+
+
+def logits_and_values(policy, obs: dict):
+    """Action logits ``[B, n]`` (unmasked) and values ``[B, 1]`` of an SB3 actor-critic policy, one
+    feature pass where the policy allows it (:class:`agents.policies.PointerPolicy`)."""
+    if hasattr(policy, "logits_and_values"):
+        return policy.logits_and_values(obs)
+    features = policy.extract_features(obs)
+    if policy.share_features_extractor:
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+    else:
+        pi_features, vf_features = features
+        latent_pi, latent_vf = policy.mlp_extractor.forward_actor(pi_features), policy.mlp_extractor.forward_critic(vf_features)
+    return policy.action_net(latent_pi), policy.value_net(latent_vf)
+
+
+def _stack(observations: list[dict], idx: np.ndarray, device) -> dict:
+    import torch
+
+    return {k: torch.as_tensor(np.stack([observations[i][k] for i in idx]), device=device)
+            for k in observations[0]}
+
+
+def behaviour_clone(policy, env_id: str, env_kwargs: dict, demos: list[Demonstration], epochs: int = 10,
+                    batch_size: int = 32, learning_rate: float = 1e-3, value_coef: float = 0.5,
+                    chunk_episodes: int = 16, seed: int = 0, logger=None, log=print,
+                    on_epoch: Callable[[int, dict], None] | None = None, start_epoch: int = 0,
+                    log_step_offset: int = 0) -> list[dict]:
+    """Train ``policy`` (a MaskablePPO policy, e.g. :class:`agents.policies.PointerPolicy`) on ``demos``.
+
+    Each epoch shuffles the episodes (numpy generator seeded by ``seed`` and the epoch), replays
+    ``chunk_episodes`` at a time and takes Adam steps on shuffled minibatches of their steps.
+    Returns per-epoch statistics: loss, accuracy (the policy's most likely action is accepted),
+    value error; ``logger`` (an SB3 logger) gets them as ``pretrain/*``. ``on_epoch(epoch, stats)``
+    runs after each epoch (checkpointing); ``logger`` steps are ``log_step_offset + epoch``.
+    """
+    import torch
+
+    from .evaluation import make_env
+
+    if not demos:
+        raise ValueError("behaviour_clone: no demonstrations")
+    device = policy.device
+    opt = torch.optim.Adam(policy.parameters(), lr=learning_rate)
+    env = make_env(env_id, env_kwargs)
+    history = []
+    policy.set_training_mode(True)
+    for epoch in range(start_epoch, epochs):
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(demos))
+        t0 = time.perf_counter()
+        sums = {"loss": 0.0, "nll": 0.0, "accuracy": 0.0, "value_mse": 0.0}
+        n_steps = 0
+        for c0 in range(0, len(order), chunk_episodes):
+            observations, masks, accepted, returns = [], [], [], []
+            for d in order[c0: c0 + chunk_episodes]:
+                o, m, a, g = replay(env, demos[d])
+                observations += o
+                masks += m
+                accepted += a
+                returns.append(g)
+            masks_np, acc_np, ret_np = np.stack(masks), np.stack(accepted), np.concatenate(returns)
+            perm = rng.permutation(len(observations))
+            for b0 in range(0, len(perm), batch_size):
+                idx = perm[b0: b0 + batch_size]
+                obs_t = _stack(observations, idx, device)
+                mask_t = torch.as_tensor(masks_np[idx], device=device)
+                acc_t = torch.as_tensor(acc_np[idx], device=device)
+                logits, values = logits_and_values(policy, obs_t)
+                logp = logits.masked_fill(~mask_t, -torch.inf)
+                nll = -(torch.logsumexp(logp.masked_fill(~acc_t, -torch.inf), -1)
+                        - torch.logsumexp(logp, -1))
+                values = values.squeeze(-1)
+                vmse = (values - torch.as_tensor(ret_np[idx], device=device)) ** 2
+                loss = nll.mean() + value_coef * vmse.mean()
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+                opt.step()
+                hit = acc_t.gather(1, logp.argmax(-1, keepdim=True)).float()
+                k = len(idx)
+                sums["loss"] += loss.item() * k
+                sums["nll"] += nll.sum().item()
+                sums["accuracy"] += hit.sum().item()
+                sums["value_mse"] += vmse.sum().item()
+                n_steps += k
+        stats = {k: v / max(n_steps, 1) for k, v in sums.items()}
+        stats.update(epoch=epoch + 1, steps=n_steps, seconds=time.perf_counter() - t0)
+        history.append(stats)
+        log(f"  pretrain epoch {epoch + 1}/{epochs}: nll {stats['nll']:.3f}, accuracy {stats['accuracy']:.3f}, "
+            f"value mse {stats['value_mse']:.4f} ({n_steps} steps, {stats['seconds']:.0f} s)")
+        if logger is not None:
+            for k in ("loss", "nll", "accuracy", "value_mse"):
+                logger.record(f"pretrain/{k}", stats[k])
+            logger.dump(log_step_offset + epoch + 1)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, stats)
+    policy.set_training_mode(False)
+    env.close()
+    return history

@@ -1,0 +1,146 @@
+"""Behaviour cloning (agents.imitation) and the VM CP-SAT expert it learns from."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rlsys_envs  # noqa: F401
+from agents.imitation import behaviour_clone, collect_demonstrations, replay
+from agents.training import main
+from rlsys_envs.core import Demonstration
+from rlsys_envs.vm.baselines import CPSatExpert, solve_cpsat
+from rlsys_envs.vm.env import VMReschedulingEnv
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+ENV = "rlsys/VMRescheduling-v0"
+TINY = {"size": "tiny", "workload": "low", "mnl": 4, "observation": "graph"}
+
+
+def test_cpsat_expert_replays_the_solver_plan_and_accepts_interchangeable_vms():
+    env = VMReschedulingEnv(**TINY)
+    for seed in range(3):
+        demo = CPSatExpert(time_limit=5).demonstrate(env, seed)
+        env.reset(seed=seed)
+        best = solve_cpsat(env.cluster, env.mnl, 5.0)
+        assert demo.info["status"] == "OPTIMAL"
+        for i, (a, accepted) in enumerate(zip(demo.actions, demo.targets)):
+            assert a in accepted and env.action_masks()[accepted].all(), i
+            if env.phase == 0 and a != env.stop_action:
+                c = env.cluster
+                own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+                same = np.flatnonzero((c.vm_shape == c.vm_shape[a]) & (own == own[a]) & c.vm_movable)
+                assert set(same.tolist()) <= set(accepted)       # identical VMs on the same slot
+            _, _, term, trunc, info = env.step(a)
+        assert term or trunc
+        # allow_stop (default): the expert stops once its plan is done, at the solver's optimum
+        assert info["metrics"]["fr_final"] == pytest.approx(best.fr) == pytest.approx(demo.info["fr_final"])
+
+
+def test_demonstrations_refuse_inconsistent_records_and_other_env_kwargs():
+    with pytest.raises(ValueError, match="step 0 action 3 is not among its accepted actions"):
+        Demonstration(0, [3], [[1, 2]])
+    with pytest.raises(ValueError, match="2 actions but 1 target sets"):
+        Demonstration(0, [1, 2], [[1]])
+    demo = CPSatExpert(time_limit=2).demonstrate(VMReschedulingEnv(**TINY), 0)
+    assert Demonstration.from_json(demo.to_json()) == demo
+    with pytest.raises(ValueError, match="other env kwargs"):
+        replay(VMReschedulingEnv(**{**TINY, "mnl": 1}), demo)
+
+
+def test_collected_demonstrations_are_cached_and_keyed_by_spec(tmp_path, monkeypatch):
+    cache = tmp_path / "demos.jsonl"
+    first = collect_demonstrations(ENV, TINY, "cpsat", {"time_limit": 2}, [0, 1], cache=cache, progress=False)
+
+    def refuse(self, env, seed):
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr(CPSatExpert, "demonstrate", refuse)
+    assert collect_demonstrations(ENV, TINY, "cpsat", {"time_limit": 2}, [1, 0], cache=cache,
+                                  progress=False) == first[::-1]
+    with pytest.raises(AssertionError, match="cache should have answered"):   # other kwargs: not reused
+        collect_demonstrations(ENV, {**TINY, "mnl": 3}, "cpsat", {"time_limit": 2}, [0], cache=cache, progress=False)
+    with pytest.raises(ValueError, match="'oracle' is not an expert of rlsys/VMRescheduling-v0; known: cpsat"):
+        collect_demonstrations(ENV, TINY, "oracle", {}, [5], progress=False)
+
+
+def test_dagger_demonstrations_start_where_the_learner_left_off():
+    env = VMReschedulingEnv(**TINY)
+    demo = CPSatExpert(time_limit=2).demonstrate(VMReschedulingEnv(**TINY), 0)
+    prefix = demo.actions[:2]                     # one migration played by "the learner"
+    dag = CPSatExpert(time_limit=2).demonstrate(env, 0, prefix=prefix)
+    assert dag.prefix == 2 and dag.actions[:2] == prefix
+    obs, masks, accepted, returns = replay(VMReschedulingEnv(**TINY), dag)
+    env.reset(seed=0)
+    for a in prefix:
+        env.step(a)
+    # samples start at the expert's first step; its return-to-go is the FR it removes from there
+    assert len(obs) == len(dag.actions) - 2
+    assert returns[0] == pytest.approx(env.cluster.fragment_rate() - dag.info["fr_final"])
+    with pytest.raises(ValueError, match="stops in phase 1"):
+        CPSatExpert(time_limit=2).demonstrate(env, 0, prefix=demo.actions[:1])
+
+
+def test_behaviour_cloning_fits_the_expert_on_a_tiny_cluster():
+    from agents.config import load_config
+    from agents.training import build_model, make_vec_env
+
+    kw = {**TINY, "allow_stop": False}
+    demos = collect_demonstrations(ENV, kw, "cpsat", {"time_limit": 2}, list(range(6)), progress=False)
+    cfg = load_config(ROOT / "configs" / "vm_gnn_ppo.yaml", ["env.n_envs=1", "env.kwargs=" + json.dumps(kw)])
+    model = build_model(cfg, make_vec_env(cfg, 0), 0)
+    hist = behaviour_clone(model.policy, ENV, kw, demos, epochs=40, batch_size=16, learning_rate=3e-3, log=lambda *_: None)
+    assert hist[-1]["nll"] < 0.5 * hist[0]["nll"]
+    # (the greedy steps after the plan break ties by index, which the policy cannot always see)
+    assert hist[-1]["accuracy"] > max(0.8, hist[0]["accuracy"]) and hist[-1]["value_mse"] < hist[0]["value_mse"]
+
+
+def test_train_py_pretrains_checkpoints_and_resumes_an_interrupted_pretraining(tmp_path, capsys):
+    from sb3_contrib import MaskablePPO
+
+    args = ["--config", str(ROOT / "configs" / "vm_gnn_ppo.yaml"), f"train.run_dir={tmp_path}", "experiment=bc",
+            "env.kwargs={size: tiny, workload: low, mnl: 4, allow_stop: false, observation: graph}",
+            "env.n_envs=1", "train.total_timesteps=0", "pretrain.expert=cpsat", "pretrain.episodes=3",
+            "pretrain.epochs=2", "pretrain.expert_kwargs={time_limit: 2}", "pretrain.dagger_rounds=1",
+            "pretrain.dagger_episodes=2", "pretrain.dagger_epochs=1", "eval.episodes=2", "eval.freq=0"]
+    main(args)
+    run = tmp_path / "bc" / "seed_0"
+    assert (run / "checkpoints" / "model_0_steps.zip").is_file()
+    assert len((run / "demonstrations.jsonl").read_text().splitlines()) == 3
+    dagger = [json.loads(line) for line in (run / "dagger_1.jsonl").read_text().splitlines()]
+    assert {d["seed"] for d in dagger} <= {20003, 20004} and all(d["prefix"] >= 2 for d in dagger)
+    assert json.loads((run / "pretrain_state.json").read_text())["stage"] == 1
+    res = json.loads((run / "results.json").read_text())
+    assert set(res["summary"]) == {"policy", "greedy"} and res["timesteps"] == 0
+    from test_train import scalars
+
+    assert scalars(run)["pretrain/nll"] == [1, 2, 3]
+    # killed after pretraining epoch 2 of 3, before DAgger: resume does epoch 3, then the DAgger epoch
+    (run / "pretrain_state.json").write_text(json.dumps({"stage": 0, "epoch": 2}))
+    (run / "checkpoints" / "model_0_steps.zip").unlink()
+    cfg = run / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("epochs: 2", "epochs: 3"))
+    capsys.readouterr()
+    main(["--resume", str(run), "train.total_timesteps=16"])
+    out = capsys.readouterr().out
+    assert "resuming pretraining after stage 0 epoch 2" in out and "pretrain epoch 3/3" in out
+    assert "epoch 1/3" not in out and "pretrain epoch 1/1" in out
+    assert "expert cpsat:" not in out            # demonstrations (and DAgger's) came from the caches
+    assert json.loads((run / "pretrain_state.json").read_text())["stage"] == 1
+    assert MaskablePPO.load(run / "final_model.zip").num_timesteps >= 16
+    with pytest.raises(SystemExit, match="pretrain.epochs cannot be overridden"):
+        main(["--resume", str(run), "pretrain.epochs=5"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("pretrain.expert=oracle", "'oracle' is not an expert"),
+    ("pretrain.expert=cpsat pretrain.expert_kwargs={speed: 2}", "pretrain.expert_kwargs"),
+    ("train.total_timesteps=0", "train.total_timesteps must be >= 1"),
+    ("pretrain.expert=cpsat pretrain.epochs=0", "pretrain.epochs must be >= 1"),
+])
+def test_pretrain_config_errors_name_the_field(override, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        main(["--config", str(ROOT / "configs" / "vm_gnn_ppo.yaml"), f"train.run_dir={tmp_path}",
+              "env.kwargs.size=tiny"] + override.split())
