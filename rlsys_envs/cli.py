@@ -112,15 +112,24 @@ def cmd_list(args) -> int:
             names = ", ".join(baselines(e.id))
         except Exception as exc:  # an env still being written must not break the listing
             names = f"(unavailable: {type(exc).__name__})"
-        rows.append((e.id, names, ", ".join(configs.get(e.id, [])) or "-", e.summary))
+        try:
+            from .registry import experts
+
+            expert_names = list(experts(e.id))
+        except Exception:  # as for baselines: never break the listing
+            expert_names = []
+        rows.append((e.id, names, ", ".join(configs.get(e.id, [])) or "-", e.summary, expert_names))
     if args.json:
         print(json.dumps([{"env_id": r[0], "baselines": r[1].split(", ") if not r[1].startswith("(") else [],
-                           "configs": r[2].split(", ") if r[2] != "-" else [], "summary": r[3]} for r in rows]))
+                           "configs": r[2].split(", ") if r[2] != "-" else [], "summary": r[3],
+                           "experts": r[4]} for r in rows]))
         return 0
-    for env_id, names, cfgs, summary in rows:
+    for env_id, names, cfgs, summary, expert_names in rows:
         print(env_id)
         print(f"  {summary}")
         print(f"  baselines: {names}")
+        if expert_names:
+            print(f"  experts:   {', '.join(expert_names)} (behaviour cloning: config section pretrain)")
         print(f"  configs:   {cfgs}")
     return 0
 
