@@ -46,8 +46,11 @@ def expert_factory(env_id: str, name: str) -> Callable[..., object]:
 
 
 def demonstrations_key(env_id: str, env_kwargs: dict, expert: str, expert_kwargs: dict) -> str:
-    spec = json.dumps({"env": env_id, "kwargs": env_kwargs, "expert": expert, "expert_kwargs": expert_kwargs},
-                      sort_keys=True, default=str)
+    """Cache key of a demonstration: env, its kwargs, expert, its kwargs and its ``version`` (an expert
+    bumps it when what it records changes, e.g. its accepted sets)."""
+    version = getattr(expert_factory(env_id, expert), "version", 1)
+    spec = json.dumps({"env": env_id, "kwargs": env_kwargs, "expert": expert, "expert_kwargs": expert_kwargs,
+                       "version": version}, sort_keys=True, default=str)
     return hashlib.sha1(spec.encode()).hexdigest()[:12]
 
 

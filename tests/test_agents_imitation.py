@@ -39,6 +39,25 @@ def test_cpsat_expert_replays_the_solver_plan_and_accepts_interchangeable_vms():
         assert info["metrics"]["fr_final"] == pytest.approx(best.fr) == pytest.approx(demo.info["fr_final"])
 
 
+def test_accepted_destinations_are_interchangeable_with_the_planned_one():
+    """Swapping the planned slot d for any accepted d' in the rest of the plan reaches the same FR."""
+    env = VMReschedulingEnv(size="S", workload="high", mnl=12)
+    checked = 0
+    for seed in range(4):
+        demo = CPSatExpert(time_limit=2).demonstrate(env, seed)
+        seq = [(demo.actions[i], demo.actions[i + 1]) for i in range(0, len(demo.actions) - 1, 2)]
+        for j, (v, d) in enumerate(seq):
+            later = {dd for _, dd in seq[j:]}
+            for d2 in [x for x in demo.targets[2 * j + 1] if x not in later][:2]:
+                env.reset(seed=seed)
+                for vv, dd in seq[:j] + [(vv, d2 if dd == d else dd) for vv, dd in seq[j:]]:
+                    assert env.cluster.is_legal(vv, dd)
+                    env.cluster.migrate(vv, dd)
+                assert env.cluster.fragment_rate() == pytest.approx(demo.info["fr_final"])
+                checked += 1
+    assert checked >= 5
+
+
 def test_demonstrations_refuse_inconsistent_records_and_other_env_kwargs():
     with pytest.raises(ValueError, match="step 0 action 3 is not among its accepted actions"):
         Demonstration(0, [3], [[1, 2]])

@@ -461,10 +461,13 @@ class CPSatExpert:
     step: in phase 0 every VM that starts a pending plan move legal now, *and* every VM
     interchangeable with it (same shape on the same slot: the CP-SAT model itself does not tell
     them apart); in phase 1 every destination that a pending move of the selected VM's (shape,
-    slot) has and that is legal for it. Two-stage action mode only.
+    slot) has and that is legal for it, and every slot interchangeable with the planned one
+    (:func:`equivalent_destinations`). Two-stage action mode only.
     """
 
     name = "cpsat"
+    #: 2: phase-1 accepted sets include the interchangeable destinations
+    version = 2
 
     def __init__(self, time_limit: float = 8.0, workers: int = 1):
         if not time_limit > 0:
@@ -491,6 +494,45 @@ class CPSatExpert:
         info = {"status": res.status, "fr_plan": float(res.fr), "fr_bound": float(res.fr_bound),
                 "plan_moves": len(res.moves), "dropped": int(dropped), "solver_s": round(res.wall_s, 2)}
         return demonstration_from_plan(env, int(seed), sequence, info, prefix=[int(a) for a in prefix])
+
+
+def _slot_nodes(c: Cluster, v: int, slot: int) -> tuple[int, ...]:
+    return (slot, slot + 1) if c.vm_span[v] == 2 else (slot,)
+
+
+def equivalent_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int, int]],
+                            legal: np.ndarray) -> list[int]:
+    """Slots as good as ``d`` for VM ``v`` given the rest of the plan ``pending``: the plan with ``d``
+    and ``d'`` swapped in every pending destination reaches the same fragments.
+
+    ``d'`` qualifies if it is legal for ``v``, its node(s) have the same free cores as ``d``'s and
+    are touched by no pending move, ``d``'s node(s) are the source of no pending move and receive
+    pending VMs only through slot ``d`` itself, and ``d'`` has the memory for ``v`` and all of them.
+    Without this, the demonstration would name one of many interchangeable nodes (the solver's
+    arbitrary pick) as the only right destination: a policy cannot learn that, and need not.
+    """
+    if c.vm_group[v] >= 0:
+        return []
+    own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+    d_nodes = _slot_nodes(c, v, d)
+    touched = np.zeros(c.n_nodes, bool)
+    mem_in = np.array([c.vm_nmem[v]] * len(d_nodes), np.int64)
+    for vv, dd in pending:
+        src, dst = _slot_nodes(c, vv, int(own[vv])), _slot_nodes(c, vv, dd)
+        if set(src) & set(d_nodes) or c.vm_group[vv] >= 0:
+            return []
+        if set(dst) & set(d_nodes):
+            if dd != d or c.vm_span[vv] != c.vm_span[v]:
+                return []
+            mem_in += c.vm_nmem[vv]
+        touched[list(src) + list(dst)] = True
+    f = c.free
+    slots = np.arange(0, c.n_nodes, 2) if c.vm_span[v] == 2 else np.arange(c.n_nodes)
+    ok = legal[slots].copy()
+    for k, n in enumerate(d_nodes):
+        ok &= (f[slots + k, 0] == f[n, 0]) & (f[slots + k, 1] >= mem_in[k]) & ~touched[slots + k]
+    ok &= slots != d
+    return [int(x) for x in slots[ok]]
 
 
 def demonstration_from_plan(env, seed: int, sequence: list[tuple[int, int]], info: dict | None = None,
@@ -541,6 +583,7 @@ def demonstration_from_plan(env, seed: int, sequence: list[tuple[int, int]], inf
             break
         legal_dest = c.vm_slot_mask(v)
         accept1 = [dd for vv, dd in pending if (int(c.vm_shape[vv]), int(own[vv])) == kind and legal_dest[dd]]
+        accept1 += equivalent_destinations(c, v, d, pending, legal_dest)
         done = play(d, accept1)
     info = {**(info or {}), "fr_initial": float(env.fr_initial), "fr_final": float(env.cluster.fragment_rate())}
     return Demonstration(int(seed), actions, targets, info, prefix=len(prefix))
