@@ -114,7 +114,6 @@ def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kw
     (DAgger): called with the seeds still to make, returns the learner actions to play before the
     expert takes over, per seed (see :func:`learner_prefixes`); seeds it leaves out are skipped.
     """
-
     key = demonstrations_key(env_id, env_kwargs, expert, expert_kwargs)
     have: dict[int, Demonstration] = {}
     if cache is not None and cache.is_file():

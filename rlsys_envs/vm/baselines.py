@@ -73,7 +73,7 @@ def best_migration(cluster: Cluster) -> tuple[int, int, int]:
             d[0::2] = (np.mod(f[0::2] - cpu, u) - fm[0::2]) + (np.mod(f[1::2] - cpu, u) - fm[1::2])
         dst[h] = np.where(sm[h], d, np.iinfo(np.int64).max // 4)
     order = np.argsort(dst, axis=1, kind="stable")[:, :2]  # best two slots per shape
-    own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+    own = c.own_slots()
     two = c.vm_span == 2
     src = np.mod(f[own] + c.vm_ncpu, u) - fm[own]
     src[two] += np.mod(f[own[two] + 1] + c.vm_ncpu[two], u) - fm[own[two] + 1]
@@ -253,7 +253,7 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
     n_nodes = c.n_nodes
     model = cp_model.CpModel()
     agg = c.vm_movable & (c.vm_group < 0)
-    own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+    own = c.own_slots()
     acc = np.repeat(c.pm_accepting, 2)
     d_cpu = [[] for _ in range(n_nodes)]   # linear terms of usage change per node
     d_mem = [[] for _ in range(n_nodes)]
@@ -425,6 +425,19 @@ def sequence_moves(cluster: Cluster, moves: list[tuple[int, int]], budget: int) 
     return seq, len(pending)
 
 
+def plan_cpsat(cluster: Cluster, budget: int, time_limit: float, workers: int = 1, seed: int = 0,
+               greedy_hint: bool = True) -> tuple[CPSatResult, list[tuple[int, int]], int]:
+    """CP-SAT's plan for ``cluster`` as single migrations: ``(result, sequence, dropped)``.
+
+    :func:`solve_cpsat` (hinted with :func:`greedy_plan` unless ``greedy_hint`` is false), then
+    :func:`sequence_moves`; what :class:`CPSatPolicy` replays and :class:`CPSatExpert` demonstrates.
+    """
+    hint = greedy_plan(cluster, budget) if greedy_hint else None
+    result = solve_cpsat(cluster, budget, time_limit, workers, seed, hint=hint)
+    sequence, dropped = sequence_moves(cluster, result.moves, budget)
+    return result, sequence, dropped
+
+
 class CPSatPolicy(Policy):
     """Solve at reset (time limit, workers; hinted with the greedy plan), sequence the plan, replay it, stop."""
 
@@ -433,11 +446,9 @@ class CPSatPolicy(Policy):
 
     def reset(self, env, seed=None):
         super().reset(env, seed)
-        budget = env.mnl - env.migrations
-        hint = greedy_plan(env.cluster, budget) if self.greedy_hint else None
-        self.result = solve_cpsat(env.cluster, budget, self.time_limit, self.workers, 0 if seed is None else int(seed),
-                                  hint=hint)
-        self.sequence, self.dropped = sequence_moves(env.cluster, self.result.moves, budget)
+        self.result, self.sequence, self.dropped = plan_cpsat(
+            env.cluster, env.mnl - env.migrations, self.time_limit, self.workers, 0 if seed is None else int(seed),
+            self.greedy_hint)
         self._queue = [a for v, d in self.sequence for a in env.encode_migration(v, d)]
         self._fallback = GreedyPolicy()
         self._fallback.reset(env, seed)
@@ -486,18 +497,11 @@ class CPSatExpert:
                 raise ValueError(f"CPSatExpert: the prefix of seed {seed} ends the episode at step {i + 1}")
         if env.phase != 0:
             raise ValueError(f"CPSatExpert: the prefix of seed {seed} stops in phase 1 (a VM chosen, no destination)")
-        c = env.cluster
-        budget = env.mnl - env.migrations
-        hint = greedy_plan(c, budget)
-        res = solve_cpsat(c, budget, self.time_limit, self.workers, int(seed), hint=hint)
-        sequence, dropped = sequence_moves(c, res.moves, budget)
+        res, sequence, dropped = plan_cpsat(env.cluster, env.mnl - env.migrations, self.time_limit, self.workers,
+                                            int(seed))
         info = {"status": res.status, "fr_plan": float(res.fr), "fr_bound": float(res.fr_bound),
                 "plan_moves": len(res.moves), "dropped": int(dropped), "solver_s": round(res.wall_s, 2)}
         return demonstration_from_plan(env, int(seed), sequence, info, prefix=[int(a) for a in prefix])
-
-
-def _slot_nodes(c: Cluster, v: int, slot: int) -> tuple[int, ...]:
-    return (slot, slot + 1) if c.vm_span[v] == 2 else (slot,)
 
 
 def equivalent_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int, int]],
@@ -513,12 +517,11 @@ def equivalent_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int,
     """
     if c.vm_group[v] >= 0:
         return []
-    own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
-    d_nodes = _slot_nodes(c, v, d)
+    d_nodes = c.vm_nodes(v, d // 2, d % 2).tolist()
     touched = np.zeros(c.n_nodes, bool)
     mem_in = np.array([c.vm_nmem[v]] * len(d_nodes), np.int64)
     for vv, dd in pending:
-        src, dst = _slot_nodes(c, vv, int(own[vv])), _slot_nodes(c, vv, dd)
+        src, dst = c.vm_nodes(vv).tolist(), c.vm_nodes(vv, dd // 2, dd % 2).tolist()
         if set(src) & set(d_nodes) or c.vm_group[vv] >= 0:
             return []
         if set(dst) & set(d_nodes):
@@ -559,7 +562,7 @@ def demonstration_from_plan(env, seed: int, sequence: list[tuple[int, int]], inf
     done = False
     while not done:
         c = env.cluster
-        own = 2 * c.vm_pm + np.where(c.vm_span == 2, 0, c.vm_numa)
+        own = c.own_slots()
         ready = [i for i, (v, d) in enumerate(pending) if c.is_legal(v, d)]
         if not ready:
             pending = []

@@ -147,7 +147,7 @@ class Cluster:
     def _build_pool(self) -> None:
         cap = np.stack([self.numa_cpu.reshape(-1), self.numa_mem.reshape(-1)], axis=1)
         usage = np.zeros_like(cap)
-        nodes0 = 2 * self.vm_pm + np.where(self.vm_span == 2, 0, self.vm_numa)
+        nodes0 = self.own_slots()
         np.add.at(usage, nodes0, np.stack([self.vm_ncpu, self.vm_nmem], 1))
         two = self.vm_span == 2
         np.add.at(usage, nodes0[two] + 1, np.stack([self.vm_ncpu[two], self.vm_nmem[two]], 1))
@@ -222,6 +222,11 @@ class Cluster:
         """The slot VM ``v`` occupies now."""
         return int(2 * self.vm_pm[v] + (0 if self.vm_span[v] == 2 else self.vm_numa[v]))
 
+    def own_slots(self) -> np.ndarray:
+        """``[n_vms]``: the slot every VM occupies now (:meth:`own_slot` of all VMs; for a two-NUMA
+        VM the first of its two nodes)."""
+        return 2 * self.vm_pm + np.where(self.vm_span == 2, 0, self.vm_numa)
+
     def vm_slot_mask(self, v: int, shape_mask: np.ndarray | None = None) -> np.ndarray:
         """``[n_nodes]`` bool: legal destination slots of VM ``v`` (its own place excluded)."""
         if not self.vm_movable[v]:
@@ -246,7 +251,7 @@ class Cluster:
         if shape_mask is None:
             shape_mask = self.shape_slot_mask()
         counts = shape_mask.sum(axis=1)
-        own = 2 * self.vm_pm + np.where(self.vm_span == 2, 0, self.vm_numa)
+        own = self.own_slots()
         own_fits = shape_mask[self.vm_shape, own]
         ok = self.vm_movable & ((counts[self.vm_shape] - own_fits) > 0)
         for v in self.grouped:  # anti-affinity members: exact per-VM check
@@ -258,7 +263,7 @@ class Cluster:
         sm = self.shape_slot_mask()
         m = sm[self.vm_shape].copy()
         idx = np.arange(self.n_vms)
-        m[idx, 2 * self.vm_pm + np.where(self.vm_span == 2, 0, self.vm_numa)] = False
+        m[idx, self.own_slots()] = False
         m[~self.vm_movable] = False
         for v in self.grouped:
             m[v] = self.vm_slot_mask(v, sm)
