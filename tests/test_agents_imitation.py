@@ -10,7 +10,7 @@ import rlsys_envs  # noqa: F401
 from agents.imitation import behaviour_clone, collect_demonstrations, replay
 from agents.training import main
 from rlsys_envs.core import Demonstration
-from rlsys_envs.vm.baselines import CPSatExpert, solve_cpsat
+from rlsys_envs.vm.baselines import CPSatExpert, sequence_moves, solve_cpsat
 from rlsys_envs.vm.env import VMReschedulingEnv
 
 torch.set_num_threads(1)
@@ -40,22 +40,70 @@ def test_cpsat_expert_replays_the_solver_plan_and_accepts_interchangeable_vms():
 
 
 def test_accepted_destinations_are_interchangeable_with_the_planned_one():
-    """Swapping the planned slot d for any accepted d' in the rest of the plan reaches the same FR."""
+    """Every accepted destination d' of a planned move (v, d) keeps an equally good plan: a d' no
+    later move uses replaces d in the rest of the plan; a d' that a later move (w, d') of a VM with
+    the same cores targets is exchanged with it (v -> d', w -> d). Either plan, sequenced from the
+    same state, ends at the demonstration's FR."""
     env = VMReschedulingEnv(size="S", workload="high", mnl=12)
-    checked = 0
+    checked = {"replaced": 0, "exchanged": 0}
     for seed in range(4):
         demo = CPSatExpert(time_limit=2).demonstrate(env, seed)
         seq = [(demo.actions[i], demo.actions[i + 1]) for i in range(0, len(demo.actions) - 1, 2)]
         for j, (v, d) in enumerate(seq):
-            later = {dd for _, dd in seq[j:]}
-            for d2 in [x for x in demo.targets[2 * j + 1] if x not in later][:2]:
+            later = {dd: vv for vv, dd in seq[j + 1:]}
+            for d2 in [x for x in demo.targets[2 * j + 1] if x != d]:
                 env.reset(seed=seed)
-                for vv, dd in seq[:j] + [(vv, d2 if dd == d else dd) for vv, dd in seq[j:]]:
-                    assert env.cluster.is_legal(vv, dd)
+                for vv, dd in seq[:j]:
                     env.cluster.migrate(vv, dd)
-                assert env.cluster.fragment_rate() == pytest.approx(demo.info["fr_final"])
+                if d2 in later:
+                    w = later[d2]
+                    assert env.cluster.vm_ncpu[w] == env.cluster.vm_ncpu[v]
+                    plan = [(v, d2)] + [(vv, d if vv == w else dd) for vv, dd in seq[j + 1:]]
+                    kind = "exchanged"
+                else:
+                    plan = [(vv, d2 if dd == d else dd) for vv, dd in seq[j:]]
+                    kind = "replaced"
+                order, dropped = sequence_moves(env.cluster, plan, env.mnl - j)
+                assert dropped == 0, (seed, j, d2)
+                for vv, dd in order:
+                    env.cluster.migrate(vv, dd)
+                assert env.cluster.fragment_rate() == pytest.approx(demo.info["fr_final"]), (seed, j, d2, kind)
+                checked[kind] += 1
+    assert checked["replaced"] >= 5 and checked["exchanged"] >= 5, checked
+
+
+def test_accepted_vms_on_other_nodes_keep_an_equally_good_plan():
+    """A VM accepted in phase 0 that is neither in the plan nor identical to a planned VM on the same
+    slot can take the place of a planned VM with its cores (same destination): the plan sequenced
+    from that state ends at the demonstration's FR."""
+    env = VMReschedulingEnv(size="S", workload="high", mnl=12)
+    checked = 0
+    for seed in range(6):
+        demo = CPSatExpert(time_limit=2).demonstrate(env, seed)
+        seq = [(demo.actions[i], demo.actions[i + 1]) for i in range(0, len(demo.actions) - 1, 2)]
+        for j in range(len(seq)):
+            env.reset(seed=seed)
+            for vv, dd in seq[:j]:
+                env.cluster.migrate(vv, dd)
+            c = env.cluster
+            own = c.own_slots()
+            planned = {vv for vv, _ in seq[j:]}
+            kinds = {(c.vm_shape[vv], own[vv]) for vv in planned}
+            for w in demo.targets[2 * j]:
+                if w in planned or (c.vm_shape[w], own[w]) in kinds:
+                    continue
+                reached = []
+                for i, (vv, dd) in enumerate(seq[j:]):
+                    if c.vm_ncpu[vv] == c.vm_ncpu[w] and c.vm_span[vv] == c.vm_span[w]:
+                        sim = c.copy()
+                        plan = seq[j:j + i] + [(w, dd)] + seq[j + i + 1:]
+                        order, dropped = sequence_moves(sim, plan, env.mnl - j)
+                        for vv2, dd2 in order:
+                            sim.migrate(vv2, dd2)
+                        reached.append(dropped == 0 and sim.fragment_rate() == pytest.approx(demo.info["fr_final"]))
+                assert any(reached), (seed, j, w)
                 checked += 1
-    assert checked >= 5
+    assert checked >= 5, checked
 
 
 def test_demonstrations_refuse_inconsistent_records_and_other_env_kwargs():

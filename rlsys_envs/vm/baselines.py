@@ -471,14 +471,19 @@ class CPSatExpert:
     continue) the greedy migration follows, or stop where stop is legal. Accepted actions at each
     step: in phase 0 every VM that starts a pending plan move legal now, *and* every VM
     interchangeable with it (same shape on the same slot: the CP-SAT model itself does not tell
-    them apart); in phase 1 every destination that a pending move of the selected VM's (shape,
-    slot) has and that is legal for it, and every slot interchangeable with the planned one
-    (:func:`equivalent_destinations`). Two-stage action mode only.
+    them apart; and :func:`interchangeable_vms`: the same cores on another node with the same
+    free cores modulo the fragment unit, which no pending move touches); in phase 1 the planned destination and every slot interchangeable with it
+    (:func:`swappable_destinations`: the destination of a pending move of a VM with the same
+    cores per node, the two destinations exchanged; :func:`equivalent_destinations`: a node that
+    no pending move touches with the same free cores modulo the fragment unit). Two-stage action
+    mode only.
     """
 
     name = "cpsat"
-    #: 2: phase-1 accepted sets include the interchangeable destinations
-    version = 2
+    #: 2: phase-1 accepted sets include the interchangeable destinations; 3: and the destinations
+    #: of pending moves of VMs with the same cores (:func:`swappable_destinations`), and free cores
+    #: compared modulo the fragment unit; 4: phase-0 sets include :func:`interchangeable_vms`
+    version = 4
 
     def __init__(self, time_limit: float = 8.0, workers: int = 1):
         if not time_limit > 0:
@@ -505,20 +510,24 @@ class CPSatExpert:
 
 
 def equivalent_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int, int]],
-                            legal: np.ndarray) -> list[int]:
+                            legal: np.ndarray, unit: int) -> list[int]:
     """Slots as good as ``d`` for VM ``v`` given the rest of the plan ``pending``: the plan with ``d``
     and ``d'`` swapped in every pending destination reaches the same fragments.
 
-    ``d'`` qualifies if it is legal for ``v``, its node(s) have the same free cores as ``d``'s and
-    are touched by no pending move, ``d``'s node(s) are the source of no pending move and receive
-    pending VMs only through slot ``d`` itself, and ``d'`` has the memory for ``v`` and all of them.
-    Without this, the demonstration would name one of many interchangeable nodes (the solver's
-    arbitrary pick) as the only right destination: a policy cannot learn that, and need not.
+    ``d'`` qualifies if it is legal for ``v``, its node(s) have the same free cores modulo ``unit``
+    (the fragment unit) as ``d``'s, the cores and memory for ``v`` and every pending VM bound for
+    ``d``, and are touched by no pending move; and ``d``'s node(s) are the source of no pending move
+    and receive pending VMs only through slot ``d`` itself. Fragments depend on free cores only
+    modulo ``unit`` (and the total free cores, and so the whole-slot count, do not change), so
+    the two plans end with the same FR. Without this, the demonstration would name one of many
+    interchangeable nodes (the solver's arbitrary pick) as the only right destination: a policy
+    cannot learn that, and need not.
     """
     if c.vm_group[v] >= 0:
         return []
     d_nodes = c.vm_nodes(v, d // 2, d % 2).tolist()
     touched = np.zeros(c.n_nodes, bool)
+    cpu_in = np.array([c.vm_ncpu[v]] * len(d_nodes), np.int64)
     mem_in = np.array([c.vm_nmem[v]] * len(d_nodes), np.int64)
     for vv, dd in pending:
         src, dst = c.vm_nodes(vv).tolist(), c.vm_nodes(vv, dd // 2, dd % 2).tolist()
@@ -527,15 +536,89 @@ def equivalent_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int,
         if set(dst) & set(d_nodes):
             if dd != d or c.vm_span[vv] != c.vm_span[v]:
                 return []
+            cpu_in += c.vm_ncpu[vv]
             mem_in += c.vm_nmem[vv]
         touched[list(src) + list(dst)] = True
     f = c.free
     slots = np.arange(0, c.n_nodes, 2) if c.vm_span[v] == 2 else np.arange(c.n_nodes)
     ok = legal[slots].copy()
     for k, n in enumerate(d_nodes):
-        ok &= (f[slots + k, 0] == f[n, 0]) & (f[slots + k, 1] >= mem_in[k]) & ~touched[slots + k]
+        nodes = slots + k
+        ok &= ((f[nodes, 0] % unit == f[n, 0] % unit) & (f[nodes, 0] >= cpu_in[k]) & (f[nodes, 1] >= mem_in[k])
+               & ~touched[nodes])
     ok &= slots != d
     return [int(x) for x in slots[ok]]
+
+
+def swappable_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int, int]],
+                           legal: np.ndarray) -> list[int]:
+    """Destinations ``dd`` of pending moves ``(vv, dd)`` whose VM has ``v``'s cores per node and span:
+    sending ``v`` to ``dd`` and ``vv`` to ``d`` instead brings the same cores to the same nodes, so
+    the plan ends with the same fragments. Kept only where ``v`` may go to ``dd`` now (``legal``),
+    ``vv`` may go to ``d`` (not its own place; no anti-affinity group on either), and the memory of
+    both nodes still suffices once the plan is done.
+
+    This is the commonest kind of interchangeable destination in CP-SAT's plans (e.g. two 4-core
+    VMs bound for two nodes with 4 free cores each): without it, half of the phase-1 labels of a
+    demonstration told the policy that the other, equally good, node was wrong.
+    """
+    if c.vm_group[v] >= 0:
+        return []
+    final_mem = c.free[:, 1].astype(np.int64)
+    for vv, dd in [(v, d)] + list(pending):
+        final_mem[c.vm_nodes(vv)] += c.vm_nmem[vv]
+        final_mem[c.vm_nodes(vv, dd // 2, dd % 2)] -= c.vm_nmem[vv]
+    d_nodes = c.vm_nodes(v, d // 2, d % 2)
+    own = c.own_slots()
+    out = []
+    for vv, dd in pending:
+        if (dd == d or not legal[dd] or c.vm_group[vv] >= 0 or c.vm_span[vv] != c.vm_span[v]
+                or c.vm_ncpu[vv] != c.vm_ncpu[v] or own[vv] == d):
+            continue
+        delta = int(c.vm_nmem[v]) - int(c.vm_nmem[vv])        # memory d gains back, dd gives up
+        if (final_mem[d_nodes] + delta >= 0).all() and (final_mem[c.vm_nodes(v, dd // 2, dd % 2)] - delta >= 0).all():
+            out.append(int(dd))
+    return out
+
+
+def interchangeable_vms(c: Cluster, pending: list[tuple[int, int]], ready: list[int], unit: int) -> list[int]:
+    """VMs as good as the VM of a ready pending move ``(vv, dd)`` to start with: the plan with ``w``
+    moved to ``dd`` instead of ``vv`` reaches the same fragments.
+
+    ``w`` qualifies if it has ``vv``'s cores per node and span, may move and fits ``dd`` now, is in
+    no pending move and no anti-affinity group, its node(s) have the same free cores modulo ``unit``
+    as ``vv``'s and no pending move touches them, and no other pending move touches ``vv``'s
+    node(s); the memory of ``dd`` must still suffice once the plan is done. (Identical VMs on
+    ``vv``'s own slot are accepted separately; these are the ones on other nodes.)
+    """
+    touch = np.zeros(c.n_nodes, np.int64)
+    final_mem = c.free[:, 1].astype(np.int64)
+    in_plan = np.zeros(c.n_vms, bool)
+    for vv, dd in pending:
+        src, dst = c.vm_nodes(vv), c.vm_nodes(vv, dd // 2, dd % 2)
+        touch[src] += 1
+        touch[dst] += 1
+        final_mem[src] += c.vm_nmem[vv]
+        final_mem[dst] -= c.vm_nmem[vv]
+        in_plan[vv] = True
+    residue = c.free[:, 0] % unit
+    own = c.own_slots()
+    two = c.vm_span == 2
+    free_vm = c.vm_movable & (c.vm_group < 0) & ~in_plan & (touch[own] == 0) & (~two | (touch[own + two] == 0))
+    shape_mask = c.shape_slot_mask()
+    out: list[int] = []
+    for i in ready:
+        vv, dd = pending[i]
+        src = c.vm_nodes(vv)
+        if c.vm_group[vv] >= 0 or (touch[src] > 1).any():
+            continue
+        ok = free_vm & (c.vm_span == c.vm_span[vv]) & (c.vm_ncpu == c.vm_ncpu[vv]) & (residue[own] == residue[src[0]])
+        if c.vm_span[vv] == 2:
+            ok &= residue[own + two] == residue[src[1]]     # (own + two: the second node of two-NUMA VMs)
+        ok &= shape_mask[c.vm_shape, dd] & (own != dd)
+        ok &= (final_mem[c.vm_nodes(vv, dd // 2, dd % 2)].min() + c.vm_nmem[vv] - c.vm_nmem) >= 0
+        out += np.flatnonzero(ok).tolist()
+    return out
 
 
 def demonstration_from_plan(env, seed: int, sequence: list[tuple[int, int]], info: dict | None = None,
@@ -577,16 +660,15 @@ def demonstration_from_plan(env, seed: int, sequence: list[tuple[int, int]], inf
         kinds = {(int(c.vm_shape[pending[i][0]]), int(own[pending[i][0]])) for i in ready}
         accept0 = [int(w) for w in np.flatnonzero(free_vm)
                    if (int(c.vm_shape[w]), int(own[w])) in kinds]
-        accept0 += [pending[i][0] for i in ready]
+        accept0 += [pending[i][0] for i in ready] + interchangeable_vms(c, pending, ready, env.frag_unit)
         i0 = ready[0]
         v, d = pending.pop(i0)
-        kind = (int(c.vm_shape[v]), int(own[v]))
         done = play(v, accept0)
         if done:
             break
         legal_dest = c.vm_slot_mask(v)
-        accept1 = [dd for vv, dd in pending if (int(c.vm_shape[vv]), int(own[vv])) == kind and legal_dest[dd]]
-        accept1 += equivalent_destinations(c, v, d, pending, legal_dest)
+        accept1 = swappable_destinations(c, v, d, pending, legal_dest)
+        accept1 += equivalent_destinations(c, v, d, pending, legal_dest, env.frag_unit)
         done = play(d, accept1)
     info = {**(info or {}), "fr_initial": float(env.fr_initial), "fr_final": float(env.cluster.fragment_rate())}
     return Demonstration(int(seed), actions, targets, info, prefix=len(prefix))
