@@ -1,7 +1,8 @@
 """Benchmarks of ``rlsys/VMRescheduling-v0``; prints markdown tables.
 
 (a) quality on generated M-size (279 PMs) high-workload snapshots, MNL 50: initial and final FR,
-migrations and wall time per episode for no-op, random, best-of-16 random, greedy and CP-SAT at
+migrations and wall time per episode for no-op, random, best-of-16 random, greedy, greedy with a
+two-move look-ahead and CP-SAT at
 each time limit (1 worker, hinted with the greedy plan); ``--checkpoint PATH`` adds a trained
 policy, deterministic ("greedy") and best-of-16 sampled (VMR2L's risk-seeking evaluation), loaded
 lazily with ``agents.evaluation.load_policy``;
@@ -30,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
-                                     NoOpPolicy)
+                                     LookaheadPolicy, NoOpPolicy)
 from rlsys_envs.vm.env import VMReschedulingEnv  # noqa: E402
 from rlsys_envs.vm.generator import generate_cluster  # noqa: E402
 
@@ -58,7 +59,8 @@ def run(env, policy, seed, options=None):
 
 def policies(args, env_kwargs):
     out = [("no-op", NoOpPolicy), ("random", LegalRandomPolicy),
-           ("random best-of-16", lambda: BestOfK(LegalRandomPolicy, 16)), ("greedy", GreedyPolicy)]
+           ("random best-of-16", lambda: BestOfK(LegalRandomPolicy, 16)), ("greedy", GreedyPolicy),
+           ("greedy + look-ahead", LookaheadPolicy)]
     for limit in args.cpsat:
         out.append((f"CP-SAT {limit:g} s", lambda limit=limit: CPSatPolicy(time_limit=limit, workers=1)))
     if args.checkpoint:
