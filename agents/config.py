@@ -7,7 +7,7 @@ A config has six sections, mirrored by the YAML files in ``configs/``::
     algo:  {name, policy, kwargs, policy_kwargs, extractor_kwargs}
     train: {total_timesteps, seeds, checkpoint_freq, torch_threads, progress_bar, device, run_dir, verbose}
     pretrain: {expert, expert_kwargs, episodes, seed, epochs, batch_size, learning_rate, value_coef, workers,
-               dagger_rounds, dagger_episodes, dagger_epochs}
+               dagger_rounds, dagger_episodes, dagger_epochs, select_episodes, select_seed}
     eval:  {episodes, seed, freq, env_kwargs, suite, baselines, deterministic, reference, gap_metrics, metrics}
 
 Every field is typed; a YAML value or an override of the wrong type, or a key that does not exist,
@@ -117,6 +117,12 @@ class PretrainConfig:
     dagger_episodes: int = 100
     #: cloning epochs after each DAgger round
     dagger_epochs: int = 2
+    #: validation: after every epoch the policy (deterministic) plays this many episodes
+    #: (env.reset(seed=select_seed + i)), and each stage ends with its epoch of the highest mean
+    #: return (0: no validation, every stage ends with its last epoch). Why: a clone's rollouts
+    #: vary a lot from epoch to epoch although its loss does not (one early mistake compounds)
+    select_episodes: int = 0
+    select_seed: int = 30_000
 
 
 @dataclass
@@ -320,6 +326,7 @@ def validate(config: Config) -> None:
                              ("pretrain.dagger_rounds", pre.dagger_rounds, 0),
                              ("pretrain.dagger_episodes", pre.dagger_episodes, 1),
                              ("pretrain.dagger_epochs", pre.dagger_epochs, 1),
+                             ("pretrain.select_episodes", pre.select_episodes, 0),
                              ("train.checkpoint_freq", config.train.checkpoint_freq, 0),
                              ("train.torch_threads", config.train.torch_threads, 1),
                              ("eval.episodes", config.eval.episodes, 1),

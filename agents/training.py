@@ -211,6 +211,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
 
     pre = config.pretrain
     state_file, last = run_dir / "pretrain_state.json", run_dir / "pretrain_last.zip"
+    best_file = run_dir / "pretrain_best.zip"
     done = {"stage": 0, "epoch": 0}
     if resume and state_file.is_file() and last.is_file():
         done = json.loads(state_file.read_text())
@@ -218,6 +219,25 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
         model.set_logger(configure_tensorboard(run_dir))
         log(f"[{config.experiment} seed {seed}] resuming pretraining after stage {done['stage']} epoch {done['epoch']}")
     env_kwargs = dict(config.env.kwargs)
+    best = dict(done.get("best") or {})          # validation: {"stage", "epoch", "score"} of the best epoch
+
+    def validate() -> float:
+        from .algorithms import get_algorithm
+        from .evaluation import SB3Policy, evaluate
+
+        policy = SB3Policy(model, get_algorithm(config.algo.name).maskable, deterministic=True)
+        returns = evaluate(config.env.id, policy, pre.select_episodes, pre.select_seed, env_kwargs)["return"]
+        model.policy.set_training_mode(True)        # predict() left it in evaluation mode
+        return sum(returns) / len(returns)
+
+    def end_stage(stage: int) -> None:
+        """With validation, go on from the stage's best epoch (the model of an earlier stage if none beat it)."""
+        nonlocal model
+        if pre.select_episodes and best and (best["stage"], best["epoch"]) != (stage, stage_epochs[stage]):
+            model = type(model).load(best_file, env=venv, device=config.train.device)
+            model.set_logger(configure_tensorboard(run_dir))
+            log(f"  stage {stage}: going on from the best validated epoch (stage {best['stage']} epoch "
+                f"{best['epoch']}, mean return {best['score']:.4f})")
 
     def collect(seeds, cache, prefixes=None):
         return collect_demonstrations(config.env.id, env_kwargs, pre.expert, dict(pre.expert_kwargs), seeds,
@@ -229,8 +249,9 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
                                                                  f"{pre.dagger_episodes}" if pre.dagger_rounds else ""))
     demos = collect([pre.seed + i for i in range(pre.episodes)], run_dir / "demonstrations.jsonl")
     epochs_before = 0
+    stage_epochs = [pre.epochs] + [pre.dagger_epochs] * pre.dagger_rounds
     for stage in range(pre.dagger_rounds + 1):
-        n_epochs = pre.epochs if stage == 0 else pre.dagger_epochs
+        n_epochs = stage_epochs[stage]
         if stage > 0:
             first = pre.seed + pre.episodes + (stage - 1) * pre.dagger_episodes
             seeds = list(range(first, first + pre.dagger_episodes))
@@ -242,12 +263,24 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
         if start < n_epochs:
             def on_epoch(epoch: int, stats: dict, st=stage) -> None:
                 save_model(model, last)
-                state_file.write_text(json.dumps({"stage": st, "epoch": epoch, **stats}))
+                if pre.select_episodes:
+                    score = validate()
+                    log(f"  validation after stage {st} epoch {epoch}: mean return {score:.4f} "
+                        f"({pre.select_episodes} episodes from seed {pre.select_seed})")
+                    if not best or score > best["score"]:
+                        best.update(stage=st, epoch=epoch, score=score)
+                        save_model(model, best_file)
+                    stats = {**stats, "validation_return": score}
+                    model.logger.record("pretrain/validation_return", score)
+                    model.logger.dump(epochs_before + epoch)
+                state_file.write_text(json.dumps({"stage": st, "epoch": epoch, **stats, "best": best}))
 
             behaviour_clone(model.policy, config.env.id, env_kwargs, demos, epochs=n_epochs,
                             batch_size=pre.batch_size, learning_rate=pre.learning_rate, value_coef=pre.value_coef,
                             seed=seed + 7919 * stage, logger=model.logger, log=log, on_epoch=on_epoch,
                             start_epoch=start, log_step_offset=epochs_before)
+        if stage >= done["stage"]:      # (earlier stages ended in the run that is resumed)
+            end_stage(stage)
         epochs_before += n_epochs
     (run_dir / "demonstrations_summary.json").write_text(json.dumps(
         {"episodes": len(demos), **{k: sum(float(d.info.get(k, 0.0)) for d in demos) / len(demos)

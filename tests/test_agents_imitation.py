@@ -201,6 +201,30 @@ def test_train_py_pretrains_checkpoints_and_resumes_an_interrupted_pretraining(t
         main(["--resume", str(run), "pretrain.epochs=5"])
 
 
+def test_pretraining_keeps_the_best_validated_epoch(tmp_path, capsys):
+    import re
+
+    from sb3_contrib import MaskablePPO
+
+    args = ["--config", str(ROOT / "configs" / "vm_gnn_ppo.yaml"), f"train.run_dir={tmp_path}", "experiment=sel",
+            "env.kwargs={size: S, workload: high, mnl: 6, allow_stop: false, observation: graph}",
+            "env.n_envs=1", "train.total_timesteps=0", "pretrain.expert=cpsat", "pretrain.episodes=3",
+            "pretrain.epochs=4", "pretrain.expert_kwargs={time_limit: 1}", "pretrain.select_episodes=3",
+            "pretrain.learning_rate=0.01", "eval.episodes=1", "eval.freq=0"]
+    main(args)
+    out = capsys.readouterr().out
+    run = tmp_path / "sel" / "seed_0"
+    scores = [float(x) for x in re.findall(r"validation after stage 0 epoch \d: mean return (-?[\d.]+)", out)]
+    state = json.loads((run / "pretrain_state.json").read_text())
+    assert len(scores) == 4 and state["best"]["score"] == pytest.approx(max(scores), abs=1e-4)
+    assert state["best"]["epoch"] == 1 + int(np.argmax(scores))
+    final = MaskablePPO.load(run / "checkpoints" / "model_0_steps.zip").policy.state_dict()
+    best = MaskablePPO.load(run / "pretrain_best.zip").policy.state_dict()
+    assert all(torch.equal(final[k], best[k]) for k in final)
+    if state["best"]["epoch"] != 4:
+        assert "going on from the best validated epoch" in out
+
+
 @pytest.mark.parametrize("override, message", [
     ("pretrain.expert=oracle", "'oracle' is not an expert"),
     ("pretrain.expert=cpsat pretrain.expert_kwargs={speed: 2}", "pretrain.expert_kwargs"),
