@@ -29,18 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_common import table  # noqa: E402  (this folder: the script's own)
+
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.jobshop.baselines import BASELINES, RULES, run_episode, solve_cpsat  # noqa: E402
 from rlsys_envs.jobshop.env import JobShopEnv  # noqa: E402
 from rlsys_envs.jobshop.generator import load_benchmark, write_standard  # noqa: E402
 
 ENV_ID = "rlsys/JobShop-v0"
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 # ------------------------------------------------------------------------------ (a) CP-SAT

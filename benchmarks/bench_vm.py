@@ -30,6 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_common import table  # noqa: E402  (this folder: the script's own)
+
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
                                      LookaheadPolicy, NoOpPolicy)
 from rlsys_envs.vm.env import VMReschedulingEnv  # noqa: E402
@@ -38,12 +40,6 @@ from rlsys_envs.vm.generator import generate_cluster  # noqa: E402
 ENV_ID = "rlsys/VMRescheduling-v0"
 REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "vmr2l"
 REAL_FILES = ("reset_vm_pm_id_clear_big2.json", "reset_vm_pm_id_clear2.json")
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def run(env, policy, seed, options=None):

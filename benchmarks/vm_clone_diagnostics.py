@@ -26,14 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_common import table  # noqa: E402  (this folder: the script's own)
+
 ENV_ID = "rlsys/VMRescheduling-v0"
 #: the env kwargs of configs/vm_gnn_bc.yaml
 ENV_KWARGS = {"size": "M", "workload": "high", "mnl": 50, "allow_stop": False, "observation": "graph"}
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(out + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
 def accuracy(args, env, policy) -> str:
