@@ -640,6 +640,15 @@ def equivalent_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int,
     return [int(x) for x in slots[ok]]
 
 
+def _memory_after(c: Cluster, moves: list[tuple[int, int]]) -> np.ndarray:
+    """``[n_nodes]`` free memory once every ``(vm, slot)`` of ``moves`` has run (order does not matter)."""
+    mem = c.free[:, 1].astype(np.int64)
+    for v, d in moves:
+        mem[c.vm_nodes(v)] += c.vm_nmem[v]
+        mem[c.vm_nodes(v, d // 2, d % 2)] -= c.vm_nmem[v]
+    return mem
+
+
 def swappable_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int, int]],
                            legal: np.ndarray) -> list[int]:
     """Destinations ``dd`` of pending moves ``(vv, dd)`` whose VM has ``v``'s cores per node and span:
@@ -654,10 +663,7 @@ def swappable_destinations(c: Cluster, v: int, d: int, pending: list[tuple[int, 
     """
     if c.vm_group[v] >= 0:
         return []
-    final_mem = c.free[:, 1].astype(np.int64)
-    for vv, dd in [(v, d)] + list(pending):
-        final_mem[c.vm_nodes(vv)] += c.vm_nmem[vv]
-        final_mem[c.vm_nodes(vv, dd // 2, dd % 2)] -= c.vm_nmem[vv]
+    final_mem = _memory_after(c, [(v, d)] + list(pending))
     d_nodes = c.vm_nodes(v, d // 2, d % 2)
     own = c.own_slots()
     out = []
@@ -682,15 +688,12 @@ def interchangeable_vms(c: Cluster, pending: list[tuple[int, int]], ready: list[
     ``vv``'s own slot are accepted separately; these are the ones on other nodes.)
     """
     touch = np.zeros(c.n_nodes, np.int64)
-    final_mem = c.free[:, 1].astype(np.int64)
     in_plan = np.zeros(c.n_vms, bool)
     for vv, dd in pending:
-        src, dst = c.vm_nodes(vv), c.vm_nodes(vv, dd // 2, dd % 2)
-        touch[src] += 1
-        touch[dst] += 1
-        final_mem[src] += c.vm_nmem[vv]
-        final_mem[dst] -= c.vm_nmem[vv]
+        touch[c.vm_nodes(vv)] += 1
+        touch[c.vm_nodes(vv, dd // 2, dd % 2)] += 1
         in_plan[vv] = True
+    final_mem = _memory_after(c, pending)
     residue = c.free[:, 0] % unit
     own = c.own_slots()
     two = c.vm_span == 2
