@@ -79,7 +79,7 @@ def test_accepted_vms_on_other_nodes_keep_an_equally_good_plan():
     env = VMReschedulingEnv(size="S", workload="high", mnl=12)
     checked = 0
     for seed in range(6):
-        demo = CPSatExpert(time_limit=2).demonstrate(env, seed)
+        demo = CPSatExpert(time_limit=2, scope="all").demonstrate(env, seed)
         seq = [(demo.actions[i], demo.actions[i + 1]) for i in range(0, len(demo.actions) - 1, 2)]
         for j in range(len(seq)):
             env.reset(seed=seed)
