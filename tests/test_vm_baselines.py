@@ -1,12 +1,16 @@
 """VM rescheduling baselines: exact CP-SAT checked by brute force, greedy, best-of-K, the policy table."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 import rlsys_envs
 from rlsys_envs.core import Policy
 from rlsys_envs.vm import Cluster
-from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy, best_migration, best_of_k,
-                                     greedy_plan, lookahead_plan, neutral_migrations, sequence_moves, solve_cpsat)
+from rlsys_envs.vm import baselines
+from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatExpert, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,
+                                     best_migration, best_of_k, greedy_plan, lookahead_plan, neutral_migrations,
+                                     plan_cpsat, sequence_moves, solve_cpsat)
 from rlsys_envs.vm.env import VMReschedulingEnv
 
 
@@ -74,6 +78,80 @@ def test_cpsat_is_optimal_on_tiny_clusters_by_brute_force(seed):
     assert sim.frag_total >= exact                  # the replay is a sequential plan
     if dropped == 0 and len(seq) == len(res.moves):
         assert res.fragments == sim.frag_total == exact
+
+
+def replay(c: Cluster, moves, budget: int) -> tuple[Cluster, int]:
+    """The cluster after ``moves`` sequenced into single legal migrations, and how many were dropped."""
+    seq, dropped = sequence_moves(c, moves, budget)
+    sim = c.copy()
+    for v, s in seq:
+        sim.migrate(v, s)   # raises if a step were illegal
+    return sim, dropped
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fragmented_scope_is_optimal_on_tiny_clusters_by_brute_force(seed):
+    c = tiny_cluster(seed)
+    res = solve_cpsat(c, 2, time_limit=20, scope="fragmented")
+    assert res.scope == "fragmented" and res.status == "OPTIMAL"
+    sim, dropped = replay(c, res.moves, 2)
+    assert dropped == 0 and sim.frag_total == res.fragments == brute_force_min_fragments(c, 2)
+
+
+def test_fragmented_scope_moves_only_what_can_change_fragments():
+    """Only VMs whose cores per node are not a multiple of the unit move, only to nodes with
+    fragmented cores; the plan replays legally and is never worse than its greedy hint."""
+    env = VMReschedulingEnv(size="S", workload="high", mnl=12)
+    for seed in (0, 2, 4):
+        env.reset(seed=seed)
+        c = env.cluster
+        hint = greedy_plan(c, 12)
+        res = solve_cpsat(c, 12, time_limit=5, scope="fragmented", hint=hint)
+        fragmented = c.free[:, 0] % c.frag_unit != 0
+        assert res.moves
+        for v, s in res.moves:
+            assert c.vm_ncpu[v] % c.frag_unit != 0 and fragmented[s:s + c.vm_span[v]].any(), (seed, v, s)
+        sim, dropped = replay(c, res.moves, 12)
+        assert dropped == 0 and sim.frag_total == res.fragments <= replay(c, hint, 12)[0].frag_total
+
+
+def test_staged_plan_reports_the_exact_model_and_is_never_worse_than_the_fragmented_one():
+    env = VMReschedulingEnv(size="S", workload="high", mnl=12)
+    env.reset(seed=4)
+    c = env.cluster
+    frag = solve_cpsat(c, 12, time_limit=2, scope="fragmented", hint=greedy_plan(c, 12))
+    res, seq, dropped = plan_cpsat(c, 12, time_limit=4)           # scope "staged" by default
+    assert res.scope == "all" and res.status in ("OPTIMAL", "FEASIBLE")
+    assert res.stats["fragmented"]["status"] == "OPTIMAL"
+    assert res.bound <= res.fragments <= frag.fragments
+    sim, _ = replay(c, res.moves, 12)
+    assert dropped == 0 and sim.frag_total == res.fragments
+
+
+def test_staged_plan_falls_back_to_the_fragmented_answer_when_the_exact_model_has_none(monkeypatch):
+    solve = baselines.solve_cpsat
+
+    def no_answer_from_the_exact_model(cluster, mnl, *args, scope="all", **kwargs):
+        res = solve(cluster, mnl, *args, scope=scope, **kwargs)
+        if scope == "all":      # as when the time limit ends before CP-SAT loads its hint
+            res = replace(res, status="UNKNOWN", moves=[], fragments=cluster.frag_total)
+        return res
+
+    monkeypatch.setattr(baselines, "solve_cpsat", no_answer_from_the_exact_model)
+    c = tiny_cluster(0)
+    res, seq, dropped = plan_cpsat(c, 2, time_limit=4)
+    assert res.scope == "fragmented" and res.stats["all_status"] == "UNKNOWN"
+    assert res.fragments == brute_force_min_fragments(c, 2) < c.frag_total and len(seq) == len(res.moves)
+
+
+def test_unknown_cpsat_scope_is_an_error_that_names_the_choices():
+    c = tiny_cluster(0)
+    with pytest.raises(ValueError, match="scope must be one of all, fragmented; got 'staged'"):
+        solve_cpsat(c, 2, time_limit=1, scope="staged")      # staged is a plan, not a model
+    for make in (lambda: plan_cpsat(c, 2, 1, scope="frag"), lambda: CPSatPolicy(scope="frag"),
+                 lambda: CPSatExpert(scope="frag")):
+        with pytest.raises(ValueError, match="all, fragmented, staged; got 'frag'"):
+            make()
 
 
 def test_cpsat_policy_replays_an_optimal_plan_in_the_env():
@@ -204,11 +282,11 @@ def test_best_of_k_with_a_first_policy_is_never_worse_than_that_policy():
 
 def test_baselines_are_reachable_by_name_and_work_in_every_action_mode():
     table = rlsys_envs.baselines("rlsys/VMRescheduling-v0")
-    assert {"noop", "random", "greedy", "cpsat", "random_best16"} <= set(table)
+    assert {"noop", "random", "greedy", "lookahead", "cpsat", "cpsat_fragmented", "random_best16"} <= set(table)
     for kwargs in (dict(size="tiny", workload="low", action_mode="joint", mnl=4),
                    dict(size="S", action_mode="penalty", mnl=4), dict(size="S", allow_stop=False, mnl=4)):
         env = VMReschedulingEnv(**kwargs)
-        for name in ("noop", "greedy", "random"):
+        for name in ("noop", "greedy", "random", "cpsat_fragmented"):
             pol = table[name]()
             assert isinstance(pol, Policy)
             obs, info = env.reset(seed=1)
