@@ -320,7 +320,7 @@ def preflight(config: Config) -> None:
 
         try:
             expert_factory(config.env.id, config.pretrain.expert)(**config.pretrain.expert_kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:     # unknown or bad kwarg (e.g. CP-SAT's scope)
             raise ConfigError(f"pretrain.expert_kwargs {config.pretrain.expert_kwargs!r}: {exc}") from None
     if config.eval.reference is not None and config.eval.reference not in baseline_names(config):
         raise ConfigError(f"eval.reference={config.eval.reference!r} is not among the evaluated baselines "

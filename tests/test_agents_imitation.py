@@ -228,6 +228,7 @@ def test_pretraining_keeps_the_best_validated_epoch(tmp_path, capsys):
 @pytest.mark.parametrize("override, message", [
     ("pretrain.expert=oracle", "'oracle' is not an expert"),
     ("pretrain.expert=cpsat pretrain.expert_kwargs={speed: 2}", "pretrain.expert_kwargs"),
+    ('pretrain.expert=cpsat pretrain.expert_kwargs={"scope":"frag"}', "pretrain.expert_kwargs .*scope must be one of"),
     ("train.total_timesteps=0", "train.total_timesteps must be >= 1"),
     ("pretrain.expert=cpsat pretrain.epochs=0", "pretrain.epochs must be >= 1"),
 ])
