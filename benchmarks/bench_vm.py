@@ -102,10 +102,13 @@ def quality(args, env_kwargs, episodes, title, options_of=None):
             slots.append(m["slots16_gained"])
             walls.append(wall)
         note = ""
-        if notes and any(n[3] == "fragmented" for n in notes):   # its proof and bound hold for the restricted model only
+        exact = [n for n in notes if n[3] == "all"]   # a fragmented answer's proof and bound hold for its restriction only
+        if notes and not exact:
             note = f"restricted model optimal {sum(n[0] for n in notes)}/{len(notes)}"
         elif notes:
-            note = (f"optimal {sum(n[0] for n in notes)}/{len(notes)}, FR bound {np.mean([n[1] for n in notes]):.4f}"
+            note = (f"optimal {sum(n[0] for n in exact)}/{len(notes)}"
+                    + (f", FR bound {np.mean([n[1] for n in exact]):.4f}" if len(exact) == len(notes) else
+                       f", {len(notes) - len(exact)} without an exact-model answer (no bound)")
                     + (f", {sum(n[2] for n in notes)} moves dropped" if any(n[2] for n in notes) else ""))
         rows.append([name, f"{np.mean(frs0):.4f}", f"{np.mean(frs):.4f}", f"{np.mean(frs0) - np.mean(frs):.4f}",
                      f"{np.mean(slots):.1f}", f"{np.mean(migs):.1f}", f"{np.mean(walls):.2f}", note])

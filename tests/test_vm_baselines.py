@@ -177,10 +177,7 @@ def test_cpsat_respects_unmovable_vms_anti_affinity_and_mnl():
     res = solve_cpsat(c, 3, time_limit=20)
     assert res.status == "OPTIMAL" and len(res.moves) <= 3
     assert all(c.vm_movable[v] for v, _ in res.moves)
-    seq, _ = sequence_moves(c, res.moves, 3)
-    sim = c.copy()
-    for v, s in seq:
-        sim.migrate(v, s)   # raises if any step were illegal
+    sim, _ = replay(c, res.moves, 3)   # raises if any step were illegal
     sim.check_invariants()
 
 

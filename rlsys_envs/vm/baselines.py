@@ -359,6 +359,13 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
     agg = c.vm_movable & (c.vm_group < 0)
     own = c.own_slots()
     acc = np.repeat(c.pm_accepting, 2)
+
+    def may_receive(s: int, span: int, cpu: int, mem: int) -> bool:
+        """Slot ``s`` may take a VM of ``span`` x (``cpu``, ``mem``): its PM accepts VMs, each node
+        could hold it empty, and (fragmented scope) a node of the slot has fragmented cores."""
+        return bool(receives[s:s + span].any() and acc[s]) and all(
+            cap[n, 0] >= cpu and cap[n, 1] >= mem for n in range(s, s + span))
+
     d_cpu = [[] for _ in range(n_nodes)]   # linear terms of usage change per node
     d_mem = [[] for _ in range(n_nodes)]
     moves_terms = []
@@ -383,7 +390,7 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
                 for n in nodes:
                     d_cpu[n].append(-int(cpu) * o)
                     d_mem[n].append(-int(mem) * o)
-            if receives[s:s + span].any() and acc[s] and all(cap[n, 0] >= cpu and cap[n, 1] >= mem for n in nodes):
+            if may_receive(s, span, cpu, mem):
                 i = model.NewIntVar(0, ub, f"in_{h}_{s}")
                 inns[h, int(s)] = i
                 in_terms.append(i)
@@ -402,8 +409,7 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
         xs[v] = {}
         for s in slots:
             nodes = (s, s + 1) if span == 2 else (s,)
-            if s != own[v] and not (receives[s:s + span].any() and acc[s]
-                                    and all(cap[n, 0] >= cpu and cap[n, 1] >= mem for n in nodes)):
+            if s != own[v] and not may_receive(s, span, cpu, mem):
                 continue
             b = model.NewBoolVar(f"x_{v}_{s}")
             xs[v][int(s)] = b
