@@ -137,6 +137,11 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
 
     start_steps = 0
     found = latest_checkpoint(ckpt_dir) if resume else None
+    if found is not None and config.pretrain.expert and pretraining_unfinished(config, run_dir):
+        if found[1] > 0:
+            raise ConfigError(f"{run_dir}: RL has started ({found[0].name}), so the pretraining can no longer be "
+                              f"extended (pretrain.dagger_rounds={config.pretrain.dagger_rounds} is more than it did)")
+        found = None        # the step-0 checkpoint ended a shorter pretraining (fewer DAgger rounds): go on with it
     if resume and found is None and not config.pretrain.expert:
         raise SystemExit(f"--resume {run_dir}: no checkpoint model_<steps>_steps.zip in {ckpt_dir}")
     if found is not None:
@@ -192,6 +197,21 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     (run_dir / "results.md").write_text(table + "\n")
     log(f"[{config.experiment} seed {seed}] {model.num_timesteps} steps, {train_seconds:.0f} s of training")
     return results
+
+
+def pretraining_unfinished(config: Config, run_dir: Path) -> bool:
+    """Whether ``pretrain_state.json`` of a run stops short of the configured stages and epochs.
+
+    True when a finished run's ``pretrain.dagger_rounds`` was raised on ``--resume``: its pretraining
+    goes on with the added DAgger rounds instead of resuming at RL.
+    """
+    state_file = run_dir / "pretrain_state.json"
+    if not state_file.is_file():
+        return False
+    pre = config.pretrain
+    done = json.loads(state_file.read_text())
+    last_stage = (pre.dagger_rounds, pre.dagger_epochs if pre.dagger_rounds else pre.epochs)
+    return (done["stage"], done["epoch"]) < last_stage
 
 
 def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool = False, log=print):
@@ -384,12 +404,17 @@ def main(argv=None) -> int:
             if not resume_dir.name.startswith("seed_"):
                 raise ConfigError(f"--resume needs a runs/<experiment>/seed_<s> folder, got {resume_dir}")
             frozen = [o.split("=", 1)[0] for o in args.overrides
-                      if o.split("=", 1)[0].split(".")[0] in ("algo", "pretrain")]
+                      if o.split("=", 1)[0].split(".")[0] in ("algo", "pretrain")
+                      and o.split("=", 1)[0] != "pretrain.dagger_rounds"]
             if frozen:
                 raise ConfigError(f"--resume continues the checkpoint with its saved algorithm, pretraining and "
-                                  f"hyperparameters, so {', '.join(frozen)} cannot be overridden; start a new run "
-                                  f"instead")
+                                  f"hyperparameters, so {', '.join(frozen)} cannot be overridden (only "
+                                  f"pretrain.dagger_rounds can be raised); start a new run instead")
             config = load_config(cfg, args.overrides)
+            saved_rounds = load_config(cfg).pretrain.dagger_rounds
+            if config.pretrain.dagger_rounds < saved_rounds:
+                raise ConfigError(f"--resume can raise pretrain.dagger_rounds (adding DAgger rounds), not lower it: "
+                                  f"the run has {saved_rounds}, got {config.pretrain.dagger_rounds}")
             # the run folder is where it is now, even if runs/ moved
             config.train.run_dir = str(resume_dir.parent.parent)
             config.experiment = resume_dir.parent.name

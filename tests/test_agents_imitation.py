@@ -184,7 +184,18 @@ def test_train_py_pretrains_checkpoints_and_resumes_an_interrupted_pretraining(t
     from test_train import scalars
 
     assert scalars(run)["pretrain/nll"] == [1, 2, 3]
-    # killed after pretraining epoch 2 of 3, before DAgger: resume does epoch 3, then the DAgger epoch
+    # a finished pretraining gets a second DAgger round on --resume; the first round's is reused
+    capsys.readouterr()
+    main(["--resume", str(run), "pretrain.dagger_rounds=2"])
+    out = capsys.readouterr().out
+    assert "resuming pretraining after stage 1 epoch 1" in out and out.count("pretrain epoch 1/1") == 1
+    assert "expert cpsat: 2 demonstrations to make (0 cached" in out      # round 2's only
+    assert json.loads((run / "pretrain_state.json").read_text())["stage"] == 2
+    assert {json.loads(line)["seed"] for line in (run / "dagger_2.jsonl").read_text().splitlines()} <= {20005, 20006}
+    assert "dagger_rounds: 2" in (run / "config.yaml").read_text()
+    with pytest.raises(SystemExit, match="can raise pretrain.dagger_rounds .* not lower it: the run has 2, got 1"):
+        main(["--resume", str(run), "pretrain.dagger_rounds=1"])
+    # killed after pretraining epoch 2 of 3, before DAgger: resume does epoch 3, then the DAgger epochs
     (run / "pretrain_state.json").write_text(json.dumps({"stage": 0, "epoch": 2}))
     (run / "checkpoints" / "model_0_steps.zip").unlink()
     cfg = run / "config.yaml"
@@ -193,12 +204,14 @@ def test_train_py_pretrains_checkpoints_and_resumes_an_interrupted_pretraining(t
     main(["--resume", str(run), "train.total_timesteps=16"])
     out = capsys.readouterr().out
     assert "resuming pretraining after stage 0 epoch 2" in out and "pretrain epoch 3/3" in out
-    assert "epoch 1/3" not in out and "pretrain epoch 1/1" in out
+    assert "epoch 1/3" not in out and out.count("pretrain epoch 1/1") == 2
     assert "expert cpsat:" not in out            # demonstrations (and DAgger's) came from the caches
-    assert json.loads((run / "pretrain_state.json").read_text())["stage"] == 1
+    assert json.loads((run / "pretrain_state.json").read_text())["stage"] == 2
     assert MaskablePPO.load(run / "final_model.zip").num_timesteps >= 16
     with pytest.raises(SystemExit, match="pretrain.epochs cannot be overridden"):
         main(["--resume", str(run), "pretrain.epochs=5"])
+    with pytest.raises(SystemExit, match="RL has started .* can no longer be extended"):
+        main(["--resume", str(run), "pretrain.dagger_rounds=3"])
 
 
 def test_pretraining_keeps_the_best_validated_epoch(tmp_path, capsys):
