@@ -144,6 +144,21 @@ def test_staged_plan_falls_back_to_the_fragmented_answer_when_the_exact_model_ha
     assert res.fragments == brute_force_min_fragments(c, 2) < c.frag_total and len(seq) == len(res.moves)
 
 
+@pytest.mark.parametrize("scope", ["all", "fragmented"])
+def test_cpsat_with_no_answer_in_time_returns_its_hint_not_an_empty_plan(scope):
+    env = VMReschedulingEnv(size="M", workload="high")
+    env.reset(seed=0)
+    c = env.cluster
+    hint = greedy_plan(c, 50)
+    greedy = c.copy()
+    for v, s in hint:
+        greedy.migrate(v, s)
+    res = solve_cpsat(c, 50, time_limit=1e-3, hint=hint, scope=scope)      # too short to load the model
+    assert res.status == "UNKNOWN" and res.fragments == greedy.frag_total < c.frag_total
+    sim, dropped = replay(c, res.moves, 50)
+    assert dropped == 0 and sim.frag_total == res.fragments
+
+
 def test_unknown_cpsat_scope_is_an_error_that_names_the_choices():
     c = tiny_cluster(0)
     with pytest.raises(ValueError, match="scope must be one of all, fragmented; got 'staged'"):

@@ -334,7 +334,8 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
     """Minimum-FR reassignment of at most ``mnl`` VMs (simultaneous moves); see the module docstring.
 
     ``hint``: a legal sequence of migrations (e.g. :func:`greedy_plan`) whose final state seeds the
-    search, so the answer is never worse than the hint (hint moves outside ``scope`` are ignored).
+    search, so the answer is never worse than the hint (hint moves outside ``scope`` are ignored
+    by the model); with no answer in time, the hint's final state is returned (status UNKNOWN).
     None: the current state is the hint.
 
     ``scope``: ``"all"`` is the exact model. ``"fragmented"`` restricts it to the migrations that
@@ -497,6 +498,11 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
         frags = int(sum(solver.Value(r) for r in rs))
         bound = float(np.ceil(solver.BestObjectiveBound() / weight - 1e-9)) if status == cp_model.FEASIBLE else frags
         bound = min(bound, frags)
+    elif hint:
+        # no answer in time (a very short limit on a large cluster): the hint's final state, which
+        # is legal and where the search started, rather than an empty plan worse than the hint
+        moves = [(int(v), int(h_slot[v])) for v in np.flatnonzero(h_slot != own)]
+        frags = int((h_free % u).sum())
     tf = c.total_free_cpu
     return CPSatResult(moves=moves, status=name, fragments=frags, bound=bound,
                        fr=frags / tf if tf else 0.0, fr_bound=bound / tf if tf else 0.0,
