@@ -49,14 +49,17 @@ def unpad_graph_batch(obs: dict[str, torch.Tensor], prefix: str):
     edge_type = obs[f"{prefix}_edge_type"].long().reshape(B * E)
     offset = (torch.arange(B, device=x.device) * N).view(B, 1, 1)
     flat_edges = (edge_index + offset).permute(1, 0, 2).reshape(2, B * E)
-    flat_edges = flat_edges[:, edge_mask]
-    edge_type = edge_type[edge_mask]
+    # (index_select with explicit indices: on CPU several times faster than boolean-mask indexing)
+    keep = torch.nonzero(edge_mask).squeeze(1)
+    flat_edges, edge_type = flat_edges.index_select(1, keep), edge_type.index_select(0, keep)
     # keep only edges between real nodes (a well-formed observation has no others)
-    ok = node_mask[flat_edges[0]] & node_mask[flat_edges[1]]
-    flat_edges, edge_type = flat_edges[:, ok], edge_type[ok]
+    ok = node_mask.index_select(0, flat_edges[0]) & node_mask.index_select(0, flat_edges[1])
+    if not bool(ok.all()):
+        keep = torch.nonzero(ok).squeeze(1)
+        flat_edges, edge_type = flat_edges.index_select(1, keep), edge_type.index_select(0, keep)
     node_index = torch.nonzero(node_mask, as_tuple=False).squeeze(1)
     remap = torch.cumsum(node_mask.long(), 0) - 1
-    return (x.reshape(B * N, F)[node_index], remap[flat_edges], edge_type,
+    return (x.reshape(B * N, F).index_select(0, node_index), remap[flat_edges], edge_type,
             torch.div(node_index, N, rounding_mode="floor"), node_index)
 
 
@@ -111,7 +114,7 @@ class GraphEncoder(nn.Module):
         time of a training batch.
         """
         table = conv.lin(self.edge_emb.weight)
-        msg = torch.relu(h[edge_index[0]] + table[edge_type])
+        msg = torch.relu(h.index_select(0, edge_index[0]) + table.index_select(0, edge_type))
         agg = torch.zeros_like(h).index_add_(0, edge_index[1], msg)
         return conv.nn(agg + (1 + conv.eps) * h)
 

@@ -82,15 +82,19 @@ class PointerPolicy(MaskableActorCriticPolicy):
             action_node = obs["action_node"].long()                              # [B, A]
             B, A = action_node.shape
         # score_net(cat[node, pooled]) with its first Linear split in a node part and a pooled part:
-        # the pooled part is computed once per graph instead of once per action (same parameters)
+        # the pooled part is computed once per graph instead of once per action (same parameters),
+        # and only actions with a node are scored (in a two-stage env, those of the current phase)
         first, act, last = self.score_net
-        hidden = nodes.shape[-1]
-        node_part = nodes @ first.weight[:, :hidden].T                           # [B, N, head]
+        B_N, hidden = nodes.shape[0] * nodes.shape[1], nodes.shape[-1]
+        node_part = (nodes @ first.weight[:, :hidden].T).reshape(B_N, -1)         # [B * N, head]
         ctx_part = pooled @ first.weight[:, hidden:].T + first.bias               # [B, head]
-        idx = action_node.clamp(min=0).unsqueeze(-1).expand(B, A, node_part.shape[-1])
-        z = act(node_part.gather(1, idx) + ctx_part.unsqueeze(1))                # [B, A, head]
-        logits = last(z).squeeze(-1)
-        logits = logits.masked_fill(action_node < 0, _NO_NODE_LOGIT)
+        flat_node = action_node.reshape(-1)
+        scored = torch.nonzero(flat_node >= 0).squeeze(1)                         # flat (b, a) positions
+        graph = torch.div(scored, A, rounding_mode="floor")
+        z = act(node_part.index_select(0, flat_node.index_select(0, scored) + graph * nodes.shape[1])
+                + ctx_part.index_select(0, graph))                                 # [scored, head]
+        logits = torch.full((B * A,), _NO_NODE_LOGIT, dtype=nodes.dtype, device=nodes.device)
+        logits = logits.index_put((scored,), last(z).squeeze(-1)).view(B, A)
         if self.has_global_actions:
             logits = torch.where(action_node == GLOBAL_ACTION, self.global_net(pooled), logits)
         return logits, pooled
