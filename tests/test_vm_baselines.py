@@ -155,6 +155,7 @@ def test_cpsat_with_no_answer_in_time_returns_its_hint_not_an_empty_plan(scope):
         greedy.migrate(v, s)
     res = solve_cpsat(c, 50, time_limit=1e-3, hint=hint, scope=scope)      # too short to load the model
     assert res.status == "UNKNOWN" and res.fragments == greedy.frag_total < c.frag_total
+    assert res.bound == 0                                                  # nothing proven
     sim, dropped = replay(c, res.moves, 50)
     assert dropped == 0 and sim.frag_total == res.fragments
 

@@ -249,7 +249,7 @@ class CPSatResult:
     moves: list[tuple[int, int]]           # (vm, destination slot), unordered
     status: str                            # OPTIMAL / FEASIBLE / UNKNOWN / INFEASIBLE
     fragments: int                         # solver's final fragmented cores
-    bound: float                           # lower bound on the fragmented cores (in the model solved)
+    bound: float                           # lower bound on the fragmented cores (model solved; 0: no answer)
     fr: float                              # solver's final FR
     fr_bound: float                        # lower bound on the FR (in the model solved)
     wall_s: float
@@ -470,7 +470,7 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
     solver, status, name = run_cpsat(model, time_limit, workers, seed)
     moves: list[tuple[int, int]] = []
     frags = int(c.frag_total)
-    bound = float(frags)
+    bound = 0.0                            # nothing proven without an answer
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         for h in range(len(c.shapes)):
             srcs, dsts = [], []
