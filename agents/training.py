@@ -199,6 +199,11 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     return results
 
 
+def stage_epochs(pre) -> list[int]:
+    """Epochs of each pretraining stage: stage 0 (cloning), then one per DAgger round."""
+    return [pre.epochs] + [pre.dagger_epochs] * pre.dagger_rounds
+
+
 def pretraining_unfinished(config: Config, run_dir: Path) -> bool:
     """Whether ``pretrain_state.json`` of a run stops short of the configured stages and epochs.
 
@@ -208,10 +213,9 @@ def pretraining_unfinished(config: Config, run_dir: Path) -> bool:
     state_file = run_dir / "pretrain_state.json"
     if not state_file.is_file():
         return False
-    pre = config.pretrain
+    epochs = stage_epochs(config.pretrain)
     done = json.loads(state_file.read_text())
-    last_stage = (pre.dagger_rounds, pre.dagger_epochs if pre.dagger_rounds else pre.epochs)
-    return (done["stage"], done["epoch"]) < last_stage
+    return (done["stage"], done["epoch"]) < (len(epochs) - 1, epochs[-1])
 
 
 def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool = False, log=print):
@@ -253,7 +257,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     def end_stage(stage: int) -> None:
         """With validation, go on from the stage's best epoch (the model of an earlier stage if none beat it)."""
         nonlocal model
-        if pre.select_episodes and best and (best["stage"], best["epoch"]) != (stage, stage_epochs[stage]):
+        if pre.select_episodes and best and (best["stage"], best["epoch"]) != (stage, epochs_of[stage]):
             model = type(model).load(best_file, env=venv, device=config.train.device)
             model.set_logger(configure_tensorboard(run_dir))
             log(f"  stage {stage}: going on from the best validated epoch (stage {best['stage']} epoch "
@@ -269,9 +273,9 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
                                                                  f"{pre.dagger_episodes}" if pre.dagger_rounds else ""))
     demos = collect([pre.seed + i for i in range(pre.episodes)], run_dir / "demonstrations.jsonl")
     epochs_before = 0
-    stage_epochs = [pre.epochs] + [pre.dagger_epochs] * pre.dagger_rounds
+    epochs_of = stage_epochs(pre)
     for stage in range(pre.dagger_rounds + 1):
-        n_epochs = stage_epochs[stage]
+        n_epochs = epochs_of[stage]
         if stage > 0:
             first = pre.seed + pre.episodes + (stage - 1) * pre.dagger_episodes
             seeds = list(range(first, first + pre.dagger_episodes))
@@ -403,9 +407,8 @@ def main(argv=None) -> int:
                 raise ConfigError(f"--resume {resume_dir}: no config.yaml there (not a run folder)")
             if not resume_dir.name.startswith("seed_"):
                 raise ConfigError(f"--resume needs a runs/<experiment>/seed_<s> folder, got {resume_dir}")
-            frozen = [o.split("=", 1)[0] for o in args.overrides
-                      if o.split("=", 1)[0].split(".")[0] in ("algo", "pretrain")
-                      and o.split("=", 1)[0] != "pretrain.dagger_rounds"]
+            keys = [o.split("=", 1)[0] for o in args.overrides]
+            frozen = [k for k in keys if k.split(".")[0] in ("algo", "pretrain") and k != "pretrain.dagger_rounds"]
             if frozen:
                 raise ConfigError(f"--resume continues the checkpoint with its saved algorithm, pretraining and "
                                   f"hyperparameters, so {', '.join(frozen)} cannot be overridden (only "
