@@ -5,8 +5,10 @@ migrations and wall time per episode for no-op, random, best-of-16 random, greed
 two-move look-ahead, the fragmented CP-SAT model at each ``--fragmented`` limit, and staged CP-SAT
 (fragmented model for a quarter of the limit, then the exact model; its proof and bound are the
 exact model's) at each ``--cpsat`` limit (1 worker, hinted with the greedy plan); ``--checkpoint PATH`` adds a trained
-policy, deterministic ("greedy") and best-of-16 sampled (VMR2L's risk-seeking evaluation), loaded
-lazily with ``agents.evaluation.load_policy``;
+policy, deterministic ("greedy"), best-of-16 sampled (VMR2L's risk-seeking evaluation), best of
+the deterministic plan and 15 sampled ones, and the deterministic plan completed by the look-ahead
+(:class:`rlsys_envs.vm.baselines.LookaheadCompletion`), loaded lazily with
+``agents.evaluation.load_policy``;
 (b) the same table on the public VMR2L snapshots (``--real-dir``, skipped when absent);
 (c) throughput under random masked actions on M size: env steps and migrations per second (with
 and without the episode resets, which generate a new snapshot), and the bare model.
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_common import table  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
-                                     LookaheadPolicy, NoOpPolicy)
+                                     LookaheadCompletion, LookaheadPolicy, NoOpPolicy)
 from rlsys_envs.vm.env import VMReschedulingEnv  # noqa: E402
 from rlsys_envs.vm.generator import generate_cluster  # noqa: E402
 
@@ -75,6 +77,8 @@ def policies(args, env_kwargs):
         out.append(("policy best-of-16", lambda: BestOfK(lambda: sto, 16)))
         # VMR2L-style risk seeking that keeps the deterministic plan as one of the 16 candidates
         out.append(("policy best of greedy + 15 sampled", lambda: BestOfK(lambda: sto, 16, first=lambda: det)))
+        # the deterministic plan up to its lowest FR, then the look-ahead on the migrations left
+        out.append(("policy + look-ahead completion", lambda: LookaheadCompletion(lambda: det)))
     return out
 
 

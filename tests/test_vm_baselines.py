@@ -9,8 +9,9 @@ from rlsys_envs.core import Policy
 from rlsys_envs.vm import Cluster
 from rlsys_envs.vm import baselines
 from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatExpert, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,
-                                     best_migration, best_of_k, greedy_plan, lookahead_plan, neutral_migrations,
-                                     plan_cpsat, sequence_moves, solve_cpsat)
+                                     LookaheadCompletion, best_migration, best_of_k, complete_with_lookahead,
+                                     greedy_plan, lookahead_plan, neutral_migrations, plan_cpsat, rollout,
+                                     sequence_moves, solve_cpsat)
 from rlsys_envs.vm.env import VMReschedulingEnv
 
 
@@ -266,6 +267,64 @@ def test_lookahead_makes_greedys_moves_then_neutral_ones_that_open_a_gain():
         assert (extra <= 1e-12).all() and len(plan) > len(greedy)   # each added move keeps or lowers FR
         gains.append(fr[len(greedy)] - fr[-1])
     assert min(gains) > 0.02          # ... and beyond greedy's stopping point it lowers FR further
+
+
+class _StallingPolicy(Policy):
+    """Greedy's first ``gains`` migrations, then FR-neutral ones: a policy that stops seeing gains."""
+
+    name = "stalling"
+
+    def __init__(self, gains: int):
+        self.gains = gains
+
+    def reset(self, env, seed=None):
+        super().reset(env, seed)
+        self._queue = []
+
+    def act(self, env, obs, info):
+        if not self._queue:
+            if env.migrations < self.gains:
+                v, s, _ = best_migration(env.cluster)
+            else:
+                vms, slots = neutral_migrations(env.cluster)
+                v, s = vms[0], slots[0]
+            self._queue = env.encode_migration(int(v), int(s))
+        return self._queue.pop(0)
+
+
+def _frag_after(cluster, plan) -> int:
+    sim = cluster.copy()
+    for v, s in plan:
+        assert sim.is_legal(v, s)
+        sim.migrate(v, s)
+    return sim.frag_total
+
+
+def test_lookahead_completion_spends_a_stalled_policys_neutral_tail_on_gains():
+    env = VMReschedulingEnv(size="M", workload="high", mnl=20, allow_stop=False)
+    env.reset(seed=0)
+    c = env.cluster.copy()
+    stalled = rollout(env, _StallingPolicy(3), 0)["plan"]
+    assert len(stalled) == 20 and _frag_after(c, stalled) == _frag_after(c, stalled[:3])
+    completed = complete_with_lookahead(c, stalled, 20, np.random.default_rng(0))
+    assert completed[:3] == stalled[:3] and len(completed) <= 20
+    greedy = greedy_plan(c, 20)
+    assert len(greedy) > 3          # greedy had gains left that the stalled policy did not take ...
+    # ... the completion takes them (the look-ahead starts as greedy does) and maybe more
+    assert _frag_after(c, completed) <= _frag_after(c, greedy) < _frag_after(c, stalled)
+    # a plan without a neutral tail is kept as it is
+    assert complete_with_lookahead(c, greedy, len(greedy), np.random.default_rng(0)) == greedy
+
+    obs, info = env.reset(seed=0)
+    pol = LookaheadCompletion(lambda: _StallingPolicy(3))
+    pol.reset(env, 0)
+    assert pol.policy_plan == stalled and pol.sequence == completed     # seeded by the reset seed
+    while True:
+        obs, r, term, trunc, info = env.step(pol.act(env, obs, info))
+        if term or trunc:
+            break
+    assert env.plan[:len(completed)] == completed and info["metrics"]["migrations"] == 20
+    assert env.cluster.frag_total == _frag_after(c, completed)   # budget left after it: neutral moves
 
 
 def test_best_of_k_keeps_the_best_seeded_rollout_and_replays_it():

@@ -204,7 +204,7 @@ def rollout(env, policy: Policy, seed: int, cluster: Cluster | None = None) -> d
         obs, _, term, trunc, info = sim.step(a)
         if term or trunc:
             break
-    return {"actions": actions, "fr_final": info["metrics"]["fr_final"],
+    return {"actions": actions, "plan": list(sim.plan), "fr_final": info["metrics"]["fr_final"],
             "migrations": info["metrics"]["migrations"], "metrics": info["metrics"]}
 
 
@@ -619,6 +619,52 @@ class CPSatPolicy(PlannedPolicy):
         self.result, sequence, self.dropped = plan_cpsat(env.cluster, env.mnl - env.migrations, self.time_limit,
                                                          self.workers, seed, self.greedy_hint, self.scope)
         return sequence
+
+
+def complete_with_lookahead(cluster: Cluster, plan: list[tuple[int, int]], budget: int,
+                            rng: np.random.Generator, samples: int = 150) -> list[tuple[int, int]]:
+    """``plan`` (``(vm, slot)`` migrations from ``cluster``) up to its first state with the fewest
+    fragmented cores, then :func:`lookahead_plan` on the budget the rest of it used.
+
+    The migrations after that state remove nothing (in a fixed-budget episode a policy that finds
+    no more gains spends them on FR-neutral moves), so cutting them loses nothing, and the
+    look-ahead only makes migrations that remove fragmented cores (alone or after one neutral
+    move). The result is never worse than ``plan``: where the look-ahead finds nothing, it is
+    ``plan`` cut short (the cut migrations changed no fragments).
+    """
+    sim = cluster.copy()
+    best_frag, keep = sim.frag_total, 0
+    for i, (v, s) in enumerate(plan):
+        sim.migrate(v, s)
+        if sim.frag_total < best_frag:
+            best_frag, keep = sim.frag_total, i + 1
+    if keep >= budget:
+        return list(plan[:keep])
+    sim = cluster.copy()
+    for v, s in plan[:keep]:
+        sim.migrate(v, s)
+    return list(plan[:keep]) + lookahead_plan(sim, budget - keep, rng, samples)
+
+
+class LookaheadCompletion(PlannedPolicy):
+    """Another policy's plan, completed by the look-ahead (:func:`complete_with_lookahead`).
+
+    At reset ``policy_factory()`` plays a whole episode on a copy of the env (:func:`rollout`);
+    its migrations up to its lowest FR are kept and the look-ahead (neutral migrations sampled with
+    a generator seeded by the reset seed) spends the rest of the budget. Why: a cloned policy
+    (``agents/checkpoints/vm_gnn_bc.zip``) makes FR-neutral moves once it sees no gain, while a
+    gain is still to be had; the completion costs one look-ahead on the last few migrations.
+    """
+
+    def __init__(self, policy_factory: Callable[[], Policy], samples: int = 150, name: str | None = None):
+        self.policy_factory, self.samples = policy_factory, samples
+        self.name = name or "lookahead_completion"
+
+    def plan(self, env, seed):
+        run = rollout(env, self.policy_factory(), seed)
+        self.policy_plan = run["plan"]
+        return complete_with_lookahead(env.cluster, run["plan"], env.mnl - env.migrations,
+                                       np.random.default_rng(seed), self.samples)
 
 
 class LookaheadPolicy(PlannedPolicy):
