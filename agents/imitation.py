@@ -73,12 +73,17 @@ def _demonstrate(env_id: str, env_kwargs: dict, expert: str, expert_kwargs: dict
         env.close()
 
 
-def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], seed: int = 0) -> dict[int, list[int]]:
+def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], seed: int = 0,
+                     cut_from: float = 0.0) -> dict[int, list[int]]:
     """DAgger's learner states: for each episode seed, the actions of ``policy`` (deterministic,
     masked) from ``reset(seed)`` up to a cut point drawn uniformly (numpy generator seeded by
     ``seed`` and the episode seed) among the steps after its first action where the expert can take
     over (every step; in a two-stage env only those in phase 0, i.e. between complete decisions).
+    ``cut_from`` in [0, 1) leaves out that fraction of the earliest cut points, so the expert takes
+    over late in the learner's episode (where a clone's own mistakes have piled up).
     """
+    if not 0.0 <= cut_from < 1.0:
+        raise ValueError(f"cut_from must be in [0, 1); got {cut_from!r}")
     from .evaluation import make_env
 
     env = make_env(env_id, env_kwargs)
@@ -96,6 +101,7 @@ def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], se
                 break
             if getattr(base, "phase", 0) == 0:
                 cuts.append(len(actions))
+        cuts = cuts[int(cut_from * len(cuts)):]
         if cuts:
             k = cuts[int(np.random.default_rng([seed, int(s)]).integers(len(cuts)))]
             out[int(s)] = actions[:k]

@@ -150,6 +150,30 @@ def test_dagger_demonstrations_start_where_the_learner_left_off():
         CPSatExpert(time_limit=2).demonstrate(env, 0, prefix=demo.actions[:1])
 
 
+class _FirstLegal:
+    """A stand-in learner for DAgger: always the first legal action."""
+
+    def predict(self, obs, deterministic=True, action_masks=None):
+        return int(np.argmax(action_masks)), None
+
+
+def test_dagger_cut_points_can_be_kept_to_the_late_part_of_the_learner_episode():
+    from agents.imitation import learner_prefixes
+
+    kw = {**TINY, "mnl": 8, "allow_stop": False}      # 8 migrations: cut points after 1..7 of them
+    seeds = list(range(40))
+    anywhere = learner_prefixes(_FirstLegal(), ENV, kw, seeds)
+    late = learner_prefixes(_FirstLegal(), ENV, kw, seeds, cut_from=0.5)
+    assert set(anywhere) == set(late) == set(seeds)
+    migrations = lambda prefixes: {len(p) // 2 for p in prefixes.values()}  # noqa: E731  (two steps each)
+    assert migrations(anywhere) == {1, 2, 3, 4, 5, 6, 7}
+    assert migrations(late) == {4, 5, 6, 7}
+    for s in seeds:                                   # the same learner actions, cut later
+        assert late[s] == anywhere[s][:len(late[s])] or anywhere[s] == late[s][:len(anywhere[s])]
+    with pytest.raises(ValueError, match="cut_from"):
+        learner_prefixes(_FirstLegal(), ENV, kw, seeds, cut_from=1.0)
+
+
 def test_behaviour_cloning_fits_the_expert_on_a_tiny_cluster():
     from agents.config import load_config
     from agents.training import build_model, make_vec_env
