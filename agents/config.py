@@ -7,7 +7,7 @@ A config has six sections, mirrored by the YAML files in ``configs/``::
     algo:  {name, policy, kwargs, policy_kwargs, extractor_kwargs}
     train: {total_timesteps, seeds, checkpoint_freq, torch_threads, progress_bar, device, run_dir, verbose}
     pretrain: {expert, expert_kwargs, episodes, seed, epochs, batch_size, learning_rate, value_coef, workers,
-               dagger_rounds, dagger_episodes, dagger_epochs, select_episodes, select_seed}
+               dagger_rounds, dagger_episodes, dagger_epochs, dagger_cut_from, select_episodes, select_seed}
     eval:  {episodes, seed, freq, env_kwargs, suite, baselines, deterministic, reference, gap_metrics, metrics}
 
 Every field is typed; a YAML value or an override of the wrong type, or a key that does not exist,
@@ -117,6 +117,9 @@ class PretrainConfig:
     dagger_episodes: int = 100
     #: cloning epochs after each DAgger round
     dagger_epochs: int = 2
+    #: fraction in [0, 1) of the earliest hand-over points left out (agents.imitation.learner_prefixes):
+    #: 0.5 lets the expert take over only in the second half of the learner's episode
+    dagger_cut_from: float = 0.0
     #: validation: after every epoch the policy (deterministic) plays this many episodes
     #: (env.reset(seed=select_seed + i)), and each stage ends with its epoch of the highest mean
     #: return (0: no validation, every stage ends with its last epoch). Why: a clone's rollouts
@@ -333,6 +336,8 @@ def validate(config: Config) -> None:
                              ("eval.freq", config.eval.freq, 0)):
         if value < low:
             raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if not 0.0 <= pre.dagger_cut_from < 1.0:
+        raise ConfigError(f"pretrain.dagger_cut_from must be in [0, 1), got {pre.dagger_cut_from}")
     if not pre.learning_rate > 0 or pre.value_coef < 0:
         raise ConfigError(f"pretrain.learning_rate must be > 0 and pretrain.value_coef >= 0, got "
                           f"{pre.learning_rate} and {pre.value_coef}")

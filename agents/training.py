@@ -280,7 +280,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
             first = pre.seed + pre.episodes + (stage - 1) * pre.dagger_episodes
             seeds = list(range(first, first + pre.dagger_episodes))
             prefixes = lambda todo, st=stage: learner_prefixes(model.policy, config.env.id, env_kwargs, todo,  # noqa: E731
-                                                               seed=seed * 1000 + st)
+                                                               seed=seed * 1000 + st, cut_from=pre.dagger_cut_from)
             demos = demos + collect(seeds, run_dir / f"dagger_{stage}.jsonl", prefixes)
             log(f"  DAgger round {stage}: {len(demos)} demonstrations in all")
         start = done["epoch"] if stage == done["stage"] else (n_epochs if stage < done["stage"] else 0)

@@ -268,6 +268,7 @@ def test_pretraining_keeps_the_best_validated_epoch(tmp_path, capsys):
     ('pretrain.expert=cpsat pretrain.expert_kwargs={"scope":"frag"}', "pretrain.expert_kwargs .*scope must be one of"),
     ("train.total_timesteps=0", "train.total_timesteps must be >= 1"),
     ("pretrain.expert=cpsat pretrain.epochs=0", "pretrain.epochs must be >= 1"),
+    ("pretrain.expert=cpsat pretrain.dagger_cut_from=1.0", r"pretrain.dagger_cut_from must be in \[0, 1\)"),
 ])
 def test_pretrain_config_errors_name_the_field(override, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
