@@ -20,7 +20,9 @@
 - ``random_best16``: VMR2L's risk-seeking evaluation applied to ``random``: 16 seeded rollouts on
   copies of the episode, the plan with the lowest final FR is replayed (:class:`BestOfK`).
 
-:class:`BestOfK` wraps any stochastic policy (e.g. a trained checkpoint's sampling policy).
+:class:`BestOfK` wraps any stochastic policy (e.g. a trained checkpoint's sampling policy), and
+:class:`LookaheadCompletion` any policy: its plan up to its lowest FR, then the look-ahead on the
+migrations left.
 
 **CP-SAT model.** VMs of one *shape* (span, cpu per node, memory per node) are interchangeable,
 so the movable VMs are aggregated per (shape, slot): integer variables ``out[h, s]`` (VMs of
@@ -626,8 +628,8 @@ def complete_with_lookahead(cluster: Cluster, plan: list[tuple[int, int]], budge
     """``plan`` (``(vm, slot)`` migrations from ``cluster``) up to its first state with the fewest
     fragmented cores, then :func:`lookahead_plan` on the budget the rest of it used.
 
-    The migrations after that state remove nothing (in a fixed-budget episode a policy that finds
-    no more gains spends them on FR-neutral moves), so cutting them loses nothing, and the
+    The migrations after that state leave the FR no lower (in a fixed-budget episode a policy that
+    finds no more gains spends them on FR-neutral moves), so cutting them loses nothing, and the
     look-ahead only makes migrations that remove fragmented cores (alone or after one neutral
     move). The result is never worse than ``plan``: where the look-ahead finds nothing, it is
     ``plan`` cut short (the cut migrations changed no fragments).
