@@ -131,7 +131,8 @@ def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kw
                 if rec.get("key") == key:
                     have[int(rec["seed"])] = Demonstration.from_json(line)
             except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{cache}:{n}: not a demonstration record ({e}); delete the file to rebuild it") from None
+                raise ValueError(f"{cache}:{n}: not a demonstration record ({e}); "
+                                 f"delete the file to rebuild it") from None
     todo = [s for s in seeds if s not in have]
     if todo:
         from concurrent.futures import ProcessPoolExecutor
@@ -203,7 +204,8 @@ def logits_and_values(policy, obs: dict):
         latent_pi, latent_vf = policy.mlp_extractor(features)
     else:
         pi_features, vf_features = features
-        latent_pi, latent_vf = policy.mlp_extractor.forward_actor(pi_features), policy.mlp_extractor.forward_critic(vf_features)
+        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
     return policy.action_net(latent_pi), policy.value_net(latent_vf)
 
 

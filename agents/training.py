@@ -109,7 +109,8 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     import torch
 
     from .algorithms import get_algorithm
-    from .callbacks import CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint, save_model
+    from .callbacks import (CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint,
+                            save_model)
     from .evaluation import format_table, summarise
 
     torch.set_num_threads(config.train.torch_threads)

@@ -84,7 +84,8 @@ def run_episode(env, policy, seed):
 def evaluate(kwargs, policy, seeds):
     env = ServerlessAutoscalingEnv(**kwargs)
     rows = [run_episode(env, policy, s) for s in seeds]
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}, {k: float(np.std([r[k] for r in rows])) for k in rows[0]}
+    means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return means, {k: float(np.std([r[k] for r in rows])) for k in rows[0]}
 
 
 def sweep(kwargs, seeds):
@@ -182,7 +183,8 @@ def main(argv=None):
     ap.add_argument("--reward", choices=("paper", "slo"), default="paper",
                     help="reward of every env (only the return column depends on it)")
     ap.add_argument("--policies-only", action="store_true",
-                    help="skip the speed table, the sweep tables and the plot (the sweep still picks the best static limit)")
+                    help="skip the speed table, the sweep tables and the plot "
+                         "(the sweep still picks the best static limit)")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "serverless_sweep.png"))
     args = ap.parse_args(argv)

@@ -13,7 +13,7 @@ the deterministic plan and 15 sampled ones, and the deterministic plan completed
 (c) throughput under random masked actions on M size: env steps and migrations per second (with
 and without the episode resets, which generate a new snapshot), and the bare model.
 
-    python benchmarks/bench_vm.py                        # (a) 10 snapshots, fragmented CP-SAT 1 s, staged 60 s, and (c): ~12 min
+    python benchmarks/bench_vm.py                        # (a) 10 snapshots, CP-SAT 1 s / staged 60 s, (c): ~12 min
     python benchmarks/bench_vm.py --quick                # (a) 3 snapshots, CP-SAT 5 s / 20 s, (b), (c): ~3 min
     python benchmarks/bench_vm.py --cpsat --fragmented 1 2 --skip-throughput   # fast rows only: ~1 min
     python benchmarks/bench_vm.py --real --skip-generated --skip-throughput --cpsat 60 300   # (b): ~6 min
@@ -109,7 +109,8 @@ def quality(args, env_kwargs, episodes, title, options_of=None, first_seed=0):
             slots.append(m["slots16_gained"])
             walls.append(wall)
         note = ""
-        exact = [n for n in notes if n[3] == "all"]   # a fragmented answer's proof and bound hold for its restriction only
+        # a fragmented answer's proof and bound hold for its restriction only
+        exact = [n for n in notes if n[3] == "all"]
         if notes and not exact:
             note = f"restricted model optimal {sum(n[0] for n in notes)}/{len(notes)}"
         elif notes:
@@ -229,7 +230,8 @@ def save_heatmap(path: str) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 snapshots, CP-SAT 5 s and 20 s, 3 s throughput")
-    ap.add_argument("--snapshots", type=int, default=None, help="generated high-workload snapshots of --size (default 10; quick 3)")
+    ap.add_argument("--snapshots", type=int, default=None,
+                    help="generated high-workload snapshots of --size (default 10; quick 3)")
     ap.add_argument("--cpsat", type=float, nargs="*", default=None,
                     help="staged CP-SAT time limits (default 60; quick 5 20)")
     ap.add_argument("--fragmented", type=float, nargs="*", default=[1.0],

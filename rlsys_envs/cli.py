@@ -158,7 +158,8 @@ def cmd_evaluate(args) -> int:
     from agents.evaluation import format_table, summarise
 
     print(format_table(summarise({args.policy: res}),
-                       title=f"{args.env_id}: {args.episodes} episodes, seeds {args.seed}..{args.seed + args.episodes - 1}"))
+                       title=f"{args.env_id}: {args.episodes} episodes, "
+                             f"seeds {args.seed}..{args.seed + args.episodes - 1}"))
     print(f"\n{seconds:.2f} s")
     return 0
 

@@ -182,7 +182,8 @@ def test_behaviour_cloning_fits_the_expert_on_a_tiny_cluster():
     demos = collect_demonstrations(ENV, kw, "cpsat", {"time_limit": 2}, list(range(6)), progress=False)
     cfg = load_config(ROOT / "configs" / "vm_gnn_ppo.yaml", ["env.n_envs=1", "env.kwargs=" + json.dumps(kw)])
     model = build_model(cfg, make_vec_env(cfg, 0), 0)
-    hist = behaviour_clone(model.policy, ENV, kw, demos, epochs=40, batch_size=16, learning_rate=3e-3, log=lambda *_: None)
+    hist = behaviour_clone(model.policy, ENV, kw, demos, epochs=40, batch_size=16, learning_rate=3e-3,
+                           log=lambda *_: None)
     assert hist[-1]["nll"] < 0.5 * hist[0]["nll"]
     # (the greedy steps after the plan break ties by index, which the policy cannot always see)
     assert hist[-1]["accuracy"] > max(0.8, hist[0]["accuracy"]) and hist[-1]["value_mse"] < hist[0]["value_mse"]

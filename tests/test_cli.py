@@ -23,7 +23,8 @@ def test_list_shows_ids_baselines_and_configs():
     assert ENV in r.stdout and "MWKR" in r.stdout and "configs/default.yaml" in r.stdout
     assert "experts:   cpsat" in r.stdout and "configs/vm_gnn_bc.yaml" in r.stdout   # VM: CP-SAT to clone
     # listing must not pay for torch / stable-baselines3
-    code = "import sys, rlsys_envs.cli as c; c.main(['list']); print('torch' in sys.modules, 'stable_baselines3' in sys.modules)"
+    code = ("import sys, rlsys_envs.cli as c; c.main(['list']); "
+            "print('torch' in sys.modules, 'stable_baselines3' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
     assert out.strip().endswith("False False")
 

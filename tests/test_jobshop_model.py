@@ -13,7 +13,8 @@ VARIANTS = {
     "blocking_swap": {"blocking": True},
     "blocking_noswap": {"blocking": True, "swap_allowed": False},
     "isbjssp_resume": {"blocking": True, "shutdown_prob": 0.1},
-    "isbjssp_restart": {"blocking": True, "shutdown_prob": 0.1, "on_interrupt": "restart", "shutdown_dist": "exponential"},
+    "isbjssp_restart": {"blocking": True, "shutdown_prob": 0.1, "on_interrupt": "restart",
+                        "shutdown_dist": "exponential"},
     "shutdown_only": {"shutdown_prob": 0.2, "shutdown_dist": "constant"},
 }
 

@@ -109,7 +109,8 @@ def test_paper_reward_is_relative_to_the_best_throughput_so_far():
     env.reset(seed=0)
     rewards = [env.step(1)[1] for _ in range(3)]          # stay at 10: the best static limit
     assert rewards[-1] == 1.0
-    env.step(2); env.step(2)
+    env.step(2)
+    env.step(2)
     r = env.step(2)[1]                                    # 70: about 70 % of the best
     assert 0.0 < r < 0.95
 
@@ -187,7 +188,8 @@ def test_failing_requests_does_not_beat_the_best_static_limit_on_memory(seed):
                                          ("episode_decisions", 0), ("initial_limit", 100), ("simulator", "des"),
                                          ("dt", 0.3), ("stable_window", 1.0), ("target_utilisation", 0.0),
                                          ("n_nodes", 0), ("pod_base_mem_mb", 600.0), ("switch_at", 1.0),
-                                         ("cold_start_median", -1.0), ("arrival_rate", -3.0), ("enable_scale_to_zero", 1),
+                                         ("cold_start_median", -1.0), ("arrival_rate", -3.0),
+                                         ("enable_scale_to_zero", 1),
                                          ("latency_cap", 1.5), ("w_error", -1.0), ("switch_spread", 0.5),
                                          ("switch_spread", -0.1)])
 def test_bad_kwargs_raise_value_error_naming_the_field(field, value):

@@ -90,7 +90,8 @@ def test_scale_to_zero_waits_for_the_grace_period():
 def test_simulator_scales_to_zero_after_idle_and_back_up(sim_cls):
     # 30 requests/min for the first minute, nothing for 3 minutes, then traffic again
     counts = np.array([30, 0, 0, 0, 30])
-    sim = sim_cls(ClusterConfig(), KPAConfig()) if sim_cls is EventSimulator else sim_cls(ClusterConfig(), KPAConfig(), dt=0.5)
+    kwargs = {} if sim_cls is EventSimulator else {"dt": 0.5}
+    sim = sim_cls(ClusterConfig(), KPAConfig(), **kwargs)
     sim.reset(np.random.default_rng(1), Workload(PROFILES["cpu"], process=TraceReplay(counts, interval=60.0)), 10)
     sim.advance(120)
     assert sim.pod_counts()[0] >= 1          # traffic ended at most 60 s ago: still a pod

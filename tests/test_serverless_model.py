@@ -67,12 +67,12 @@ def test_fluid_agrees_with_the_request_level_reference(profile, limit):
 
 
 def sweep(profile, limits=(0, 10, 30, 50, 70, 90, 110, 150, 310)):
-    return {l: run("fluid", profile, l, warm=150.0, measure=150.0) for l in limits}
+    return {limit: run("fluid", profile, limit, warm=150.0, measure=150.0) for limit in limits}
 
 
 def test_cpu_heavy_prefers_a_low_limit():
     s = sweep("cpu")
-    best = max((l for l in s if l > 0), key=lambda l: s[l].throughput)
+    best = max((limit for limit in s if limit > 0), key=lambda limit: s[limit].throughput)
     assert best == 10
     assert s[10].throughput > 1.3 * s[0].throughput            # beats Knative's default clearly
     assert s[10].latency(0.95) < s[0].latency(0.95)
@@ -80,19 +80,19 @@ def test_cpu_heavy_prefers_a_low_limit():
 
 def test_memory_heavy_prefers_a_low_limit_and_fails_above_a_threshold():
     s = sweep("memory")
-    best = max((l for l in s if l > 0), key=lambda l: s[l].throughput)
+    best = max((limit for limit in s if limit > 0), key=lambda limit: s[limit].throughput)
     assert best == 10
     assert s[10].throughput > 1.3 * s[0].throughput
     assert s[10].error_rate == 0.0 and s[30].error_rate == 0.0
     # the default pod holds (512 - 62) / 10 = 45 requests: any limit above fails > 10 %
-    for l in (50, 70, 110, 310):
-        assert s[l].error_rate > 0.10
+    for limit in (50, 70, 110, 310):
+        assert s[limit].error_rate > 0.10
     assert s[0].error_rate > 0.10
 
 
 def test_sleep_heavy_prefers_a_higher_limit():
     s = sweep("sleep")
-    best = max((l for l in s if l > 0), key=lambda l: s[l].throughput)
+    best = max((limit for limit in s if limit > 0), key=lambda limit: s[limit].throughput)
     assert best in (50, 70, 90)
     assert s[70].throughput > 2 * s[10].throughput
     assert s[70].throughput > 1.02 * s[310].throughput

@@ -74,11 +74,13 @@ def test_disagreeing_free_values_are_recomputed_warned_and_recorded(tmp_path):
     (lambda d: d["cluster_list"][0]["vm_instance"].append(vm("vm_3", "pm_b", [(1, 4, 200000.0)])),
      "PM 'pm_b' NUMA node 1 is over mem capacity"),
     (lambda d: d["cluster_list"][0]["vm_instance"][0].pop("numa"), "malformed VMR2L JSON: VM 'vm_1' has no 'numa'"),
-    (lambda d: d["cluster_list"][0]["vm_instance"].append(vm("vm_1", "pm_b", [(0, 2, 4096.0)])), "'vm_1' appears twice"),
+    (lambda d: d["cluster_list"][0]["vm_instance"].append(vm("vm_1", "pm_b", [(0, 2, 4096.0)])),
+     "'vm_1' appears twice"),
     (lambda d: d["cluster_list"][0]["vm_instance"][0]["numa"][0].update(node=2), "NUMA node 2"),
     (lambda d: d["cluster_list"][0]["host_info"][1].update(numa=[]), "host 'pm_b' must have exactly 2 NUMA nodes"),
     (lambda d: d.pop("cluster_list"), "malformed VMR2L JSON: the top level has no 'cluster_list'"),
-    (lambda d: d["cluster_list"][0]["other_requirement"].update(deployment_set=[["vm_1", "vm_9"]]), "unknown VM 'vm_9'"),
+    (lambda d: d["cluster_list"][0]["other_requirement"].update(deployment_set=[["vm_1", "vm_9"]]),
+     "unknown VM 'vm_9'"),
 ])
 def test_malformed_or_inconsistent_files_fail_naming_the_vm_or_host(tmp_path, mutate, message):
     data = consistent()

@@ -11,8 +11,9 @@ from .workloads import (ArrivalProcess, DiurnalProcess, MMPPProcess, OnOffProces
                         TraceReplay, load_azure_functions_trace)
 
 __all__ = [
-    "Demonstration", "InvalidActionError", "MaskedDiscrete", "RlsysEnv", "Event", "EventClock", "GRAPH_KEYS", "graph_prefixes", "graph_spaces",
-    "pack_graph", "Policy", "play_episode", "RandomMaskedPolicy", "CapacityError", "Placement", "ResourcePool", "check_bool",
+    "Demonstration", "InvalidActionError", "MaskedDiscrete", "RlsysEnv", "Event", "EventClock", "GRAPH_KEYS",
+    "graph_prefixes", "graph_spaces", "pack_graph", "Policy", "play_episode", "RandomMaskedPolicy", "CapacityError",
+    "Placement", "ResourcePool", "check_bool",
     "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess", "MMPPProcess",
     "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
 ]

@@ -139,7 +139,8 @@ class ResourcePool:
     def place(self, consumer: Hashable, resources, demand) -> None:
         """Place ``consumer`` with ``demand`` (one row, or one row per resource) on ``resources``."""
         if consumer in self._placements:
-            raise ValueError(f"consumer {consumer!r} is already placed on {self._placements[consumer].resources.tolist()}")
+            raise ValueError(f"consumer {consumer!r} is already placed on "
+                             f"{self._placements[consumer].resources.tolist()}")
         res, dem = self._normalise(resources, demand)
         self._check_room(consumer, res, dem, self.usage)
         np.add.at(self.usage, res, dem)

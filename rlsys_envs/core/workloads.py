@@ -110,7 +110,8 @@ class DiurnalProcess(ArrivalProcess):
             raise ValueError(f"amplitude must be in [0, 1], got {amplitude}")
         if mean_rate < 0 or period <= 0:
             raise ValueError("mean_rate must be >= 0 and period > 0")
-        self.mean_rate, self.amplitude, self.period, self.phase = float(mean_rate), float(amplitude), float(period), float(phase)
+        self.mean_rate, self.amplitude = float(mean_rate), float(amplitude)
+        self.period, self.phase = float(period), float(phase)
 
     def rate(self, t):
         return self.mean_rate * (1 + self.amplitude * np.sin(2 * np.pi * (t / self.period + self.phase)))
@@ -177,7 +178,8 @@ def load_azure_functions_trace(path: str | Path, function: str | None = None, mi
         header = [h.strip() for h in header]
         missing = [c for c in AZURE_KEY_COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path}: header lacks column(s) {missing}; expected {list(AZURE_KEY_COLUMNS)} then 1..{minutes}")
+            raise ValueError(f"{path}: header lacks column(s) {missing}; "
+                             f"expected {list(AZURE_KEY_COLUMNS)} then 1..{minutes}")
         expected_minutes = [str(i) for i in range(1, minutes + 1)]
         minute_cols = header[len(AZURE_KEY_COLUMNS):]
         if minute_cols != expected_minutes:

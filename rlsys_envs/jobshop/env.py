@@ -168,7 +168,8 @@ class JobShopEnv(RlsysEnv):
                 raise ValueError(f"instance: {exc}") from None
             self._check_fits(self.fixed_instance)
         self.max_nodes = self.max_jobs * self.max_machines
-        self.max_edges = self.max_jobs * (self.max_machines - 1) + self.max_machines * self.max_jobs * (self.max_jobs - 1) // 2
+        self.max_edges = (self.max_jobs * (self.max_machines - 1)
+                          + self.max_machines * self.max_jobs * (self.max_jobs - 1) // 2)
         self.action_space = self.masked_discrete(self.max_jobs)
         sp = {"jobs": spaces.Box(0.0, 1.0, (self.max_jobs, len(JOB_FEATURES)), np.float32),
               "machines": spaces.Box(0.0, 1.0, (self.max_machines, len(MACHINE_FEATURES)), np.float32)}

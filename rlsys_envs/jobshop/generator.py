@@ -86,11 +86,13 @@ def load_standard(path: str | os.PathLike, name: str | None = None) -> JobShopIn
     for j, (lineno, toks) in enumerate(body):
         vals = _ints(path, lineno, toks, f"job {j}")
         if len(vals) == 0 or len(vals) % 2:
-            raise InstanceFormatError(f"{path}, line {lineno}: job {j} needs 'machine time' pairs, got {len(vals)} numbers")
+            raise InstanceFormatError(f"{path}, line {lineno}: job {j} needs 'machine time' pairs, "
+                                      f"got {len(vals)} numbers")
         pairs = np.asarray(vals, dtype=np.int64).reshape(-1, 2)
         for k, (mm, pp) in enumerate(pairs):
             if not 0 <= mm < m:
-                raise InstanceFormatError(f"{path}, line {lineno}: job {j} operation {k}: machine {mm} not in [0, {m - 1}]")
+                raise InstanceFormatError(f"{path}, line {lineno}: job {j} operation {k}: "
+                                          f"machine {mm} not in [0, {m - 1}]")
             if pp < 0:
                 raise InstanceFormatError(f"{path}, line {lineno}: job {j} operation {k}: negative time {pp}")
         jobs.append(pairs)
@@ -150,7 +152,8 @@ def write_standard(instance: JobShopInstance, path: str | os.PathLike) -> None:
         f.write(f"{instance.n_jobs} {instance.n_machines}\n")
         for j in range(instance.n_jobs):
             k = int(instance.n_ops[j])
-            f.write(" ".join(f"{int(instance.machines[j, i])} {int(instance.durations[j, i])}" for i in range(k)) + "\n")
+            pairs = (f"{int(instance.machines[j, i])} {int(instance.durations[j, i])}" for i in range(k))
+            f.write(" ".join(pairs) + "\n")
 
 
 # ---------------------------------------------------------------------------- benchmarks

@@ -165,7 +165,7 @@ class QLearningPolicy(Policy):
 
 BASELINES: dict[str, Callable[[], Policy]] = {
     "knative_default": KnativeDefaultPolicy,
-    **{f"static_{int(l)}": (lambda l=int(l): StaticLimitPolicy(l)) for l in LIMITS},
+    **{f"static_{int(limit)}": (lambda limit=int(limit): StaticLimitPolicy(limit)) for limit in LIMITS},
     "q_learning": QLearningPolicy,
 }
 

@@ -166,7 +166,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, *, workload: str = "paper", profile: str = "cpu", switch_profile: str = "sleep",
-                 switch_at: float = 0.5, switch_spread: float = 0.0, clients: int = 500, arrival_rate: float | None = None,
+                 switch_at: float = 0.5, switch_spread: float = 0.0, clients: int = 500,
+                 arrival_rate: float | None = None,
                  trace_path: str | None = None, trace_function: str | None = None, trace_scale: float | None = None,
                  cpu_s: float | None = None, sleep_s: float | None = None, mem_mb: float | None = None,
                  work_cv: float | None = None, action_type: str = "delta", reward: str = "paper",
@@ -189,9 +190,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.switch_at = check_float("switch_at", switch_at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         self.switch_spread = check_float("switch_spread", switch_spread, 0.0, 0.5, high_inclusive=False)
         if not 0.0 < self.switch_at - self.switch_spread <= self.switch_at + self.switch_spread < 1.0:
-            raise ValueError(f"switch_spread: switch_at +- switch_spread must lie in (0, 1); got {switch_at} +- {switch_spread}")
+            raise ValueError(f"switch_spread: switch_at +- switch_spread must lie in (0, 1); "
+                             f"got {switch_at} +- {switch_spread}")
         self.clients = check_int("clients", clients, 1, 100_000)
-        self.arrival_rate = None if arrival_rate is None else check_float("arrival_rate", arrival_rate, 0.0, 1e6, low_inclusive=False)
+        self.arrival_rate = (None if arrival_rate is None
+                             else check_float("arrival_rate", arrival_rate, 0.0, 1e6, low_inclusive=False))
         knobs = {}
         for name, val, hi in (("cpu_s", cpu_s, 100.0), ("sleep_s", sleep_s, 3600.0), ("mem_mb", mem_mb, 1e6),
                               ("work_cv", work_cv, 2.0)):
@@ -211,20 +214,23 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.w_error = check_float("w_error", w_error, 0.0, 1e6)
         if self.w_latency * self.latency_cap > 1.0:
             raise ValueError(f"w_latency * latency_cap must be <= 1 (a completed request is never worth less than "
-                             f"0, so never less than a failed one, -w_error); got {self.w_latency} * {self.latency_cap}")
+                             f"0, so never less than a failed one, -w_error); "
+                             f"got {self.w_latency} * {self.latency_cap}")
         self.w_cost = check_float("w_cost", w_cost, 0.0, 1e6)
         kpa = KPAConfig(
             target_default=check_float("target_default", target_default, 1.0, 1e4),
             target_utilisation=check_float("target_utilisation", target_utilisation, 0.0, 1.0, low_inclusive=False),
             stable_window=check_float("stable_window", stable_window, 6.0, 3600.0),
-            panic_window_fraction=check_float("panic_window_fraction", panic_window_fraction, 0.0, 1.0, low_inclusive=False),
+            panic_window_fraction=check_float("panic_window_fraction", panic_window_fraction, 0.0, 1.0,
+                                              low_inclusive=False),
             panic_threshold=check_float("panic_threshold", panic_threshold, 1.1, 10.0),
             max_scale_up_rate=check_float("max_scale_up_rate", max_scale_up_rate, 1.0, 1e6, low_inclusive=False),
             max_scale_down_rate=check_float("max_scale_down_rate", max_scale_down_rate, 1.0, 1e6, low_inclusive=False),
             scale_to_zero_grace=check_float("scale_to_zero_grace", scale_to_zero_grace, 0.0, 3600.0),
             enable_scale_to_zero=check_bool("enable_scale_to_zero", enable_scale_to_zero))
         if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
-            raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, got {decision_interval}")
+            raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, "
+                             f"got {decision_interval}")
         cluster = ClusterConfig(
             n_nodes=check_int("n_nodes", n_nodes, 1, 1000),
             node_cpu=check_float("node_cpu", node_cpu, 0.0, 1e4, low_inclusive=False),
@@ -249,7 +255,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
             if trace_path is None:
                 raise ValueError("trace_path must name an Azure Functions 2019 invocations CSV when workload='trace'")
             self.trace_counts = load_trace_counts(trace_path, function=trace_function)
-        self.trace_scale = None if trace_scale is None else check_float("trace_scale", trace_scale, 0.0, 1e9, low_inclusive=False)
+        self.trace_scale = (None if trace_scale is None
+                            else check_float("trace_scale", trace_scale, 0.0, 1e9, low_inclusive=False))
         self.profile = make_profile(self.profile_name, **knobs)
         self.switch_profile = make_profile(self.switch_profile_name, **knobs)
         self.kpa_cfg, self.cluster = kpa, cluster
@@ -324,7 +331,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                            episode_seconds=self.decision_interval * self.episode_decisions,
                            switch_profile=self.switch_profile, switch_at=at,
                            trace_counts=self.trace_counts, trace_scale=self.trace_scale)
-        self.switch_time = wl.switch_at if wl.switch_at is not None else at * self.decision_interval * self.episode_decisions
+        self.switch_time = (wl.switch_at if wl.switch_at is not None
+                            else at * self.decision_interval * self.episode_decisions)
         return wl
 
     # ------------------------------------------------------------------------ RlsysEnv hooks

@@ -462,7 +462,8 @@ class FluidSimulator(_SimBase):
     def __init__(self, cluster: ClusterConfig, kpa: KPAConfig, dt: float = 0.5):
         super().__init__(cluster, kpa)
         ratio = kpa.bucket / dt if dt > 0 else 0.5
-        if dt <= 0 or abs(ratio - round(ratio)) > 1e-9 or abs(kpa.tick / kpa.bucket - round(kpa.tick / kpa.bucket)) > 1e-9:
+        ticks_per_bucket = kpa.tick / kpa.bucket
+        if dt <= 0 or abs(ratio - round(ratio)) > 1e-9 or abs(ticks_per_bucket - round(ticks_per_bucket)) > 1e-9:
             raise ValueError(f"dt must divide the {kpa.bucket} s metric bucket (and the bucket the tick), got {dt}")
         self.dt = float(dt)
 

@@ -692,7 +692,8 @@ class CPSatExpert:
     step: in phase 0 every VM that starts a pending plan move legal now, *and* every VM
     interchangeable with it (same shape on the same slot: the CP-SAT model itself does not tell
     them apart; and :func:`interchangeable_vms`: the same cores on another node with the same
-    free cores modulo the fragment unit, which no pending move touches); in phase 1 the planned destination and every slot interchangeable with it
+    free cores modulo the fragment unit, which no pending move touches); in phase 1 the planned
+    destination and every slot interchangeable with it
     (:func:`swappable_destinations`: the destination of a pending move of a VM with the same
     cores per node, the two destinations exchanged; :func:`equivalent_destinations`: a node that
     no pending move touches with the same free cores modulo the fragment unit). Two-stage action

@@ -84,8 +84,9 @@ class VMReschedulingEnv(RlsysEnv):
       phase 0 and on VM rows). The fragment of a node is ``free mod unit``, a step function of the free
       cores that a network reading normalised cores struggles to compute; these two columns give
       the one-step effect of a move directly, so that a policy can spend its capacity on what
-      follows from it (VMR2L's actors see the same quantities through its PM and VM features). Edge types: 0 VM -> its NUMA node(s), 1 NUMA node -> VM, 2 NUMA node ->
-      the other NUMA node of its PM. ``max_edges = 4 * max_vms + 2 * max_pms``.
+      follows from it (VMR2L's actors see the same quantities through its PM and VM features).
+      Edge types: 0 VM -> its NUMA node(s), 1 NUMA node -> VM, 2 NUMA node -> the other NUMA node
+      of its PM. ``max_edges = 4 * max_vms + 2 * max_pms``.
     - ``action_node`` int64 ``[n_actions]`` (``two_stage`` and ``penalty`` only) in
       ``[-2, 2 * max_pms + max_vms - 1]``: for each action, the node of graph ``graph`` it points to
       *in the current phase*: phase 0 action ``v`` -> VM node ``2 * max_pms + v``; phase 1 action

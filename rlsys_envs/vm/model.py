@@ -101,8 +101,9 @@ class Cluster:
                              else np.array(self.pm_accepting, dtype=bool, copy=True))
         if self.frag_unit < 1:
             raise ValueError(f"frag_unit must be >= 1, got {self.frag_unit}")
-        if np.any((self.vm_span != 1) & (self.vm_span != 2)):
-            raise ValueError(f"vm_span must be 1 or 2; VM {self._vm_name(int(np.flatnonzero((self.vm_span != 1) & (self.vm_span != 2))[0]))} has another value")
+        bad_span = np.flatnonzero((self.vm_span != 1) & (self.vm_span != 2))
+        if len(bad_span):
+            raise ValueError(f"vm_span must be 1 or 2; VM {self._vm_name(int(bad_span[0]))} has another value")
         bad = np.flatnonzero((self.vm_pm < 0) | (self.vm_pm >= n_pms))
         if len(bad):
             raise ValueError(f"VM {self._vm_name(int(bad[0]))} is on PM index {int(self.vm_pm[bad[0]])}, "

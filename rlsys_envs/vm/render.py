@@ -95,6 +95,7 @@ def render_ansi(env, max_rows: int = 24) -> str:
     for p in order:
         nv = int((c.vm_pm == p).sum())
         lines.append(f"pm {p:>4} [{_bar(int(c.numa_cpu[p, 0]), int(free[p, 0]), u)}|"
-                     f"{_bar(int(c.numa_cpu[p, 1]), int(free[p, 1]), u)}] free {int(free[p, 0]):>2}/{int(free[p, 1]):>2}"
+                     f"{_bar(int(c.numa_cpu[p, 1]), int(free[p, 1]), u)}]"
+                     f" free {int(free[p, 0]):>2}/{int(free[p, 1]):>2}"
                      f" frag {int(free[p, 0] % u):>2}/{int(free[p, 1] % u):>2} vms {nv}")
     return "\n".join(lines) + "\n"
