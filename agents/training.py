@@ -163,6 +163,12 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
         # a fresh run, or a resumed one killed before its first checkpoint: (finish the) pretraining
         model = pretrain(config, model, venv, seed, run_dir, resume=resume, log=log)
 
+    if resume and config.pretrain.expert and model.num_timesteps == 0:
+        # RL starts from the pretrained policy with this config's algo.kwargs (they may have been
+        # changed on --resume; see main), not those the pretraining run was built with
+        model = with_algo_kwargs(model, config.algo.kwargs, venv, config.train.device)
+        model.set_logger(configure_tensorboard(run_dir))
+
     eval_cb = EvalBaselinesCallback(config.env.id, config.eval_env_kwargs(), config.eval.episodes, config.eval.seed,
                                     config.eval.freq, baselines, algo.maskable, config.eval.deterministic,
                                     config.eval.reference, config.eval.gap_metrics,
@@ -396,6 +402,25 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _is_algo_kwargs_key(key: str) -> bool:
+    return key == "algo.kwargs" or key.startswith("algo.kwargs.")
+
+
+def with_algo_kwargs(model, kwargs: dict, venv, device: str):
+    """``model`` reloaded with the hyperparameters ``kwargs`` (SB3 ``custom_objects``), e.g. the
+    PPO settings of a fine-tuning that starts from a pretrained (cloned) policy."""
+    import io
+
+    unknown = [k for k in kwargs if not hasattr(model, k)]
+    if unknown:
+        raise ConfigError(f"algo.kwargs {', '.join(unknown)} cannot be applied to a saved {type(model).__name__} "
+                          f"(not one of its saved hyperparameters); start a new run instead")
+    buf = io.BytesIO()
+    model.save(buf)
+    buf.seek(0)
+    return type(model).load(buf, env=venv, device=device, custom_objects=dict(kwargs))
+
+
 def main(argv=None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # progress lines appear at once even when redirected to a file
         sys.stdout.reconfigure(line_buffering=True)
@@ -409,12 +434,22 @@ def main(argv=None) -> int:
             if not resume_dir.name.startswith("seed_"):
                 raise ConfigError(f"--resume needs a runs/<experiment>/seed_<s> folder, got {resume_dir}")
             keys = [o.split("=", 1)[0] for o in args.overrides]
-            frozen = [k for k in keys if k.split(".")[0] in ("algo", "pretrain") and k != "pretrain.dagger_rounds"]
+            frozen = [k for k in keys if k.split(".")[0] in ("algo", "pretrain") and k != "pretrain.dagger_rounds"
+                      and not _is_algo_kwargs_key(k)]
             if frozen:
                 raise ConfigError(f"--resume continues the checkpoint with its saved algorithm, pretraining and "
                                   f"hyperparameters, so {', '.join(frozen)} cannot be overridden (only "
-                                  f"pretrain.dagger_rounds can be raised); start a new run instead")
+                                  f"pretrain.dagger_rounds can be raised, and algo.kwargs changed before RL "
+                                  f"starts); start a new run instead")
             config = load_config(cfg, args.overrides)
+            if config.algo.kwargs != load_config(cfg).algo.kwargs:
+                from .callbacks import latest_checkpoint
+
+                found = latest_checkpoint(resume_dir / "checkpoints")
+                if not config.pretrain.expert or (found is not None and found[1] > 0):
+                    raise ConfigError(f"--resume can change algo.kwargs only before RL starts (after a pretraining); "
+                                      f"{resume_dir} has RL checkpoints (" + (found[0].name if found else "none")
+                                      + "), so start a new run instead")
             saved_rounds = load_config(cfg).pretrain.dagger_rounds
             if config.pretrain.dagger_rounds < saved_rounds:
                 raise ConfigError(f"--resume can raise pretrain.dagger_rounds (adding DAgger rounds), not lower it: "

@@ -226,13 +226,18 @@ def test_train_py_pretrains_checkpoints_and_resumes_an_interrupted_pretraining(t
     cfg = run / "config.yaml"
     cfg.write_text(cfg.read_text().replace("epochs: 2", "epochs: 3"))
     capsys.readouterr()
-    main(["--resume", str(run), "train.total_timesteps=16"])
+    # ... and RL then starts with other PPO settings than the run was built with (a fine-tuning)
+    main(["--resume", str(run), "train.total_timesteps=16", "algo.kwargs.learning_rate=0.00002",
+          "algo.kwargs.n_steps=16", "algo.kwargs.batch_size=8"])
     out = capsys.readouterr().out
     assert "resuming pretraining after stage 0 epoch 2" in out and "pretrain epoch 3/3" in out
     assert "epoch 1/3" not in out and out.count("pretrain epoch 1/1") == 2
     assert "expert cpsat:" not in out            # demonstrations (and DAgger's) came from the caches
     assert json.loads((run / "pretrain_state.json").read_text())["stage"] == 2
-    assert MaskablePPO.load(run / "final_model.zip").num_timesteps >= 16
+    tuned = MaskablePPO.load(run / "final_model.zip")
+    assert tuned.num_timesteps >= 16 and (tuned.learning_rate, tuned.n_steps, tuned.batch_size) == (2e-5, 16, 8)
+    with pytest.raises(SystemExit, match="can change algo.kwargs only before RL starts"):
+        main(["--resume", str(run), "algo.kwargs.learning_rate=0.001"])
     with pytest.raises(SystemExit, match="pretrain.epochs cannot be overridden"):
         main(["--resume", str(run), "pretrain.epochs=5"])
     with pytest.raises(SystemExit, match="RL has started .* can no longer be extended"):
