@@ -80,10 +80,10 @@ def test_resume_continues_from_last_checkpoint(trained, capsys):
 
 
 def test_resume_refuses_algorithm_overrides_it_would_ignore(trained):
-    # the checkpoint keeps its own hyperparameters: an override would be written to config.yaml
-    # without taking effect, so it is refused before anything changes
+    # once RL has taken steps the checkpoint keeps its own hyperparameters: an override would be
+    # written to config.yaml without taking effect, so it is refused before anything changes
     before = (trained / "config.yaml").read_text()
-    with pytest.raises(SystemExit, match="algo.kwargs.learning_rate cannot be overridden"):
+    with pytest.raises(SystemExit, match="can change algo.kwargs only before RL starts"):
         main(["--resume", str(trained), "algo.kwargs.learning_rate=1e-5"])
     assert (trained / "config.yaml").read_text() == before
 
