@@ -441,16 +441,17 @@ def main(argv=None) -> int:
                                   f"hyperparameters, so {', '.join(frozen)} cannot be overridden (only "
                                   f"pretrain.dagger_rounds can be raised, and algo.kwargs changed before RL "
                                   f"starts); start a new run instead")
-            config = load_config(cfg, args.overrides)
-            if config.algo.kwargs != load_config(cfg).algo.kwargs:
+            config, saved = load_config(cfg, args.overrides), load_config(cfg)
+            if config.algo.kwargs != saved.algo.kwargs:
                 from .callbacks import latest_checkpoint
 
                 found = latest_checkpoint(resume_dir / "checkpoints")
                 if not config.pretrain.expert or (found is not None and found[1] > 0):
+                    why = (f"has RL checkpoints ({found[0].name})" if config.pretrain.expert
+                           else "has no pretraining")
                     raise ConfigError(f"--resume can change algo.kwargs only before RL starts (after a pretraining); "
-                                      f"{resume_dir} has RL checkpoints (" + (found[0].name if found else "none")
-                                      + "), so start a new run instead")
-            saved_rounds = load_config(cfg).pretrain.dagger_rounds
+                                      f"{resume_dir} {why}, so start a new run instead")
+            saved_rounds = saved.pretrain.dagger_rounds
             if config.pretrain.dagger_rounds < saved_rounds:
                 raise ConfigError(f"--resume can raise pretrain.dagger_rounds (adding DAgger rounds), not lower it: "
                                   f"the run has {saved_rounds}, got {config.pretrain.dagger_rounds}")
