@@ -7,7 +7,8 @@
   ``.zip`` wrapped as a :class:`rlsys_envs.core.Policy` (action masks for maskable algorithms,
   deterministic by default). Size-agnostic checkpoints (pointer policy) are loaded with the
   target environment's observation and action spaces, so they run on any padding.
-* :func:`best_of_k` -- run a sampling policy K times per episode and keep the best episode.
+* :func:`best_of_k` -- run a sampling policy K times per episode and keep the best episode
+  (``rlsys_envs.core.best_of_k`` from each episode's reset state).
 * :func:`summarise` / :func:`format_table` -- means and gaps to a reference, as a markdown table.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rlsys_envs.core.policy import Policy, play_episode
+from rlsys_envs.core.policy import Policy, best_of_k as best_of_k_from_state, episode_key, play_episode
 
 
 def make_env(env_id: str, env_kwargs: dict | None = None):
@@ -29,12 +30,6 @@ def make_env(env_id: str, env_kwargs: dict | None = None):
 
     get_entry(env_id)
     return gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
-
-
-def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, float], float, int]:
-    """One episode on ``env`` (already made); returns (metrics, return, steps)."""
-    info, total, steps = play_episode(env, policy, seed)
-    return dict(info.get("metrics", {})), total, steps
 
 
 def episode_kwargs(env_kwargs: dict | list | None, episodes: int) -> list[dict]:
@@ -70,8 +65,9 @@ def evaluate(env_id: str, policy: Policy | str, episodes: int = 10, seed: int = 
             key = json.dumps(kw, sort_keys=True, default=str)
             if key not in cache:
                 cache[key] = make_env(env_id, kw)
-            metrics, ret, _ = run_episode(cache[key], policy, seed + i)
-            metrics.setdefault("return", ret)
+            episode = play_episode(cache[key], policy, seed + i)
+            metrics = {**episode.metrics}
+            metrics.setdefault("return", episode.total_return)
             for k, v in metrics.items():
                 out.setdefault(k, []).append(float(v))
     finally:
@@ -178,8 +174,8 @@ def best_of_k(env_id: str, make_policy: Callable[[], Policy], k: int, episodes: 
               metric: str, minimise: bool = True, env_kwargs: dict | list | None = None) -> dict[str, list[float]]:
     """Run a (sampling) policy ``k`` times per seeded episode and keep the best run by ``metric``.
 
-    Run ``j`` of episode ``i`` resets the env with ``seed + i`` (same instance) and the policy with
-    ``seed + i + 1_000_003 * j`` (different samples).
+    Run ``j`` of episode ``i`` starts from ``env.reset(seed=seed + i)`` (same instance) and resets
+    the policy with ``seed + i + 1_000_003 * j`` (different samples).
     """
     import json
 
@@ -192,22 +188,12 @@ def best_of_k(env_id: str, make_policy: Callable[[], Policy], k: int, episodes: 
             if key not in envs:
                 envs[key] = make_env(env_id, per_episode[i])
             env = envs[key]
-            best = None
-            for j in range(k):
-                policy = make_policy()
-                obs, info = env.reset(seed=seed + i)
-                policy.reset(env.unwrapped, seed + i + 1_000_003 * j)
-                total = 0.0
-                while True:
-                    obs, r, term, trunc, info = env.step(policy.act(env.unwrapped, obs, info))
-                    total += float(r)
-                    if term or trunc:
-                        break
-                m = dict(info.get("metrics", {}))
-                m.setdefault("return", total)
-                if best is None or (m[metric] < best[metric] if minimise else m[metric] > best[metric]):
-                    best = m
-            for name, v in best.items():
+            env.reset(seed=seed + i)
+            seeds = [seed + i + 1_000_003 * j for j in range(k)]
+            best, runs = best_of_k_from_state(env, [make_policy] * k, seeds, episode_key(metric, minimise))
+            metrics = {**runs[best].metrics}
+            metrics.setdefault("return", runs[best].total_return)
+            for name, v in metrics.items():
                 out.setdefault(name, []).append(float(v))
     finally:
         for env in envs.values():

@@ -279,12 +279,12 @@ def main():
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                env = VMReschedulingEnv(snapshot_path=str(path), mnl=args.mnl)
+                env = VMReschedulingEnv(instance=str(path), mnl=args.mnl)
             title = (f"(b) public VMR2L snapshot {fname} ({env.max_pms} hosts, {env.max_vms} VMs), "
                      f"MNL {args.mnl}")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out.append(quality(args, dict(snapshot_path=str(path), mnl=args.mnl), 1, title))
+                out.append(quality(args, dict(instance=str(path), mnl=args.mnl), 1, title))
     if not args.skip_throughput:
         out.append(throughput(3.0 if args.quick else 5.0))
     if args.heatmap:

@@ -1,14 +1,17 @@
 """The one table of rlsys environments: ID -> entry point, default kwargs, baselines, configs.
 
-``import rlsys_envs`` calls :func:`register_all`, which registers every row with Gymnasium, so
-``gym.make("rlsys/JobShop-v0")`` works after the import. Entry points and baseline tables are
-strings resolved on first use, so importing the package stays cheap.
+``import rlsys_envs`` calls :func:`register_all`, which registers every single-agent row with
+Gymnasium, so ``gym.make("rlsys/JobShop-v0")`` works after the import; rows of kind
+``"parallel"`` (PettingZoo ``ParallelEnv``) are made with :func:`make_parallel`. Entry points and
+baseline tables are strings resolved on first use, so importing the package stays cheap.
+:func:`register` adds a row of your own (an environment written on ``rlsys_envs.core``) at run
+time, so ``train.py``, ``rlsys evaluate`` and the contract tests treat it like the built-in ones.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import gymnasium as gym
 
@@ -16,17 +19,28 @@ import gymnasium as gym
 @dataclass(frozen=True)
 class EnvEntry:
     id: str
-    entry_point: str          # "module:Class"
-    baselines: str            # "module:DICT" of name -> zero-argument Policy factory
+    entry_point: str | Callable[..., Any]    # "module:Class" (or the class / factory itself)
+    baselines: str | Mapping[str, Callable[[], Any]]   # "module:DICT" (or the dict) of name -> Policy factory
     summary: str              # one line: paper, action, observation
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
     #: documented variants (name -> kwargs) that the test-suite runs check_env on
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: "module:DICT" of name -> expert class for behaviour cloning (``agents.imitation``), or None
-    experts: str | None = None
+    experts: str | Mapping[str, Callable[..., Any]] | None = None
+    #: "single" (a Gymnasium env, registered with ``gym.register``) or "parallel" (a PettingZoo
+    #: ``ParallelEnv``, made with :func:`make_parallel`; its baselines are joint: name -> factory of
+    #: a dict agent -> Policy)
+    kind: str = "single"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"EnvEntry {self.id!r}: kind must be one of {KINDS}, got {self.kind!r}")
 
 
+KINDS = ("single", "parallel")
+
+#: the built-in environments (see :func:`entries` for these plus the ones added with :func:`register`)
 ENVIRONMENTS: tuple[EnvEntry, ...] = (
     EnvEntry(
         id="rlsys/JobShop-v0",
@@ -81,10 +95,13 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
     ),
 )
 
-_BY_ID = {e.id: e for e in ENVIRONMENTS}
+_BY_ID: dict[str, EnvEntry] = {e.id: e for e in ENVIRONMENTS}
 
 
-def _resolve(ref: str):
+def _resolve(ref):
+    """A "module:attribute" string -> the attribute (imported on first use); anything else as it is."""
+    if not isinstance(ref, str):
+        return ref
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -97,8 +114,33 @@ def get_entry(env_id: str) -> EnvEntry:
         raise ValueError(f"unknown environment ID {env_id!r}; known IDs: {', '.join(_BY_ID)}") from None
 
 
-def env_ids() -> list[str]:
-    return [e.id for e in ENVIRONMENTS]
+def entries() -> list[EnvEntry]:
+    """Every registry row: the built-in ones, then those added with :func:`register`."""
+    return list(_BY_ID.values())
+
+
+def env_ids(kind: str | None = None) -> list[str]:
+    """The registered IDs (of one ``kind`` if given)."""
+    return [e.id for e in _BY_ID.values() if kind is None or e.kind == kind]
+
+
+def register(entry: EnvEntry) -> None:
+    """Add a row (an environment of your own); re-registering the same row is a no-op."""
+    if not isinstance(entry, EnvEntry):
+        raise TypeError(f"register() takes an EnvEntry, got {type(entry).__name__}")
+    known = _BY_ID.get(entry.id)
+    if known is not None and known != entry:
+        raise ValueError(f"environment ID {entry.id!r} is registered already with another entry")
+    _BY_ID[entry.id] = entry
+    _register_with_gymnasium(entry)
+
+
+def make_parallel(env_id: str, **kwargs):
+    """Build the PettingZoo ``ParallelEnv`` of a ``kind="parallel"`` row with ``kwargs`` over its defaults."""
+    entry = get_entry(env_id)
+    if entry.kind != "parallel":
+        raise ValueError(f"{env_id} is a single-agent environment: use gymnasium.make({env_id!r})")
+    return _resolve(entry.entry_point)(**{**entry.kwargs, **kwargs})
 
 
 def baselines(env_id: str) -> dict[str, Callable[[], Any]]:
@@ -112,9 +154,12 @@ def experts(env_id: str) -> dict[str, Callable[..., Any]]:
     return dict(_resolve(ref)) if ref else {}
 
 
+def _register_with_gymnasium(e: EnvEntry) -> None:
+    if e.kind == "single" and e.id not in gym.registry:
+        gym.register(id=e.id, entry_point=e.entry_point, kwargs=dict(e.kwargs), max_episode_steps=e.max_episode_steps)
+
+
 def register_all() -> None:
-    """Register every row with Gymnasium (idempotent)."""
-    for e in ENVIRONMENTS:
-        if e.id not in gym.registry:
-            gym.register(id=e.id, entry_point=e.entry_point, kwargs=dict(e.kwargs),
-                         max_episode_steps=e.max_episode_steps)
+    """Register every single-agent row with Gymnasium (idempotent)."""
+    for e in _BY_ID.values():
+        _register_with_gymnasium(e)

@@ -1,20 +1,30 @@
 """Contracts every registered environment keeps (ARCHITECTURE.md), run for each ID and variant:
-Gymnasium's and SB3's ``check_env``, bit-for-bit determinism under a seed, refusal of an action
-outside the mask without touching state, self-ending episodes with ``info["metrics"]``, renderers,
-and baselines reachable by name."""
+Gymnasium's and SB3's ``check_env`` (PettingZoo's ``parallel_api_test`` for several agents),
+bit-for-bit determinism under a seed, state snapshots that branch and restore exactly, refusal of
+an action outside the mask without touching state, self-ending episodes with ``info["metrics"]``,
+keyword-only constructors, renderers, and baselines reachable by name. A toy two-agent
+environment (``toy_parallel``) runs through the same checks as the built-in ones."""
+import importlib
+import inspect
 import math
 import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import toy_parallel
 
 import rlsys_envs
 from rlsys_envs.core import InvalidActionError, Policy
 
+toy_parallel.register()
+SINGLE = [e for e in rlsys_envs.entries() if e.kind == "single"]
+PARALLEL = [e for e in rlsys_envs.entries() if e.kind == "parallel"]
 CASES = [pytest.param(e.id, kwargs, id=f"{e.id.split('/')[1]}-{name}")
-         for e in rlsys_envs.ENVIRONMENTS for name, kwargs in {"default": {}, **e.variants}.items()]
-DEFAULTS = [pytest.param(e.id, id=e.id.split("/")[1]) for e in rlsys_envs.ENVIRONMENTS]
+         for e in SINGLE for name, kwargs in {"default": {}, **e.variants}.items()]
+DEFAULTS = [pytest.param(e.id, id=e.id.split("/")[1]) for e in SINGLE]
+PARALLEL_CASES = [pytest.param(e.id, kwargs, id=f"{e.id.split('/')[1]}-{name}")
+                  for e in PARALLEL for name, kwargs in {"default": {}, **e.variants}.items()]
 MAX_STEPS = 20_000
 
 
@@ -173,14 +183,17 @@ def _bad_value(default):
     return None
 
 
-def _constructor_kwargs():
-    import importlib
-    import inspect
+def _entry_class(entry):
+    if not isinstance(entry.entry_point, str):
+        return entry.entry_point
+    module, _, cls = entry.entry_point.partition(":")
+    return getattr(importlib.import_module(module), cls)
 
-    for e in rlsys_envs.ENVIRONMENTS:
-        module, _, cls = e.entry_point.partition(":")
+
+def _constructor_kwargs():
+    for e in rlsys_envs.entries():
         try:
-            sig = inspect.signature(getattr(importlib.import_module(module), cls).__init__)
+            sig = inspect.signature(_entry_class(e).__init__)
         except ImportError as err:  # reported as a failing case instead of breaking collection
             yield pytest.param(e.id, "<import>", err, id=f"{e.id.split('/')[1]}-import")
             continue
@@ -196,4 +209,123 @@ def test_bad_constructor_kwarg_raises_value_error_naming_it(env_id, field, value
     if field == "<import>":
         raise value
     with pytest.raises(ValueError, match=field):
-        gym.make(env_id, **{field: value})
+        make(env_id, **{field: value})
+
+
+def make(env_id, **kwargs):
+    """``gym.make`` for single-agent IDs, ``rlsys_envs.make_parallel`` for parallel ones."""
+    if rlsys_envs.get_entry(env_id).kind == "parallel":
+        return rlsys_envs.make_parallel(env_id, **kwargs)
+    return gym.make(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", [pytest.param(e.id, id=e.id.split("/")[1]) for e in rlsys_envs.entries()
+                                    if inspect.isclass(e.entry_point) or isinstance(e.entry_point, str)])
+def test_constructors_take_keyword_arguments_only(env_id):
+    cls = _entry_class(rlsys_envs.get_entry(env_id))
+    params = [p for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"]
+    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params), [p.name for p in params]
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        cls(None)
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES)
+def test_a_snapshot_branches_and_restores_the_rest_of_the_episode_bit_for_bit(env_id, kwargs):
+    """Play a few steps, snapshot, play on (A), restore, play the same actions again (B): A == B;
+    the snapshot also restores into a spawned twin, and a failed step after a restore changes nothing."""
+    env = gym.make(env_id, **kwargs).unwrapped
+    rng = np.random.default_rng(1)
+    env.reset(seed=11)
+    for _ in range(3):
+        if env.step(legal_action(env, rng))[2:4] != (False, False):
+            env.reset(seed=11)
+    state = env.get_state()
+    actions, first = [], []
+    for _ in range(40):
+        a = legal_action(env, rng)
+        out = env.step(a)
+        actions.append(a)
+        first.append(out)
+        if out[2] or out[3]:
+            break
+    for target in (env, env.spawn()):
+        target.set_state(state)
+        again = [target.step(a) for a in actions]
+        assert_same(first, again, f"replay after set_state on {'the env' if target is env else 'a twin'}")
+
+
+@pytest.mark.parametrize("env_id, kwargs", PARALLEL_CASES)
+def test_pettingzoo_parallel_api_test(env_id, kwargs):
+    from pettingzoo.test import parallel_api_test
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parallel_api_test(rlsys_envs.make_parallel(env_id, **kwargs), num_cycles=200)
+
+
+def parallel_rollout(env_id, kwargs, seed, n_steps=MAX_STEPS):
+    env = rlsys_envs.make_parallel(env_id, **kwargs)
+    rng = np.random.default_rng(seed)
+    obs, infos = env.reset(seed=seed)
+    trace = [(obs, infos)]
+    for _ in range(n_steps):
+        actions = {a: int(rng.choice(np.flatnonzero(env.action_masks(a)))) for a in env.agents}
+        out = env.step(actions)
+        trace.append(out)
+        if not env.agents:
+            break
+    return trace, env
+
+
+@pytest.mark.parametrize("env_id, kwargs", PARALLEL_CASES)
+def test_parallel_same_seed_same_trajectory_and_metrics_at_the_end(env_id, kwargs):
+    first, env = parallel_rollout(env_id, kwargs, seed=3)
+    second, _ = parallel_rollout(env_id, kwargs, seed=3)
+    assert_same(first, second)
+    assert not env.agents, f"episode did not end within {MAX_STEPS} steps"
+    for agent, info in first[-1][4].items():
+        assert info["metrics"] and all(isinstance(v, float) for v in info["metrics"].values()), agent
+
+
+@pytest.mark.parametrize("env_id, kwargs", PARALLEL_CASES)
+def test_parallel_illegal_action_of_any_agent_raises_and_changes_nothing(env_id, kwargs):
+    env, twin = rlsys_envs.make_parallel(env_id, **kwargs), rlsys_envs.make_parallel(env_id, **kwargs)
+    env.reset(seed=5)
+    twin.reset(seed=5)
+    legal = {a: int(np.flatnonzero(env.action_masks(a))[0]) for a in env.agents}
+    for agent in env.agents:
+        space = env.action_space(agent)
+        illegal = np.flatnonzero(~env.action_masks(agent))
+        for bad in ([int(illegal[0])] if len(illegal) else []) + [int(space.n), -1, 1.5, None, "0", True]:
+            with pytest.raises(InvalidActionError, match=agent):
+                env.step({**legal, agent: bad})
+    with pytest.raises(InvalidActionError, match="missing"):
+        env.step({a: v for a, v in list(legal.items())[1:]})
+    with pytest.raises(InvalidActionError, match="unknown"):
+        env.step({**legal, "nobody": 0})
+    assert_same(env.step(legal), twin.step(legal), "step after the refused actions")
+
+
+@pytest.mark.parametrize("env_id, kwargs", PARALLEL_CASES)
+def test_parallel_snapshot_restores_the_rest_of_the_episode(env_id, kwargs):
+    trace, env = parallel_rollout(env_id, kwargs, seed=4, n_steps=3)
+    state = env.get_state()
+    rng = np.random.default_rng(0)
+    actions, first = [], []
+    while env.agents and len(actions) < 30:
+        acts = {a: int(rng.choice(np.flatnonzero(env.action_masks(a)))) for a in env.agents}
+        actions.append(acts)
+        first.append(env.step(acts))
+    env.set_state(state)
+    assert_same(first, [env.step(a) for a in actions])
+
+
+def test_failed_reset_leaves_no_episode_to_step():
+    env = gym.make("rlsys/JobShop-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="options"):
+        env.reset(seed=1, options={"instance": "no-such-instance"})
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    with pytest.raises(ValueError, match="unknown option"):
+        env.reset(seed=1, options={"clusterr": 1})

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from rlsys_envs.core import InvalidActionError
-from rlsys_envs.jobshop.baselines import BASELINES, RULES, run_episode, solve_cpsat
+from rlsys_envs.core import play_episode
+from rlsys_envs.jobshop.baselines import BASELINES, RULES, solve_cpsat
 from rlsys_envs.jobshop.env import JobShopEnv
 from rlsys_envs.jobshop.generator import load_benchmark
 
@@ -51,19 +52,19 @@ def test_masked_action_raises_and_state_is_unchanged():
 
 def test_metrics_and_gap_on_a_benchmark():
     env = JobShopEnv(instance="ft06")
-    info = run_episode(env, BASELINES["MWKR"](), seed=0)
+    info = play_episode(env, BASELINES["MWKR"](), seed=0).info
     m = info["metrics"]
     assert m["gap"] == pytest.approx(m["makespan"] / 55 - 1)
     assert {"makespan", "swaps", "deadlock", "shutdowns", "decisions"} <= set(m)
     assert all(isinstance(v, float) for v in m.values())
-    assert "gap" not in run_episode(JobShopEnv(), BASELINES["SPT"](), seed=0)["metrics"]  # no optimum known
+    assert "gap" not in play_episode(JobShopEnv(), BASELINES["SPT"](), seed=0).info["metrics"]  # no optimum known
 
 
 def test_every_rule_finishes_every_variant():
     for kw in [{}, {"rule": "active"}, {"blocking": True, "shutdown_prob": 0.1}]:
         env = JobShopEnv(instance="ft06", **kw)
         for name in RULES:
-            info = run_episode(env, BASELINES[name](), seed=1)
+            info = play_episode(env, BASELINES[name](), seed=1).info
             assert info["metrics"]["makespan"] >= 55, name
 
 
@@ -81,9 +82,9 @@ def test_cpsat_finds_ft06_optimum_and_its_replay_reaches_it():
     res = solve_cpsat(load_benchmark("ft06"), time_limit=10, workers=1)
     assert res["makespan"] == 55 and res["status"] == "OPTIMAL"
     assert res["schedule"].shape == (36, 5)
-    info = run_episode(JobShopEnv(instance="ft06", rule="active"), BASELINES["cpsat"](), seed=0)
+    info = play_episode(JobShopEnv(instance="ft06", rule="active"), BASELINES["cpsat"](), seed=0).info
     assert info["metrics"]["makespan"] == 55
-    nondelay = run_episode(JobShopEnv(instance="ft06", rule="nondelay"), BASELINES["cpsat"](), seed=0)
+    nondelay = play_episode(JobShopEnv(instance="ft06", rule="nondelay"), BASELINES["cpsat"](), seed=0).info
     assert nondelay["metrics"]["makespan"] >= 55  # non-delay schedules may exclude the optimum
 
 
@@ -97,7 +98,7 @@ def test_cpsat_blocking_plan_respects_blocking():
 
 def test_renderers():
     env = JobShopEnv(instance="ft06", render_mode="rgb_array", blocking=True, shutdown_prob=0.1)
-    run_episode(env, BASELINES["MWKR"](), seed=0)
+    play_episode(env, BASELINES["MWKR"](), seed=0).info
     img = env.render()
     assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8 and img.std() > 0
     env = JobShopEnv(instance="ft06", render_mode="ansi")

@@ -7,9 +7,10 @@ import pytest
 import rlsys_envs
 from rlsys_envs.core import Policy
 from rlsys_envs.vm import Cluster
+from rlsys_envs.core import best_of_k
 from rlsys_envs.vm import baselines
 from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatExpert, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,
-                                     LookaheadCompletion, best_migration, best_of_k, complete_with_lookahead,
+                                     LookaheadCompletion, best_migration, fewest_fragments, complete_with_lookahead,
                                      greedy_plan, lookahead_plan, neutral_migrations, plan_cpsat, rollout,
                                      sequence_moves, solve_cpsat)
 from rlsys_envs.vm.env import VMReschedulingEnv
@@ -174,7 +175,7 @@ def test_unknown_cpsat_scope_is_an_error_that_names_the_choices():
 def test_cpsat_policy_replays_an_optimal_plan_in_the_env():
     c = tiny_cluster(1)
     env = VMReschedulingEnv(size="tiny", mnl=2, frag_unit=4, max_vms=8)
-    obs, info = env.reset(seed=0, options={"cluster": c})
+    obs, info = env.reset(seed=0, options={"instance": c})
     pol = CPSatPolicy(time_limit=20)
     pol.reset(env, 0)
     while True:
@@ -304,7 +305,7 @@ def test_lookahead_completion_spends_a_stalled_policys_neutral_tail_on_gains():
     env = VMReschedulingEnv(size="M", workload="high", mnl=20, allow_stop=False)
     env.reset(seed=0)
     c = env.cluster.copy()
-    stalled = rollout(env, _StallingPolicy(3), 0)["plan"]
+    stalled = rollout(env, _StallingPolicy(3), 0)[1]
     assert len(stalled) == 20 and _frag_after(c, stalled) == _frag_after(c, stalled[:3])
     completed = complete_with_lookahead(c, stalled, 20, np.random.default_rng(0))
     assert completed[:3] == stalled[:3] and len(completed) <= 20
@@ -330,9 +331,13 @@ def test_lookahead_completion_spends_a_stalled_policys_neutral_tail_on_gains():
 def test_best_of_k_keeps_the_best_seeded_rollout_and_replays_it():
     env = VMReschedulingEnv(size="S", workload="medium", mnl=10)
     env.reset(seed=3)
-    res = best_of_k(env, LegalRandomPolicy, k=6, seed=0)
-    assert res["fr_final"] == min(res["all_fr"]) and len(res["all_fr"]) == 6
-    assert best_of_k(env, LegalRandomPolicy, k=6, seed=0)["actions"] == res["actions"]  # seeded
+    best, runs = best_of_k(env, [LegalRandomPolicy] * 6, list(range(6)), fewest_fragments)
+    all_fr = [r.metrics["fr_final"] for r in runs]
+    assert runs[best].metrics["fr_final"] == min(all_fr) and len(all_fr) == 6 and len(set(all_fr)) > 1
+    again, runs_again = best_of_k(env, [LegalRandomPolicy] * 6, list(range(6)), fewest_fragments)
+    assert runs_again[again].actions == runs[best].actions  # seeded
+    assert env.migrations == 0 and env.phase == 0            # the env is left where it was
+    res = {"fr_final": runs[best].metrics["fr_final"]}
     obs, info = env.reset(seed=3)
     pol = BestOfK(LegalRandomPolicy, 6)
     pol.reset(env, 0)
@@ -346,10 +351,12 @@ def test_best_of_k_keeps_the_best_seeded_rollout_and_replays_it():
 def test_best_of_k_with_a_first_policy_is_never_worse_than_that_policy():
     env = VMReschedulingEnv(size="S", workload="high", mnl=10, allow_stop=False)
     env.reset(seed=5)
-    greedy = best_of_k(env, GreedyPolicy, k=1, seed=0)
-    res = best_of_k(env, LegalRandomPolicy, k=4, seed=0, first=GreedyPolicy)
-    assert res["all_fr"][0] == pytest.approx(greedy["fr_final"])  # rollout 0 is the first policy's
-    assert res["fr_final"] <= greedy["fr_final"] and len(res["all_fr"]) == 4
+    greedy_fr = rollout(env, GreedyPolicy(), 0)[0].metrics["fr_final"]
+    pol = BestOfK(LegalRandomPolicy, 4, first=GreedyPolicy)
+    pol.reset(env, 0)
+    all_fr = [r.metrics["fr_final"] for r in pol.runs]
+    assert all_fr[0] == pytest.approx(greedy_fr)  # rollout 0 is the first policy's
+    assert pol.runs[pol.best_index].metrics["fr_final"] <= greedy_fr and len(all_fr) == 4
 
 
 def test_baselines_are_reachable_by_name_and_work_in_every_action_mode():

@@ -107,7 +107,7 @@ def test_deployment_sets_become_anti_affinity_groups(tmp_path):
 
 
 def test_env_runs_on_a_user_snapshot(tmp_path):
-    env = VMReschedulingEnv(snapshot_path=str(write(tmp_path, consistent())), mnl=5)
+    env = VMReschedulingEnv(instance=str(write(tmp_path, consistent())), mnl=5)
     obs, info = env.reset(seed=0)
     assert env.max_pms == 2 and env.max_vms == 2 and obs["vm_mask"].tolist() == [1, 1]
     assert info["action_mask"][: 2].tolist() == [True, False]  # vm_2 may not migrate
@@ -139,7 +139,7 @@ def test_env_on_the_first_real_snapshot_improves_with_greedy(real):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = VMReschedulingEnv(snapshot_path=str(real / "reset_vm_pm_id_clear2.json"), mnl=10)
+        env = VMReschedulingEnv(instance=str(real / "reset_vm_pm_id_clear2.json"), mnl=10)
     obs, info = env.reset(seed=0)
     pol = GreedyPolicy()
     pol.reset(env, 0)

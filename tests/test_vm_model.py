@@ -176,7 +176,7 @@ def test_observation_is_bounded_and_incremental_features_match_a_rebuild():
             break
         if env.phase == 0 and i % 7 == 0:
             twin = VMReschedulingEnv(size="S", workload="medium", mnl=60)
-            fresh, _ = twin.reset(options={"cluster": env.cluster})
+            fresh, _ = twin.reset(options={"instance": env.cluster})
             for k in obs:
                 if k != "global_features":
                     assert np.array_equal(obs[k], fresh[k]), k

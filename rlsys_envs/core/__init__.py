@@ -1,19 +1,25 @@
-"""The shared resource model of rlsys (see ARCHITECTURE.md): pools, clock, workloads, graphs, base env."""
-from .base import InvalidActionError, RlsysEnv
+"""The shared resource model of rlsys (see ARCHITECTURE.md): pools, clock, workloads, graphs, entity
+tables, instance generators, the environment base classes and the episode runner."""
+from .base import EnvContract, EnvState, InvalidActionError, RlsysEnv
 from .demonstration import Demonstration
+from .entities import entity_spaces, entity_tables, pack_entities
 from .events import Event, EventClock
-from .graph import GRAPH_KEYS, graph_prefixes, graph_spaces, pack_graph
-from .policy import Policy, RandomMaskedPolicy, play_episode
-from .spaces import MaskedDiscrete
+from .graph import GLOBAL_ACTION, GRAPH_KEYS, NO_NODE, graph_keys, graph_prefixes, graph_spaces, pack_graph
+from .instances import FileInstance, FixedInstance, InstanceGenerator, draw_instance, instance_source
+from .policy import (BestOfK, Episode, PlannedPolicy, Policy, RandomMaskedPolicy, best_of_k, episode_key, play_episode,
+                     play_on, simulate)
 from .resources import CapacityError, Placement, ResourcePool
+from .spaces import MaskedDiscrete
 from .validation import check_bool, check_choice, check_float, check_int
 from .workloads import (ArrivalProcess, DiurnalProcess, MMPPProcess, OnOffProcess, PoissonProcess,
                         TraceReplay, load_azure_functions_trace)
 
 __all__ = [
-    "Demonstration", "InvalidActionError", "MaskedDiscrete", "RlsysEnv", "Event", "EventClock", "GRAPH_KEYS",
-    "graph_prefixes", "graph_spaces", "pack_graph", "Policy", "play_episode", "RandomMaskedPolicy", "CapacityError",
-    "Placement", "ResourcePool", "check_bool",
-    "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess", "MMPPProcess",
-    "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
+    "EnvContract", "EnvState", "InvalidActionError", "RlsysEnv", "Demonstration", "entity_spaces", "entity_tables",
+    "pack_entities", "Event", "EventClock", "GLOBAL_ACTION", "GRAPH_KEYS", "NO_NODE", "graph_keys", "graph_prefixes",
+    "graph_spaces", "pack_graph", "FileInstance", "FixedInstance", "InstanceGenerator", "draw_instance",
+    "instance_source", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",
+    "episode_key", "play_episode", "play_on", "simulate", "CapacityError", "Placement", "ResourcePool",
+    "MaskedDiscrete", "check_bool", "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
+    "MMPPProcess", "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
 ]

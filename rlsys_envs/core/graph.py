@@ -26,6 +26,11 @@ from gymnasium import spaces
 
 GRAPH_KEYS = ("x", "edge_index", "edge_type", "node_mask", "edge_mask")
 
+#: ``action_node`` value of an action that has no graph node (a pointer policy never chooses it)
+NO_NODE = -1
+#: ``action_node`` value of a *global* action (e.g. stop), scored from the pooled graph embedding
+GLOBAL_ACTION = -2
+
 
 def graph_spaces(prefix: str, max_nodes: int, node_dim: int, max_edges: int, n_edge_types: int,
                  low: float = -np.inf, high: float = np.inf, index_dtype=np.int64,
@@ -75,3 +80,8 @@ def pack_graph(prefix: str, x: np.ndarray, edge_index: np.ndarray, edge_type: np
 def graph_prefixes(observation_space: spaces.Dict) -> list[str]:
     """Prefixes of the padded graphs contained in a ``Dict`` observation space."""
     return sorted(k[: -len("_edge_index")] for k in observation_space.spaces if k.endswith("_edge_index"))
+
+
+def graph_keys(prefix: str) -> list[str]:
+    """The five observation keys of the padded graph ``prefix``."""
+    return [f"{prefix}_{part}" for part in GRAPH_KEYS]

@@ -14,8 +14,10 @@ random   uniform among the legal jobs (``core.RandomMaskedPolicy``)
 cpsat    OR-Tools CP-SAT plan (solved at reset, ``time_limit`` 10 s, 2 workers) replayed
 =======  =====================================================================
 
-``cpsat`` replays its plan by choosing, at each decision, the candidate whose next operation
-starts earliest in the plan (ties: earlier on its machine). Under ``rule="active"``
+``cpsat`` turns its schedule into actions by choosing, at each decision, the candidate whose
+next operation starts earliest in the plan (ties: the lower job index); the actions are simulated
+at reset on a copy of the environment (``core.simulate``, same state and random stream, so
+shutdowns too) and replayed (``core.PlannedPolicy``). Under ``rule="active"``
 (Giffler-Thompson) the choice among the conflict set follows the plan's machine order, so an
 optimal (active) plan is reproduced and the env reaches the plan's makespan. Under
 ``rule="nondelay"`` only non-delay schedules are reachable, so the replay can be worse than the
@@ -30,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from rlsys_envs.core import Policy, RandomMaskedPolicy, play_episode
+from rlsys_envs.core import PlannedPolicy, Policy, RandomMaskedPolicy, simulate
 from rlsys_envs.core.exact import run_cpsat
 
 from .model import JobShopInstance
@@ -120,7 +122,23 @@ def solve_cpsat(instance: JobShopInstance, time_limit: float = 10.0, workers: in
             "wall_s": solver.WallTime(), "schedule": rows[np.lexsort((rows[:, 2], rows[:, 3]))]}
 
 
-class CPSATPolicy(Policy):
+class PlanOrder(Policy):
+    """The candidate whose next operation starts earliest in a plan (``plan_start[op]``; ties:
+    the lower job index)."""
+
+    name = "plan_order"
+
+    def __init__(self, plan_start: np.ndarray):
+        self.plan_start = plan_start
+
+    def act(self, env, obs, info):
+        md = env.model
+        cand = np.flatnonzero(md.cand)
+        ops = md.job_off[cand] + md.next_k[cand]
+        return int(cand[np.lexsort((cand, self.plan_start[ops]))[0]])
+
+
+class CPSATPolicy(PlannedPolicy):
     """Solve at reset with CP-SAT, then replay the plan (earliest planned start among candidates)."""
 
     name = "cpsat"
@@ -129,22 +147,18 @@ class CPSATPolicy(Policy):
         self.time_limit = time_limit
         self.workers = workers
 
-    def reset(self, env, seed=None):
-        super().reset(env, seed)
-        env = env.unwrapped
+    def plan(self, env, seed):
         md = env.model
         self.result = solve_cpsat(env.instance, self.time_limit, self.workers, blocking=md.blocking)
         rows = self.result["schedule"]
-        self.plan_start = np.zeros(md.n_ops_total, np.int64)
+        plan_start = np.zeros(md.n_ops_total, np.int64)
         if len(rows):
-            o = md.job_off[rows[:, 0]] + rows[:, 1]
-            self.plan_start[o] = rows[:, 3]
+            plan_start[md.job_off[rows[:, 0]] + rows[:, 1]] = rows[:, 3]
+        self.order = PlanOrder(plan_start)
+        return simulate(env, self.order, seed)[0].actions
 
-    def act(self, env, obs, info):
-        md = env.unwrapped.model
-        cand = np.flatnonzero(md.cand)
-        ops = md.job_off[cand] + md.next_k[cand]
-        return int(cand[np.lexsort((cand, self.plan_start[ops]))[0]])
+    def after_plan(self, env, obs, info):
+        return self.order.act(env, obs, info)
 
 
 BASELINES: dict[str, Callable[[], Policy]] = {
@@ -159,8 +173,3 @@ BASELINES: dict[str, Callable[[], Policy]] = {
 }
 
 RULES = ("SPT", "LPT", "MWKR", "LWKR", "MOPNR", "FIFO", "random")
-
-
-def run_episode(env, policy: Policy, seed: int | None = None):
-    """Play one episode of ``policy``; returns the final ``info`` (with ``metrics`` and ``schedule``)."""
-    return play_episode(env, policy, seed)[0]

@@ -1,14 +1,16 @@
 """``rlsys/JobShop-v0``: job-shop dispatching with blocking, swaps and machine shutdowns (ISBJSSP)."""
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces
+from rlsys_envs.core import (FixedInstance, RlsysEnv, check_bool, check_choice, check_float, check_int, draw_instance,
+                             graph_spaces, instance_source)
 
-from .generator import generate, resolve_instance
+from .generator import BENCHMARKS, RandomInstances, load_file
 from .model import (J_BUSY, J_CAND, J_WAIT, JOB_FEATURES, M_BUSY, M_CANDS, MACHINE_FEATURES, N_CAND, N_COMP, N_DOWN,
                     N_JREM, N_WAIT, NODE_FEATURES, JobShopInstance, JobShopModel)
 
@@ -100,8 +102,10 @@ class JobShopEnv(RlsysEnv):
     with that value); ``info["deadlock"]`` is True and metric ``deadlock`` is 1.
 
     **Starting State.** A new instance per reset when ``instance="random"`` (sizes uniform in
-    ``n_jobs`` x ``n_machines``, times uniform in ``duration_range``, from ``self.np_random``),
-    otherwise the fixed instance; operations that are forced before the first real choice are
+    ``n_jobs`` x ``n_machines``, times uniform in ``duration_range``, from ``self.np_random``) or
+    an instance generator (``rng -> JobShopInstance``), otherwise the fixed instance; one episode
+    can be played on another instance with ``reset(options={"instance": ...})`` (the same kinds of
+    value as ``instance``); operations that are forced before the first real choice are
     dispatched already. If an instance needs no choice at all, the agent is asked at every
     single-candidate point instead (so every episode has at least one step).
 
@@ -116,7 +120,8 @@ class JobShopEnv(RlsysEnv):
     ``lower_bound`` (the bound the next reward is measured from).
 
     **Arguments.** ``instance`` ("random"; a benchmark name ft06/ft10/ft20/la01-la40/ta01-ta80;
-    a path to a standard- or Taillard-format file; or a ``JobShopInstance``), ``n_jobs`` (int
+    a path to a standard- or Taillard-format file; a ``JobShopInstance``; or an instance generator,
+    ``rng -> JobShopInstance``), ``n_jobs`` (int
     or (lo, hi) in [2, max_jobs], default (6, 10); random only), ``n_machines`` (idem in
     [1, max_machines], default (6, 10)), ``duration_range`` ((1, 99)), ``max_jobs`` (20, in
     [2, 1000]), ``max_machines`` (20, in [1, 100]), ``rule`` ("nondelay" | "active"),
@@ -130,6 +135,9 @@ class JobShopEnv(RlsysEnv):
 
     **Metrics.** See Episode End. **Version History.** v0: initial version.
     """
+
+    #: the instance and its edge lists stay the same during an episode: snapshots share them
+    shared_state_attributes = ("instance", "instance_source", "_edges_for", "_edges", "_e_type", "_ei", "_et")
 
     def __init__(self, *, instance: Any = "random", n_jobs=(6, 10), n_machines=(6, 10), duration_range=(1, 99),
                  max_jobs: int = 20, max_machines: int = 20, rule: str = "nondelay", blocking: bool = False,
@@ -157,16 +165,10 @@ class JobShopEnv(RlsysEnv):
             raise ValueError("rule='active' (Giffler-Thompson) supports the classic problem only "
                              "(blocking=False, shutdown_prob=0); use rule='nondelay'")
         self.duration_range = _range("duration_range", duration_range, 0, 10**6)
-        if isinstance(instance, str) and instance == "random":
-            self.fixed_instance = None
-            self.n_jobs_range = _range("n_jobs", n_jobs, 2, self.max_jobs)
-            self.n_machines_range = _range("n_machines", n_machines, 1, self.max_machines)
-        else:
-            try:
-                self.fixed_instance = resolve_instance(instance)
-            except ValueError as exc:
-                raise ValueError(f"instance: {exc}") from None
-            self._check_fits(self.fixed_instance)
+        self._n_jobs_arg, self._n_machines_arg = n_jobs, n_machines
+        self.instance_source = self._source(instance, "instance")
+        if isinstance(self.instance_source, FixedInstance):
+            self._check_fits(self.instance_source.instance)
         self.max_nodes = self.max_jobs * self.max_machines
         self.max_edges = (self.max_jobs * (self.max_machines - 1)
                           + self.max_machines * self.max_jobs * (self.max_jobs - 1) // 2)
@@ -196,17 +198,31 @@ class JobShopEnv(RlsysEnv):
             raise ValueError(f"instance {inst.name!r} has {per_machine.max()} operations on one machine, more than "
                              f"max_jobs={self.max_jobs}")
 
-    def _new_instance(self) -> JobShopInstance:
-        if self.fixed_instance is not None:
-            return self.fixed_instance
-        rng = self.np_random
-        n = int(rng.integers(self.n_jobs_range[0], self.n_jobs_range[1] + 1))
-        m = int(rng.integers(self.n_machines_range[0], self.n_machines_range[1] + 1))
-        return generate(rng, n, m, *self.duration_range)
+    def _source(self, value, field: str):
+        """The instance generator that ``value`` (an ``instance`` argument) stands for."""
+        named = ChainMap({"random": self._random_instances}, BENCHMARKS)
+        try:
+            return instance_source(value, instance_type=JobShopInstance, named=named, load=load_file, field=field,
+                                   formats="standard (OR-Library) or Taillard job-shop format")
+        except ValueError as exc:
+            raise ValueError(str(exc) if str(exc).startswith(field) else f"{field}: {exc}") from None
+
+    def _random_instances(self) -> RandomInstances:
+        """``instance="random"``: sizes in ``n_jobs`` x ``n_machines`` (validated here)."""
+        return RandomInstances(_range("n_jobs", self._n_jobs_arg, 2, self.max_jobs),
+                               _range("n_machines", self._n_machines_arg, 1, self.max_machines), self.duration_range)
+
+    @property
+    def fixed_instance(self) -> JobShopInstance | None:
+        """The instance of every episode, or None when episodes draw their instances."""
+        return self.instance_source.instance if isinstance(self.instance_source, FixedInstance) else None
 
     # ------------------------------------------------------------------------------- hooks
     def _reset_model(self, options):
-        inst = self._new_instance()
+        given = options.get("instance")
+        source = self.instance_source if given is None else self._source(given, 'options["instance"]')
+        inst = draw_instance(source, self.np_random, JobShopInstance)
+        self._check_fits(inst)
         self.instance = inst
         kw = dict(rule=self.rule, blocking=self.blocking, swap_allowed=self.swap_allowed,
                   shutdown_prob=self.shutdown_prob, shutdown_dist=self.shutdown_dist,
@@ -379,10 +395,10 @@ class JobShopEnv(RlsysEnv):
                 "graph_node_mask": nmask, "graph_edge_mask": emask, "action_node": an}
 
     # ------------------------------------------------------------------------------ render
-    def render(self):
-        if self.render_mode is None or self.model is None:
-            return None
-        from . import render as _r
-        if self.render_mode == "ansi":
-            return _r.render_ansi(self)
-        return _r.render_gantt(self)
+    def _render_ansi(self) -> str:
+        from .render import render_ansi
+        return render_ansi(self)
+
+    def _render_rgb(self) -> np.ndarray:
+        from .render import render_gantt
+        return render_gantt(self)

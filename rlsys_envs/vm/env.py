@@ -6,10 +6,11 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, graph_spaces
+from rlsys_envs.core import (GLOBAL_ACTION, NO_NODE, FixedInstance, RlsysEnv, check_bool, check_choice, check_float,
+                             check_int, draw_instance, entity_spaces, graph_spaces, instance_source)
 from rlsys_envs.core.memory import keep_freed_heap_memory
 
-from .generator import SIZES, WORKLOADS, generate_cluster, load_vmr2l_json
+from .generator import SIZES, WORKLOADS, GeneratedClusters, load_vmr2l_json
 from .model import Cluster, distinct_sorted
 
 PM_FEATURES = 10
@@ -99,10 +100,12 @@ class VMReschedulingEnv(RlsysEnv):
     equals ``FR(reset) - FR(end)``. Phase-0 and stop steps: 0. ``penalty`` mode: ``-invalid_penalty``
     for a refused action.
 
-    **Starting State.** A snapshot from :func:`~rlsys_envs.vm.generator.generate_cluster` drawn from
-    ``self.np_random`` (``size``, ``workload``, ``frac_unmovable``, ``n_affinity_groups``), or the
-    cluster in ``snapshot_path`` (VMR2L JSON, the same every episode), or
-    ``reset(options={"cluster": Cluster})`` to start from a given cluster (copied).
+    **Starting State.** With ``instance="generated"`` a snapshot from
+    :func:`~rlsys_envs.vm.generator.generate_cluster` drawn from ``self.np_random`` (``size``,
+    ``workload``, ``frac_unmovable``, ``n_affinity_groups``); with a path, the cluster of that VMR2L
+    JSON file (the same every episode); with a :class:`~rlsys_envs.vm.model.Cluster`, that cluster;
+    with an instance generator, its draw. ``reset(options={"instance": ...})`` starts one episode
+    from another cluster (the same kinds of value; a cluster is copied).
 
     **Episode End.** Terminated after ``mnl`` migrations, after the stop action, or after a
     migration that leaves no VM able to move (if that is already so at reset, stop is the one legal
@@ -112,7 +115,7 @@ class VMReschedulingEnv(RlsysEnv):
 
     - ``size`` (``"M"``): one of ``tiny`` (4 PMs), ``S`` (20), ``M`` (279; VMR2L's M has ~2,089 VMs,
       the generator ~2,125 at medium, ~2,315 at high), ``L`` (1,176; VMR2L ~4,546 VMs, the generator
-      ~4,599 at medium); ignored with ``snapshot_path``.
+      ~4,599 at medium); only for ``instance="generated"``.
     - ``workload`` (``"high"``): ``low`` / ``medium`` / ``high`` = 0.80 / 0.88 / 0.95 of cores used.
     - ``mnl`` (50): migration number limit, in ``[1, 100000]``.
     - ``frag_unit`` (16): fragment unit in cores, in ``[1, 1024]``.
@@ -123,7 +126,8 @@ class VMReschedulingEnv(RlsysEnv):
     - ``n_affinity_groups`` (0): anti-affinity groups of 3 VMs in generated snapshots, ``[0, 10000]``.
     - ``max_pms`` / ``max_vms`` (None = the size's PM count / VM cap, or the snapshot's counts):
       observation padding, in ``[1, 100000]``; a cluster larger than these raises ``ValueError``.
-    - ``snapshot_path`` (None): a VMR2L cluster JSON to load instead of generating.
+    - ``instance`` (``"generated"``): ``"generated"`` (from ``size``, ``workload``, ...), a path to a
+      VMR2L cluster JSON file, a ``Cluster``, or an instance generator ``rng -> Cluster``.
     - ``observation`` (``"all"``): ``all`` keys above, or ``graph``: only ``phase``, ``selected_vm``,
       ``global_features``, the ``graph_*`` keys and ``action_node`` (what a graph policy reads;
       ~35 % fewer bytes per step on M size, which matters when observations cross process pipes).
@@ -139,20 +143,16 @@ class VMReschedulingEnv(RlsysEnv):
     10 and 11 (were 10 features).
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    #: loaded snapshots and instance sources never change: snapshots of the env share them
+    shared_state_attributes = ("instance_source", "load_report")
 
-    def __init__(self, size: str = "M", workload: str = "high", mnl: int = 50, frag_unit: int = 16,
-                 action_mode: str = "two_stage", allow_stop: bool = True, invalid_penalty: float = 0.01,
-                 frac_unmovable: float = 0.0, n_affinity_groups: int = 0, max_pms: int | None = None,
-                 max_vms: int | None = None, snapshot_path: str | None = None, observation: str = "all",
+    def __init__(self, *, instance: Any = "generated", size: str = "M", workload: str = "high", mnl: int = 50,
+                 frag_unit: int = 16, action_mode: str = "two_stage", allow_stop: bool = True,
+                 invalid_penalty: float = 0.01, frac_unmovable: float = 0.0, n_affinity_groups: int = 0,
+                 max_pms: int | None = None, max_vms: int | None = None, observation: str = "all",
                  render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         keep_freed_heap_memory()  # ~0.6 MB of fresh observation per step on M size: see core.memory
-        #: the constructor's arguments (without render_mode), to build twins for look-ahead rollouts
-        self.init_kwargs = dict(size=size, workload=workload, mnl=mnl, frag_unit=frag_unit, action_mode=action_mode,
-                                allow_stop=allow_stop, invalid_penalty=invalid_penalty, frac_unmovable=frac_unmovable,
-                                n_affinity_groups=n_affinity_groups, max_pms=max_pms, max_vms=max_vms,
-                                snapshot_path=snapshot_path, observation=observation)
         self.size = check_choice("size", size, tuple(SIZES))
         self.workload = check_choice("workload", workload, tuple(WORKLOADS))
         self.mnl = check_int("mnl", mnl, 1, 100_000)
@@ -163,20 +163,20 @@ class VMReschedulingEnv(RlsysEnv):
         self.invalid_penalty = check_float("invalid_penalty", invalid_penalty, 0.0, 1000.0)
         self.frac_unmovable = check_float("frac_unmovable", frac_unmovable, 0.0, 1.0)
         self.n_affinity_groups = check_int("n_affinity_groups", n_affinity_groups, 0, 10_000)
-        self.snapshot_path = snapshot_path
-        self._snapshot: Cluster | None = None
-        if snapshot_path is not None:
-            if not isinstance(snapshot_path, (str, bytes)) and not hasattr(snapshot_path, "__fspath__"):
-                raise ValueError(f"snapshot_path must be a path to a VMR2L JSON file, got {snapshot_path!r}")
-            self._snapshot, self.load_report = load_vmr2l_json(snapshot_path, frag_unit=self.frag_unit)
-            auto_pms, auto_vms = self._snapshot.n_pms, self._snapshot.n_vms
+        self.load_report = None
+        # the VM padding of generated snapshots (the generator caps the VM count there)
+        self._generated_max_vms = SIZES[self.size][1] if max_vms is None else check_int("max_vms", max_vms, 1, 100_000)
+        self.instance_source = self._source(instance, "instance")
+        fixed = self.instance_source.instance if isinstance(self.instance_source, FixedInstance) else None
+        if fixed is not None:
+            auto_pms, auto_vms = fixed.n_pms, fixed.n_vms
         else:
             auto_pms, auto_vms = SIZES[self.size]
         self.max_pms = auto_pms if max_pms is None else check_int("max_pms", max_pms, 1, 100_000)
         self.max_vms = auto_vms if max_vms is None else check_int("max_vms", max_vms, 1, 100_000)
         if self.max_pms < auto_pms:
             raise ValueError(f"max_pms must be >= the cluster's {auto_pms} PMs, got {self.max_pms}")
-        if self._snapshot is not None and self.max_vms < auto_vms:
+        if fixed is not None and self.max_vms < auto_vms:
             raise ValueError(f"max_vms must be >= the snapshot's {auto_vms} VMs, got {self.max_vms}")
         self.n_slots = 2 * self.max_pms
         if self.action_mode == "joint":
@@ -192,10 +192,8 @@ class VMReschedulingEnv(RlsysEnv):
         self.max_nodes = self.n_slots + self.max_vms
         self.max_edges = 4 * self.max_vms + self.n_slots
         obs = {
-            "pm_features": spaces.Box(0.0, 1.0, (self.max_pms, PM_FEATURES), np.float32),
-            "pm_mask": spaces.Box(0, 1, (self.max_pms,), np.int8),
-            "vm_features": spaces.Box(0.0, 1.0, (self.max_vms, VM_FEATURES), np.float32),
-            "vm_mask": spaces.Box(0, 1, (self.max_vms,), np.int8),
+            **entity_spaces("pm", self.max_pms, PM_FEATURES),
+            **entity_spaces("vm", self.max_vms, VM_FEATURES),
             "vm_host": spaces.Box(-1, self.max_pms - 1, (self.max_vms,), np.int64),
             "phase": spaces.Box(0, 1, (1,), np.int8),
             "selected_vm": spaces.Box(-1, self.max_vms - 1, (1,), np.int64),
@@ -205,7 +203,7 @@ class VMReschedulingEnv(RlsysEnv):
                            index_dtype=np.int32, type_dtype=np.int8),
         }
         if self.action_mode != "joint":
-            obs["action_node"] = spaces.Box(-2, self.max_nodes - 1, (self.n_actions,), np.int64)
+            obs["action_node"] = spaces.Box(GLOBAL_ACTION, self.max_nodes - 1, (self.n_actions,), np.int64)
         if self.observation == "graph":
             obs = {k: v for k, v in obs.items() if k in GRAPH_ONLY_KEYS}
         self.observation_space = spaces.Dict(obs)
@@ -213,16 +211,25 @@ class VMReschedulingEnv(RlsysEnv):
         self.initial: Cluster | None = None
 
     # --------------------------------------------------------------------------- episode
-    def _reset_model(self, options: dict | None) -> None:
-        options = options or {}
-        if "cluster" in options:
-            cluster = options["cluster"].copy()
-        elif self._snapshot is not None:
-            cluster = self._snapshot.copy()
-        else:
-            cluster = generate_cluster(self.np_random, self.size, self.workload, frag_unit=self.frag_unit,
-                                       frac_unmovable=self.frac_unmovable, n_groups=self.n_affinity_groups,
-                                       max_vms=self.max_vms)
+    def _source(self, value, field: str):
+        """The instance generator that ``value`` (an ``instance`` argument) stands for."""
+        return instance_source(value, instance_type=Cluster, named={"generated": self._generated}, load=self._load,
+                               field=field, formats="VMR2L cluster JSON")
+
+    def _generated(self) -> GeneratedClusters:
+        return GeneratedClusters(self.size, self.workload, frag_unit=self.frag_unit, frac_unmovable=self.frac_unmovable,
+                                 n_groups=self.n_affinity_groups,
+                                 max_vms=self._generated_max_vms)
+
+    def _load(self, path) -> Cluster:
+        cluster, self.load_report = load_vmr2l_json(path, frag_unit=self.frag_unit)
+        return cluster
+
+    def _reset_model(self, options: dict) -> None:
+        given = options.get("instance")
+        source = self.instance_source if given is None else self._source(given, 'options["instance"]')
+        # copied: the episode migrates VMs of its own cluster, never of a fixed or given one
+        cluster = draw_instance(source, self.np_random, Cluster).copy()
         if cluster.n_pms > self.max_pms or cluster.n_vms > self.max_vms:
             raise ValueError(f"cluster has {cluster.n_pms} PMs / {cluster.n_vms} VMs, more than "
                              f"max_pms={self.max_pms} / max_vms={self.max_vms}")
@@ -514,11 +521,11 @@ class VMReschedulingEnv(RlsysEnv):
 
     def _make_action_node(self) -> np.ndarray:
         c = self.cluster
-        an = np.full((2, self.n_actions), -1, np.int64)
+        an = np.full((2, self.n_actions), NO_NODE, np.int64)
         if self.action_mode == "joint":
             return an
         an[0, : c.n_vms] = self.n_slots + np.arange(c.n_vms)
-        an[0, self.stop_action] = -2   # stop: a global action (scored from the whole graph)
+        an[0, self.stop_action] = GLOBAL_ACTION   # stop: scored from the whole graph
         an[1, : c.n_nodes] = np.arange(c.n_nodes)
         return an
 
@@ -544,11 +551,14 @@ class VMReschedulingEnv(RlsysEnv):
             return [v * self.n_slots + slot]
         return [v, slot]
 
-    def render(self):
-        if self.render_mode is None or self.cluster is None:
-            return None
-        from .render import render_ansi, render_rgb
+    def at_decision_boundary(self) -> bool:
+        """Between migrations (phase 0): a two-stage migration is half done in phase 1."""
+        return self.phase == 0
 
-        if self.render_mode == "ansi":
-            return render_ansi(self)
+    def _render_ansi(self) -> str:
+        from .render import render_ansi
+        return render_ansi(self)
+
+    def _render_rgb(self) -> np.ndarray:
+        from .render import render_rgb
         return render_rgb(self)

@@ -226,6 +226,23 @@ def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = 
                    vm_movable=movable, vm_group=groups, frag_unit=frag_unit)
 
 
+class GeneratedClusters:
+    """The seeded snapshot generator of ``instance="generated"``: :func:`generate_cluster` with
+    these settings, drawn from the ``rng`` it is called with (an instance generator in the sense of
+    :mod:`rlsys_envs.core.instances`)."""
+
+    def __init__(self, size: str = "M", workload: str = "high", frag_unit: int = 16, frac_unmovable: float = 0.0,
+                 n_groups: int = 0, max_vms: int | None = None):
+        self.kwargs = dict(size=size, workload=workload, frag_unit=frag_unit, frac_unmovable=frac_unmovable,
+                           n_groups=n_groups, max_vms=max_vms)
+
+    def __call__(self, rng: np.random.Generator) -> Cluster:
+        return generate_cluster(rng, **self.kwargs)
+
+    def __repr__(self) -> str:
+        return f"GeneratedClusters({', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
+
+
 # ------------------------------------------------------------------------------------- loader
 @dataclass
 class LoadReport:
