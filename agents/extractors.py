@@ -21,15 +21,13 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-GRAPH_SUFFIXES = ("_x", "_edge_index", "_edge_type", "_node_mask", "_edge_mask")
+from rlsys_envs.core.entities import FEATURES_SUFFIX, MASK_SUFFIX, entity_tables
+from rlsys_envs.core.graph import graph_keys, graph_prefixes
 
 
-def graph_prefixes(space: gym.spaces.Dict) -> list[str]:
-    return sorted(k[: -len("_edge_index")] for k in space.spaces if k.endswith("_edge_index"))
-
-
-def graph_keys(prefix: str) -> list[str]:
-    return [prefix + s for s in GRAPH_SUFFIXES]
+def _graph_key_set(space: gym.spaces.Dict) -> set[str]:
+    """Every key of every padded graph of ``space``."""
+    return {k for p in graph_prefixes(space) for k in graph_keys(p)}
 
 
 def unpad_graph_batch(obs: dict[str, torch.Tensor], prefix: str):
@@ -173,10 +171,9 @@ class GraphExtractor(BaseFeaturesExtractor):
                  extra_keys: list | None = None):
         encoder = GraphEncoder.from_space(observation_space, prefix, hidden=hidden, layers=layers, conv=conv,
                                           heads=heads, bidirectional=bidirectional)
-        graph = set(graph_keys(encoder.prefix))
+        graph = _graph_key_set(observation_space)
         if extra_keys is None:
-            extra_keys = [k for k in observation_space.spaces
-                          if k not in graph and k != "action_node" and not any(k.endswith(s) for s in GRAPH_SUFFIXES)]
+            extra_keys = [k for k in observation_space.spaces if k not in graph and k != "action_node"]
         extra = sum(_flat_dim(observation_space.spaces[k]) for k in extra_keys)
         super().__init__(observation_space, features_dim=2 * hidden + extra)
         self.encoder = encoder
@@ -216,10 +213,10 @@ class GraphNodeExtractor(BaseFeaturesExtractor):
 class EntityAttentionExtractor(BaseFeaturesExtractor):
     """Transformer encoder over entity tables; mean+max pooled, plus global keys flattened.
 
-    Every 2-D ``Box`` key ``[n, F]`` outside the graphs (or those listed in ``entity_keys``) is a
-    table of entities of one type (for the VM env: ``pm_features`` and ``vm_features``). A 1-D key
-    ``<table>_mask`` or ``<stem>_mask`` (``pm_features`` -> ``pm_mask``) of length ``n``, if
-    present, marks real rows. Each table gets its own input projection and a type embedding; all
+    The entity tables are those the environment declares (``rlsys_envs.core.entity_spaces``:
+    ``<name>_features`` with its row mask ``<name>_mask``; for the VM env ``pm`` and ``vm``), then
+    every other 2-D ``Box`` key ``[n, F]`` outside the graphs as a table without a mask (or the keys
+    listed in ``entity_keys``). Each table gets its own input projection and a type embedding; all
     entities then attend to each other. The remaining keys (``global_keys``, default: every key
     that is neither a table nor a mask) are flattened and appended.
     """
@@ -228,20 +225,15 @@ class EntityAttentionExtractor(BaseFeaturesExtractor):
                  global_keys: list | None = None, hidden: int = 64, layers: int = 2, heads: int = 4,
                  ff: int = 128):
         spaces_ = observation_space.spaces
+        graph = _graph_key_set(observation_space)
+        declared = {f"{name}{FEATURES_SUFFIX}": f"{name}{MASK_SUFFIX}" for name in entity_tables(observation_space)}
         if entity_keys is None:
-            entity_keys = [k for k, s in spaces_.items() if len(s.shape) == 2 and not k.endswith("_edge_index")
-                           and not any(k.startswith(p + "_") for p in graph_prefixes(observation_space))]
+            entity_keys = [k for k, s in spaces_.items() if len(s.shape) == 2 and k not in graph]
         if not entity_keys:
             raise ValueError("attention extractor: the observation has no entity table (2-D Box key)")
-        mask_keys = {}
-        for k in entity_keys:
-            for cand in (f"{k}_mask", k.rsplit("_", 1)[0] + "_mask"):   # jobs -> jobs_mask, pm_features -> pm_mask
-                if cand in spaces_ and spaces_[cand].shape == spaces_[k].shape[:1]:
-                    mask_keys[k] = cand
-                    break
+        mask_keys = {k: declared[k] for k in entity_keys if k in declared}
         if global_keys is None:
             used = set(entity_keys) | set(mask_keys.values())
-            graph = {k for p in graph_prefixes(observation_space) for k in graph_keys(p)}
             global_keys = [k for k, s in spaces_.items() if k not in used and k not in graph and len(s.shape) <= 1
                            and k != "action_node" and not k.endswith("_mask")
                            # raw indices (e.g. a host id per VM) are not features: keep small-range ints only
@@ -296,8 +288,8 @@ class EntityNodeExtractor(BaseFeaturesExtractor):
             raise ValueError(f"entity pointer: observation key {table!r} must be a 2-D table [n_actions, F]; "
                              f"keys: {list(spaces_)}")
         if context_tables is None:
-            context_tables = [k for k, s in spaces_.items() if k != table and len(s.shape) == 2
-                              and not any(k.startswith(p + "_") for p in graph_prefixes(observation_space))]
+            graph = _graph_key_set(observation_space)
+            context_tables = [k for k, s in spaces_.items() if k != table and len(s.shape) == 2 and k not in graph]
         super().__init__(observation_space, features_dim=2 * hidden * (1 + len(context_tables)))
         self.table, self.context_tables, self.hidden = table, list(context_tables), hidden
 

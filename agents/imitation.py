@@ -3,7 +3,7 @@
 Why: on VM rescheduling the exact CP-SAT reference reaches ~1.5x the FR reduction of the greedy
 heuristic, but PPO from scratch needs hundreds of thousands of M-size steps to get past greedy,
 which is a GPU machine's work. Cloning the solver's plans is a supervised problem that runs on a
-CPU: the expert (an environment's ``EXPERTS`` entry, e.g. :class:`rlsys_envs.vm.baselines.CPSatExpert`)
+CPU: the expert (an environment's ``EXPERTS`` entry, e.g. :class:`rlsys_envs.vm.expert.CPSatExpert`)
 plays seeded episodes and records, per step, the set of actions it accepts
 (:class:`rlsys_envs.core.Demonstration`); the policy is trained to put its probability mass on
 that set.
@@ -78,7 +78,8 @@ def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], se
     """DAgger's learner states: for each episode seed, the actions of ``policy`` (deterministic,
     masked) from ``reset(seed)`` up to a cut point drawn uniformly (numpy generator seeded by
     ``seed`` and the episode seed) among the steps after its first action where the expert can take
-    over (every step; in a two-stage env only those in phase 0, i.e. between complete decisions).
+    over (the env's ``at_decision_boundary()``: every step, or in a two-stage env only between
+    complete decisions).
     ``cut_from`` in [0, 1) leaves out that fraction of the earliest cut points, so the expert takes
     over late in the learner's episode (where a clone's own mistakes have piled up).
     """
@@ -99,7 +100,7 @@ def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], se
             actions.append(a)
             if terminated or truncated:
                 break
-            if getattr(base, "phase", 0) == 0:
+            if base.at_decision_boundary():
                 cuts.append(len(actions))
         cuts = cuts[int(cut_from * len(cuts)):]
         if cuts:

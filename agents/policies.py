@@ -24,11 +24,11 @@ import torch
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
+from rlsys_envs.core.graph import GLOBAL_ACTION, NO_NODE
+
 from .extractors import GraphNodeExtractor
 
 _NO_NODE_LOGIT = -1e8
-#: ``action_node`` value of an action scored from the whole graph (e.g. stop)
-GLOBAL_ACTION = -2
 
 
 class PointerPolicy(MaskableActorCriticPolicy):
@@ -89,7 +89,7 @@ class PointerPolicy(MaskableActorCriticPolicy):
         node_part = (nodes @ first.weight[:, :hidden].T).reshape(B_N, -1)         # [B * N, head]
         ctx_part = pooled @ first.weight[:, hidden:].T + first.bias               # [B, head]
         flat_node = action_node.reshape(-1)
-        scored = torch.nonzero(flat_node >= 0).squeeze(1)                         # flat (b, a) positions
+        scored = torch.nonzero(flat_node > NO_NODE).squeeze(1)                         # flat (b, a) positions
         graph = torch.div(scored, A, rounding_mode="floor")
         z = act(node_part.index_select(0, flat_node.index_select(0, scored) + graph * nodes.shape[1])
                 + ctx_part.index_select(0, graph))                                 # [scored, head]

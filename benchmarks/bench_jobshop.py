@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import table  # noqa: E402  (this folder: the script's own)
 
-from rlsys_envs.core import play_episode  # noqa: E402
-from rlsys_envs.jobshop.baselines import BASELINES, RULES, run_episode, solve_cpsat  # noqa: E402
+from rlsys_envs.core import best_of_k, episode_key, play_episode  # noqa: E402
+from rlsys_envs.jobshop.baselines import BASELINES, RULES, solve_cpsat  # noqa: E402
 from rlsys_envs.jobshop.env import JobShopEnv  # noqa: E402
 from rlsys_envs.jobshop.generator import load_benchmark, write_standard  # noqa: E402
 
@@ -134,7 +134,7 @@ def _mean_metric(kwargs, make_policy, instances, seeds, metric):
     for name in instances:
         env = JobShopEnv(instance=name, **kwargs)
         for s in seeds:
-            info = run_episode(env, make_policy(), seed=s)
+            info = play_episode(env, make_policy(), s).info
             vals.append(info["metrics"][metric])
     return float(np.mean(vals)), vals
 
@@ -149,12 +149,9 @@ def _best_of_k(kwargs, policy, instances, seeds, metric, k):
     for name in instances:
         env = JobShopEnv(instance=name, **kwargs)
         for s in seeds:
-            best = None
-            for j in range(k):
-                info, _, _ = play_episode(env, policy, s, policy_seed=1000 * s + j + 1)
-                v = info["metrics"][metric]
-                best = v if best is None else min(best, v)
-            vals.append(best)
+            env.reset(seed=s)
+            best, runs = best_of_k(env, [lambda: policy] * k, [1000 * s + j + 1 for j in range(k)], episode_key(metric))
+            vals.append(runs[best].metrics[metric])
     return float(np.mean(vals)), vals
 
 
@@ -266,7 +263,7 @@ def save_ft06_gantt(path):
     from rlsys_envs.jobshop.render import save_gantt
 
     env = JobShopEnv(instance="ft06", rule="active")
-    info = run_episode(env, BASELINES["cpsat"](), seed=0)
+    info = play_episode(env, BASELINES["cpsat"](), 0).info
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_gantt(info["schedule"], 6, 6, path, title=f"ft06, CP-SAT plan replayed by the env: makespan "
                                                    f"{info['metrics']['makespan']:.0f} (optimum 55)")

@@ -76,14 +76,9 @@ class PhasedLimitPolicy(StaticLimitPolicy):
         return env.action_for_limit(self.limit)
 
 
-def run_episode(env, policy, seed):
-    info, ret, _ = play_episode(env, policy, seed)
-    return {**info["metrics"], "return": ret}
-
-
 def evaluate(kwargs, policy, seeds):
     env = ServerlessAutoscalingEnv(**kwargs)
-    rows = [run_episode(env, policy, s) for s in seeds]
+    rows = [{**(ep := play_episode(env, policy, s)).metrics, "return": ep.total_return} for s in seeds]
     means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return means, {k: float(np.std([r[k] for r in rows])) for k in rows[0]}
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import table  # noqa: E402  (this folder: the script's own)
 
+from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
                                      LookaheadCompletion, LookaheadPolicy, NoOpPolicy)
 from rlsys_envs.vm.env import VMReschedulingEnv  # noqa: E402
@@ -49,14 +50,10 @@ REAL_FILES = ("reset_vm_pm_id_clear_big2.json", "reset_vm_pm_id_clear2.json")
 
 
 def run(env, policy, seed, options=None):
+    """One episode (``core.play_episode``): its metrics and its wall time (planning included)."""
     t0 = time.perf_counter()
-    obs, info = env.reset(seed=seed, options=options)
-    policy.reset(env, seed)
-    while True:
-        obs, r, term, trunc, info = env.step(policy.act(env, obs, info))
-        if term or trunc:
-            break
-    return info["metrics"], time.perf_counter() - t0
+    episode = play_episode(env, policy, seed, options=options)
+    return episode.metrics, time.perf_counter() - t0
 
 
 def policies(args, env_kwargs):

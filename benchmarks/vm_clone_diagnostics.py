@@ -69,7 +69,7 @@ def accuracy(args, env, policy) -> str:
 
 
 def regret(args, env, policy) -> str:
-    from rlsys_envs.vm.baselines import plan_cpsat
+    from rlsys_envs.vm.exact import plan_cpsat
 
     base = env.unwrapped
     rows = []

@@ -129,19 +129,24 @@ def test_pointer_policy_logits_do_not_depend_on_padding():
 
 
 def test_attention_extractor_respects_entity_masks():
-    sp = gym.spaces.Dict({"pms": gym.spaces.Box(0, 1, (5, 3), np.float32),
-                          "pms_mask": gym.spaces.Box(0, 1, (5,), np.int8),
+    """A declared table (core.entity_spaces: <name>_features + <name>_mask) is masked; another 2-D
+    key is a table without a mask; a mask is found by declaration, not by a similar name."""
+    from rlsys_envs.core import entity_spaces
+
+    sp = gym.spaces.Dict({**entity_spaces("pm", 5, 3),
                           "vms": gym.spaces.Box(0, 1, (7, 4), np.float32),
+                          "vms_mask": gym.spaces.Box(0, 1, (7,), np.int8),   # not a declared table's mask
                           "time": gym.spaces.Box(0, 1, (1,), np.float32)})
     torch.manual_seed(0)
     ext = EntityAttentionExtractor(sp, hidden=16, layers=1, heads=2, ff=32).eval()
-    assert ext.entity_keys == ["pms", "vms"] and ext.global_keys == ["time"]
+    assert ext.entity_keys == ["pm_features", "vms"] and ext.mask_keys == {"pm_features": "pm_mask"}
+    assert ext.global_keys == ["time"]
     obs = {k: torch.as_tensor(s.sample()[None]).float() for k, s in sp.spaces.items()}
-    obs["pms_mask"] = torch.tensor([[1, 1, 0, 0, 1]]).float()
+    obs["pm_mask"] = torch.tensor([[1, 1, 0, 0, 1]]).float()
     with torch.no_grad():
         out = ext(obs)
         changed = {k: v.clone() for k, v in obs.items()}
-        changed["pms"][0, 2] += 5.0  # a masked-out PM must not change the features
+        changed["pm_features"][0, 2] += 5.0  # a masked-out PM must not change the features
         out2 = ext(changed)
     assert out.shape == (1, ext.features_dim)
     assert torch.allclose(out, out2, atol=1e-5)

@@ -10,7 +10,9 @@ import rlsys_envs  # noqa: F401
 from agents.imitation import behaviour_clone, collect_demonstrations, replay
 from agents.training import main
 from rlsys_envs.core import Demonstration
-from rlsys_envs.vm.baselines import CPSatExpert, sequence_moves, solve_cpsat
+from rlsys_envs.vm.exact import solve_cpsat
+from rlsys_envs.vm.expert import CPSatExpert
+from rlsys_envs.vm.planning import sequence_moves
 from rlsys_envs.vm.env import VMReschedulingEnv
 
 torch.set_num_threads(1)

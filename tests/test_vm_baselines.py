@@ -6,13 +6,14 @@ import pytest
 
 import rlsys_envs
 from rlsys_envs.core import Policy
-from rlsys_envs.vm import Cluster
 from rlsys_envs.core import best_of_k
-from rlsys_envs.vm import baselines
-from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatExpert, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,
-                                     LookaheadCompletion, best_migration, fewest_fragments, complete_with_lookahead,
-                                     greedy_plan, lookahead_plan, neutral_migrations, plan_cpsat, rollout,
-                                     sequence_moves, solve_cpsat)
+from rlsys_envs.vm import Cluster, exact
+from rlsys_envs.vm.baselines import (BASELINES, BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,
+                                     LookaheadCompletion, fewest_fragments, rollout)
+from rlsys_envs.vm.exact import plan_cpsat, solve_cpsat
+from rlsys_envs.vm.expert import CPSatExpert
+from rlsys_envs.vm.planning import (best_migration, complete_with_lookahead, greedy_plan, lookahead_plan,
+                                    neutral_migrations, sequence_moves)
 from rlsys_envs.vm.env import VMReschedulingEnv
 
 
@@ -131,7 +132,7 @@ def test_staged_plan_reports_the_exact_model_and_is_never_worse_than_the_fragmen
 
 
 def test_staged_plan_falls_back_to_the_fragmented_answer_when_the_exact_model_has_none(monkeypatch):
-    solve = baselines.solve_cpsat
+    solve = exact.solve_cpsat
 
     def no_answer_from_the_exact_model(cluster, mnl, *args, scope="all", **kwargs):
         res = solve(cluster, mnl, *args, scope=scope, **kwargs)
@@ -139,7 +140,7 @@ def test_staged_plan_falls_back_to_the_fragmented_answer_when_the_exact_model_ha
             res = replace(res, status="UNKNOWN", moves=[], fragments=cluster.frag_total)
         return res
 
-    monkeypatch.setattr(baselines, "solve_cpsat", no_answer_from_the_exact_model)
+    monkeypatch.setattr(exact, "solve_cpsat", no_answer_from_the_exact_model)
     c = tiny_cluster(0)
     res, seq, dropped = plan_cpsat(c, 2, time_limit=4)
     assert res.scope == "fragmented" and res.stats["all_status"] == "UNKNOWN"
