@@ -186,14 +186,16 @@ def test_failing_requests_does_not_beat_the_best_static_limit_on_memory(seed):
 @pytest.mark.parametrize("field,value", [("workload", "nope"), ("profile", "gpu"), ("clients", 0), ("clients", 2.5),
                                          ("action_type", "multi"), ("reward", "x"), ("decision_interval", 31.0),
                                          ("episode_decisions", 0), ("initial_limit", 100), ("simulator", "des"),
-                                         ("dt", 0.3), ("stable_window", 1.0), ("target_utilisation", 0.0),
-                                         ("n_nodes", 0), ("pod_base_mem_mb", 600.0), ("switch_at", 1.0),
-                                         ("cold_start_median", -1.0), ("arrival_rate", -3.0),
-                                         ("enable_scale_to_zero", 1),
+                                         ("dt", 0.3), ("kpa", {"stable_window": 1.0}),
+                                         ("kpa", {"target_utilisation": 0.0}), ("kpa", {"stable_windw": 60.0}),
+                                         ("cluster", {"n_nodes": 0}), ("cluster", {"pod_base_mem_mb": 600.0}),
+                                         ("switch_at", 1.0), ("cluster", {"cold_start_median": -1.0}),
+                                         ("arrival_rate", -3.0), ("kpa", {"enable_scale_to_zero": 1}), ("kpa", 3),
                                          ("latency_cap", 1.5), ("w_error", -1.0), ("switch_spread", 0.5),
                                          ("switch_spread", -0.1)])
 def test_bad_kwargs_raise_value_error_naming_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+    named = f"{field}.{next(iter(value))}" if isinstance(value, dict) else field   # e.g. cluster.n_nodes
+    with pytest.raises(ValueError, match=named if "windw" not in named else "stable_windw"):
         ServerlessAutoscalingEnv(**{field: value})
 
 

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from rlsys_envs.core import TraceReplay
-from rlsys_envs.serverless.model import (KPA, PROFILES, ClusterConfig, FluidSimulator, EventSimulator,
-                                         KPAConfig, Workload)
+from rlsys_envs.serverless.eventsim import EventSimulator
+from rlsys_envs.serverless.fluid import FluidSimulator
+from rlsys_envs.serverless.kpa import KPA, KPAConfig
+from rlsys_envs.serverless.model import PROFILES, ClusterConfig, Workload
 
 
 def fill(kpa, values):
@@ -69,7 +71,7 @@ def test_scale_up_rate_limit():
     kpa = KPA(KPAConfig(max_scale_up_rate=2.0))
     fill(kpa, [70.0] * 60)             # 70 / 7 = 10 wanted
     assert kpa.decide(now=60, ready=3, limit=10) == 6         # ceil(2 x 3)
-    kpa = KPA(KPAConfig(max_scale_up_rate=1.0))
+    kpa = KPA(KPAConfig(max_scale_up_rate=1.001))   # Knative: must be > 1
     fill(kpa, [70.0] * 60)
     assert kpa.decide(now=60, ready=3, limit=10) == 4         # at least one pod more
 

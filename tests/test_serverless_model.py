@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from rlsys_envs.core import OnOffProcess, PoissonProcess
-from rlsys_envs.serverless.model import (PROFILES, ClusterConfig, EventSimulator, FluidSimulator, KPAConfig,
-                                         Workload, make_simulator)
+from rlsys_envs.serverless.eventsim import EventSimulator
+from rlsys_envs.serverless.fluid import FluidSimulator
+from rlsys_envs.serverless.kpa import KPAConfig
+from rlsys_envs.serverless.model import PROFILES, ClusterConfig, Workload, make_simulator
 
 
 def run(kind, profile, limit, warm=120.0, measure=60.0, seed=0, clients=500):

@@ -7,8 +7,11 @@ silently clipped.
 """
 from __future__ import annotations
 
+import dataclasses
 from numbers import Integral, Real
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, TypeVar
+
+T = TypeVar("T")
 
 
 def check_int(field: str, value: Any, low: int | None = None, high: int | None = None) -> int:
@@ -55,3 +58,25 @@ def _check_bounds(field, value, low, high, low_inclusive=True, high_inclusive=Tr
         lb = "[" if low_inclusive else "("
         hb = "]" if high_inclusive else ")"
         raise ValueError(f"{field} must be in {lb}{lo}, {hi}{hb}, got {value!r}")
+
+
+def config_of(cls: type[T], value: Any, field: str) -> T:
+    """A config dataclass from ``value``: None (the defaults), an instance of ``cls``, or a mapping of
+    its fields (unknown keys are named in the error; the dataclass validates its own values)."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise ValueError(f"{field}: unknown key(s) {', '.join(map(repr, unknown))}; {cls.__name__} has "
+                             f"{', '.join(names)}")
+        return cls(**value)
+    raise ValueError(f"{field} must be a {cls.__name__} or a mapping of its fields, got {value!r}")
+
+
+def set_checked(obj: Any, name: str, value: Any) -> None:
+    """Store a validated (normalised) value on a frozen dataclass from its ``__post_init__``."""
+    object.__setattr__(obj, name, value)

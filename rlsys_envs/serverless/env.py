@@ -1,15 +1,17 @@
 """Gymnasium environment: set Knative's per-pod concurrency limit every 30 s of simulated time."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import RlsysEnv, check_bool, check_choice, check_float, check_int, draw_instance, instance_source
+from rlsys_envs.core import RlsysEnv, check_choice, check_float, check_int, draw_instance, instance_source
+from rlsys_envs.core.validation import config_of
 
 from .generator import WORKLOADS, load_trace_counts, make_profile, make_workload
-from .model import PROFILES, ClusterConfig, IntervalStats, KPAConfig, Workload, make_simulator
+from .kpa import KPAConfig
+from .model import PROFILES, ClusterConfig, IntervalStats, Workload, make_simulator
 
 #: the limit grid of the paper's action space: 10, 30, ..., 310
 LIMITS = np.arange(10, 311, 20)
@@ -125,13 +127,16 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     ``simulator`` [fluid] or event; ``dt`` [0.5, one of 0.1, 0.125, 0.2, 0.25, 0.5, 1.0];
     ``throughput_ref`` [100.0], ``slo_latency`` [5.0 s], ``w_latency`` [1.0, >= 0],
     ``latency_cap`` [1.0, >= 0; ``w_latency * latency_cap <= 1``], ``w_error`` [2.0],
-    ``w_cost`` [0.1]; KPA: ``target_default`` [100], ``target_utilisation`` [0.7],
+    ``w_cost`` [0.1]; ``kpa``: a :class:`~rlsys_envs.serverless.kpa.KPAConfig` or a mapping of
+    its fields (Knative's defaults: ``target_default`` [100], ``target_utilisation`` [0.7],
     ``stable_window`` [60 s], ``panic_window_fraction`` [0.1], ``panic_threshold`` [2.0],
     ``max_scale_up_rate`` [1000], ``max_scale_down_rate`` [2], ``scale_to_zero_grace`` [30 s],
-    ``enable_scale_to_zero`` [True]; cluster: ``n_nodes`` [3], ``node_cpu`` [3.5],
-    ``node_mem_mb`` [12288], ``pod_cpu`` [1.0], ``pod_mem_mb`` [512], ``pod_base_mem_mb`` [62],
-    ``cold_start_median`` [2.0 s], ``cold_start_sigma`` [0.3], ``contention`` [0.01];
-    ``render_mode`` [None, ansi, rgb_array].
+    ``enable_scale_to_zero`` [True], ...), e.g. ``kpa={"stable_window": 30}``; ``cluster``: a
+    :class:`~rlsys_envs.serverless.model.ClusterConfig` or a mapping of its fields
+    (``n_nodes`` [3], ``node_cpu`` [3.5], ``node_mem_mb`` [12288], ``pod_cpu`` [1.0],
+    ``pod_mem_mb`` [512], ``pod_base_mem_mb`` [62], ``cold_start_median`` [2.0 s],
+    ``cold_start_sigma`` [0.3], ``contention`` [0.01]); both validate their own fields and name
+    them (``cluster.n_nodes must be ...``); ``render_mode`` [None, ansi, rgb_array].
 
     **Metrics** (``info["metrics"]`` at the last step, whole episode): ``throughput`` (req/s),
     ``p50_latency``, ``p95_latency``, ``p99_latency`` (s, successful requests), ``error_rate``,
@@ -175,14 +180,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
                  simulator: str = "fluid", dt: float = 0.5, throughput_ref: float = 100.0,
                  slo_latency: float = 5.0, w_latency: float = 1.0, latency_cap: float = 1.0, w_error: float = 2.0,
-                 w_cost: float = 0.1,
-                 target_default: float = 100.0, target_utilisation: float = 0.7, stable_window: float = 60.0,
-                 panic_window_fraction: float = 0.1, panic_threshold: float = 2.0,
-                 max_scale_up_rate: float = 1000.0, max_scale_down_rate: float = 2.0,
-                 scale_to_zero_grace: float = 30.0, enable_scale_to_zero: bool = True,
-                 n_nodes: int = 3, node_cpu: float = 3.5, node_mem_mb: float = 12288.0, pod_cpu: float = 1.0,
-                 pod_mem_mb: float = 512.0, pod_base_mem_mb: float = 62.0, cold_start_median: float = 2.0,
-                 cold_start_sigma: float = 0.3, contention: float = 0.01, render_mode: str | None = None):
+                 w_cost: float = 0.1, kpa: KPAConfig | Mapping | None = None,
+                 cluster: ClusterConfig | Mapping | None = None, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         if isinstance(workload, str):
             self.workload_kind = check_choice("workload", workload, WORKLOADS)
@@ -220,35 +219,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                              f"0, so never less than a failed one, -w_error); "
                              f"got {self.w_latency} * {self.latency_cap}")
         self.w_cost = check_float("w_cost", w_cost, 0.0, 1e6)
-        kpa = KPAConfig(
-            target_default=check_float("target_default", target_default, 1.0, 1e4),
-            target_utilisation=check_float("target_utilisation", target_utilisation, 0.0, 1.0, low_inclusive=False),
-            stable_window=check_float("stable_window", stable_window, 6.0, 3600.0),
-            panic_window_fraction=check_float("panic_window_fraction", panic_window_fraction, 0.0, 1.0,
-                                              low_inclusive=False),
-            panic_threshold=check_float("panic_threshold", panic_threshold, 1.1, 10.0),
-            max_scale_up_rate=check_float("max_scale_up_rate", max_scale_up_rate, 1.0, 1e6, low_inclusive=False),
-            max_scale_down_rate=check_float("max_scale_down_rate", max_scale_down_rate, 1.0, 1e6, low_inclusive=False),
-            scale_to_zero_grace=check_float("scale_to_zero_grace", scale_to_zero_grace, 0.0, 3600.0),
-            enable_scale_to_zero=check_bool("enable_scale_to_zero", enable_scale_to_zero))
+        kpa = config_of(KPAConfig, kpa, "kpa")
         if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
             raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, "
                              f"got {decision_interval}")
-        cluster = ClusterConfig(
-            n_nodes=check_int("n_nodes", n_nodes, 1, 1000),
-            node_cpu=check_float("node_cpu", node_cpu, 0.0, 1e4, low_inclusive=False),
-            node_mem_mb=check_float("node_mem_mb", node_mem_mb, 0.0, 1e8, low_inclusive=False),
-            pod_cpu=check_float("pod_cpu", pod_cpu, 0.0, 1e3, low_inclusive=False),
-            pod_mem_mb=check_float("pod_mem_mb", pod_mem_mb, 0.0, 1e7, low_inclusive=False),
-            pod_base_mem_mb=check_float("pod_base_mem_mb", pod_base_mem_mb, 0.0, 1e7),
-            cold_start_median=check_float("cold_start_median", cold_start_median, 0.0, 600.0, low_inclusive=False),
-            cold_start_sigma=check_float("cold_start_sigma", cold_start_sigma, 0.0, 3.0),
-            contention=check_float("contention", contention, 0.0, 10.0))
-        if cluster.pod_base_mem_mb >= cluster.pod_mem_mb:
-            raise ValueError(f"pod_base_mem_mb must be below pod_mem_mb ({cluster.pod_mem_mb}), got {pod_base_mem_mb}")
-        if cluster.max_pods() < 1:
-            raise ValueError("n_nodes/node_cpu/node_mem_mb: the cluster cannot hold a single pod of "
-                             f"pod_cpu={pod_cpu}, pod_mem_mb={pod_mem_mb}")
+        cluster = config_of(ClusterConfig, cluster, "cluster")
         if self.action_type == "continuous":
             self.initial_limit = check_int("initial_limit", initial_limit, 10, 310)
         else:
