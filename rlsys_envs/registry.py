@@ -86,7 +86,8 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         kwargs={"size": "M", "workload": "high", "mnl": 50, "action_mode": "two_stage"},
         variants={
             "small": {"size": "S", "workload": "medium"},
-            "joint": {"size": "tiny", "workload": "low", "mnl": 10, "action_mode": "joint"},
+            # joint actions on one fixed tiny snapshot (small enough to compare with brute force)
+            "joint": {"size": "tiny", "workload": "low", "instance_seed": 0, "mnl": 10, "action_mode": "joint"},
             "penalty": {"size": "S", "workload": "medium", "action_mode": "penalty"},
             "no_stop_constrained": {"size": "S", "allow_stop": False, "frac_unmovable": 0.2,
                                     "n_affinity_groups": 5},

@@ -5,7 +5,7 @@ from .demonstration import Demonstration
 from .entities import entity_spaces, entity_tables, pack_entities
 from .events import Event, EventClock
 from .graph import GLOBAL_ACTION, GRAPH_KEYS, NO_NODE, graph_keys, graph_prefixes, graph_spaces, pack_graph
-from .instances import FileInstance, FixedInstance, InstanceGenerator, draw_instance, instance_source
+from .instances import FileInstance, FixedInstance, InstanceGenerator, SeededDraw, draw_instance, instance_source
 from .policy import (BestOfK, Episode, PlannedPolicy, Policy, RandomMaskedPolicy, best_of_k, episode_key, play_episode,
                      play_on, simulate)
 from .resources import CapacityError, Placement, ResourcePool
@@ -18,7 +18,7 @@ __all__ = [
     "EnvContract", "EnvState", "InvalidActionError", "RlsysEnv", "Demonstration", "entity_spaces", "entity_tables",
     "pack_entities", "Event", "EventClock", "GLOBAL_ACTION", "GRAPH_KEYS", "NO_NODE", "graph_keys", "graph_prefixes",
     "graph_spaces", "pack_graph", "FileInstance", "FixedInstance", "InstanceGenerator", "draw_instance",
-    "instance_source", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",
+    "instance_source", "SeededDraw", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",
     "episode_key", "play_episode", "play_on", "simulate", "CapacityError", "Placement", "ResourcePool",
     "MaskedDiscrete", "check_bool", "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
     "MMPPProcess", "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",

@@ -57,6 +57,18 @@ class FileInstance(FixedInstance):
         return f"FileInstance({str(self.path)!r})"
 
 
+class SeededDraw(FixedInstance):
+    """One draw of ``generator`` with its own seed, the same instance in every episode (a fixed
+    generated instance, e.g. to compare with an exact optimum or to train on one instance)."""
+
+    def __init__(self, generator: InstanceGenerator, seed: int):
+        self.generator, self.seed = generator, int(seed)
+        super().__init__(generator(np.random.default_rng(self.seed)), name=f"{generator!r} seed {self.seed}")
+
+    def __repr__(self) -> str:
+        return f"SeededDraw({self.generator!r}, seed={self.seed})"
+
+
 def is_path_like(value: Any) -> bool:
     """A ``str`` or ``os.PathLike`` that names an existing file."""
     if isinstance(value, os.PathLike) or isinstance(value, str):

@@ -6,8 +6,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import (GLOBAL_ACTION, NO_NODE, FixedInstance, RlsysEnv, check_bool, check_choice, check_float,
-                             check_int, draw_instance, entity_spaces, graph_spaces, instance_source)
+from rlsys_envs.core import (GLOBAL_ACTION, NO_NODE, FixedInstance, RlsysEnv, SeededDraw, check_bool, check_choice,
+                             check_float, check_int, draw_instance, entity_spaces, graph_spaces, instance_source)
 from rlsys_envs.core.memory import keep_freed_heap_memory
 
 from .generator import SIZES, WORKLOADS, GeneratedClusters, load_vmr2l_json
@@ -128,6 +128,8 @@ class VMReschedulingEnv(RlsysEnv):
       observation padding, in ``[1, 100000]``; a cluster larger than these raises ``ValueError``.
     - ``instance`` (``"generated"``): ``"generated"`` (from ``size``, ``workload``, ...), a path to a
       VMR2L cluster JSON file, a ``Cluster``, or an instance generator ``rng -> Cluster``.
+    - ``instance_seed`` (None): with a generated instance, draw it once from this seed and play every
+      episode on that snapshot (``core.SeededDraw``); None draws a new one from ``np_random`` per reset.
     - ``observation`` (``"all"``): ``all`` keys above, or ``graph``: only ``phase``, ``selected_vm``,
       ``global_features``, the ``graph_*`` keys and ``action_node`` (what a graph policy reads;
       ~35 % fewer bytes per step on M size, which matters when observations cross process pipes).
@@ -146,7 +148,8 @@ class VMReschedulingEnv(RlsysEnv):
     #: loaded snapshots and instance sources never change: snapshots of the env share them
     shared_state_attributes = ("instance_source", "load_report")
 
-    def __init__(self, *, instance: Any = "generated", size: str = "M", workload: str = "high", mnl: int = 50,
+    def __init__(self, *, instance: Any = "generated", instance_seed: int | None = None, size: str = "M",
+                 workload: str = "high", mnl: int = 50,
                  frag_unit: int = 16, action_mode: str = "two_stage", allow_stop: bool = True,
                  invalid_penalty: float = 0.01, frac_unmovable: float = 0.0, n_affinity_groups: int = 0,
                  max_pms: int | None = None, max_vms: int | None = None, observation: str = "all",
@@ -167,6 +170,11 @@ class VMReschedulingEnv(RlsysEnv):
         # the VM padding of generated snapshots (the generator caps the VM count there)
         self._generated_max_vms = SIZES[self.size][1] if max_vms is None else check_int("max_vms", max_vms, 1, 100_000)
         self.instance_source = self._source(instance, "instance")
+        if instance_seed is not None:
+            if isinstance(self.instance_source, FixedInstance):
+                raise ValueError("instance_seed fixes a generated snapshot; the instance is fixed already")
+            seed = check_int("instance_seed", instance_seed, 0, 2**63 - 1)
+            self.instance_source = SeededDraw(self.instance_source, seed)
         fixed = self.instance_source.instance if isinstance(self.instance_source, FixedInstance) else None
         if fixed is not None:
             auto_pms, auto_vms = fixed.n_pms, fixed.n_vms
