@@ -152,3 +152,52 @@ def test_off_policy_checkpoints_save_and_resume_the_replay_buffer(tmp_path, caps
     from agents.masked_q import MaskableDQN
 
     assert MaskableDQN.load(run / "final_model.zip").num_timesteps == 120
+
+
+def test_tensorboard_serves_the_policy_and_baseline_eval_curves(trained):
+    """``tensorboard --logdir runs`` starts on a fresh install (no missing module, no traceback) and
+    serves the evaluation scalars of the policy and of a baseline over HTTP."""
+    import os
+    import socket
+    import time
+    import urllib.parse
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    logdir = trained.parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port),
+                             "--host", "localhost", "--load_fast", "false"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
+    base = f"http://localhost:{port}"
+
+    def get(path):
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            return json.loads(r.read().decode())
+
+    try:
+        deadline = time.time() + 90
+        runs = {}
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                runs = get("/data/plugin/scalars/tags")
+                if runs:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert proc.poll() is None, f"tensorboard exited: {proc.stdout.read()}"
+        run = next(r for r in runs if r.endswith("seed_0"))
+        for tag in ("eval/makespan/policy", "eval/makespan/SPT"):
+            assert tag in runs[run], sorted(runs[run])
+            points = get(f"/data/plugin/scalars/scalars?run={urllib.parse.quote(run)}&tag={urllib.parse.quote(tag)}")
+            assert [p[1] for p in points][-1] == 256 and all(isinstance(p[2], float) for p in points)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    for bad in ("Traceback", "ModuleNotFoundError", "pkg_resources", "Warning"):
+        assert bad not in out, out

