@@ -265,7 +265,7 @@ def save_ft06_gantt(path):
     env = JobShopEnv(instance="ft06", rule="active")
     info = play_episode(env, BASELINES["cpsat"](), 0).info
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_gantt(info["schedule"], 6, 6, path, title=f"ft06, CP-SAT plan replayed by the env: makespan "
+    save_gantt(env.schedule(), 6, 6, path, title=f"ft06, CP-SAT plan replayed by the env: makespan "
                                                    f"{info['metrics']['makespan']:.0f} (optimum 55)")
     print(f"saved {path}\n")
 

@@ -96,10 +96,10 @@ def test_random_play_gives_valid_schedules(name):
         info, _, _ = play(env, seed, rng, check_obs=seed < 3)
         md = env.model
         deadlocks += md.deadlock
-        check_schedule(env.instance, info["schedule"], blocking=md.blocking, downs=md.down_log,
+        check_schedule(env.instance, env.schedule(), blocking=md.blocking, downs=md.down_log,
                        on_interrupt=kw.get("on_interrupt", "resume"), complete=not md.deadlock)
         if not md.deadlock:
-            assert info["metrics"]["makespan"] == info["schedule"][:, 4].max()
+            assert info["metrics"]["makespan"] == env.schedule()[:, 4].max()
         if kw.get("shutdown_prob"):
             assert info["metrics"]["shutdowns"] == len(md.down_log)
     if name == "blocking_noswap":
@@ -148,7 +148,7 @@ def test_swap_resolves_a_blocking_cycle():
     obs, r, term, trunc, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
     assert term and not info["deadlock"]
     assert info["metrics"]["swaps"] == 1 and info["metrics"]["deadlock"] == 0
-    rows = {(j, k): (m, s, e) for j, k, m, s, e in info["schedule"].tolist()}
+    rows = {(j, k): (m, s, e) for j, k, m, s, e in env.schedule().tolist()}
     assert rows[(0, 1)] == (1, 2, 5) and rows[(1, 1)] == (0, 2, 6)  # both moved at t=2
     assert info["metrics"]["makespan"] == 6
 
@@ -177,7 +177,7 @@ def test_blocking_keeps_the_machine_until_the_next_one_is_free():
     obs, r, term, trunc, info = env.step(0)
     while not term:
         obs, r, term, trunc, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
-    rows = {(j, k): (m, s, e) for j, k, m, s, e in info["schedule"].tolist()}
+    rows = {(j, k): (m, s, e) for j, k, m, s, e in env.schedule().tolist()}
     assert rows[(0, 1)][1] == 5           # J0 moves to M1 only when J1 has left it
     assert rows[(2, 0)][1] >= 5           # and M0 stayed blocked by J0 until then
     env2 = JobShopEnv(instance=inst, blocking=False)
@@ -185,7 +185,7 @@ def test_blocking_keeps_the_machine_until_the_next_one_is_free():
     obs, r, term, trunc, info = env2.step(0)
     while not term:
         obs, r, term, trunc, info = env2.step(int(np.flatnonzero(info["action_mask"])[0]))
-    rows = {(j, k): (m, s, e) for j, k, m, s, e in info["schedule"].tolist()}
+    rows = {(j, k): (m, s, e) for j, k, m, s, e in env2.schedule().tolist()}
     assert rows[(2, 0)][1] == 1           # without blocking M0 is free at t=1
 
 
@@ -193,11 +193,12 @@ def test_same_seed_same_episode_with_shutdowns():
     def run():
         env = JobShopEnv(blocking=True, shutdown_prob=0.1, on_interrupt="restart")
         info, total, _ = play(env, 7, np.random.default_rng(3))
-        return info["schedule"], total, env.model.down_log
+        return env.schedule(), total, env.model.down_log
     a, b = run(), run()
     assert np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
     env = JobShopEnv(blocking=True, shutdown_prob=0.1)
-    s8 = play(env, 8, np.random.default_rng(3))[0]["schedule"]
+    play(env, 8, np.random.default_rng(3))
+    s8 = env.schedule()
     assert not np.array_equal(a[0], s8)
 
 
@@ -210,7 +211,7 @@ def test_decisions_need_two_candidates_and_nondelay_never_idles():
         assert info["action_mask"].sum() >= 2
         obs, r, done, _, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
     # non-delay: whenever an op starts after its job was ready, its machine was busy until then
-    rows = info["schedule"]
+    rows = env.schedule()
     inst = env.instance
     by_m = defaultdict(list)
     for j, k, m, s, e in rows.tolist():
@@ -261,7 +262,7 @@ def test_checker_catches_violations():
     """The schedule checker above is what the validity tests rely on: make sure it can fail."""
     env = JobShopEnv(instance="ft06")
     info, _, _ = play(env, 0, np.random.default_rng(0))
-    rows = info["schedule"].copy()
+    rows = env.schedule().copy()
     check_schedule(env.instance, rows, blocking=False)
     bad = rows.copy()
     bad[5, 3:] -= 3  # shift an operation earlier: breaks job order or machine capacity

@@ -84,7 +84,7 @@ def solve_cpsat(instance: JobShopInstance, time_limit: float = 10.0, workers: in
     Returns a dict: ``makespan`` (int, of the best solution found), ``status`` ("OPTIMAL" /
     "FEASIBLE" / ...), ``bound`` (best lower bound), ``wall_s``, and ``schedule``: int64
     ``[n_ops, 5]`` rows (job, op_index, machine, start, end), the same format as the env's
-    ``info["schedule"]``.
+    ``env.schedule()``.
     """
     from ortools.sat.python import cp_model
 

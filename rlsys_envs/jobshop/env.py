@@ -113,9 +113,10 @@ class JobShopEnv(RlsysEnv):
     truncated. ``info["metrics"]``: ``makespan``, ``gap`` (makespan / optimum - 1, only when the
     classic optimum or a best-known upper bound of the instance is known; absent otherwise),
     ``lower_bound0``, ``swaps``, ``deadlock``, ``shutdowns``, ``interruptions``, ``decisions``,
-    ``auto_dispatched``, ``n_jobs``, ``n_machines``. ``info["schedule"]``: int64 ``[rows, 5]``
-    (job, op_index, machine, start, end), one row per processed segment (an interrupted
-    operation has several), and ``info["deadlock"]``. Every step's ``info`` also has
+    ``auto_dispatched``, ``n_jobs``, ``n_machines``; ``info["deadlock"]`` at the last step. The
+    schedule is ``env.unwrapped.schedule()`` (not in ``info``, whose entries must batch in vector
+    envs): int64 ``[rows, 5]`` (job, op_index, machine, start, end), one row per processed segment
+    (an interrupted operation has several). Every step's ``info`` also has
     ``action_mask``, ``time`` (the simulation time of the decision) and, with ``reward="lb"``,
     ``lower_bound`` (the bound the next reward is measured from).
 
@@ -319,8 +320,13 @@ class JobShopEnv(RlsysEnv):
             info["lower_bound"] = float(self._lb)
         if md.done:
             info["deadlock"] = bool(md.deadlock)
-            info["schedule"] = md.schedule_rows()
         return info
+
+    def schedule(self) -> np.ndarray:
+        """The schedule so far: int64 ``[rows, 5]`` (job, op_index, machine, start, end), one row per
+        processed segment (an interrupted operation has several). Not in ``info``: its row count
+        varies between instances, which Gymnasium's vector envs cannot batch."""
+        return self.model.schedule_rows().copy()
 
     def _episode_metrics(self):
         md = self.model
