@@ -360,6 +360,7 @@ def preflight(config: Config) -> None:
 
 def run(config: Config, resume_dir: Path | None = None, log=print) -> dict[int, dict]:
     from .evaluation import format_table, summarise
+    from .statistics import format_comparison
 
     if resume_dir is not None:
         seeds = [int(resume_dir.name.split("_", 1)[1])]
@@ -386,7 +387,38 @@ def run(config: Config, resume_dir: Path | None = None, log=print) -> dict[int, 
             f"per-episode suite: {json.dumps(config.eval.suite, default=str)}")
     else:
         log(f"eval env kwargs: {json.dumps(env_kw, default=str)}")
+    cmp = seeds_comparison(config, [all_results[s] for s in seeds])
+    title = (f"{config.experiment}: {len(seeds)} seed(s) x {config.eval.episodes} eval episodes, "
+             f"mean and IQM with {round(100 * cmp.confidence)}% CIs")
+    text = format_comparison(cmp, title=title)
+    log("")
+    log(text)
+    if resume_dir is None:      # a resumed run is one seed of the experiment: its summary stays as it was
+        from .files import write_atomic
+
+        folder = Path(config.train.run_dir) / config.experiment
+        write_atomic(folder / "summary.md", text + "\n")
+        write_atomic(folder / "summary.json", json.dumps({"seeds": seeds, **cmp.to_json()}, indent=1))
     return all_results
+
+
+def seed_metrics(config: Config) -> list[str]:
+    """Metrics of the confidence-interval tables: ``eval.metrics``, else the objective and the gap metrics."""
+    out = list(config.eval.metrics) or [config.eval.objective] + list(config.eval.gap_metrics)
+    return list(dict.fromkeys(out))
+
+
+def seeds_comparison(config: Config, per_seed: list[dict]):
+    """Mean / IQM intervals and the probability of improvement of the policy over the best baseline,
+    from the results ``{"policy": metrics, <baseline>: metrics}`` of seeds on the same eval episodes."""
+    from .statistics import compare
+
+    baselines = [k for k in per_seed[0] if k != "policy"]
+    results = {"policy": [r["policy"] for r in per_seed], **{b: [per_seed[0][b]] for b in baselines}}
+    return compare(results, seed_metrics(config), ["policy"], baselines, objective=config.eval.objective,
+                   higher_is_better=not config.eval.minimise, reference=config.eval.reference,
+                   gap_metrics=config.eval.gap_metrics if config.eval.reference else (),
+                   reps=config.eval.bootstrap_reps)
 
 
 def parse_args(argv=None):
