@@ -218,22 +218,21 @@ def compare(results: dict[str, Runs], metrics: Sequence[str], candidates: Sequen
     ``{metric: [value per episode]}``) on ``metrics`` (and ``gap_<m>`` for ``m`` in ``gap_metrics``
     against the one-run ``reference``), and the probability of improvement of each candidate over
     the best of ``baselines`` on ``objective``."""
+    def estimates(s: np.ndarray) -> dict:
+        return {"mean": mean_interval(s, reps, confidence, seed), "iqm": iqm_interval(s, reps, confidence, seed),
+                "runs": s.shape[0], "tasks": s.shape[1]}
+
     rows: dict = {}
     ref_runs = results.get(reference) if reference else None
     for name, runs in results.items():
         row = {}
         for m in metrics:
             if all(m in r for r in runs):
-                s = score_matrix([r[m] for r in runs], f"{name} {m}")
-                row[m] = {"mean": mean_interval(s, reps, confidence, seed), "iqm": iqm_interval(s, reps, confidence, seed),
-                          "runs": s.shape[0], "tasks": s.shape[1]}
+                row[m] = estimates(score_matrix([r[m] for r in runs], f"{name} {m}"))
         if ref_runs is not None and name != reference:
             for m in gap_metrics:
                 if all(m in r for r in runs) and all(m in r for r in ref_runs):
-                    g = gap_matrix([r[m] for r in runs], [ref_runs[0][m]])
-                    row[f"gap_{m}"] = {"mean": mean_interval(g, reps, confidence, seed),
-                                       "iqm": iqm_interval(g, reps, confidence, seed), "runs": g.shape[0],
-                                       "tasks": g.shape[1]}
+                    row[f"gap_{m}"] = estimates(gap_matrix([r[m] for r in runs], [ref_runs[0][m]]))
         rows[name] = row
     best = best_baseline(results, baselines, objective, higher_is_better)
     improvement = {}
@@ -281,8 +280,9 @@ def format_comparison(cmp: Comparison, title: str | None = None) -> str:
         for name, row in cmp.rows.items():
             if m in row:
                 e = row[m]
-                lines.append(f"| {label} | {name} | {e['runs']} x {e['tasks']} | {_num(e['mean'].point, percent)} | "
-                             f"{_ci(e['mean'], percent)} | {_num(e['iqm'].point, percent)} | {_ci(e['iqm'], percent)} |")
+                mean, mid = e["mean"], e["iqm"]
+                lines.append(f"| {label} | {name} | {e['runs']} x {e['tasks']} | {_num(mean.point, percent)} | "
+                             f"{_ci(mean, percent)} | {_num(mid.point, percent)} | {_ci(mid, percent)} |")
     lines.append("")
     lines.append(f"{pct} CIs: percentile intervals of {cmp.reps} stratified bootstrap resamples (episodes drawn with "
                  f"replacement, then seeds within each episode; agents.statistics). IQM: mean of the middle 50 % "
@@ -349,9 +349,12 @@ def plot_comparison(cmp: Comparison, path, title: str = "", metrics: Sequence[st
     axes[0][0].legend(fontsize=7, loc="best")
     sub = f"points: mean (circle) and IQM (diamond); bars: {pct}% stratified bootstrap CIs ({cmp.reps} resamples)"
     if cmp.improvement:
-        sub += "\n" + "; ".join(f"P({c.rsplit('/', 1)[-1]} better than {v['over']} on {cmp.objective}) = "
-                                f"{v['probability'].point:.2f} [{v['probability'].low:.2f}, {v['probability'].high:.2f}]"
-                                for c, v in cmp.improvement.items())
+        parts = []
+        for c, v in cmp.improvement.items():
+            p = v["probability"]
+            parts.append(f"P({c.rsplit('/', 1)[-1]} better than {v['over']} on {cmp.objective}) = {p.point:.2f}"
+                         + (f" [{p.low:.2f}, {p.high:.2f}]" if p.has_interval else ""))
+        sub += "\n" + "; ".join(parts)
     fig.suptitle((title + "\n" if title else "") + sub, fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -104,8 +104,11 @@ def build_model(config: Config, venv, seed: int):
                policy_kwargs=policy_kwargs, **config.algo.kwargs)
 
 
-def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> dict:
-    """Train (or resume) one seed; returns ``{"policy": metrics, <baseline>: metrics, ...}``."""
+def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_eval=None) -> dict:
+    """Train (or resume) one seed; returns ``{"policy": metrics, <baseline>: metrics, ...}``.
+
+    ``on_eval(num_timesteps, metrics)`` is called after every evaluation of the policy (sweeps report
+    it to Ray Tune)."""
     import torch
 
     from .algorithms import get_algorithm
@@ -172,7 +175,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     eval_cb = EvalBaselinesCallback(config.env.id, config.eval_env_kwargs(), config.eval.episodes, config.eval.seed,
                                     config.eval.freq, baselines, algo.maskable, config.eval.deterministic,
                                     config.eval.reference, config.eval.gap_metrics,
-                                    history_path=run_dir / "eval_history.jsonl")
+                                    history_path=run_dir / "eval_history.jsonl", on_eval=on_eval)
     ckpt_cb = CheckpointCallback(ckpt_dir, config.train.checkpoint_freq, save_replay_buffer=algo.off_policy)
     remaining = config.train.total_timesteps - model.num_timesteps
     t0 = time.perf_counter()
@@ -428,8 +431,15 @@ def parse_args(argv=None):
                "train.seeds=[0,1,2] algo.kwargs.learning_rate=1e-3 env.kwargs.max_jobs=10")
     p.add_argument("--config", default=None,
                    help="YAML config (default: configs/default.yaml if it exists, else the code defaults)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue runs/<experiment>/seed_<s> from its last checkpoint (its config.yaml is used)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", nargs="?", const=True,
+                   help="continue runs/<experiment>/seed_<s> from its last checkpoint (its config.yaml is used); "
+                        "with --sweep (no RUN_DIR): continue the sweep's unfinished trials")
+    p.add_argument("--sweep", default=None, metavar="SWEEP_FILE",
+                   help="run a grid or search of this config as Ray Tune trials (configs/sweeps/, docs/sweeps.md; "
+                        'needs pip install -e ".[distributed]")')
+    p.add_argument("--address", default=None,
+                   help="with --sweep: an existing Ray cluster (ray://host:10001 or host:port; default $RAY_ADDRESS, "
+                        "else a local Ray)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
     return p.parse_args(argv)
 
@@ -457,6 +467,14 @@ def main(argv=None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # progress lines appear at once even when redirected to a file
         sys.stdout.reconfigure(line_buffering=True)
     args = parse_args(argv)
+    if args.sweep:
+        from .sweep import main_sweep
+
+        return main_sweep(args)
+    if args.resume is True:
+        raise SystemExit("--resume needs a run folder (runs/<experiment>/seed_<s>), or --sweep SWEEP_FILE")
+    if args.address:
+        raise SystemExit("--address is for --sweep")
     try:
         if args.resume:
             resume_dir = Path(args.resume)

@@ -61,8 +61,8 @@ def test_compare_picks_the_best_baseline_and_reports_gaps():
     eps = 15
     base = {"cost": list(rng.uniform(90, 110, eps))}
     results = {"policy": [{"cost": list(np.array(base["cost"]) - rng.uniform(1, 3, eps))} for _ in range(3)],
-               "good": [{"cost": list(np.array(base["cost"]) + 1)}], "bad": [{"cost": list(np.array(base["cost"]) + 20)}],
-               "ref": [base]}
+               "good": [{"cost": list(np.array(base["cost"]) + 1)}],
+               "bad": [{"cost": list(np.array(base["cost"]) + 20)}], "ref": [base]}
     cmp = S.compare(results, ["cost"], ["policy"], ["good", "bad", "ref"], objective="cost", higher_is_better=False,
                     reference="ref", gap_metrics=["cost"], reps=2000)
     assert cmp.best_baseline == "ref"
