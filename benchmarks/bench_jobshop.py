@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import table  # noqa: E402  (this folder: the script's own)
+from bench_common import figure_beside, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
-from rlsys_envs.core import play_episode  # noqa: E402
-from rlsys_envs.jobshop.baselines import BASELINES, RULES, run_episode, solve_cpsat  # noqa: E402
+from rlsys_envs.core import best_of_k, episode_key, play_episode  # noqa: E402
+from rlsys_envs.jobshop.baselines import BASELINES, RULES, solve_cpsat  # noqa: E402
 from rlsys_envs.jobshop.env import JobShopEnv  # noqa: E402
 from rlsys_envs.jobshop.generator import load_benchmark, write_standard  # noqa: E402
 
@@ -134,7 +134,7 @@ def _mean_metric(kwargs, make_policy, instances, seeds, metric):
     for name in instances:
         env = JobShopEnv(instance=name, **kwargs)
         for s in seeds:
-            info = run_episode(env, make_policy(), seed=s)
+            info = play_episode(env, make_policy(), s).info
             vals.append(info["metrics"][metric])
     return float(np.mean(vals)), vals
 
@@ -149,12 +149,9 @@ def _best_of_k(kwargs, policy, instances, seeds, metric, k):
     for name in instances:
         env = JobShopEnv(instance=name, **kwargs)
         for s in seeds:
-            best = None
-            for j in range(k):
-                info, _, _ = play_episode(env, policy, s, policy_seed=1000 * s + j + 1)
-                v = info["metrics"][metric]
-                best = v if best is None else min(best, v)
-            vals.append(best)
+            env.reset(seed=s)
+            best, runs = best_of_k(env, [lambda: policy] * k, [1000 * s + j + 1 for j in range(k)], episode_key(metric))
+            vals.append(runs[best].metrics[metric])
     return float(np.mean(vals)), vals
 
 
@@ -266,7 +263,7 @@ def save_ft06_gantt(path):
     from rlsys_envs.jobshop.render import save_gantt
 
     env = JobShopEnv(instance="ft06", rule="active")
-    info = run_episode(env, BASELINES["cpsat"](), seed=0)
+    info = play_episode(env, BASELINES["cpsat"](), 0).info
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_gantt(info["schedule"], 6, 6, path, title=f"ft06, CP-SAT plan replayed by the env: makespan "
                                                    f"{info['metrics']['makespan']:.0f} (optimum 55)")
@@ -294,9 +291,20 @@ def main(argv=None):
     ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
     ap.add_argument("--gantt", default=None, metavar="PNG",
                     help="also save a Gantt chart of the CP-SAT plan of ft06 replayed through the env")
+    ap.add_argument("--out", default=None, metavar="FILE.md",
+                    help="also write the tables to FILE.md (and the Gantt chart beside it, FILE_gantt.png)")
     args = ap.parse_args(argv)
+    with tee_stdout(args.out):
+        run(args)
+
+
+def run(args):
+    if args.out and not args.gantt:
+        args.gantt = str(figure_beside(args.out, "gantt"))
     if args.gantt:
         save_ft06_gantt(args.gantt)
+        if args.out:
+            print(f"![ft06: the CP-SAT plan replayed by the env]({Path(args.gantt).name})\n")
     try:
         import torch
         torch.set_num_threads(1)

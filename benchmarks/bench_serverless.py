@@ -30,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import figure_beside, tee_stdout  # noqa: E402  (this folder: the script's own)
+
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.serverless import LIMITS, ServerlessAutoscalingEnv  # noqa: E402
 from rlsys_envs.serverless.baselines import (KnativeDefaultPolicy, QLearningPolicy, StaticLimitPolicy,  # noqa: E402
@@ -186,8 +188,18 @@ def main(argv=None):
                     help="skip the speed table, the sweep tables and the plot "
                          "(the sweep still picks the best static limit)")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
-    ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "serverless_sweep.png"))
+    ap.add_argument("--plot", default=None,
+                    help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
+    ap.add_argument("--out", default=None, metavar="FILE.md",
+                    help="also write the tables to FILE.md (and the sweep plot beside it, FILE_sweep.png)")
     args = ap.parse_args(argv)
+    with tee_stdout(args.out):
+        return run(ap, args)
+
+
+def run(ap, args):
+    if args.plot is None:
+        args.plot = str(figure_beside(args.out, "sweep") or ROOT / "docs" / "img" / "serverless_sweep.png")
     sweep_seeds = [0] if args.quick else [0, 1, 2]
     episodes = args.episodes or (3 if args.quick else 10)
     eval_seeds = [1000 + i for i in range(episodes)]
@@ -229,6 +241,8 @@ def main(argv=None):
         print(text)
     plot({k: v for k, v in sweeps.items()}, Path(args.plot))
     print(f"\n(plot: {Path(args.plot).relative_to(ROOT) if Path(args.plot).is_relative_to(ROOT) else args.plot})")
+    if args.out:
+        print(f"\n![static-limit sweep: throughput, p95 latency and error rate per limit]({Path(args.plot).name})")
     return policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start, best)
 
 
