@@ -287,6 +287,7 @@ def run_trial(trial_conf: dict, spec_json: str, base_json: str, trials_dir: str)
     resume = (run_dir / "config.yaml").is_file() and (latest_checkpoint(run_dir / "checkpoints") is not None
                                                        or bool(config.pretrain.expert))
     run_dir.mkdir(parents=True, exist_ok=True)
+    share_baselines(Path(trials_dir), run_dir)
     write_atomic(run_dir / "trial.json", json.dumps({"trial_id": trial_id, "seed": seed, "params": params},
                                                     indent=1, default=str))
     log_file = open(run_dir / "train.log", "a")
@@ -308,6 +309,23 @@ def run_trial(trial_conf: dict, spec_json: str, base_json: str, trials_dir: str)
         raise
     finally:
         log_file.close()
+
+
+def share_baselines(trials_dir: Path, run_dir: Path) -> None:
+    """Seed ``run_dir/baselines.json`` with the baseline evaluations other trials have already made.
+
+    The entries are keyed by the evaluation spec (env, eval kwargs, episodes, seed, baseline: see
+    ``agents.training.baseline_results``), so a trial takes only those of its own evaluation, and a
+    slow baseline (e.g. CP-SAT) is evaluated once per distinct evaluation setting, not per trial.
+    """
+    own = run_dir / "baselines.json"
+    cache = _read_json(own) or {}
+    for other in trials_dir.glob("*/seed_*/baselines.json"):
+        if other != own:
+            for key, value in (_read_json(other) or {}).items():
+                cache.setdefault(key, value)
+    if cache:
+        write_atomic(own, json.dumps(cache, indent=1))
 
 
 # ----------------------------------------------------------------------------------- gathering

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.files import write_atomic  # noqa: E402  (light: no torch)
 
 
 def table(header, rows) -> str:
@@ -50,12 +52,7 @@ def tee_stdout(path: str | Path | None):
         yield
     finally:
         sys.stdout = old
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
+        write_atomic(path, buf.getvalue())
 
 
 def figure_beside(out: str | Path | None, name: str) -> Path | None:

@@ -267,7 +267,7 @@ def save_ft06_gantt(path):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_gantt(info["schedule"], 6, 6, path, title=f"ft06, CP-SAT plan replayed by the env: makespan "
                                                    f"{info['metrics']['makespan']:.0f} (optimum 55)")
-    print(f"saved {path}\n")
+    print(f"saved {path}\n", file=sys.stderr)
 
 
 def main(argv=None):

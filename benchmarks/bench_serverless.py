@@ -78,14 +78,9 @@ class PhasedLimitPolicy(StaticLimitPolicy):
         return env.action_for_limit(self.limit)
 
 
-def run_episode(env, policy, seed):
-    info, ret, _ = play_episode(env, policy, seed)
-    return {**info["metrics"], "return": ret}
-
-
 def evaluate(kwargs, policy, seeds):
     env = ServerlessAutoscalingEnv(**kwargs)
-    rows = [run_episode(env, policy, s) for s in seeds]
+    rows = [{**(ep := play_episode(env, policy, s)).metrics, "return": ep.total_return} for s in seeds]
     means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return means, {k: float(np.std([r[k] for r in rows])) for k in rows[0]}
 
@@ -240,9 +235,10 @@ def run(ap, args):
         text, best[name] = fmt_sweep(name, sweeps[name])
         print(text)
     plot({k: v for k, v in sweeps.items()}, Path(args.plot))
-    print(f"\n(plot: {Path(args.plot).relative_to(ROOT) if Path(args.plot).is_relative_to(ROOT) else args.plot})")
     if args.out:
         print(f"\n![static-limit sweep: throughput, p95 latency and error rate per limit]({Path(args.plot).name})")
+    else:
+        print(f"\n(plot: {Path(args.plot).relative_to(ROOT) if Path(args.plot).is_relative_to(ROOT) else args.plot})")
     return policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start, best)
 
 

@@ -191,3 +191,27 @@ def test_killed_sweep_resumes_its_trials_from_their_checkpoints(tmp_path, ray_in
         assert "(resumed)" in log.read_text() and "resuming from" in log.read_text()
     summary = json.loads((sweep / "results.json").read_text())
     assert [t["timesteps"] for t in summary["trials"]] == [4096, 4096]
+
+
+def test_trials_share_the_baseline_evaluations_they_have_made(tmp_path):
+    from agents.sweep import share_baselines
+
+    for i, entries in enumerate([{"k1": {"baseline": "cpsat", "metrics": {"makespan": [55.0]}}},
+                                 {"k2": {"baseline": "SPT", "metrics": {"makespan": [60.0]}}}]):
+        run = tmp_path / f"t{i}" / "seed_0"
+        run.mkdir(parents=True)
+        (run / "baselines.json").write_text(json.dumps(entries))
+    (tmp_path / "t2" / "seed_0").mkdir(parents=True)
+    (tmp_path / "t2" / "seed_0" / "baselines.json").write_text('{"k1": {"trunc')    # being written: skipped
+    new = tmp_path / "t3" / "seed_1"
+    new.mkdir(parents=True)
+    share_baselines(tmp_path, new)
+    assert set(json.loads((new / "baselines.json").read_text())) == {"k1", "k2"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_is_valid(path):
+    from agents.sweep import base_config, preflight_sweep
+
+    spec = load_spec(path)
+    preflight_sweep(spec, base_config(spec))
