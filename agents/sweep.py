@@ -245,7 +245,7 @@ def grid_points(spec: SweepSpec) -> list[dict]:
     if spec.searcher == "random":
         points = [{**p, **s} for p in points for s in draw_samples(spec)]
     elif spec.searcher == "optuna":         # a corner of the space: the lower bounds and first choices
-        points = [{k: (a[0] if kind != "randint" else a[0]) for k, d in spec.search.items() for kind, a in d.items()}]
+        points = [{k: a[0] for k, d in spec.search.items() for a in d.values()}]
     return points
 
 
