@@ -61,3 +61,15 @@ def figure_beside(out: str | Path | None, name: str) -> Path | None:
         return None
     out = Path(out)
     return out.with_name(f"{out.stem}_{name}.png")
+
+
+def add_out_option(ap, figures: str = "") -> None:
+    """``--out FILE.md`` on an argparse parser (``figures``: what goes beside it, for the help)."""
+    ap.add_argument("--out", default=None, metavar="FILE.md",
+                    help="also write the tables to FILE.md" + (f" ({figures} beside it)" if figures else ""))
+
+
+def default_figure(args, option: str, name: str) -> None:
+    """With ``--out`` and no ``--<option>``, ``args.<option>`` becomes :func:`figure_beside` ``(out, name)``."""
+    if args.out and not getattr(args, option):
+        setattr(args, option, str(figure_beside(args.out, name)))

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import figure_beside, table, tee_stdout  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, default_figure, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.core import best_of_k, episode_key, play_episode  # noqa: E402
 from rlsys_envs.jobshop.baselines import BASELINES, RULES, solve_cpsat  # noqa: E402
@@ -291,16 +291,14 @@ def main(argv=None):
     ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
     ap.add_argument("--gantt", default=None, metavar="PNG",
                     help="also save a Gantt chart of the CP-SAT plan of ft06 replayed through the env")
-    ap.add_argument("--out", default=None, metavar="FILE.md",
-                    help="also write the tables to FILE.md (and the Gantt chart beside it, FILE_gantt.png)")
+    add_out_option(ap, "the Gantt chart FILE_gantt.png")
     args = ap.parse_args(argv)
+    default_figure(args, "gantt", "gantt")
     with tee_stdout(args.out):
         run(args)
 
 
 def run(args):
-    if args.out and not args.gantt:
-        args.gantt = str(figure_beside(args.out, "gantt"))
     if args.gantt:
         save_ft06_gantt(args.gantt)
         if args.out:

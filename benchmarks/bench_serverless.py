@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_common import figure_beside, tee_stdout  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, default_figure, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.serverless import LIMITS, ServerlessAutoscalingEnv  # noqa: E402
@@ -185,16 +185,15 @@ def main(argv=None):
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
     ap.add_argument("--plot", default=None,
                     help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
-    ap.add_argument("--out", default=None, metavar="FILE.md",
-                    help="also write the tables to FILE.md (and the sweep plot beside it, FILE_sweep.png)")
+    add_out_option(ap, "the sweep plot FILE_sweep.png")
     args = ap.parse_args(argv)
+    default_figure(args, "plot", "sweep")
+    args.plot = args.plot or str(ROOT / "docs" / "img" / "serverless_sweep.png")
     with tee_stdout(args.out):
         return run(ap, args)
 
 
 def run(ap, args):
-    if args.plot is None:
-        args.plot = str(figure_beside(args.out, "sweep") or ROOT / "docs" / "img" / "serverless_sweep.png")
     sweep_seeds = [0] if args.quick else [0, 1, 2]
     episodes = args.episodes or (3 if args.quick else 10)
     eval_seeds = [1000 + i for i in range(episodes)]

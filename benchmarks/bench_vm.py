@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import figure_beside, table, tee_stdout  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, default_figure, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
                                      LookaheadCompletion, LookaheadPolicy, NoOpPolicy)
@@ -252,16 +252,14 @@ def main(argv=None):
     ap.add_argument("--heatmap", default=None, metavar="PNG",
                     help="save the before / after heat map of greedy on M-high seed 0 (docs/img/vm_heatmap.png)")
     ap.add_argument("--skip-generated", action="store_true")
-    ap.add_argument("--out", default=None, metavar="FILE.md",
-                    help="also write the tables to FILE.md (and the heat map beside it, FILE_heatmap.png)")
+    add_out_option(ap, "the heat map FILE_heatmap.png")
     args = ap.parse_args(argv)
+    default_figure(args, "heatmap", "heatmap")
     with tee_stdout(args.out):
         run_all(args)
 
 
 def run_all(args):
-    if args.out and not args.heatmap:
-        args.heatmap = str(figure_beside(args.out, "heatmap"))
     try:
         import torch
 
