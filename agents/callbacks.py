@@ -64,8 +64,11 @@ class EvalBaselinesCallback(BaseCallback):
 
     def __init__(self, env_id: str, env_kwargs: dict | list, episodes: int, seed: int, freq: int,
                  baseline_results: dict, maskable: bool, deterministic: bool = True, reference: str | None = None,
-                 gap_metrics: list | None = None, history_path: str | Path | None = None, verbose: int = 0):
+                 gap_metrics: list | None = None, history_path: str | Path | None = None, verbose: int = 0,
+                 on_eval=None):
         super().__init__(verbose)
+        #: called as ``on_eval(num_timesteps, {metric: [value per episode]})`` after every evaluation
+        self.on_eval = on_eval
         self.env_id, self.env_kwargs, self.episodes, self.seed = env_id, env_kwargs, episodes, seed
         self.freq, self.baseline_results, self.maskable = freq, baseline_results, maskable
         self.deterministic, self.reference, self.gap_metrics = deterministic, reference, list(gap_metrics or [])
@@ -120,6 +123,8 @@ class EvalBaselinesCallback(BaseCallback):
             with open(self.history_path, "a") as fh:
                 fh.write(json.dumps({"timesteps": int(self.num_timesteps),
                                      "policy": {k: float(np.mean(v)) for k, v in res.items()}}) + "\n")
+        if self.on_eval is not None:
+            self.on_eval(int(self.num_timesteps), res)
         return res
 
     def _on_training_end(self) -> None:

@@ -148,8 +148,15 @@ class EvalConfig:
     reference: typing.Optional[str] = None
     #: metrics for which a gap to the reference is reported: (policy - ref) / |ref|
     gap_metrics: list = field(default_factory=list)
-    #: metrics shown in the final table (empty: all; TensorBoard always gets all)
+    #: metrics shown in the final table (empty: all; TensorBoard always gets all); the confidence-interval
+    #: table over the seeds shows these too (empty there: the objective and the gap metrics)
     metrics: list = field(default_factory=list)
+    #: metric of the probability of improvement of the policy over the best baseline (and of sweeps)
+    objective: str = "return"
+    #: lower ``objective`` is better (e.g. makespan); false: higher is better
+    minimise: bool = False
+    #: bootstrap resamples of every confidence interval (agents.statistics)
+    bootstrap_reps: int = 10_000
 
 
 @dataclass
@@ -333,7 +340,8 @@ def validate(config: Config) -> None:
                              ("train.checkpoint_freq", config.train.checkpoint_freq, 0),
                              ("train.torch_threads", config.train.torch_threads, 1),
                              ("eval.episodes", config.eval.episodes, 1),
-                             ("eval.freq", config.eval.freq, 0)):
+                             ("eval.freq", config.eval.freq, 0),
+                             ("eval.bootstrap_reps", config.eval.bootstrap_reps, 100)):
         if value < low:
             raise ConfigError(f"{name} must be >= {low}, got {value}")
     if not 0.0 <= pre.dagger_cut_from < 1.0:

@@ -104,8 +104,11 @@ def build_model(config: Config, venv, seed: int):
                policy_kwargs=policy_kwargs, **config.algo.kwargs)
 
 
-def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> dict:
-    """Train (or resume) one seed; returns ``{"policy": metrics, <baseline>: metrics, ...}``."""
+def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_eval=None) -> dict:
+    """Train (or resume) one seed; returns ``{"policy": metrics, <baseline>: metrics, ...}``.
+
+    ``on_eval(num_timesteps, metrics)`` is called after every evaluation of the policy (sweeps report
+    it to Ray Tune)."""
     import torch
 
     from .algorithms import get_algorithm
@@ -172,7 +175,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print) -> di
     eval_cb = EvalBaselinesCallback(config.env.id, config.eval_env_kwargs(), config.eval.episodes, config.eval.seed,
                                     config.eval.freq, baselines, algo.maskable, config.eval.deterministic,
                                     config.eval.reference, config.eval.gap_metrics,
-                                    history_path=run_dir / "eval_history.jsonl")
+                                    history_path=run_dir / "eval_history.jsonl", on_eval=on_eval)
     ckpt_cb = CheckpointCallback(ckpt_dir, config.train.checkpoint_freq, save_replay_buffer=algo.off_policy)
     remaining = config.train.total_timesteps - model.num_timesteps
     t0 = time.perf_counter()
@@ -360,6 +363,7 @@ def preflight(config: Config) -> None:
 
 def run(config: Config, resume_dir: Path | None = None, log=print) -> dict[int, dict]:
     from .evaluation import format_table, summarise
+    from .statistics import format_comparison
 
     if resume_dir is not None:
         seeds = [int(resume_dir.name.split("_", 1)[1])]
@@ -386,7 +390,38 @@ def run(config: Config, resume_dir: Path | None = None, log=print) -> dict[int, 
             f"per-episode suite: {json.dumps(config.eval.suite, default=str)}")
     else:
         log(f"eval env kwargs: {json.dumps(env_kw, default=str)}")
+    cmp = seeds_comparison(config, [all_results[s] for s in seeds])
+    title = (f"{config.experiment}: {len(seeds)} seed(s) x {config.eval.episodes} eval episodes, "
+             f"mean and IQM with {round(100 * cmp.confidence)}% CIs")
+    text = format_comparison(cmp, title=title)
+    log("")
+    log(text)
+    if resume_dir is None:      # a resumed run is one seed of the experiment: its summary stays as it was
+        from .files import write_atomic
+
+        folder = Path(config.train.run_dir) / config.experiment
+        write_atomic(folder / "summary.md", text + "\n")
+        write_atomic(folder / "summary.json", json.dumps({"seeds": seeds, **cmp.to_json()}, indent=1))
     return all_results
+
+
+def seed_metrics(config: Config) -> list[str]:
+    """Metrics of the confidence-interval tables: ``eval.metrics``, else the objective and the gap metrics."""
+    out = list(config.eval.metrics) or [config.eval.objective] + list(config.eval.gap_metrics)
+    return list(dict.fromkeys(out))
+
+
+def seeds_comparison(config: Config, per_seed: list[dict]):
+    """Mean / IQM intervals and the probability of improvement of the policy over the best baseline,
+    from the results ``{"policy": metrics, <baseline>: metrics}`` of seeds on the same eval episodes."""
+    from .statistics import compare
+
+    baselines = [k for k in per_seed[0] if k != "policy"]
+    results = {"policy": [r["policy"] for r in per_seed], **{b: [per_seed[0][b]] for b in baselines}}
+    return compare(results, seed_metrics(config), ["policy"], baselines, objective=config.eval.objective,
+                   higher_is_better=not config.eval.minimise, reference=config.eval.reference,
+                   gap_metrics=config.eval.gap_metrics if config.eval.reference else (),
+                   reps=config.eval.bootstrap_reps)
 
 
 def parse_args(argv=None):
@@ -396,8 +431,15 @@ def parse_args(argv=None):
                "train.seeds=[0,1,2] algo.kwargs.learning_rate=1e-3 env.kwargs.max_jobs=10")
     p.add_argument("--config", default=None,
                    help="YAML config (default: configs/default.yaml if it exists, else the code defaults)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue runs/<experiment>/seed_<s> from its last checkpoint (its config.yaml is used)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", nargs="?", const=True,
+                   help="continue runs/<experiment>/seed_<s> from its last checkpoint (its config.yaml is used); "
+                        "with --sweep (no RUN_DIR): continue the sweep's unfinished trials")
+    p.add_argument("--sweep", default=None, metavar="SWEEP_FILE",
+                   help="run a grid or search of this config as Ray Tune trials (configs/sweeps/, docs/sweeps.md; "
+                        'needs pip install -e ".[distributed]")')
+    p.add_argument("--address", default=None,
+                   help="with --sweep: an existing Ray cluster (ray://host:10001 or host:port; default $RAY_ADDRESS, "
+                        "else a local Ray)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
     return p.parse_args(argv)
 
@@ -425,6 +467,14 @@ def main(argv=None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # progress lines appear at once even when redirected to a file
         sys.stdout.reconfigure(line_buffering=True)
     args = parse_args(argv)
+    if args.sweep:
+        from .sweep import main_sweep
+
+        return main_sweep(args)
+    if args.resume is True:
+        raise SystemExit("--resume needs a run folder (runs/<experiment>/seed_<s>), or --sweep SWEEP_FILE")
+    if args.address:
+        raise SystemExit("--address is for --sweep")
     try:
         if args.resume:
             resume_dir = Path(args.resume)

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import table  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, default_figure, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.core import best_of_k, episode_key, play_episode  # noqa: E402
 from rlsys_envs.jobshop.baselines import BASELINES, RULES, solve_cpsat  # noqa: E402
@@ -267,7 +267,7 @@ def save_ft06_gantt(path):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_gantt(env.schedule(), 6, 6, path, title=f"ft06, CP-SAT plan replayed by the env: makespan "
                                                    f"{info['metrics']['makespan']:.0f} (optimum 55)")
-    print(f"saved {path}\n")
+    print(f"saved {path}\n", file=sys.stderr)
 
 
 def main(argv=None):
@@ -291,9 +291,18 @@ def main(argv=None):
     ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
     ap.add_argument("--gantt", default=None, metavar="PNG",
                     help="also save a Gantt chart of the CP-SAT plan of ft06 replayed through the env")
+    add_out_option(ap, "the Gantt chart FILE_gantt.png")
     args = ap.parse_args(argv)
+    default_figure(args, "gantt", "gantt")
+    with tee_stdout(args.out):
+        run(args)
+
+
+def run(args):
     if args.gantt:
         save_ft06_gantt(args.gantt)
+        if args.out:
+            print(f"![ft06: the CP-SAT plan replayed by the env]({Path(args.gantt).name})\n")
     try:
         import torch
         torch.set_num_threads(1)

@@ -30,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import add_out_option, default_figure, tee_stdout  # noqa: E402  (this folder: the script's own)
+
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.serverless import LIMITS, ServerlessAutoscalingEnv  # noqa: E402
 from rlsys_envs.serverless.baselines import (KnativeDefaultPolicy, QLearningPolicy, StaticLimitPolicy,  # noqa: E402
@@ -181,8 +183,17 @@ def main(argv=None):
                     help="skip the speed table, the sweep tables and the plot "
                          "(the sweep still picks the best static limit)")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
-    ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "serverless_sweep.png"))
+    ap.add_argument("--plot", default=None,
+                    help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
+    add_out_option(ap, "the sweep plot FILE_sweep.png")
     args = ap.parse_args(argv)
+    default_figure(args, "plot", "sweep")
+    args.plot = args.plot or str(ROOT / "docs" / "img" / "serverless_sweep.png")
+    with tee_stdout(args.out):
+        return run(ap, args)
+
+
+def run(ap, args):
     sweep_seeds = [0] if args.quick else [0, 1, 2]
     episodes = args.episodes or (3 if args.quick else 10)
     eval_seeds = [1000 + i for i in range(episodes)]
@@ -223,7 +234,10 @@ def main(argv=None):
         text, best[name] = fmt_sweep(name, sweeps[name])
         print(text)
     plot({k: v for k, v in sweeps.items()}, Path(args.plot))
-    print(f"\n(plot: {Path(args.plot).relative_to(ROOT) if Path(args.plot).is_relative_to(ROOT) else args.plot})")
+    if args.out:
+        print(f"\n![static-limit sweep: throughput, p95 latency and error rate per limit]({Path(args.plot).name})")
+    else:
+        print(f"\n(plot: {Path(args.plot).relative_to(ROOT) if Path(args.plot).is_relative_to(ROOT) else args.plot})")
     return policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start, best)
 
 

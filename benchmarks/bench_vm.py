@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import table  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, default_figure, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
@@ -224,7 +224,7 @@ def save_heatmap(path: str) -> None:
     print(f"saved {path}", file=sys.stderr)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 snapshots, CP-SAT 5 s and 20 s, 3 s throughput")
     ap.add_argument("--snapshots", type=int, default=None,
@@ -249,7 +249,14 @@ def main():
     ap.add_argument("--heatmap", default=None, metavar="PNG",
                     help="save the before / after heat map of greedy on M-high seed 0 (docs/img/vm_heatmap.png)")
     ap.add_argument("--skip-generated", action="store_true")
-    args = ap.parse_args()
+    add_out_option(ap, "the heat map FILE_heatmap.png")
+    args = ap.parse_args(argv)
+    default_figure(args, "heatmap", "heatmap")
+    with tee_stdout(args.out):
+        run_all(args)
+
+
+def run_all(args):
     try:
         import torch
 
@@ -286,6 +293,8 @@ def main():
         out.append(throughput(3.0 if args.quick else 5.0))
     if args.heatmap:
         save_heatmap(args.heatmap)
+        if args.out:
+            out.append(f"![greedy on M-high seed 0: before / after]({Path(args.heatmap).name})")
     out.append(f"_total wall time {time.perf_counter() - t_start:.0f} s_")
     print("\n\n".join(out))
 

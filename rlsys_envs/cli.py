@@ -4,6 +4,7 @@
     rlsys evaluate ENV_ID --policy NAME_OR_CHECKPOINT [--episodes N] [--seed S] [--env-kwargs JSON] [--json]
     rlsys bench ENV_ID [--env-kwargs JSON] [--seconds T] [--json]
     rlsys compare ENV_ID [--policies A B ...] [--episodes N] [--seed S] [--env-kwargs JSON] [--png PATH]
+                  [--objective METRIC [--minimise]] [--reference B --gap M ...]
 
 torch and stable-baselines3 are imported only when a checkpoint is loaded, so ``rlsys list`` and
 baseline evaluations start fast. ``--env-kwargs`` is a JSON object of constructor arguments, or a
@@ -233,6 +234,7 @@ def cmd_compare(args) -> int:
         results[name] = _evaluate(args.env_id, policy, args.episodes, args.seed, env_kwargs)
         print(f"  {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     from agents.evaluation import format_table, summarise
+    from agents.statistics import compare, format_comparison, plot_comparison
 
     summary = summarise(results, args.reference, args.gap or [])
     if args.metrics:
@@ -240,33 +242,22 @@ def cmd_compare(args) -> int:
                        (m.startswith("gap_") and m[4:] in args.metrics)} for k, row in summary.items()}
     shown = (f"{len(env_kwargs)} per-episode env kwargs" if isinstance(env_kwargs, list)
              else f"env kwargs {json.dumps(env_kwargs or {})}")
-    print(format_table(summary, title=f"{args.env_id}: {args.episodes} episodes, seeds {args.seed}.."
-                                      f"{args.seed + args.episodes - 1}, {shown}"))
+    title = f"{args.env_id}: {args.episodes} episodes, seeds {args.seed}..{args.seed + args.episodes - 1}, {shown}"
+    print(format_table(summary, title=title))
+    if args.reference is not None and args.reference not in results:
+        raise SystemExit(f"--reference {args.reference!r} is not among the compared policies {list(results)}")
+    metrics = list(args.metrics or [args.objective] + list(args.gap or []))
+    cmp = compare({name: [res] for name, res in results.items()}, list(dict.fromkeys(metrics)),
+                  candidates=list(args.policies or []), baselines=[n for n in names if n not in (args.policies or [])],
+                  objective=args.objective, higher_is_better=not args.minimise, reference=args.reference,
+                  gap_metrics=args.gap or [], reps=args.reps)
+    print()
+    print(format_comparison(cmp, title=f"{args.episodes} episodes: mean and IQM with "
+                                       f"{round(100 * cmp.confidence)}% CIs"))
     if args.png:
-        _bar_chart(summary, args.png, args.env_id, args.metrics)
+        plot_comparison(cmp, args.png, title, metrics)
         print(f"\nchart: {args.png}")
     return 0
-
-
-def _bar_chart(summary: dict, path: str, title: str, metrics: list | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = metrics or [m for m in next(iter(summary.values())) if not m.startswith("gap_")][:4]
-    fig, axes = plt.subplots(1, len(cols), figsize=(4 * len(cols), 3.5), squeeze=False)
-    names = list(summary)
-    for ax, m in zip(axes[0], cols):
-        vals = [summary[n].get(m, float("nan")) for n in names]
-        ax.bar(range(len(names)), vals, color="tab:blue")
-        ax.set_xticks(range(len(names)), [Path(n).stem if n.endswith(".zip") else n for n in names],
-                      rotation=45, ha="right", fontsize=8)
-        ax.set_title(m)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", nargs="*", default=None, help="metrics to show (default: all)")
     s.add_argument("--reference", default=None, help="baseline for gap columns, e.g. cpsat")
     s.add_argument("--gap", nargs="*", default=None, help="metrics to report a gap to --reference for")
-    s.add_argument("--png", default=None, help="write a bar chart here")
+    s.add_argument("--objective", default="return",
+                   help="metric of the probability of improvement of --policies over the best baseline")
+    s.add_argument("--minimise", action="store_true", help="lower --objective is better (e.g. makespan)")
+    s.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples per confidence interval")
+    s.add_argument("--png", default=None,
+                   help="write a chart of the means and IQMs with their CIs (and a panel per --gap metric) here")
     s.set_defaults(func=cmd_compare)
     return p
 
@@ -318,6 +314,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
         raise SystemExit("--episodes must be >= 1")
+    if getattr(args, "reps", 100) < 100:
+        raise SystemExit(f"--reps must be >= 100, got {args.reps}")
     return int(args.func(args) or 0)
 
 

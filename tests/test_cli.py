@@ -64,6 +64,25 @@ def test_compare_table_and_png(tmp_path):
     r = rlsys("compare", ENV, "--baselines", "SPT", "MWKR", "random", "--episodes", "2", "--env-kwargs", SMALL,
               "--metrics", "makespan", "--reference", "MWKR", "--gap", "makespan", "--png", str(png))
     assert r.returncode == 0, r.stderr
-    rows = [line for line in r.stdout.splitlines() if line.startswith("| ")]
+    means, intervals = r.stdout.split("mean and IQM with 95% CIs")
+    rows = [line for line in means.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| policy | makespan") and len(rows) == 4
-    assert png.stat().st_size > 1000
+    # the interval table: makespan of the three policies, the gap of the two that are not the reference
+    rows = [line for line in intervals.splitlines() if line.startswith("| makespan")]
+    assert len(rows) == 5 and rows[0].startswith("| makespan | SPT | 1 x 2 |")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_reports_the_probability_of_improvement_of_a_policy(tmp_path):
+    png = tmp_path / "cmp.png"
+    r = rlsys("compare", ENV, "--baselines", "SPT", "MWKR", "--policies", "random", "--episodes", "6",
+              "--env-kwargs", SMALL, "--objective", "makespan", "--minimise", "--reps", "500", "--png", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "Probability of improvement on `makespan` (lower is better)" in r.stdout
+    import re
+
+    found = re.search(r"^\| random \| (SPT|MWKR) \| ([0-9.]+) \| \[([0-9.]+), ([0-9.]+)\] \|$", r.stdout, re.M)
+    assert found, r.stdout
+    p, lo, hi = (float(v) for v in found.groups()[1:])
+    assert 0.0 <= lo <= p <= hi <= 1.0
+    assert png.is_file()
