@@ -65,7 +65,7 @@ def test_the_page_names_the_id_and_every_registered_variant(entry):
 
 def _anchors(md: Path) -> set[str]:
     """GitHub's anchors of the headings of ``md`` (lower case, punctuation dropped, spaces -> '-')."""
-    text = re.sub(r"^```.*?^```", "", md.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    text = re.sub(r"^[ \t]*```.*?^[ \t]*```", "", md.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
             for h in re.findall(r"^#+ (.*)$", text, re.MULTILINE)}
 
@@ -94,7 +94,7 @@ def test_no_development_diary(doc):
 
 
 def _bash_blocks(text: str) -> list[str]:
-    return re.findall(r"^```bash\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    return re.findall(r"^[ \t]*```bash\n(.*?)^[ \t]*```", text, re.MULTILINE | re.DOTALL)
 
 
 @pytest.mark.parametrize("doc", COMMAND_DOCUMENTS, ids=_rel)
