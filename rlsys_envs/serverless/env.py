@@ -99,7 +99,10 @@ class ServerlessAutoscalingEnv(RlsysEnv):
       worth more than failing it (by at least ``w_error``): shedding load through errors (e.g.
       OOM kills) never pays. The reward depends only on what happened in the interval (no
       hidden running maximum as in ``paper``); errors are counted per failed request, not as a
-      rate, because the closed loop's clients retry a failed request at once.
+      rate, because the closed loop's clients retry a failed request at once. (With an uncapped
+      p95 term and a per-interval error rate instead, failing requests could be cheaper than
+      serving them late: a policy could shed the start-up queue of the memory profile by OOM kills
+      and beat ``static_10``'s return with lower throughput.)
 
     **Starting State.** One warm ready pod, the limit at ``initial_limit``, empty queues; the
     workload starts at t = 0 (the closed loop's clients all send their first request at once).
@@ -131,11 +134,13 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     its fields (Knative's defaults: ``target_default`` [100], ``target_utilisation`` [0.7],
     ``stable_window`` [60 s], ``panic_window_fraction`` [0.1], ``panic_threshold`` [2.0],
     ``max_scale_up_rate`` [1000], ``max_scale_down_rate`` [2], ``scale_to_zero_grace`` [30 s],
-    ``enable_scale_to_zero`` [True], ...), e.g. ``kpa={"stable_window": 30}``; ``cluster``: a
+    ``enable_scale_to_zero`` [True], ``tick`` [2 s], ``bucket`` [1 s], ``min_scale`` [0],
+    ``max_scale`` [0 = unlimited]), e.g. ``kpa={"stable_window": 30}``; ``cluster``: a
     :class:`~rlsys_envs.serverless.model.ClusterConfig` or a mapping of its fields
     (``n_nodes`` [3], ``node_cpu`` [3.5], ``node_mem_mb`` [12288], ``pod_cpu`` [1.0],
     ``pod_mem_mb`` [512], ``pod_base_mem_mb`` [62], ``cold_start_median`` [2.0 s],
-    ``cold_start_sigma`` [0.3], ``contention`` [0.01]); both validate their own fields and name
+    ``cold_start_sigma`` [0.3], ``contention`` [0.01], ``error_latency`` [0.05 s],
+    ``initial_pods`` [1]); both validate their own fields and name
     them (``cluster.n_nodes must be ...``); ``render_mode`` [None, ansi, rgb_array].
 
     **Metrics** (``info["metrics"]`` at the last step, whole episode): ``throughput`` (req/s),
@@ -161,14 +166,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     hard limit, the Knative default with target 100 x 0.7); later actions are validated but do
     not change it. The ``knative_default`` and ``static_*`` baselines use it.
 
-    **Version History.** v0: first version. Changed before release (v0 was not published, so the
-    ID is unchanged): the ``slo`` reward was ``X / throughput_ref - w_latency * max(0, p95 /
-    slo_latency - 1) - w_error * error_rate - cost`` with ``w_error`` 1. Its error term was at
-    most ``w_error`` per interval while the p95 term was unbounded, so failing requests could be
-    cheaper than serving them late (a PPO agent on the memory profile OOM-killed half of its first
-    interval's requests at limit 50 and beat ``static_10``'s return). Now the latency term is
-    capped per request and errors are counted per failed request (see Rewards). Added
-    ``latency_cap`` and ``switch_spread`` (random switch time) and ``info["reward_terms"]``.
+    **Variants** (registry): ``delta``, ``absolute``, ``continuous``, ``memory``, ``sleep``,
+    ``poisson``, ``bursty``, ``diurnal``, ``switching``, ``switching_cpu``, ``switching_random``,
+    ``slo``; see ``docs/envs/serverless.md``.
+
+    **Version History.** v0: initial version.
     """
 
     def __init__(self, *, workload: Any = "paper", profile: str = "cpu", switch_profile: str = "sleep",

@@ -139,10 +139,10 @@ class VMReschedulingEnv(RlsysEnv):
     ``fr_reduction``, ``migrations``, ``slots16_initial``, ``slots16_final``, ``slots16_gained``
     (whole ``frag_unit``-core slots), ``return``, ``invalid_actions`` (penalty mode).
 
-    **Version History.** v0: first version. Changed before any release: ``action_node`` marks
-    stop with -2 (a global action a pointer policy can choose) instead of -1; the graph's edge index
-    is int32 and its edge types int8 (were int64); graph nodes got the two fragment-change columns
-    10 and 11 (were 10 features).
+    **Variants** (registry): ``small``, ``joint``, ``penalty``, ``no_stop_constrained``,
+    ``graph_obs``; see ``docs/envs/vm.md``.
+
+    **Version History.** v0: initial version.
     """
 
     #: loaded snapshots and instance sources never change: snapshots of the env share them
