@@ -97,13 +97,13 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
 
 # hybrid storage (Sibyl / Harmonia): one two-agent env and the two agents' single-agent views
 _STORAGE_VARIANTS = {
-    "small": {"episode_requests": 2000, "migration_interval": 50},
-    "hl": {"config": "H&L", "episode_requests": 3000},
-    "hml": {"config": "H&M&L", "episode_requests": 3000},
-    "four_devices": {"config": "H&N&M&L", "episode_requests": 3000},
-    "heldout": {"instance": "heldout", "episode_requests": 3000},
-    "closed_loop_gc": {"arrival": "closed", "flash_gc": True, "episode_requests": 3000},
-    "sibyl_reward": {"reward": "sibyl", "queueing": False, "episode_requests": 3000},
+    "small": {"episode_requests": 1000, "migration_interval": 50},
+    "hl": {"config": "H&L", "episode_requests": 1000},
+    "hml": {"config": "H&M&L", "episode_requests": 1000},
+    "four_devices": {"config": "H&N&M&L", "episode_requests": 1000},
+    "heldout": {"instance": "heldout", "episode_requests": 1000},
+    "closed_loop_gc": {"arrival": "closed", "flash_gc": True, "episode_requests": 1000},
+    "sibyl_reward": {"reward": "sibyl", "queueing": False, "episode_requests": 1000},
 }
 ENVIRONMENTS += (
     EnvEntry(
@@ -119,14 +119,14 @@ ENVIRONMENTS += (
         entry_point="rlsys_envs.storage.env:HybridStorageEnv",
         baselines="rlsys_envs.storage.baselines:BASELINES",
         summary="Hybrid storage data placement per request (Sibyl); Discrete(device); request features",
-        variants={**_STORAGE_VARIANTS, "with_hps_migration": {"migration": "hps", "episode_requests": 3000}},
+        variants={**_STORAGE_VARIANTS, "with_hps_migration": {"migration": "hps", "episode_requests": 1000}},
     ),
     EnvEntry(
         id="rlsys/HybridStorageMigration-v0",
         entry_point="rlsys_envs.storage.env:HybridStorageMigrationEnv",
         baselines="rlsys_envs.storage.baselines:MIGRATION_BASELINES",
         summary="Hybrid storage migration every K requests (Harmonia-like); Discrete(no-op + candidates)",
-        variants={**_STORAGE_VARIANTS, "cde_placement": {"placement": "cde", "episode_requests": 3000}},
+        variants={**_STORAGE_VARIANTS, "cde_placement": {"placement": "cde", "episode_requests": 1000}},
     ),
 )
 

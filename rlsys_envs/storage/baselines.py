@@ -236,7 +236,7 @@ class HotColdMigration(MigrationPolicy):
 
     name = "hot_cold"
 
-    def __init__(self, min_frequency: float = 1.2):
+    def __init__(self, min_frequency: float = 0.5):
         self.min_frequency = min_frequency
 
     def choose(self, env, m, mask):

@@ -306,9 +306,10 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self._record_history()
         self._window_latency = 0.0
         self._window_start = m.i
+        # candidates from the window that just ended (its touched pages), then a new window
+        self.hot, self.cold = ([], []) if m.done else m.candidates(self.n_candidates)
         m.start_window()
         self._prev_gain = 0.0
-        self.hot, self.cold = ([], []) if m.done else m.candidates(self.n_candidates)
         self._used_rows = set()
         self.decisions_left = self.migration_budget if (self.hot or self.cold) and not m.done else 0
         self._table = self._candidate_table() if self.decisions_left else self._zero_table
@@ -526,7 +527,7 @@ class HybridStorageMigrationEnv(SingleAgentView):
     its per-request rewards over those requests (so the return equals its return in the parallel
     environment). Observation, action space (``Discrete(1 + 2 * candidates)``), reward, arguments
     and metrics are those of the ``migration`` agent of :class:`HybridStorageParallelEnv`. Extra
-    argument ``placement`` (``"lru"``): the placement partner, a heuristic of
+    argument ``placement`` (``"cde"``): the placement partner, a heuristic of
     :data:`~rlsys_envs.storage.baselines.PLACEMENT_POLICIES` or a checkpoint ``.zip`` of a
     placement agent. After ``reset`` the view stands at the first decision point (at the last
     request if the episode has none).
@@ -534,13 +535,13 @@ class HybridStorageMigrationEnv(SingleAgentView):
     **Version History.** v0: first version.
     """
 
-    def __init__(self, *, placement: Any = "lru", render_mode: str | None = None, **env_kwargs):
+    def __init__(self, *, placement: Any = "cde", render_mode: str | None = None, **env_kwargs):
         factory = partner_factory(placement, "placement", "placement")
         super().__init__(parallel_env=lambda: HybridStorageParallelEnv(**env_kwargs), agent="migration",
                          partners={"placement": factory}, render_mode=render_mode)
 
     __init__.__signature__ = _merged_signature(
-        [inspect.Parameter("placement", inspect.Parameter.KEYWORD_ONLY, default="lru")])
+        [inspect.Parameter("placement", inspect.Parameter.KEYWORD_ONLY, default="cde")])
 
     def _skippable(self) -> bool:
         par = self.parallel
