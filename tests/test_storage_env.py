@@ -111,16 +111,16 @@ def test_rewards_have_the_documented_terms():
     for i in range(6, 10):
         assert rewards[i]["migration"] == pytest.approx((hdd_read - fast_read) / scale)
     assert rewards[4]["migration"] == 0.0
-    # with io_cost_weight 0 the migration's I/O is free
-    env = _two_page_env(io_cost_weight=0.0)
+    # with migration_io_weight 0 the migration's I/O is free
+    env = _two_page_env(migration_io_weight=0.0)
     env.reset(seed=0)
     for i in range(6):
         _, r, _, _, _ = env.step({"placement": 1, "migration": 0 if env.forced("migration") else 1})
     assert r["migration"] == pytest.approx((hdd_read - fast_read) / scale)
 
 
-def test_placement_reward_charges_background_io_and_the_sibyl_variant_is_the_codes_formula():
-    env = HybridStorageParallelEnv(instance="zipf_write", episode_requests=600)
+def test_placement_reward_is_the_latency_plus_weighted_background_io_and_the_sibyl_variant_is_the_codes_formula():
+    env = HybridStorageParallelEnv(instance="zipf_write", episode_requests=600, placement_io_weight=0.5)
     env.reset(seed=1)
     m = env.model
     seen_bg = False
@@ -129,10 +129,16 @@ def test_placement_reward_charges_background_io_and_the_sibyl_variant_is_the_cod
         _, r, _, _, _ = env.step({"placement": 0, "migration": 0})
         bg = m.bg_io_us - bg0
         seen_bg |= bg > 0
-        assert r["placement"] == pytest.approx(-(m.lat[i] + bg) / env.latency_scale_us)
+        assert r["placement"] == pytest.approx(-(m.lat[i] + 0.5 * bg) / env.latency_scale_us)
         if not env.agents:
             break
     assert seen_bg
+    env = HybridStorageParallelEnv(instance="zipf_write", episode_requests=600)      # default: the latency only
+    env.reset(seed=1)
+    for _ in range(100):
+        i = env.model.i
+        _, r, _, _, _ = env.step({"placement": 0, "migration": 0})
+        assert r["placement"] == pytest.approx(-env.model.lat[i] / env.latency_scale_us)
     env = HybridStorageParallelEnv(instance="zipf_write", episode_requests=600, reward="sibyl")
     env.reset(seed=1)
     m = env.model

@@ -95,11 +95,12 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
       ``log2(1 + L / S) / log2(1025)``, per device free share and queue backlog.
 
     **Rewards.** ``S`` = the slowest device's 4 KiB random-read service time. ``placement``, reward
-    ``"latency"``: ``-(latency + io_cost_weight * background_io) / S`` where latency is the
+    ``"latency"``: ``-(latency + placement_io_weight * background_io) / S`` where latency is the
     request's queueing wait plus service time (us) and background_io the device time (us) of the
-    page moves and evictions this placement caused. Reward ``"sibyl"`` (the Sibyl code's):
+    page moves and evictions this placement caused (with the default weight 0 the reward is the
+    negative request latency; the background I/O then costs through the queues it delays). Reward ``"sibyl"`` (the Sibyl code's):
     ``0.1 / latency_ms - evictions ** 0.09``. ``migration`` (both variants), at every step:
-    ``(gain - io_cost_weight * migration_io) / S``, where ``gain`` is the counterfactual
+    ``(gain - migration_io_weight * migration_io) / S``, where ``gain`` is the counterfactual
     service-time saving on this step's request of the pages moved by the agent's migrations in
     the current window (each page and any page its move evicted, read from its device before the
     migration instead of where it is; a page stops counting when it is written or moved
@@ -136,7 +137,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     - ``migration_budget`` (4): migrations per interval, in ``[1, migration_interval]``.
     - ``candidates`` (8): hot and cold candidates each, in ``[1, 64]``.
     - ``reward`` (``"latency"``): ``latency`` or ``sibyl`` (the placement reward above).
-    - ``io_cost_weight`` (1.0): weight of background / migration I/O in the rewards, ``[0, 100]``.
+    - ``placement_io_weight`` (0.0): weight of the placement's background I/O in its reward, ``[0, 100]``.
+    - ``migration_io_weight`` (1.0): weight of the migrations' I/O in the migration reward, ``[0, 100]``.
     - ``trace_limit`` (2,000,000): requests read from a trace file, in ``[1, 10^9]``.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
@@ -155,7 +157,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
                  eviction: str = "lru", arrival: str = "trace", load_factor: float = 1.0, queueing: bool = True,
                  flash_gc: bool = False,
                  migration_interval: int = 100, migration_budget: int = 4, candidates: int = 8,
-                 reward: str = "latency", io_cost_weight: float = 1.0, trace_limit: int = 2_000_000,
+                 reward: str = "latency", placement_io_weight: float = 0.0, migration_io_weight: float = 1.0,
+                 trace_limit: int = 2_000_000,
                  render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         self.config = check_choice("config", config, tuple(CONFIGS))
@@ -172,7 +175,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.migration_budget = check_int("migration_budget", migration_budget, 1, self.migration_interval)
         self.n_candidates = check_int("candidates", candidates, 1, 64)
         self.reward_kind = check_choice("reward", reward, REWARDS)
-        self.io_cost_weight = check_float("io_cost_weight", io_cost_weight, 0.0, 100.0)
+        self.placement_io_weight = check_float("placement_io_weight", placement_io_weight, 0.0, 100.0)
+        self.migration_io_weight = check_float("migration_io_weight", migration_io_weight, 0.0, 100.0)
         self.trace_limit = check_int("trace_limit", trace_limit, 1, 1_000_000_000)
         self.devices = tuple(PROFILES[k] for k in CONFIGS[self.config])
         self.n_devices = len(self.devices)
@@ -273,7 +277,6 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     def _apply_actions(self, actions):
         m = self.model
         scale = self.latency_scale_us
-        w = self.io_cost_weight
         mig_cost = 0.0
         a = int(actions["migration"])
         if a == 0:
@@ -289,12 +292,12 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         latency, bg, evictions = m.serve(int(actions["placement"]))
         self._window_latency += latency
         if self.reward_kind == "latency":
-            r_place = -(latency + w * bg) / scale
+            r_place = -(latency + self.placement_io_weight * bg) / scale
         else:
             r_place = 0.1 / max(latency / 1000.0, 1e-6) - evictions ** 0.09
         gain = m.migration_gain - self._prev_gain
         self._prev_gain = m.migration_gain
-        r_mig = (gain - w * mig_cost) / scale
+        r_mig = (gain - self.migration_io_weight * mig_cost) / scale
         if m.i % self.migration_interval == 0 or m.done:
             self._end_window()
         return {"placement": r_place, "migration": r_mig}, m.done, False
