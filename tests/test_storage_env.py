@@ -18,14 +18,19 @@ PAGE = 4096
 KW = dict(instance="zipf_oltp", episode_requests=1200, migration_interval=50)
 
 
-def test_placement_view_is_the_parallel_episode_with_its_migration_partner():
-    view = HybridStorageEnv(migration="hps", **KW)
+def view_and_twin(view, seed, view_policy, twin_policy):
+    """``view`` and a parallel twin reset with ``seed``, with the policy that plays each."""
     par = HybridStorageParallelEnv(**KW)
-    obs, info = view.reset(seed=4)
-    pobs, pinfo = par.reset(seed=4)
-    placement, partner = CDE(), HPSDemotion()
-    placement.reset(view, 4)
-    partner.reset(par, 5)
+    obs, info = view.reset(seed=seed)
+    pobs, pinfo = par.reset(seed=seed)
+    view_policy.reset(view, seed)
+    twin_policy.reset(par, seed + 1)
+    return par, (obs, info), (pobs, pinfo)
+
+
+def test_placement_view_is_the_parallel_episode_with_its_migration_partner():
+    view, placement, partner = HybridStorageEnv(migration="hps", **KW), CDE(), HPSDemotion()
+    par, (obs, info), (pobs, pinfo) = view_and_twin(view, 4, placement, partner)
     total = ptotal = 0.0
     while True:
         a = placement.act(view, obs, info)
@@ -42,13 +47,8 @@ def test_placement_view_is_the_parallel_episode_with_its_migration_partner():
 
 
 def test_migration_view_steps_only_at_decision_points_and_keeps_the_agents_return():
-    view = HybridStorageMigrationEnv(placement="cde", **KW)
-    par = HybridStorageParallelEnv(**KW)
-    obs, info = view.reset(seed=2)
-    pobs, pinfo = par.reset(seed=2)
-    agent, placement = HotColdMigration(), CDE()
-    agent.reset(view, 2)
-    placement.reset(par, 2)
+    view, agent, placement = HybridStorageMigrationEnv(placement="cde", **KW), HotColdMigration(), CDE()
+    par, (obs, info), (pobs, pinfo) = view_and_twin(view, 2, agent, placement)
 
     def par_step(migration):
         nonlocal pobs, pinfo

@@ -98,8 +98,9 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     ``"latency"``: ``-(latency + placement_io_weight * background_io) / S`` where latency is the
     request's queueing wait plus service time (us) and background_io the device time (us) of the
     page moves and evictions this placement caused (with the default weight 0 the reward is the
-    negative request latency; the background I/O then costs through the queues it delays). Reward ``"sibyl"`` (the Sibyl code's):
-    ``0.1 / latency_ms - evictions ** 0.09``. ``migration`` (both variants), at every step:
+    negative request latency; the background I/O then costs through the queues it delays).
+    Reward ``"sibyl"`` (the Sibyl code's): ``0.1 / latency_ms - evictions ** 0.09``.
+    ``migration`` (both variants), at every step:
     ``(gain - migration_io_weight * migration_io) / S``, where ``gain`` is the counterfactual
     service-time saving on this step's request of the pages moved by the agent's migrations in
     the current window (each page and any page its move evicted, read from its device before the
@@ -496,6 +497,12 @@ def _merged_signature(extra: list[inspect.Parameter]) -> inspect.Signature:
     return inspect.Signature([self_param] + params + extra + [render])
 
 
+def _init_view(view: SingleAgentView, agent: str, other: str, partner, render_mode, env_kwargs: dict) -> None:
+    """Build ``view`` as ``agent``'s view, ``other`` played by ``partner`` (a name or a checkpoint)."""
+    SingleAgentView.__init__(view, parallel_env=lambda: HybridStorageParallelEnv(**env_kwargs), agent=agent,
+                             partners={other: partner_factory(partner, other, other)}, render_mode=render_mode)
+
+
 class HybridStorageEnv(SingleAgentView):
     """The placement agent of :class:`HybridStorageParallelEnv` as a Gymnasium environment
     (``rlsys/HybridStorage-v0``; the Sibyl setting with the default ``migration="none"``).
@@ -512,9 +519,7 @@ class HybridStorageEnv(SingleAgentView):
     """
 
     def __init__(self, *, migration: Any = "none", render_mode: str | None = None, **env_kwargs):
-        factory = partner_factory(migration, "migration", "migration")
-        super().__init__(parallel_env=lambda: HybridStorageParallelEnv(**env_kwargs), agent="placement",
-                         partners={"migration": factory}, render_mode=render_mode)
+        _init_view(self, "placement", "migration", migration, render_mode, env_kwargs)
 
     __init__.__signature__ = _merged_signature(
         [inspect.Parameter("migration", inspect.Parameter.KEYWORD_ONLY, default="none")])
@@ -539,9 +544,7 @@ class HybridStorageMigrationEnv(SingleAgentView):
     """
 
     def __init__(self, *, placement: Any = "cde", render_mode: str | None = None, **env_kwargs):
-        factory = partner_factory(placement, "placement", "placement")
-        super().__init__(parallel_env=lambda: HybridStorageParallelEnv(**env_kwargs), agent="migration",
-                         partners={"placement": factory}, render_mode=render_mode)
+        _init_view(self, "migration", "placement", placement, render_mode, env_kwargs)
 
     __init__.__signature__ = _merged_signature(
         [inspect.Parameter("placement", inspect.Parameter.KEYWORD_ONLY, default="cde")])
