@@ -3,7 +3,7 @@
     python benchmarks/bench_storage.py                 # full run (8 workloads x 3 configurations x 3 seeds)
     python benchmarks/bench_storage.py --quick         # a few minutes
     python benchmarks/bench_storage.py --placement-checkpoint agents/checkpoints/storage_placement_qrdqn.zip \
-        --migration-checkpoint agents/checkpoints/storage_migration_ppo.zip --out docs/results_storage.md
+        --migration-checkpoint agents/checkpoints/storage_migration_ppo.zip --out storage_results.md
 
 Tables (markdown, printed; ``--out FILE.md`` also writes them):
 
@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from bench_common import table  # noqa: E402  (this folder: the script's own)
 from rlsys_envs.core import Policy, RandomMaskedPolicy  # noqa: E402
 from rlsys_envs.core.parallel import play_joint_episode  # noqa: E402
-from rlsys_envs.storage import HELD_OUT, HybridStorageEnv, HybridStorageParallelEnv  # noqa: E402
+from rlsys_envs.storage import (HELD_OUT, HybridStorageEnv, HybridStorageMigrationEnv,  # noqa: E402
+                                HybridStorageParallelEnv)
 from rlsys_envs.storage.baselines import JOINT_BASELINES, MIGRATION_POLICIES, PLACEMENT_POLICIES, SYSTEM_OF  # noqa: E402
 
 HEURISTICS = ("cde", "cde+hot_cold", "hps", "lru", "lru+hot_cold")
@@ -68,35 +69,83 @@ class Timed(Policy):
         return a
 
 
+_LOADED: dict = {}
+
+
 def checkpoint_policy(path: str) -> Policy:
-    from agents.multiagent import CheckpointPartner
+    """The greedy checkpoint (numpy copy of its MLP, the same actions as SB3's predict)."""
+    from agents.fast_inference import numpy_partner
 
-    return CheckpointPartner(path)
+    if path not in _LOADED:
+        _LOADED[path] = numpy_partner(path)
+    return _LOADED[path]()
 
 
-def policies(args) -> dict:
-    """name -> (factory of {agent: Policy}, env kwargs of its system)."""
+def sb3_inference_cost(path: str, env, n: int = 2000) -> tuple[float, float]:
+    """CPU microseconds per decision of SB3's ``predict`` and of the numpy copy, on ``n`` observations
+    of ``env`` (a view of the checkpoint's agent) under random play."""
+    import torch
+
+    from agents.evaluation import load_sb3
+    from agents.fast_inference import NumpyGreedyPolicy
+
+    torch.set_num_threads(1)
+    model, _ = load_sb3(path)
+    fast = NumpyGreedyPolicy(model)
+    obs, info = env.reset(seed=0)
+    policy = RandomMaskedPolicy()
+    policy.reset(env, 0)
+    samples = []
+    while len(samples) < n:
+        samples.append((obs, info))
+        obs, _, term, trunc, info = env.step(policy.act(env, obs, info))
+        if term or trunc:
+            obs, info = env.reset(seed=len(samples))
+    t = time.process_time()
+    for o, i in samples:
+        model.predict(o, deterministic=True, action_masks=i["action_mask"])
+    sb3 = (time.process_time() - t) / n * 1e6
+    t = time.process_time()
+    for o, i in samples:
+        fast.act(None, o, i)
+    return sb3, (time.process_time() - t) / n * 1e6
+
+
+def per_config(values: list[str] | None) -> dict[str, str]:
+    """``["H&L=path", "path"]`` -> {config: path} (a bare path is for H&M)."""
+    out = {}
+    for v in values or []:
+        config, sep, path = v.partition("=")
+        out[config if sep else "H&M"] = path if sep else v
+    return out
+
+
+def policies(args, config: str) -> dict:
+    """name -> (factory of {agent: Policy}, env kwargs of its system) for one configuration."""
     rows = {name: (JOINT_BASELINES[name], SYSTEM_OF.get(name, {})) for name in BASELINE_ROWS}
-    if args.placement_checkpoint:
-        rows["sibyl-like (QR-DQN)"] = (lambda: {"placement": checkpoint_policy(args.placement_checkpoint),
+    place = per_config(args.placement_checkpoint).get(config)
+    mig = per_config(args.migration_checkpoint).get(config)
+    if place:
+        rows["sibyl-like (QR-DQN)"] = (lambda: {"placement": checkpoint_policy(place),
                                                 "migration": MIGRATION_POLICIES["none"]()}, {})
-    if args.placement_checkpoint and args.migration_checkpoint:
-        rows["two-agent (Harmonia-like)"] = (lambda: {"placement": checkpoint_policy(args.placement_checkpoint),
-                                                      "migration": checkpoint_policy(args.migration_checkpoint)}, {})
-    if args.migration_checkpoint:
+    if mig:
         rows[f"{args.migration_partner} + migration agent"] = (
             lambda: {"placement": PLACEMENT_POLICIES[args.migration_partner](),
-                     "migration": checkpoint_policy(args.migration_checkpoint)}, {})
+                     "migration": checkpoint_policy(mig)}, {})
+    if place and mig:
+        rows["two-agent (Harmonia-like)"] = (lambda: {"placement": checkpoint_policy(place),
+                                                      "migration": checkpoint_policy(mig)}, {})
     return rows
 
 
 def run(args):
-    rows = policies(args)
+    rows: dict = {}         # config -> name -> (factory, system)
     results: dict = {}      # (config, workload, name) -> list of metric dicts
     timing: dict = {}       # name -> {agent: [seconds, decisions]}
     for config in args.configs:
+        rows[config] = policies(args, config)
         for workload in args.workloads:
-            for name, (make, system) in rows.items():
+            for name, (make, system) in rows[config].items():
                 env = HybridStorageParallelEnv(instance=workload, config=config, episode_requests=args.requests,
                                                **system)
                 for seed in args.seeds:
@@ -130,11 +179,11 @@ def tables(args, rows, results, timing) -> list[str]:
             return [(b / a if invert else a / b) if b > 0 and a > 0 else float("nan") for a, b in zip(vals, ref)]
 
         header = ["policy"] + list(args.workloads)
-        body = [[name] + [fmt(norm(name, w, "mean_latency_us")) for w in args.workloads] for name in rows]
+        body = [[name] + [fmt(norm(name, w, "mean_latency_us")) for w in args.workloads] for name in rows[config]]
         out.append(f"### {config}: mean request latency / Fast-Only (mean +- std over {n} seeds, "
                    f"{args.requests} requests per episode)\n\n" + table(header, body))
         summary = {}
-        for name in rows:
+        for name in rows[config]:
             per_w = {k: [np.mean(norm(name, w, k)) for w in args.workloads] for k in ("mean_latency_us",
                                                                                       "p99_latency_us")}
             iops = [np.mean([b / a for a, b in zip([r["iops"] for r in results[(config, w, "fast_only")]],
@@ -163,8 +212,20 @@ def tables(args, rows, results, timing) -> list[str]:
         for agent, (sec, dec) in agents.items():
             if dec:
                 body.append([name, agent, f"{1e6 * sec / dec:.1f}", str(dec)])
-    out.append("### inference cost per decision (us, wall clock on a shared machine)\n\n"
-               + table(["policy", "agent", "us / decision", "decisions"], body))
+    out.append("### inference cost per decision (us, wall clock on a shared machine; checkpoints as numpy "
+               "copies)\n\n" + table(["policy", "agent", "us / decision", "decisions"], body))
+    body = []
+    for config in args.configs:
+        for agent, paths, view in (("placement", args.placement_checkpoint, HybridStorageEnv),
+                                   ("migration", args.migration_checkpoint, HybridStorageMigrationEnv)):
+            path = per_config(paths).get(config)
+            if path:
+                sb3, fast = sb3_inference_cost(path, view(instance="zipf_oltp", config=config,
+                                                          episode_requests=2000))
+                body.append([config, agent, Path(path).name, f"{sb3:.1f}", f"{fast:.1f}"])
+    if body:
+        out.append("### checkpoint inference cost per decision (CPU us, one core): SB3 predict vs numpy copy\n\n"
+                   + table(["config", "agent", "checkpoint", "SB3 predict", "numpy"], body))
     return out
 
 
@@ -220,8 +281,10 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=None, help="seeded episodes per cell (default 3, quick 2)")
     p.add_argument("--first-seed", type=int, default=10_000)
     p.add_argument("--requests", type=int, default=None, help="requests per episode (default 10,000; quick 3,000)")
-    p.add_argument("--placement-checkpoint", default=None)
-    p.add_argument("--migration-checkpoint", default=None)
+    p.add_argument("--placement-checkpoint", action="append", metavar="[CONFIG=]PATH",
+                   help="a placement checkpoint of one configuration (bare path: H&M); repeatable")
+    p.add_argument("--migration-checkpoint", action="append", metavar="[CONFIG=]PATH",
+                   help="a migration checkpoint of one configuration (bare path: H&M); repeatable")
     p.add_argument("--migration-partner", default="cde", help="placement heuristic paired with the migration agent")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--out", default=None, help="also write the tables to this markdown file")
@@ -245,7 +308,7 @@ def main(argv=None):
     if args.png:
         import matplotlib.pyplot as plt
 
-        name, (make, system) = list(rows.items())[-1]
+        name, (make, system) = list(rows[args.configs[0]].items())[-1]
         env = HybridStorageParallelEnv(instance=args.workloads[0], config=args.configs[0],
                                        episode_requests=args.requests, render_mode="rgb_array", **system)
         play_joint_episode(env, make(), args.seeds[0])

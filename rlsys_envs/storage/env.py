@@ -468,8 +468,9 @@ class _ForcedShortcut(Policy):
 
 def partner_factory(value, agent: str, field: str):
     """A zero-argument factory of the policy that plays ``agent``: a heuristic name of that agent
-    (``rlsys_envs.storage.baselines``), a checkpoint ``.zip`` path (loaded with
-    ``agents.multiagent.CheckpointPartner``, i.e. torch, only then), or a factory / Policy class."""
+    (``rlsys_envs.storage.baselines``), a checkpoint ``.zip`` path (greedy; loaded with
+    ``agents.fast_inference.numpy_partner``, i.e. torch, only then: a numpy copy of an MLP policy, else
+    ``agents.multiagent.CheckpointPartner``), or a factory / Policy class."""
     from .baselines import MIGRATION_POLICIES, PLACEMENT_POLICIES
 
     table = PLACEMENT_POLICIES if agent == "placement" else MIGRATION_POLICIES
@@ -478,10 +479,10 @@ def partner_factory(value, agent: str, field: str):
     if isinstance(value, (str, os.PathLike)) and str(value).endswith(".zip"):
         if not Path(value).is_file():
             raise ValueError(f"{field}: checkpoint {str(value)!r} does not exist")
-        from agents.multiagent import CheckpointPartner    # torch is imported only for a checkpoint partner
+        from agents.fast_inference import numpy_partner    # torch is imported only for a checkpoint partner
 
-        loaded = CheckpointPartner(value)
-        return lambda: _ForcedShortcut(copy.deepcopy(loaded), agent)
+        make = numpy_partner(value)
+        return lambda: _ForcedShortcut(copy.deepcopy(make()), agent)
     if callable(value) and not isinstance(value, str):
         return value
     raise ValueError(f"{field} must be one of {', '.join(map(repr, table))} or a path to a checkpoint .zip; "
