@@ -111,6 +111,13 @@ def test_rewards_have_the_documented_terms():
     for i in range(6, 10):
         assert rewards[i]["migration"] == pytest.approx((hdd_read - fast_read) / scale)
     assert rewards[4]["migration"] == 0.0
+    # a migration's gain counts for migration_window requests
+    env = _two_page_env(migration_window=3)
+    env.reset(seed=0)
+    got = [env.step({"placement": 0 if i >= 5 else 1, "migration": 1 if i == 5 else 0})[1]["migration"]
+           for i in range(11)]
+    assert got[6] == pytest.approx(got[7]) == pytest.approx((hdd_read - fast_read) / scale)
+    assert got[8] == got[9] == 0.0
     # with migration_io_weight 0 the migration's I/O is free
     env = _two_page_env(migration_io_weight=0.0)
     env.reset(seed=0)

@@ -98,7 +98,7 @@ def test_a_migration_costs_a_read_on_the_source_and_a_write_on_the_destination()
     p = m.tr.pid[0]
     cost = m.migrate(p, 0)
     assert cost == pytest.approx(hdd.service_us(False, False, PAGE) + fast.service_us(True, False, PAGE))
-    assert m.migrations == 1 and m.pool.loc[p] == 0 and m.tracked == {p: 1}
+    assert m.migrations == 1 and m.pool.loc[p] == 0 and m.tracked == {p: (1, 1 + 1000)}
     with pytest.raises(ValueError, match="already"):
         m.migrate(p, 0)
     m.check_invariants()

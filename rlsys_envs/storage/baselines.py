@@ -249,15 +249,17 @@ class HotColdMigration(MigrationPolicy):
 
 
 class OracleMigration(MigrationPolicy):
-    """Future knowledge: promote the hot candidate with the soonest reuse among those touched at
-    least twice in the next ``migration_interval`` requests and reused sooner than the page its
-    promotion would evict."""
+    """Future knowledge: promote the hot candidate with the soonest reuse among those touched in the
+    next ``migration_window`` requests (at least twice when the slowest device has a queue) and
+    reused sooner than the page its promotion would evict."""
 
     name = "oracle"
 
     def choose(self, env, m, mask):
         tr, i = m.tr, m.i
-        horizon = i + env.migration_interval
+        horizon = i + env.migration_window
+        # a background read costs the request stream nothing while the source device is idle
+        need = 1 if m.backlog_us(m.slowest) == 0 else 2
         if m.free_pages(0) > 0:
             victim_reuse = tr.n + 1
         elif m.belady:
@@ -269,7 +271,7 @@ class OracleMigration(MigrationPolicy):
             if not mask[1 + j]:
                 continue
             reuse = tr.next_request(p, i - 1)
-            if reuse < victim_reuse and tr.accesses_between(p, i - 1, horizon) >= 2 and \
+            if reuse < victim_reuse and tr.accesses_between(p, i - 1, horizon) >= need and \
                     (best_reuse is None or reuse < best_reuse):
                 best, best_reuse = 1 + j, reuse
         return best

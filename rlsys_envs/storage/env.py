@@ -103,10 +103,10 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     ``migration`` (both variants), at every step:
     ``(gain - migration_io_weight * migration_io) / S``, where ``gain`` is the counterfactual
     service-time saving on this step's request of the pages moved by the agent's migrations in
-    the current window (each page and any page its move evicted, read from its device before the
-    migration instead of where it is; a page stops counting when it is written or moved
-    otherwise), and ``migration_io`` the device time of the migrations issued at this step (read
-    on the source, write on the destination, evictions).
+    the last ``migration_window`` requests (each page and any page its move evicted, read from its
+    device before the migration instead of where it is; a page stops counting when it is written
+    or moved otherwise), and ``migration_io`` the device time of the migrations issued at this
+    step (read on the source, write on the destination, evictions).
 
     **Starting State.** A trace window of ``episode_requests`` requests (drawn from
     ``self.np_random``: a synthetic trace, or a window of a loaded trace at a random offset). Every
@@ -137,6 +137,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     - ``migration_interval`` (100): requests between the migration agent's decision points.
     - ``migration_budget`` (4): migrations per interval, in ``[1, migration_interval]``.
     - ``candidates`` (8): hot and cold candidates each, in ``[1, 64]``.
+    - ``migration_window`` (1,000): requests after a migration during which its gain counts.
     - ``reward`` (``"latency"``): ``latency`` or ``sibyl`` (the placement reward above).
     - ``placement_io_weight`` (0.0): weight of the placement's background I/O in its reward, ``[0, 100]``.
     - ``migration_io_weight`` (1.0): weight of the migrations' I/O in the migration reward, ``[0, 100]``.
@@ -158,6 +159,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
                  eviction: str = "lru", arrival: str = "trace", load_factor: float = 1.0, queueing: bool = True,
                  flash_gc: bool = False,
                  migration_interval: int = 100, migration_budget: int = 4, candidates: int = 8,
+                 migration_window: int = 1000,
                  reward: str = "latency", placement_io_weight: float = 0.0, migration_io_weight: float = 1.0,
                  trace_limit: int = 2_000_000,
                  render_mode: str | None = None):
@@ -175,6 +177,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.migration_interval = check_int("migration_interval", migration_interval, 1, 1_000_000)
         self.migration_budget = check_int("migration_budget", migration_budget, 1, self.migration_interval)
         self.n_candidates = check_int("candidates", candidates, 1, 64)
+        self.migration_window = check_int("migration_window", migration_window, 1, 10_000_000)
         self.reward_kind = check_choice("reward", reward, REWARDS)
         self.placement_io_weight = check_float("placement_io_weight", placement_io_weight, 0.0, 100.0)
         self.migration_io_weight = check_float("migration_io_weight", migration_io_weight, 0.0, 100.0)
@@ -286,7 +289,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             k = self.n_candidates
             row = a - 1
             p, _src, dst = self.hot[row] if row < k else self.cold[row - k]
-            mig_cost = m.migrate(p, dst)
+            mig_cost = m.migrate(p, dst, self.migration_window)
             self._used_rows.add(row)
             self.migration_marks.append((m.i, 1 if row < k else 0))
             self.decisions_left -= 1

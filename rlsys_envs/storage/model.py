@@ -306,8 +306,9 @@ class StorageModel:
         self.fast_accesses = 0
         self.accesses = 0
         self.touched: set[int] = set()
-        #: pages moved by the migration agent in the current window -> their device before
-        self.tracked: dict[int, int] = {}
+        #: pages moved by the migration agent -> (their device before, request index when they stop counting)
+        self.tracked: dict[int, tuple[int, int]] = {}
+        self._track_until = 0
         #: counterfactual service-time saving (us) of the tracked pages, accumulated by serve()
         self.migration_gain = 0.0
         self._tracking = False
@@ -403,7 +404,7 @@ class StorageModel:
                 if belady:
                     self._push(v, nxt)
             if track:
-                tracked.setdefault(v, d)
+                tracked.setdefault(v, (d, self._track_until))
             elif tracked:
                 tracked.pop(v, None)
         read = need * self.page_read[d]
@@ -484,8 +485,12 @@ class StorageModel:
                     finish = f if f > finish else finish
                 self.fast_accesses += groups.get(0, 0)
             if tracked and any(p in tracked for p in pages):
-                cf = self._read_service(pages, lambda p: tracked.get(p, loc[p]), seq, nbytes)
-                self.migration_gain += cf - service
+                for p in pages:
+                    if p in tracked and tracked[p][1] <= i:
+                        del tracked[p]            # its window is over
+                if any(p in tracked for p in pages):
+                    cf = self._read_service(pages, lambda p: tracked[p][0] if p in tracked else loc[p], seq, nbytes)
+                    self.migration_gain += cf - service
         else:
             if tracked:
                 for p in pages:
@@ -537,31 +542,32 @@ class StorageModel:
         return latency, self.bg_io_us - bg0, self.evictions - ev0
 
     # ------------------------------------------------------------------------- migrations
-    def migrate(self, p: int, d: int) -> float:
+    def migrate(self, p: int, d: int, window: int = 1000) -> float:
         """Move page ``p`` to device ``d`` on the migration agent's decision (a read on the source,
         a write on the destination, evictions if ``d`` is full); returns the background I/O time.
-        ``p`` and any page it displaces are tracked for the migration reward until
-        :meth:`start_window`."""
+        ``p`` and any page it displaces are tracked for the migration reward during the next
+        ``window`` requests (or until written or moved otherwise)."""
         loc = self.pool.loc
         src = loc[p]
         if src == d:
             raise ValueError(f"page {p} is on device {d} already")
         t = self.arrival_time()
         bg0 = self.bg_io_us
+        self._track_until = self.i + window
         if d < self.slowest:
             if src < self.slowest:
                 self.lru[src].move_to_end(p)     # never the victim of a cascade its own move causes
             self._make_room(d, 1, t, track=True, protect=(p,))
         self._bg(src, t, self.page_read[src])
         self._bg(d, t, self.page_write[d])
-        self.tracked.setdefault(p, src)
+        self.tracked.setdefault(p, (src, self._track_until))
         self._move(p, d)
         self.migrations += 1
         return self.bg_io_us - bg0
 
     def start_window(self) -> None:
-        """A new migration window: forget the tracked pages, the gain and the touched pages."""
-        self.tracked.clear()
+        """A new migration window: forget the expired tracked pages, the gain and the touched pages."""
+        self.tracked = {p: v for p, v in self.tracked.items() if v[1] > self.i}
         self.migration_gain = 0.0
         self.touched = set()
 
