@@ -12,16 +12,15 @@ Placement (the device of each request; :data:`PLACEMENT_POLICIES`, the baselines
   threshold goes to the fastest device, cold writes to the slowest, cold reads stay (its periodic
   demotion is the ``hps`` migration policy);
 * ``lru`` -- LRU promote-on-access: every request to the fastest device (the env evicts by LRU);
-* ``oracle`` -- future knowledge, Belady-style by next reuse: a request goes to the fastest device
-  when it fits there, or when its pages are reused sooner than the pages it would evict; reads of
-  pages never reused stay where they are;
+* ``oracle`` -- future knowledge, Belady-style by next reuse (:class:`OraclePlacement`), meant for
+  the Oracle system :data:`ORACLE_SYSTEM` (Belady's eviction);
 * ``random``.
 
 Migration (:data:`MIGRATION_POLICIES`, the baselines of ``rlsys/HybridStorageMigration-v0``):
 ``none`` (no-op), ``hps`` (periodic demotion of cold candidates), ``hot_cold`` (promote the
 hottest candidate when it is hotter than the fastest device's coldest page), ``oracle`` (promote
-candidates reused at least twice in the next interval, sooner than the page they would evict),
-``random``.
+candidates touched again within ``migration_window`` requests -- twice when the slowest device has
+a queue -- and reused sooner than the page they would evict), ``random``.
 
 Joint (:data:`JOINT_BASELINES`, ``rlsys/HybridStorageParallel-v0``): the placement heuristics with
 ``none``, ``hps`` with ``hps``, ``lru+hot_cold``, ``cde+hot_cold``, ``oracle`` with ``oracle``, random
