@@ -26,6 +26,10 @@ Joint (:data:`JOINT_BASELINES`, ``rlsys/HybridStorageParallel-v0``): the placeme
 ``none``, ``hps`` with ``hps``, ``lru+hot_cold``, ``cde+hot_cold``, ``oracle`` with ``oracle``, random
 with random.
 
+The shipped agents (H&M checkpoints, :data:`SHIPPED`) by name: ``sibyl`` (the Sibyl-like QR-DQN
+placement agent; with ``none`` in the joint table), ``harmonia_migration`` (the migration agent) and
+the joint ``harmonia`` (both).
+
 Policies read the exact state of the parallel environment (``env.parallel`` in a view); the
 oracles also read the trace's future (``EpisodeTrace.next_request``).
 """
@@ -281,10 +285,32 @@ PLACEMENT_POLICIES = {"slow_only": SlowOnly, "fast_only": FastOnly, "cde": CDE, 
 MIGRATION_POLICIES = {"none": NoMigration, "hps": HPSDemotion, "hot_cold": HotColdMigration,
                       "oracle": OracleMigration, "random": RandomMaskedPolicy}
 
+#: the shipped H&M checkpoints (agents/checkpoints/): the Sibyl-like placement agent and the migration agent
+SHIPPED = {"sibyl": "storage_placement_qrdqn.zip", "harmonia_migration": "storage_migration_ppo.zip"}
+_LOADED: dict = {}
+
+
+def shipped(name: str):
+    """A zero-argument factory of a shipped checkpoint as a greedy policy (numpy copy of its MLP,
+    ``agents.fast_inference``; torch is imported only when the factory is called). The checkpoints
+    were trained on H&M and run on two-device configurations."""
+    def make():
+        if name not in _LOADED:
+            from pathlib import Path
+
+            import agents
+            from agents.fast_inference import NumpyGreedyPolicy
+
+            _LOADED[name] = NumpyGreedyPolicy.load(Path(agents.__file__).parent / "checkpoints" / SHIPPED[name])
+            _LOADED[name].name = name
+        return _LOADED[name]
+    return make
+
+
 #: baselines of rlsys/HybridStorage-v0 (the placement agent)
-BASELINES = dict(PLACEMENT_POLICIES)
+BASELINES = {**PLACEMENT_POLICIES, "sibyl": shipped("sibyl")}
 #: baselines of rlsys/HybridStorageMigration-v0 (the migration agent)
-MIGRATION_BASELINES = dict(MIGRATION_POLICIES)
+MIGRATION_BASELINES = {**MIGRATION_POLICIES, "harmonia_migration": shipped("harmonia_migration")}
 
 
 def _joint(placement, migration):
@@ -302,4 +328,6 @@ JOINT_BASELINES = {
     "lru+hot_cold": _joint("lru", "hot_cold"),
     "oracle": _joint("oracle", "oracle"),
     "random": _joint("random", "random"),
+    "sibyl": lambda: {"placement": shipped("sibyl")(), "migration": NoMigration()},
+    "harmonia": lambda: {"placement": shipped("sibyl")(), "migration": shipped("harmonia_migration")()},
 }
