@@ -474,9 +474,9 @@ def partner_factory(value, agent: str, field: str):
     (``rlsys_envs.storage.baselines``), a checkpoint ``.zip`` path (greedy; loaded with
     ``agents.fast_inference.numpy_partner``, i.e. torch, only then: a numpy copy of an MLP policy, else
     ``agents.multiagent.CheckpointPartner``), or a factory / Policy class."""
-    from .baselines import MIGRATION_POLICIES, PLACEMENT_POLICIES
+    from .baselines import BASELINES, MIGRATION_BASELINES
 
-    table = PLACEMENT_POLICIES if agent == "placement" else MIGRATION_POLICIES
+    table = BASELINES if agent == "placement" else MIGRATION_BASELINES
     if isinstance(value, str) and value in table:
         return table[value]
     if isinstance(value, (str, os.PathLike)) and str(value).endswith(".zip"):
@@ -514,9 +514,9 @@ class HybridStorageEnv(SingleAgentView):
     Observation, action space (``Discrete(n_devices)``), placement reward, starting state, episode
     end, arguments and metrics are those of :class:`HybridStorageParallelEnv` (its ``placement``
     agent); one step = one request. Extra argument ``migration`` (``"none"``): the migration
-    partner, a heuristic of :data:`~rlsys_envs.storage.baselines.MIGRATION_POLICIES` (``none``,
-    ``hps``, ``hot_cold``, ``oracle``, ``random``) or a checkpoint ``.zip`` of a migration agent
-    (e.g. trained on ``rlsys/HybridStorageMigration-v0``). ``info["partner_actions"]`` has its
+    partner, a baseline of ``rlsys/HybridStorageMigration-v0`` (``none``, ``hps``, ``hot_cold``,
+    ``oracle``, ``random``, the shipped ``harmonia_migration``) or a checkpoint ``.zip`` of a
+    migration agent. ``info["partner_actions"]`` has its
     action of the step.
 
     **Version History.** v0: first version.
@@ -539,9 +539,10 @@ class HybridStorageMigrationEnv(SingleAgentView):
     its per-request rewards over those requests (so the return equals its return in the parallel
     environment). Observation, action space (``Discrete(1 + 2 * candidates)``), reward, arguments
     and metrics are those of the ``migration`` agent of :class:`HybridStorageParallelEnv`. Extra
-    argument ``placement`` (``"cde"``): the placement partner, a heuristic of
-    :data:`~rlsys_envs.storage.baselines.PLACEMENT_POLICIES` or a checkpoint ``.zip`` of a
-    placement agent. After ``reset`` the view stands at the first decision point (at the last
+    argument ``placement`` (``"cde"``): the placement partner, a baseline of
+    ``rlsys/HybridStorage-v0`` (``slow_only``, ``fast_only``, ``cde``, ``hps``, ``lru``, ``oracle``,
+    ``random``, the shipped ``sibyl``) or a checkpoint ``.zip`` of a placement agent. After
+    ``reset`` the view stands at the first decision point (at the last
     request if the episode has none).
 
     **Version History.** v0: first version.
