@@ -96,6 +96,41 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
     ),
 )
 
+# hybrid storage (Sibyl / Harmonia): one two-agent env and the two agents' single-agent views
+_STORAGE_VARIANTS = {
+    "small": {"episode_requests": 1000, "migration_interval": 50},
+    "hl": {"config": "H&L", "episode_requests": 1000},
+    "hml": {"config": "H&M&L", "episode_requests": 1000},
+    "four_devices": {"config": "H&N&M&L", "episode_requests": 1000},
+    "heldout": {"instance": "heldout", "episode_requests": 1000},
+    "closed_loop_gc": {"arrival": "closed", "flash_gc": True, "episode_requests": 1000},
+    "sibyl_reward": {"reward": "sibyl", "queueing": False, "episode_requests": 1000},
+}
+ENVIRONMENTS += (
+    EnvEntry(
+        id="rlsys/HybridStorageParallel-v0",
+        entry_point="rlsys_envs.storage.env:HybridStorageParallelEnv",
+        baselines="rlsys_envs.storage.baselines:JOINT_BASELINES",
+        summary="Hybrid storage placement + migration, two agents (Sibyl / Harmonia); PettingZoo parallel",
+        kind="parallel",
+        variants=_STORAGE_VARIANTS,
+    ),
+    EnvEntry(
+        id="rlsys/HybridStorage-v0",
+        entry_point="rlsys_envs.storage.env:HybridStorageEnv",
+        baselines="rlsys_envs.storage.baselines:BASELINES",
+        summary="Hybrid storage data placement per request (Sibyl); Discrete(device); request features",
+        variants={**_STORAGE_VARIANTS, "with_hps_migration": {"migration": "hps", "episode_requests": 1000}},
+    ),
+    EnvEntry(
+        id="rlsys/HybridStorageMigration-v0",
+        entry_point="rlsys_envs.storage.env:HybridStorageMigrationEnv",
+        baselines="rlsys_envs.storage.baselines:MIGRATION_BASELINES",
+        summary="Hybrid storage migration every K requests (Harmonia-like); Discrete(no-op + candidates)",
+        variants={**_STORAGE_VARIANTS, "cde_placement": {"placement": "cde", "episode_requests": 1000}},
+    ),
+)
+
 _BY_ID: dict[str, EnvEntry] = {e.id: e for e in ENVIRONMENTS}
 
 

@@ -20,6 +20,8 @@ ENVS = {
     "jobshop_": ("rlsys/JobShop-v0", {"n_jobs": 6, "n_machines": 6}, "makespan"),
     "serverless_ppo_": (SERVERLESS, {"action_type": "absolute", "reward": "slo"}, "throughput"),
     "serverless_sac_": (SERVERLESS, {"action_type": "continuous", "reward": "slo"}, "throughput"),
+    "storage_placement_": ("rlsys/HybridStorage-v0", {"episode_requests": 500}, "mean_latency_us"),
+    "storage_migration_": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500}, "mean_latency_us"),
     "vm_": ("rlsys/VMRescheduling-v0", {"size": "S", "mnl": 10, "allow_stop": False, "observation": "graph"},
             "fr_final"),
 }

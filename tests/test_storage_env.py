@@ -1,0 +1,206 @@
+"""Hybrid storage environments: the two single-agent views replay the parallel episode, the
+migration view steps only at decision points and keeps the agent's return, the rewards' exact
+terms, partners by name, instances (held-out shapes, trace files, windows of long traces)."""
+import inspect
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlsys_envs
+from rlsys_envs.core import play_episode
+from rlsys_envs.storage import HELD_OUT, HybridStorageEnv, HybridStorageMigrationEnv, HybridStorageParallelEnv
+from rlsys_envs.storage.baselines import CDE, HotColdMigration, HPSDemotion, MIGRATION_POLICIES
+from rlsys_envs.storage.generator import BlockTrace, generate_trace, write_msr_csv
+from rlsys_envs.storage.model import PROFILES
+
+PAGE = 4096
+KW = dict(instance="zipf_oltp", episode_requests=1200, migration_interval=50)
+
+
+def view_and_twin(view, seed, view_policy, twin_policy):
+    """``view`` and a parallel twin reset with ``seed``, with the policy that plays each."""
+    par = HybridStorageParallelEnv(**KW)
+    obs, info = view.reset(seed=seed)
+    pobs, pinfo = par.reset(seed=seed)
+    view_policy.reset(view, seed)
+    twin_policy.reset(par, seed + 1)
+    return par, (obs, info), (pobs, pinfo)
+
+
+def test_placement_view_is_the_parallel_episode_with_its_migration_partner():
+    view, placement, partner = HybridStorageEnv(migration="hps", **KW), CDE(), HPSDemotion()
+    par, (obs, info), (pobs, pinfo) = view_and_twin(view, 4, placement, partner)
+    total = ptotal = 0.0
+    while True:
+        a = placement.act(view, obs, info)
+        m = partner.act(par, pobs["migration"], pinfo["migration"])
+        obs, r, term, trunc, info = view.step(a)
+        pobs, prew, _, _, pinfo = par.step({"placement": a, "migration": m})
+        assert info["partner_actions"] == {"migration": m}
+        assert all(np.array_equal(obs[k], pobs["placement"][k]) for k in obs)
+        total, ptotal = total + r, ptotal + prew["placement"]
+        if term or trunc:
+            break
+    assert total == ptotal and info["metrics"] == pinfo["placement"]["metrics"]
+    assert info["metrics"]["migrations"] > 0
+
+
+def test_migration_view_steps_only_at_decision_points_and_keeps_the_agents_return():
+    view, agent, placement = HybridStorageMigrationEnv(placement="cde", **KW), HotColdMigration(), CDE()
+    par, (obs, info), (pobs, pinfo) = view_and_twin(view, 2, agent, placement)
+
+    def par_step(migration):
+        nonlocal pobs, pinfo
+        pobs, prew, _, _, pinfo = par.step({"placement": placement.act(par, pobs["placement"], pinfo["placement"]),
+                                            "migration": migration})
+        return prew["migration"]
+
+    def skippable():
+        return par.agents and par.forced("migration") and par.model.i < par.model.tr.n - 1
+
+    while skippable():                       # the view starts at the first decision point
+        par_step(0)
+    steps, total, ptotal = 0, 0.0, 0.0
+    while True:
+        assert not par.forced("migration") or par.model.i == par.model.tr.n - 1
+        assert all(np.array_equal(obs[k], pobs["migration"][k]) for k in obs)
+        a = agent.act(view, obs, info)
+        obs, r, term, trunc, info = view.step(a)
+        ptotal += par_step(a)
+        while skippable():
+            ptotal += par_step(0)
+        total += r
+        steps += 1
+        if term or trunc:
+            break
+    assert not par.agents
+    assert total == pytest.approx(ptotal) and info["metrics"] == pinfo["migration"]["metrics"]
+    assert info["metrics"]["migrations"] > 0
+    assert steps < KW["episode_requests"] / 10        # one step per decision, not per request
+
+
+def _two_page_env(**kw):
+    # page A read ten times, page B once: the fast device holds one page (10 % of 2 rounds to 0 -> 1)
+    pages = [1] + [0] * 10
+    tr = BlockTrace("two_pages", np.arange(11.0), np.zeros(11, np.int64), np.asarray(pages) * PAGE,
+                    np.full(11, PAGE), np.zeros(11, bool))
+    return HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=11, migration_interval=5,
+                                    migration_budget=1, candidates=1, queueing=False, **kw)
+
+
+def test_rewards_have_the_documented_terms():
+    fast, hdd = PROFILES["optane"], PROFILES["hdd"]
+    scale = hdd.service_us(False, False, PAGE)
+    env = _two_page_env()
+    assert env.latency_scale_us == scale
+    env.reset(seed=0)
+    rewards = []
+    for i in range(11):
+        mig = 0
+        if i == 5:                                    # the first decision point: page A is the hot candidate
+            assert not env.forced("migration") and env.hot[0][1:] == (1, 0)
+            mig = 1                                   # promote it
+        _, r, _, _, _ = env.step({"placement": 0 if i >= 5 else 1, "migration": mig})
+        rewards.append(r)
+    hdd_read, fast_read = hdd.service_us(False, False, PAGE), fast.service_us(False, False, PAGE)
+    assert rewards[0]["placement"] == pytest.approx(-hdd_read / scale)
+    assert rewards[5]["placement"] == pytest.approx(-fast_read / scale)
+    cost = hdd_read + fast.service_us(True, False, PAGE)         # read on the source, write on the destination
+    assert rewards[5]["migration"] == pytest.approx((hdd_read - fast_read - cost) / scale)
+    for i in range(6, 10):
+        assert rewards[i]["migration"] == pytest.approx((hdd_read - fast_read) / scale)
+    assert rewards[4]["migration"] == 0.0
+    # a migration's gain counts for migration_window requests
+    env = _two_page_env(migration_window=3)
+    env.reset(seed=0)
+    got = [env.step({"placement": 0 if i >= 5 else 1, "migration": 1 if i == 5 else 0})[1]["migration"]
+           for i in range(11)]
+    assert got[6] == pytest.approx(got[7]) == pytest.approx((hdd_read - fast_read) / scale)
+    assert got[8] == got[9] == 0.0
+    # with migration_io_weight 0 the migration's I/O is free
+    env = _two_page_env(migration_io_weight=0.0)
+    env.reset(seed=0)
+    for i in range(6):
+        _, r, _, _, _ = env.step({"placement": 1, "migration": 0 if env.forced("migration") else 1})
+    assert r["migration"] == pytest.approx((hdd_read - fast_read) / scale)
+
+
+def test_placement_reward_is_the_latency_plus_weighted_background_io_and_the_sibyl_variant_is_the_codes_formula():
+    env = HybridStorageParallelEnv(instance="zipf_write", episode_requests=600, placement_io_weight=0.5)
+    env.reset(seed=1)
+    m = env.model
+    seen_bg = False
+    for _ in range(600):
+        bg0, i = m.bg_io_us, m.i
+        _, r, _, _, _ = env.step({"placement": 0, "migration": 0})
+        bg = m.bg_io_us - bg0
+        seen_bg |= bg > 0
+        assert r["placement"] == pytest.approx(-(m.lat[i] + 0.5 * bg) / env.latency_scale_us)
+        if not env.agents:
+            break
+    assert seen_bg
+    env = HybridStorageParallelEnv(instance="zipf_write", episode_requests=600)      # default: the latency only
+    env.reset(seed=1)
+    for _ in range(100):
+        i = env.model.i
+        _, r, _, _, _ = env.step({"placement": 0, "migration": 0})
+        assert r["placement"] == pytest.approx(-env.model.lat[i] / env.latency_scale_us)
+    env = HybridStorageParallelEnv(instance="zipf_write", episode_requests=600, reward="sibyl")
+    env.reset(seed=1)
+    m = env.model
+    for _ in range(300):
+        ev0, i = m.evictions, m.i
+        _, r, _, _, _ = env.step({"placement": 0, "migration": 0})
+        assert r["placement"] == pytest.approx(0.1 / (m.lat[i] / 1000) - (m.evictions - ev0) ** 0.09)
+
+
+def test_views_take_the_parallel_envs_keyword_arguments_and_validate_partners():
+    params = inspect.signature(HybridStorageEnv.__init__).parameters
+    assert {"config", "fast_capacity", "migration", "render_mode"} <= set(params)
+    assert "placement" in inspect.signature(HybridStorageMigrationEnv.__init__).parameters
+    with pytest.raises(ValueError, match="migration must be one of"):
+        HybridStorageEnv(migration="smart")
+    with pytest.raises(ValueError, match="placement: checkpoint"):
+        HybridStorageMigrationEnv(placement="no/such/model.zip")
+    with pytest.raises(ValueError, match="config must be one of"):
+        gym.make("rlsys/HybridStorage-v0", config="H&X")
+    assert set(MIGRATION_POLICIES) <= set(rlsys_envs.baselines("rlsys/HybridStorageMigration-v0"))
+
+
+def test_heldout_instance_draws_only_held_out_shapes():
+    env = HybridStorageParallelEnv(instance="heldout", episode_requests=200)
+    names = {(env.reset(seed=s), env.trace.name)[1] for s in range(12)}
+    assert names <= set(HELD_OUT) and len(names) > 1
+
+
+def test_trace_files_long_traces_and_untimed_traces(tmp_path):
+    long = generate_trace("zipf_oltp", 3000, np.random.default_rng(0))
+    path = write_msr_csv(long, tmp_path / "hm_0.csv")
+    env = HybridStorageEnv(instance=str(path), episode_requests=500)
+    env.reset(seed=3)
+    window = env.parallel.trace
+    assert window.n_requests == 500 and window.time_s[0] == 0.0
+    first = int(np.flatnonzero(long.offset == window.offset[0])[0])
+    assert first > 0 or window.offset[1] == long.offset[1]        # a window at a random offset
+    sibyl = tmp_path / "sibyl.csv"
+    sibyl.write_text("".join(f"{o},4096,{'Write' if w else 'Read'}\n" for o, w in
+                             zip(long.offset[:300].tolist(), long.is_write[:300].tolist())))
+    with pytest.raises(ValueError, match="arrival='closed'"):
+        HybridStorageEnv(instance=str(sibyl)).reset(seed=0)
+    run = play_episode(HybridStorageEnv(instance=str(sibyl), arrival="closed"), CDE(), seed=0)
+    assert run.metrics["requests"] == 300.0 and run.metrics["iops"] > 0
+    with pytest.raises(ValueError, match="instance: file"):
+        HybridStorageEnv(instance=str(tmp_path / "missing.csv"))
+
+
+def test_render_marks_the_migrations():
+    env = HybridStorageParallelEnv(render_mode="rgb_array", **KW)
+    from rlsys_envs.core.parallel import play_joint_episode
+    from rlsys_envs.storage.baselines import JOINT_BASELINES
+    play_joint_episode(env, JOINT_BASELINES["hps"](), 0)
+    assert env.migration_marks and len(env.history) == KW["episode_requests"] // KW["migration_interval"] + 1
+    frame = env.render()
+    assert frame.ndim == 3 and frame.std() > 0
+    env.render_mode = "ansi"
+    assert "migrations" in env.render()
