@@ -115,6 +115,9 @@ class EnvContract:
     #: attributes that never change during an episode but are rebuilt at reset, so a snapshot
     #: keeps them by reference instead of copying them (large immutable instances, loaded files)
     shared_state_attributes: tuple[str, ...] = ()
+    #: attributes that hold another rlsys environment (a single-agent view's parallel env): a
+    #: snapshot takes theirs with their own ``get_state``, so their shared attributes stay shared
+    nested_env_attributes: tuple[str, ...] = ()
     #: attributes fixed at construction (spaces, configuration): never part of a snapshot
     _NOT_STATE = frozenset({"action_space", "observation_space", "action_spaces", "observation_spaces",
                             "spec", "render_mode", "init_kwargs", "metadata", "possible_agents", "_pz_spaces"})
@@ -175,8 +178,12 @@ class EnvContract:
         of times: the rest of the episode is then bit-identical for the same actions."""
         shared = {id(self.__dict__[k]): self.__dict__[k] for k in self.shared_state_attributes if k in self.__dict__}
         shared[id(self)] = self            # back-references to the environment are not copied
-        attrs = {k: v for k, v in self.__dict__.items() if k not in self._NOT_STATE}
-        return EnvState(type(self).__qualname__, copy.deepcopy(attrs, memo=dict(shared)))
+        nested = {k: self.__dict__[k] for k in self.nested_env_attributes if k in self.__dict__}
+        shared.update({id(env): env for env in nested.values()})
+        attrs = {k: v for k, v in self.__dict__.items() if k not in self._NOT_STATE and k not in nested}
+        attrs = copy.deepcopy(attrs, memo=shared)
+        attrs.update({k: env.get_state() for k, env in nested.items()})
+        return EnvState(type(self).__qualname__, attrs)
 
     def set_state(self, state: EnvState) -> None:
         """Restore a snapshot of :meth:`get_state` (of this class and constructor arguments)."""
@@ -186,7 +193,11 @@ class EnvContract:
         shared = {id(state.attributes[k]): state.attributes[k]
                   for k in self.shared_state_attributes if k in state.attributes}
         shared[id(self)] = self
-        self.__dict__.update(copy.deepcopy(state.attributes, memo=dict(shared)))
+        nested = {k: state.attributes[k] for k in self.nested_env_attributes if k in state.attributes}
+        shared.update({id(self.__dict__[k]): self.__dict__[k] for k in nested if k in self.__dict__})
+        self.__dict__.update(copy.deepcopy({k: v for k, v in state.attributes.items() if k not in nested}, memo=shared))
+        for k, inner in nested.items():
+            self.__dict__[k].set_state(inner)
 
     def render(self):
         """The current state as text (``render_mode="ansi"``) or an ``[H, W, 3]`` uint8 picture

@@ -207,6 +207,8 @@ class SingleAgentView(RlsysEnv):
     the partners' actions of the step.
     """
 
+    nested_env_attributes = ("parallel",)
+
     def __init__(self, *, parallel_env: Callable[[], RlsysParallelEnv], agent: str,
                  partners: Mapping[str, Callable[[], Any]], render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
