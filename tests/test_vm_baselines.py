@@ -131,6 +131,17 @@ def test_staged_plan_reports_the_exact_model_and_is_never_worse_than_the_fragmen
     assert dropped == 0 and sim.frag_total == res.fragments
 
 
+def test_a_deterministic_limit_gives_the_same_plan_whatever_the_load():
+    """Under CP-SAT's deterministic limit, one worker, the plan does not depend on wall-clock time:
+    the same plan with a generous and with a tight wall-clock safety net."""
+    env = VMReschedulingEnv(size="S", workload="high", mnl=12)
+    env.reset(seed=1)
+    plans = [plan_cpsat(env.cluster, 12, time_limit=t, deterministic_time=0.5) for t in (60.0, 30.0)]
+    assert plans[0][1] == plans[1][1] and plans[0][0].fragments == plans[1][0].fragments
+    with pytest.raises(ValueError, match="deterministic_time"):
+        solve_cpsat(env.cluster, 12, time_limit=1, deterministic_time=0)
+
+
 def test_staged_plan_falls_back_to_the_fragmented_answer_when_the_exact_model_has_none(monkeypatch):
     solve = exact.solve_cpsat
 

@@ -64,7 +64,8 @@ def check_scope(scope: str, allowed: tuple[str, ...]) -> None:
 
 
 def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: int = 1,
-                seed: int = 0, hint: list[tuple[int, int]] | None = None, scope: str = "all") -> CPSatResult:
+                seed: int = 0, hint: list[tuple[int, int]] | None = None, scope: str = "all",
+                deterministic_time: float | None = None) -> CPSatResult:
     """Minimum-FR reassignment of at most ``mnl`` VMs (simultaneous moves); see the module docstring.
 
     ``hint``: a legal sequence of migrations (e.g. :func:`greedy_plan`) whose final state seeds the
@@ -201,7 +202,7 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
             model.AddHint(b, int(sl == h_slot[v]))
     weight = mnl + 1
     model.Minimize(weight * sum(rs) + sum(moves_terms))
-    solver, status, name = run_cpsat(model, time_limit, workers, seed)
+    solver, status, name = run_cpsat(model, time_limit, workers, seed, deterministic_time)
     moves: list[tuple[int, int]] = []
     frags = int(c.frag_total)
     bound = 0.0                            # nothing proven without an answer
@@ -245,7 +246,8 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
 
 
 def plan_cpsat(cluster: Cluster, budget: int, time_limit: float, workers: int = 1, seed: int = 0,
-               greedy_hint: bool = True, scope: str = "staged") -> tuple[CPSatResult, list[tuple[int, int]], int]:
+               greedy_hint: bool = True, scope: str = "staged",
+               deterministic_time: float | None = None) -> tuple[CPSatResult, list[tuple[int, int]], int]:
     """CP-SAT's plan for ``cluster`` as single migrations: ``(result, sequence, dropped)``.
 
     :func:`solve_cpsat` (hinted with :func:`greedy_plan` unless ``greedy_hint`` is false), then
@@ -257,13 +259,18 @@ def plan_cpsat(cluster: Cluster, budget: int, time_limit: float, workers: int = 
     status and bound are the exact model's (M size, seeds 0-9: the fragmented model alone reaches
     the exact model's 60 s answer in about 1 s; the exact model alone, hinted with greedy, does
     not improve on the hint in 3 s).
+
+    ``deterministic_time``: the limit in CP-SAT's deterministic units (see
+    :func:`rlsys_envs.core.exact.run_cpsat`), so that the plan is the same on every machine.
     """
     check_scope(scope, PLAN_SCOPES)
     if scope == "staged":
         t0 = time.perf_counter()
-        first, hint, _ = plan_cpsat(cluster, budget, time_limit / 4, workers, seed, greedy_hint, "fragmented")
+        first, hint, _ = plan_cpsat(cluster, budget, time_limit / 4, workers, seed, greedy_hint, "fragmented",
+                                    None if deterministic_time is None else deterministic_time / 4)
         rest = max(time_limit - (time.perf_counter() - t0), 0.1 * time_limit)
-        result = solve_cpsat(cluster, budget, rest, workers, seed, hint=hint, scope="all")
+        result = solve_cpsat(cluster, budget, rest, workers, seed, hint=hint, scope="all",
+                             deterministic_time=None if deterministic_time is None else 0.75 * deterministic_time)
         stats = {**result.stats, "all_status": result.status,
                  "fragmented": {"status": first.status, "fr": first.fr, "wall_s": round(first.wall_s, 2)}}
         if result.status not in ("OPTIMAL", "FEASIBLE"):          # no answer, so no bound either, in time
@@ -273,6 +280,7 @@ def plan_cpsat(cluster: Cluster, budget: int, time_limit: float, workers: int = 
         result = replace(result, wall_s=time.perf_counter() - t0, stats=stats)
     else:
         hint = greedy_plan(cluster, budget) if greedy_hint else None
-        result = solve_cpsat(cluster, budget, time_limit, workers, seed, hint=hint, scope=scope)
+        result = solve_cpsat(cluster, budget, time_limit, workers, seed, hint=hint, scope=scope,
+                             deterministic_time=deterministic_time)
     sequence, dropped = sequence_moves(cluster, result.moves, budget)
     return result, sequence, dropped

@@ -43,11 +43,17 @@ class CPSatExpert:
     #: model for 8 s, which on M size stopped at about 88 % of the optimal FR reduction)
     version = 5
 
-    def __init__(self, time_limit: float = 2.0, workers: int = 1, scope: str = "fragmented"):
+    def __init__(self, time_limit: float = 2.0, workers: int = 1, scope: str = "fragmented",
+                 deterministic_time: float | None = None):
+        """``deterministic_time``: plan under CP-SAT's deterministic limit (machine-independent
+        plans with one worker; ``time_limit`` is then only a wall-clock safety net)."""
         if not time_limit > 0:
             raise ValueError(f"CPSatExpert: time_limit must be > 0 seconds, got {time_limit!r}")
+        if deterministic_time is not None and not deterministic_time > 0:
+            raise ValueError(f"CPSatExpert: deterministic_time must be > 0, got {deterministic_time!r}")
         check_scope(scope, PLAN_SCOPES)
         self.time_limit, self.workers, self.scope = float(time_limit), int(workers), scope
+        self.deterministic_time = deterministic_time
 
     def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
         """Plan from ``env.reset(seed=seed)`` after the (phase-0 ending) ``prefix`` actions, and follow it."""
@@ -62,7 +68,7 @@ class CPSatExpert:
         if env.phase != 0:
             raise ValueError(f"CPSatExpert: the prefix of seed {seed} stops in phase 1 (a VM chosen, no destination)")
         res, sequence, dropped = plan_cpsat(env.cluster, env.mnl - env.migrations, self.time_limit, self.workers,
-                                            int(seed), scope=self.scope)
+                                            int(seed), scope=self.scope, deterministic_time=self.deterministic_time)
         info = {"status": res.status, "scope": res.scope, "fr_plan": float(res.fr), "fr_bound": float(res.fr_bound),
                 "plan_moves": len(res.moves), "dropped": int(dropped), "solver_s": round(res.wall_s, 2)}
         return demonstration_from_plan(env, int(seed), sequence, info, prefix=[int(a) for a in prefix])
