@@ -81,14 +81,19 @@ def check_action_in_space(space: gym.Space, action, who: str = "action") -> None
     space's shape whose values are finite and within the bounds; MultiDiscrete spaces integer
     arrays within ``nvec``.
     """
-    shown = describe_action(action)
     if isinstance(space, gym.spaces.Discrete):
+        if type(action) is int:                     # the common case, checked without numpy
+            if space.start <= action < space.start + space.n:
+                return
+            raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
+        shown = describe_action(action)
         if not is_integer_action(action):
             raise InvalidActionError(f"{who} {shown} is not an integer; the action space is {space}")
         a = int(np.asarray(action).reshape(-1)[0])
         if not space.start <= a < space.start + space.n:
             raise InvalidActionError(f"{who} {shown} is outside the action space {space}")
         return
+    shown = describe_action(action)
     try:
         arr = np.asarray(action)
     except (TypeError, ValueError):
@@ -254,6 +259,8 @@ class RlsysEnv(EnvContract, gym.Env):
         MultiDiscrete spaces (per-dimension masks)."""
         if mask is None:
             return True
+        if type(action) is int:
+            return bool(mask[action])
         return bool(mask[int(np.asarray(action).reshape(-1)[0])])
 
     # ------------------------------------------------------------------------ Gymnasium API

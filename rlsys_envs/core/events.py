@@ -60,6 +60,10 @@ class EventClock:
 
     def pop_until(self, time: float) -> list[Event]:
         """Pop every event with ``event.time <= time`` in order, then set ``now = time``."""
+        if not self._heap:                  # nothing scheduled: only the time moves
+            if time > self.now:
+                self.now = time
+            return []
         out = []
         while self.peek_time() <= time:
             out.append(self.pop())

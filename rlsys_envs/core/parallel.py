@@ -83,7 +83,8 @@ class RlsysParallelEnv(EnvContract, ParallelEnv):
         raise NotImplementedError
 
     def _agent_observation(self, agent: str) -> dict[str, np.ndarray]:
-        """``agent``'s observation without ``action_mask`` (the base class adds it)."""
+        """``agent``'s observation without ``action_mask`` (the base class adds it), in fresh
+        arrays (they are handed to the caller)."""
         raise NotImplementedError
 
     def _agent_action_mask(self, agent: str) -> np.ndarray | None:
@@ -111,19 +112,27 @@ class RlsysParallelEnv(EnvContract, ParallelEnv):
         return self._observations(), {a: self._info(a, final=False) for a in self.agents}
 
     def step(self, actions: dict[str, Any]):
+        agents = list(self.agents)
+        rewards, terminated, truncated = self.step_without_observations(actions)
+        obs = self._observations(agents)
+        infos = {a: self._info(a, final=self._episode_over) for a in agents}
+        return (obs, {a: float(rewards[a]) for a in agents}, dict.fromkeys(agents, bool(terminated)),
+                dict.fromkeys(agents, bool(truncated)), infos)
+
+    def step_without_observations(self, actions: dict[str, Any], trusted: tuple[str, ...] = ()
+                                  ) -> tuple[dict[str, float], bool, bool]:
+        """:meth:`step` without building the observations and infos (a single-agent view asks
+        only for those it needs, :meth:`observe_agent`): ``(rewards, terminated, truncated)``.
+        The actions of the agents in ``trusted`` are not checked again (the caller checked them
+        against the current state, or took them from the mask)."""
         if self._episode_over:
             raise RuntimeError("step() called without an episode in progress: call reset() first")
-        self.check_actions(actions)
+        self.check_actions(actions, trusted)
         rewards, terminated, truncated = self._apply_actions(dict(actions))
         self._episode_over = bool(terminated or truncated)
-        agents = list(self.agents)
-        obs = self._observations()
-        infos = {a: self._info(a, final=self._episode_over) for a in agents}
-        out = (obs, {a: float(rewards[a]) for a in agents}, dict.fromkeys(agents, bool(terminated)),
-               dict.fromkeys(agents, bool(truncated)), infos)
         if self._episode_over:
             self.agents = []
-        return out
+        return rewards, bool(terminated), bool(truncated)
 
     def action_masks(self, agent: str) -> np.ndarray:
         """``agent``'s current legal-action mask (all ones for an unmasked discrete agent)."""
@@ -133,29 +142,50 @@ class RlsysParallelEnv(EnvContract, ParallelEnv):
             return np.ones(int(space.n) if hasattr(space, "n") else 1, dtype=bool)
         return mask
 
-    def check_actions(self, actions: dict[str, Any]) -> None:
+    def check_actions(self, actions: dict[str, Any], trusted: tuple[str, ...] = ()) -> None:
         """Raise :class:`InvalidActionError` unless ``actions`` has exactly one legal action per
-        live agent (checked for all agents before anything changes)."""
-        if not isinstance(actions, Mapping):
+        live agent (checked for all agents but those in ``trusted`` before anything changes)."""
+        if type(actions) is not dict and not isinstance(actions, Mapping):
             raise InvalidActionError(f"step() takes a dict agent -> action, got {describe_action(actions)}")
-        missing = [a for a in self.agents if a not in actions]
-        extra = [a for a in actions if a not in self.agents]
-        if missing or extra:
+        agents = self.agents
+        complete = len(actions) == len(agents)
+        for a in agents:
+            if a not in actions:
+                complete = False
+        if not complete:
+            missing = [a for a in agents if a not in actions]
+            extra = [a for a in actions if a not in agents]
             raise InvalidActionError(f"step() needs one action per live agent {self.agents}; "
                                      + (f"missing {missing}" if missing else "") + (" " if missing and extra else "")
                                      + (f"not live or unknown {extra}" if extra else ""))
-        for agent in self.agents:
-            self.check_action(agent, actions[agent])
+        for agent in agents:
+            if agent not in trusted:
+                self.check_action(agent, actions[agent])
 
     def check_action(self, agent: str, action) -> None:
         """Raise :class:`InvalidActionError` if ``action`` is outside ``agent``'s space or mask."""
         check_action_in_space(self.action_spaces[agent], action, who=f"agent {agent!r}: action")
         mask = self._agent_action_mask(agent)
-        if mask is not None and not mask[int(np.asarray(action).reshape(-1)[0])]:
+        if mask is not None and not mask[action if type(action) is int else int(np.asarray(action).reshape(-1)[0])]:
             legal = np.flatnonzero(mask)
             shown = ", ".join(map(str, legal[:20])) + (" ..." if len(legal) > 20 else "")
             raise InvalidActionError(f"agent {agent!r}: action {describe_action(action)} is masked out in the "
                                      f"current state; legal actions: [{shown}]")
+
+    def forced(self, agent: str) -> bool:
+        """Whether ``agent`` has exactly one legal action now (a masked agent with nothing to
+        decide); subclasses may answer faster than from the mask."""
+        mask = self._agent_action_mask(self._known(agent))
+        return mask is not None and int(np.count_nonzero(mask)) == 1
+
+    def forced_action(self, agent: str) -> int:
+        """The only legal action of a :meth:`forced` agent."""
+        return int(np.flatnonzero(self.action_masks(agent))[0])
+
+    def observe_agent(self, agent: str) -> tuple[dict, dict]:
+        """``agent``'s observation and info in the current state: what the last :meth:`step` (or
+        ``reset``) returned for it."""
+        return self._observations([agent])[agent], self._info(agent, final=self._episode_over)
 
     def observe(self) -> tuple[dict[str, dict], dict[str, dict]]:
         """Every live agent's observation and info in the current state (e.g. after ``set_state``)."""
@@ -205,13 +235,23 @@ class SingleAgentView(RlsysEnv):
     actions. Observation and action spaces are the agent's; the reward is the agent's;
     ``info["metrics"]`` are the parallel environment's (joint) metrics; ``info["partner_actions"]``
     the partners' actions of the step.
+
+    ``lazy_partners=True`` (opt-in) is the fast path of a view whose partners often have nothing
+    to decide: a partner that is :meth:`~RlsysParallelEnv.forced` (one legal action) is not
+    called, its action is that one; the other partners get their observation and info built
+    only when they are called (:meth:`~RlsysParallelEnv.observe_agent`), and the parallel
+    environment builds only this agent's. The episode is the same as without it for partners
+    that do not change their state on forced steps (e.g. every policy that answers a one-action
+    mask without drawing a random number; ``RandomMaskedPolicy`` draws none there).
     """
 
     nested_env_attributes = ("parallel",)
 
     def __init__(self, *, parallel_env: Callable[[], RlsysParallelEnv], agent: str,
-                 partners: Mapping[str, Callable[[], Any]], render_mode: str | None = None):
+                 partners: Mapping[str, Callable[[], Any]], render_mode: str | None = None,
+                 lazy_partners: bool = False):
         super().__init__(render_mode=render_mode)
+        self.lazy_partners = bool(lazy_partners)
         self.parallel = parallel_env() if callable(parallel_env) and not isinstance(parallel_env, RlsysParallelEnv) \
             else parallel_env
         if not isinstance(self.parallel, RlsysParallelEnv):
@@ -238,7 +278,7 @@ class SingleAgentView(RlsysEnv):
     def _reset_model(self, options):
         seed = self._pending_seed
         obs, infos = self.parallel.reset(seed=seed, options=options)
-        self._obs, self._infos = obs, infos
+        self._obs, self._infos = (None, None) if self.lazy_partners else (obs, infos)
         self.partners = {a: make() for a, make in self.partner_factories.items()}
         for i, (a, p) in enumerate(self.partners.items()):
             p.reset(self.parallel, None if seed is None else int(seed) + i)
@@ -249,27 +289,61 @@ class SingleAgentView(RlsysEnv):
         return super().reset(seed=seed, options=options)
 
     def _apply_action(self, action):
-        actions = {a: p.act(self.parallel, self._obs[a], self._infos[a]) for a, p in self.partners.items()}
+        par = self.parallel
+        if self.lazy_partners:
+            actions, trusted = {}, [self.agent]
+            for a, p in self.partners.items():
+                if par.forced(a):
+                    actions[a] = par.forced_action(a)
+                    trusted.append(a)
+                else:
+                    actions[a] = p.act(par, *par.observe_agent(a))
+            self._partner_actions = dict(actions)
+            actions[self.agent] = action
+            rewards, term, trunc = par.step_without_observations(actions, tuple(trusted))
+            return rewards[self.agent], term, trunc
+        actions = {a: p.act(par, self._obs[a], self._infos[a]) for a, p in self.partners.items()}
         self._partner_actions = dict(actions)
         actions[self.agent] = action
-        obs, rewards, term, trunc, infos = self.parallel.step(actions)
+        obs, rewards, term, trunc, infos = par.step(actions)
         self._obs, self._infos = obs, infos
         return rewards[self.agent], term[self.agent], trunc[self.agent]
 
     def _observation(self):
+        if self.lazy_partners:                     # what the parallel env's step would return (fresh arrays)
+            par = self.parallel
+            obs = par._agent_observation(self.agent)
+            if par._masked[self.agent]:
+                obs[ACTION_MASK_KEY] = self._action_mask().astype(np.int8)
+            return obs
         return {k: np.array(v, copy=True) for k, v in self._obs[self.agent].items()}
 
     def _action_mask(self):
-        if not self.parallel._masked[self.agent]:
+        par = self.parallel
+        if not par._masked[self.agent]:
             return None
+        if self.lazy_partners:           # read-only here: action_masks() and the info copy it
+            mask = par._agent_action_mask(self.agent)
+            if mask is None:
+                return par.action_masks(self.agent)
+            return mask if mask.dtype == bool else mask.astype(bool)
         return np.asarray(self._infos[self.agent][ACTION_MASK_KEY], bool).copy()   # the current state's mask
 
+    def action_masks(self) -> np.ndarray:
+        mask = super().action_masks()
+        return mask.copy() if self.lazy_partners else mask
+
     def _step_info(self):
-        info = {k: v for k, v in self._infos[self.agent].items() if k not in ("metrics", ACTION_MASK_KEY)}
+        if self.lazy_partners:
+            info = dict(self.parallel._agent_info(self.agent))
+        else:
+            info = {k: v for k, v in self._infos[self.agent].items() if k not in ("metrics", ACTION_MASK_KEY)}
         info["partner_actions"] = dict(self._partner_actions)
         return info
 
     def _episode_metrics(self):
+        if self.lazy_partners:
+            return self.parallel._final_metrics()
         return self._infos[self.agent]["metrics"]
 
     def at_decision_boundary(self) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import (Policy, check_bool, check_choice, check_float, check_int, draw_instance, entity_spaces,
+from rlsys_envs.core import (check_bool, check_choice, check_float, check_int, draw_instance, entity_spaces,
                              instance_source)
 from rlsys_envs.core.parallel import RlsysParallelEnv, SingleAgentView
 
@@ -179,6 +179,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.n_candidates = check_int("candidates", candidates, 1, 64)
         self.migration_window = check_int("migration_window", migration_window, 1, 10_000_000)
         self.reward_kind = check_choice("reward", reward, REWARDS)
+        self._latency_reward = self.reward_kind == "latency"
         self.placement_io_weight = check_float("placement_io_weight", placement_io_weight, 0.0, 100.0)
         self.migration_io_weight = check_float("migration_io_weight", migration_io_weight, 0.0, 100.0)
         self.trace_limit = check_int("trace_limit", trace_limit, 1, 1_000_000_000)
@@ -202,6 +203,9 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self._noop_mask[0] = True
         self._zero_table = np.zeros((k2, CANDIDATE_FEATURES), np.float32)
         self._zero_rows = np.zeros(k2, np.int8)
+        self._zero_backlog = [0.0] * n
+        self._zero_request = [0.0] * (REQUEST_FEATURES + n)
+        self._log_size_1 = min(1.0, math.log2(2.0) / LOG2_SIZE)
 
     # --------------------------------------------------------------------------- instances
     def _source(self, value, field: str):
@@ -248,13 +252,13 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     def _agent_action_mask(self, agent: str) -> np.ndarray:
         m = self.model
         if agent == "placement":
-            if m.done:
+            if m.i >= m.tr.n:
                 return self._all_legal
             need = m.tr.npages[m.i]
             if need <= m.pool.cap[0]:
                 return self._all_legal
             return np.asarray([c >= need for c in m.pool.cap], bool)
-        if self.decisions_left <= 0 or m.done:
+        if self.decisions_left <= 0 or m.i >= m.tr.n:
             return self._noop_mask
         mask = self._noop_mask.copy()
         mask[1:] = self._row_legal()
@@ -272,20 +276,34 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
 
     def forced(self, agent: str) -> bool:
         """Whether ``agent`` has exactly one legal action now (the migration agent between its
-        decision points)."""
+        decision points; the placement agent for a request that only the slowest device holds)."""
+        m = self.model
         if agent == "migration":
-            return self.decisions_left <= 0
-        return int(self._agent_action_mask(agent).sum()) == 1
+            return self.decisions_left <= 0 or m.i >= m.tr.n
+        if agent != "placement":
+            self._known(agent)
+        if m.i >= m.tr.n:
+            return False
+        need = m.tr.npages[m.i]
+        if need <= m.pool.cap[0]:
+            return False
+        return sum(1 for c in m.pool.cap if c >= need) == 1
+
+    def forced_action(self, agent: str) -> int:
+        if agent == "migration":
+            return 0
+        return super().forced_action(agent)
 
     # ----------------------------------------------------------------------------- step
     def _apply_actions(self, actions):
         m = self.model
         scale = self.latency_scale_us
         mig_cost = 0.0
-        a = int(actions["migration"])
+        a = actions["migration"]
         if a == 0:
             self.decisions_left = 0
         else:
+            a = int(a)
             k = self.n_candidates
             row = a - 1
             p, _src, dst = self.hot[row] if row < k else self.cold[row - k]
@@ -293,18 +311,24 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             self._used_rows.add(row)
             self.migration_marks.append((m.i, 1 if row < k else 0))
             self.decisions_left -= 1
-        latency, bg, evictions = m.serve(int(actions["placement"]))
+        d = actions["placement"]
+        latency, bg, evictions = m.serve(d if type(d) is int else int(d))
         self._window_latency += latency
-        if self.reward_kind == "latency":
+        if self._latency_reward:
             r_place = -(latency + self.placement_io_weight * bg) / scale
         else:
             r_place = 0.1 / max(latency / 1000.0, 1e-6) - evictions ** 0.09
-        gain = m.migration_gain - self._prev_gain
-        self._prev_gain = m.migration_gain
-        r_mig = (gain - self.migration_io_weight * mig_cost) / scale
-        if m.i % self.migration_interval == 0 or m.done:
+        g = m.migration_gain
+        if g == self._prev_gain and mig_cost == 0.0:
+            r_mig = 0.0
+        else:
+            gain = g - self._prev_gain
+            self._prev_gain = g
+            r_mig = (gain - self.migration_io_weight * mig_cost) / scale
+        done = m.i >= m.tr.n
+        if done or m.i % self.migration_interval == 0:
             self._end_window()
-        return {"placement": r_place, "migration": r_mig}, m.done, False
+        return {"placement": r_place, "migration": r_mig}, done, False
 
     def _end_window(self) -> None:
         m = self.model
@@ -337,43 +361,48 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     def _device_features(self) -> tuple[list[float], list[float]]:
         """Free share and queue backlog of every device (computed once per state)."""
         m = self.model
-        if self._dev_cache[0] == m.i:
-            return self._dev_cache[1]
-        used, cap = m.pool.used, m.pool.cap
-        free = [(c - u) / c for u, c in zip(used, cap)]
-        if self.queueing and not m.done:
+        cache = self._dev_cache
+        if cache[0] == m.i:
+            return cache[1]
+        free = [(c - u) / c for u, c in zip(m.pool.used, m.pool.cap)]
+        if self.queueing and m.i < m.tr.n:
             t = m.arrival_time()
             inv = 1.0 / self.latency_scale_us
-            backlog = [0.0 if b <= t else min(1.0, math.log2(1.0 + (b - t) * inv) / LOG2_BACKLOG) for b in m.busy]
+            log2 = math.log2
+            backlog = [0.0 if b <= t else min(1.0, log2(1.0 + (b - t) * inv) / LOG2_BACKLOG) for b in m.busy]
         else:
-            backlog = [0.0] * self.n_devices
+            backlog = self._zero_backlog
         self._dev_cache = (m.i, (free, backlog))
         return free, backlog
 
     def _placement_features(self) -> np.ndarray:
         m = self.model
-        n = self.n_devices
         free, backlog = self._device_features()
-        if m.done:
-            return np.asarray([0.0] * (REQUEST_FEATURES + n) + free + backlog, np.float32)
         tr = m.tr
         i = m.i
-        pages = tr.pid[tr.ptr[i]:tr.ptr[i + 1]]
+        if i >= tr.n:
+            return np.array(self._zero_request + free + backlog, np.float32)
+        lo, hi = tr.ptr[i], tr.ptr[i + 1]
         loc, count, last, freq = m.pool.loc, m.count, m.last, m.freq
-        share = [0.0] * n
-        if len(pages) == 1:
-            p = pages[0]
+        share = [0.0] * self.n_devices
+        log2 = math.log2
+        if hi - lo == 1:
+            p = tr.pid[lo]
             share[loc[p]] = 1.0
             cmax = count[p]
             if cmax:
                 interval = i - last[p]
                 fmax = freq[p] * FREQ_DECAY ** interval
+                f_interval = min(1.0, log2(1.0 + interval) / LOG2_INTERVAL)
+                f_count = min(1.0, log2(1.0 + cmax) / LOG2_COUNT)
+                f_freq = min(1.0, log2(1.0 + fmax) / LOG2_COUNT)
             else:
-                interval, fmax = -1, 0.0
+                f_interval, f_count, f_freq = 1.0, 0.0, 0.0
+            f_size = self._log_size_1
         else:
             cmax, interval, fmax = 0, -1, 0.0
-            inv = 1.0 / len(pages)
-            for p in pages:
+            inv = 1.0 / (hi - lo)
+            for p in tr.pid[lo:hi]:
                 share[loc[p]] += inv
                 c = count[p]
                 if c:
@@ -382,12 +411,12 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
                     interval = dt if interval < 0 or dt < interval else interval
                     fd = freq[p] * FREQ_DECAY ** dt
                     fmax = fd if fd > fmax else fmax
-        log2 = math.log2
-        f = [min(1.0, log2(1.0 + len(pages)) / LOG2_SIZE), 1.0 if tr.write[i] else 0.0, 1.0 if tr.seq[i] else 0.0,
-             min(1.0, log2(1.0 + cmax) / LOG2_COUNT),
-             1.0 if interval < 0 else min(1.0, log2(1.0 + interval) / LOG2_INTERVAL),
-             min(1.0, log2(1.0 + fmax) / LOG2_COUNT)]
-        return np.asarray(f + share + free + backlog, np.float32)
+            f_interval = 1.0 if interval < 0 else min(1.0, log2(1.0 + interval) / LOG2_INTERVAL)
+            f_count = min(1.0, log2(1.0 + cmax) / LOG2_COUNT)
+            f_freq = min(1.0, log2(1.0 + fmax) / LOG2_COUNT)
+            f_size = min(1.0, log2(1.0 + (hi - lo)) / LOG2_SIZE)
+        return np.array([f_size, 1.0 if tr.write[i] else 0.0, 1.0 if tr.seq[i] else 0.0, f_count, f_interval, f_freq]
+                        + share + free + backlog, np.float32)
 
     def _global_features(self) -> np.ndarray:
         m = self.model
@@ -454,21 +483,6 @@ def _storage_env(env) -> HybridStorageParallelEnv:
     return env.parallel if isinstance(env, SingleAgentView) else env
 
 
-class _ForcedShortcut(Policy):
-    """A partner that answers the only legal action itself (no network call between decision points)."""
-
-    def __init__(self, inner: Policy, agent: str):
-        self.inner, self.agent, self.name = inner, agent, getattr(inner, "name", "partner")
-
-    def reset(self, env, seed=None):
-        self.inner.reset(env, seed)
-
-    def act(self, env, obs, info):
-        if env.forced(self.agent):
-            return int(np.flatnonzero(info["action_mask"])[0])
-        return self.inner.act(env, obs, info)
-
-
 def partner_factory(value, agent: str, field: str):
     """A zero-argument factory of the policy that plays ``agent``: a heuristic name of that agent
     (``rlsys_envs.storage.baselines``), a checkpoint ``.zip`` path (greedy; loaded with
@@ -485,7 +499,7 @@ def partner_factory(value, agent: str, field: str):
         from agents.fast_inference import numpy_partner    # torch is imported only for a checkpoint partner
 
         make = numpy_partner(value)
-        return lambda: _ForcedShortcut(copy.deepcopy(make()), agent)
+        return lambda: copy.deepcopy(make())
     if callable(value) and not isinstance(value, str):
         return value
     raise ValueError(f"{field} must be one of {', '.join(map(repr, table))} or a path to a checkpoint .zip; "
@@ -504,7 +518,8 @@ def _merged_signature(extra: list[inspect.Parameter]) -> inspect.Signature:
 def _init_view(view: SingleAgentView, agent: str, other: str, partner, render_mode, env_kwargs: dict) -> None:
     """Build ``view`` as ``agent``'s view, ``other`` played by ``partner`` (a name or a checkpoint)."""
     SingleAgentView.__init__(view, parallel_env=lambda: HybridStorageParallelEnv(**env_kwargs), agent=agent,
-                             partners={other: partner_factory(partner, other, other)}, render_mode=render_mode)
+                             partners={other: partner_factory(partner, other, other)}, render_mode=render_mode,
+                             lazy_partners=True)
 
 
 class HybridStorageEnv(SingleAgentView):

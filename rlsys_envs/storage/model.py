@@ -166,7 +166,21 @@ class PagePool(ResourcePool):
 
     def fill(self, devices: Sequence[int]) -> None:
         """Place page ``p`` on ``devices[p]`` for every page (all unplaced; checked like place_many)."""
-        self.place_many(range(len(devices)), devices)
+        devs = np.asarray(devices)
+        if devs.ndim != 1 or len(devs) != len(self.loc) or not np.issubdtype(devs.dtype, np.integer):
+            raise ValueError(f"fill needs one integer device per page ({len(self.loc)}), got shape {devs.shape}")
+        if len(devs) and (devs.min() < 0 or devs.max() >= len(self.cap)):
+            bad = int(devs[(devs < 0) | (devs >= len(self.cap))][0])
+            raise IndexError(f"device index {bad} out of range [0, {len(self.cap)})")
+        if np.any(np.frombuffer(self.loc, np.int8) >= 0):
+            raise ValueError("place_many needs distinct unplaced pages, one device each")
+        counts = np.bincount(devs, minlength=len(self.cap)).tolist()
+        for d, k in enumerate(counts):
+            if self.used[d] + k > self.cap[d]:
+                raise CapacityError(f"placing {k} pages would exceed the page capacity {self.cap[d]} of device {d}")
+        self.loc = array("b", devs.astype(np.int8).tobytes())
+        for d, k in enumerate(counts):
+            self.used[d] += k
 
     def release(self, consumer: Hashable) -> Placement:
         p = self._page(consumer)
@@ -276,10 +290,9 @@ class StorageModel:
         self.gc_draws = gc_draws
         # LRU order of every bounded device (oldest first)
         loc = self.pool.loc
-        self.lru: list[OrderedDict] = [OrderedDict() for _ in range(n_dev - 1)]
-        for p in range(trace.n_pages):
-            if loc[p] < self.slowest:
-                self.lru[loc[p]][p] = None
+        loc_np = np.frombuffer(loc, np.int8)
+        self.lru: list[OrderedDict] = [OrderedDict.fromkeys(np.flatnonzero(loc_np == d).tolist())
+                                       for d in range(n_dev - 1)]
         n_pages = trace.n_pages
         self.belady = eviction == "belady"
         if self.belady:
