@@ -83,13 +83,27 @@ def _network(model):
     raise ValueError(f"policy {type(policy).__name__} is not supported")
 
 
+def _plain_box(space) -> bool:
+    """A Box observation that SB3 feeds to the network as it is (no one-hot, no image scaling)."""
+    from gymnasium import spaces
+
+    if not isinstance(space, spaces.Box):
+        return False
+    return not (space.dtype == np.uint8 and len(space.shape) == 3)
+
+
 def supports(model) -> bool:
-    """Whether :class:`NumpyGreedyPolicy` can run ``model`` (an SB3 model with a Discrete action space)."""
+    """Whether :class:`NumpyGreedyPolicy` can run ``model``: an SB3 model with a Discrete action
+    space, a Box (not image) or Dict-of-Box observation space and a supported network."""
+    from gymnasium import spaces
+
     try:
         _network(model)
     except ValueError:
         return False
-    return hasattr(model.action_space, "n")
+    obs_space = model.observation_space
+    boxes = obs_space.spaces.values() if isinstance(obs_space, spaces.Dict) else [obs_space]
+    return isinstance(model.action_space, spaces.Discrete) and all(_plain_box(b) for b in boxes)
 
 
 class NumpyGreedyPolicy(Policy):

@@ -23,19 +23,24 @@ from rlsys_envs.core.policy import Policy
 class CheckpointPartner(Policy):
     """An SB3 checkpoint playing one agent of a parallel environment (greedy by default).
 
-    The mask comes from the agent's ``info["action_mask"]`` (PettingZoo convention of rlsys);
-    the model is loaded once per process and shared by the copies a snapshot makes.
+    The mask comes from the agent's ``info["action_mask"]`` (PettingZoo convention of rlsys),
+    for maskable algorithms (as SB3's ``predict`` takes it); the model is loaded once per process
+    and shared by the copies a snapshot makes. Greedy play of an MLP checkpoint runs on a numpy
+    copy of its weights (:class:`agents.fast_inference.NumpyGreedyPolicy`, the same actions as
+    ``predict(deterministic=True)`` at a fraction of its cost) unless ``fast=False``; other
+    checkpoints, and ``deterministic=False``, use SB3's ``predict``.
     """
 
-    def __init__(self, path: str | Path, deterministic: bool = True, device: str = "cpu"):
-        self.path, self.deterministic, self.device = str(path), deterministic, device
+    def __init__(self, path: str | Path, deterministic: bool = True, device: str = "cpu", fast: bool = True):
+        self.path, self.deterministic, self.device, self.fast = str(path), deterministic, device, fast
         self.name = Path(path).stem
         self._model = None
         self._maskable = False
+        self._numpy = None
 
     def __deepcopy__(self, memo):
-        twin = CheckpointPartner(self.path, self.deterministic, self.device)
-        twin._model, twin._maskable = self._model, self._maskable
+        twin = CheckpointPartner(self.path, self.deterministic, self.device, self.fast)
+        twin._model, twin._maskable, twin._numpy = self._model, self._maskable, self._numpy
         return twin
 
     def _load(self):
@@ -44,11 +49,19 @@ class CheckpointPartner(Policy):
 
             from .algorithms import get_algorithm
             from .evaluation import load_sb3
+            from .fast_inference import NumpyGreedyPolicy, supports
 
             torch.set_num_threads(1)
             self._model, algo = load_sb3(self.path, device=self.device)
             self._maskable = get_algorithm(algo).maskable
+            if self.fast and self.deterministic and supports(self._model):
+                self._numpy = NumpyGreedyPolicy(self._model, name=self.name)
         return self._model
+
+    @property
+    def uses_numpy(self) -> bool:
+        """Whether the actions come from the numpy copy (after the first ``reset`` / ``act``)."""
+        return self._numpy is not None
 
     def reset(self, env, seed=None):
         super().reset(env, seed)
@@ -60,6 +73,11 @@ class CheckpointPartner(Policy):
 
     def act(self, env, obs, info):
         model = self._load()
+        if self._numpy is not None:
+            scores = self._numpy.forward(obs)
+            if self._maskable:
+                scores = np.where(np.asarray(info["action_mask"], bool), scores, -np.inf)
+            return int(np.argmax(scores))
         kwargs = {"action_masks": np.asarray(info["action_mask"], bool)} if self._maskable else {}
         action, _ = model.predict(obs, deterministic=self.deterministic, **kwargs)
         return int(np.asarray(action).reshape(-1)[0])
