@@ -80,20 +80,17 @@ def test_migration_view_steps_only_at_decision_points_and_keeps_the_agents_retur
     assert steps < KW["episode_requests"] / 10        # one step per decision, not per request
 
 
-def _two_page_env(**kw):
+def _two_page_env(spacing_s=1.0, **kw):
     # page A read ten times, page B once: the fast device holds one page (10 % of 2 rounds to 0 -> 1)
     pages = [1] + [0] * 10
-    tr = BlockTrace("two_pages", np.arange(11.0), np.zeros(11, np.int64), np.asarray(pages) * PAGE,
+    tr = BlockTrace("two_pages", np.arange(11.0) * spacing_s, np.zeros(11, np.int64), np.asarray(pages) * PAGE,
                     np.full(11, PAGE), np.zeros(11, bool))
+    kw = {"queueing": False, **kw}
     return HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=11, migration_interval=5,
-                                    migration_budget=1, candidates=1, queueing=False, **kw)
+                                    migration_budget=1, candidates=1, **kw)
 
 
-def test_rewards_have_the_documented_terms():
-    fast, hdd = PROFILES["optane"], PROFILES["hdd"]
-    scale = hdd.service_us(False, False, PAGE)
-    env = _two_page_env()
-    assert env.latency_scale_us == scale
+def _promote_a_at_5(env):
     env.reset(seed=0)
     rewards = []
     for i in range(11):
@@ -103,27 +100,54 @@ def test_rewards_have_the_documented_terms():
             mig = 1                                   # promote it
         _, r, _, _, _ = env.step({"placement": 0 if i >= 5 else 1, "migration": mig})
         rewards.append(r)
+    return rewards
+
+
+def test_rewards_have_the_documented_terms():
+    fast, hdd = PROFILES["optane"], PROFILES["hdd"]
+    scale = hdd.service_us(False, False, PAGE)
     hdd_read, fast_read = hdd.service_us(False, False, PAGE), fast.service_us(False, False, PAGE)
+    cost = hdd_read + fast.service_us(True, False, PAGE)         # read on the source, write on the destination
+    env = _two_page_env()
+    assert env.latency_scale_us == scale
+    rewards = _promote_a_at_5(env)
     assert rewards[0]["placement"] == pytest.approx(-hdd_read / scale)
     assert rewards[5]["placement"] == pytest.approx(-fast_read / scale)
-    cost = hdd_read + fast.service_us(True, False, PAGE)         # read on the source, write on the destination
+    # the gain counts at the page's first read after the migration, then the placement decides
+    assert rewards[5]["migration"] == pytest.approx((hdd_read - fast_read) / scale)
+    assert [r["migration"] for r in rewards[6:]] == [0.0] * 5 and rewards[4]["migration"] == 0.0
+    # migration_io_weight charges the migration's device time on top
+    rewards = _promote_a_at_5(_two_page_env(migration_io_weight=1.0))
     assert rewards[5]["migration"] == pytest.approx((hdd_read - fast_read - cost) / scale)
-    for i in range(6, 10):
-        assert rewards[i]["migration"] == pytest.approx((hdd_read - fast_read) / scale)
-    assert rewards[4]["migration"] == 0.0
-    # a migration's gain counts for migration_window requests
-    env = _two_page_env(migration_window=3)
-    env.reset(seed=0)
-    got = [env.step({"placement": 0 if i >= 5 else 1, "migration": 1 if i == 5 else 0})[1]["migration"]
-           for i in range(11)]
-    assert got[6] == pytest.approx(got[7]) == pytest.approx((hdd_read - fast_read) / scale)
-    assert got[8] == got[9] == 0.0
-    # with migration_io_weight 0 the migration's I/O is free
-    env = _two_page_env(migration_io_weight=0.0)
-    env.reset(seed=0)
-    for i in range(6):
-        _, r, _, _, _ = env.step({"placement": 1, "migration": 0 if env.forced("migration") else 1})
-    assert r["migration"] == pytest.approx((hdd_read - fast_read) / scale)
+    # the gain counts only for a read within migration_window requests of the migration
+    pages = [1, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1]           # A promoted at request 5, read again at request 8
+    tr = BlockTrace("window", np.arange(11.0), np.zeros(11, np.int64), np.asarray(pages) * PAGE,
+                    np.full(11, PAGE), np.zeros(11, bool))
+    for window, gain in ((3, 0.0), (4, (hdd_read - fast_read) / scale)):
+        env = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=11, migration_interval=5,
+                                       migration_budget=1, candidates=1, queueing=False, migration_window=window)
+        env.reset(seed=0)
+        got = [env.step({"placement": 0 if i == 8 else 1, "migration": 1 if i == 5 else 0})[1]["migration"]
+               for i in range(11)]
+        assert got[8] == pytest.approx(gain) and got[5:8] == [0.0] * 3 and got[9:] == [0.0, 0.0]
+
+
+def test_migration_reward_charges_the_queueing_delay_its_io_adds_to_the_requests():
+    fast, hdd = PROFILES["optane"], PROFILES["hdd"]
+    scale = hdd.service_us(False, False, PAGE)
+    hdd_read, fast_read = hdd.service_us(False, False, PAGE), fast.service_us(False, False, PAGE)
+    fast_write = fast.service_us(True, False, PAGE)
+    # requests 20 ms apart: the migration starts when request 4 completes, the devices are idle
+    # again when request 5 arrives, so it delays nothing
+    rewards = _promote_a_at_5(_two_page_env(spacing_s=0.02, queueing=True))
+    assert rewards[5]["migration"] == pytest.approx((hdd_read - fast_read) / scale)
+    # requests 1 ms apart: the HDD queue is long, the migration enters the queues at request 5's
+    # arrival, and its write on the fast device delays request 5's read of the page by its service
+    env = _two_page_env(spacing_s=0.001, queueing=True)
+    rewards = _promote_a_at_5(env)
+    assert rewards[5]["placement"] == pytest.approx(-(fast_write + fast_read) / scale)
+    assert rewards[5]["migration"] == pytest.approx((hdd_read - fast_read - fast_write) / scale)
+    assert rewards[6]["migration"] == 0.0
 
 
 def test_placement_reward_is_the_latency_plus_weighted_background_io_and_the_sibyl_variant_is_the_codes_formula():

@@ -160,7 +160,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
                  flash_gc: bool = False,
                  migration_interval: int = 100, migration_budget: int = 4, candidates: int = 8,
                  migration_window: int = 1000,
-                 reward: str = "latency", placement_io_weight: float = 0.0, migration_io_weight: float = 1.0,
+                 reward: str = "latency", placement_io_weight: float = 0.0, migration_io_weight: float = 0.0,
                  trace_limit: int = 2_000_000,
                  render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
@@ -243,6 +243,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self._window_start = 0
         self._last_window_latency = 0.0
         self._prev_gain = 0.0
+        self._prev_wait = 0.0
         self._dev_cache = (-1, None)
         self.history: list[tuple] = []
         self.migration_marks: list[tuple[int, int]] = []      # (request index, kind: 1 promote / 0 evict)
@@ -318,13 +319,13 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             r_place = -(latency + self.placement_io_weight * bg) / scale
         else:
             r_place = 0.1 / max(latency / 1000.0, 1e-6) - evictions ** 0.09
-        g = m.migration_gain
-        if g == self._prev_gain and mig_cost == 0.0:
+        g, w = m.migration_gain, m.migration_wait
+        if g == self._prev_gain and w == self._prev_wait and mig_cost == 0.0:
             r_mig = 0.0
         else:
-            gain = g - self._prev_gain
-            self._prev_gain = g
-            r_mig = (gain - self.migration_io_weight * mig_cost) / scale
+            gain, wait = g - self._prev_gain, w - self._prev_wait
+            self._prev_gain, self._prev_wait = g, w
+            r_mig = (gain - wait - self.migration_io_weight * mig_cost) / scale
         done = m.i >= m.tr.n
         if done or m.i % self.migration_interval == 0:
             self._end_window()
@@ -341,6 +342,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.hot, self.cold = ([], []) if m.done else m.candidates(self.n_candidates)
         m.start_window()
         self._prev_gain = 0.0
+        self._prev_wait = 0.0
         self._used_rows = set()
         self.decisions_left = self.migration_budget if (self.hot or self.cold) and not m.done else 0
         self._table = self._candidate_table() if self.decisions_left else self._zero_table

@@ -306,6 +306,10 @@ class StorageModel:
         self.last = array("q", [-1]) * n_pages
         self.freq = array("d", bytes(8 * n_pages))
         self.busy = [0.0] * n_dev
+        #: the queues without the migration agent's I/O (the counterfactual of its queueing cost)
+        self.shadow_busy = [0.0] * n_dev
+        self._shadow_end = 0.0
+        self._migrating = False
         self.clock = EventClock(0.0)
         self.i = 0
         self.lat = array("d", bytes(8 * trace.n))
@@ -324,6 +328,8 @@ class StorageModel:
         self._track_until = 0
         #: counterfactual service-time saving (us) of the tracked pages, accumulated by serve()
         self.migration_gain = 0.0
+        #: queueing delay (us) the migrations' I/O added to the requests, accumulated by serve()
+        self.migration_wait = 0.0
         self._tracking = False
 
     def _fast_first(self, capacity) -> list[int]:
@@ -355,6 +361,8 @@ class StorageModel:
         b = self.busy[d]
         end = (b if b > t else t) + service
         self.busy[d] = end
+        b = self.shadow_busy[d]
+        self._shadow_end = self.shadow_busy[d] = (b if b > t else t) + service
         return end
 
     def _bg(self, d: int, t: float, service: float) -> None:
@@ -363,6 +371,9 @@ class StorageModel:
         if self.queueing:
             b = self.busy[d]
             self.busy[d] = (b if b > t else t) + service
+            if not self._migrating:
+                b = self.shadow_busy[d]
+                self.shadow_busy[d] = (b if b > t else t) + service
 
     # ------------------------------------------------------------------------ capacity
     def free_pages(self, d: int) -> int:
@@ -481,6 +492,7 @@ class StorageModel:
                 e = loc[pages[0]]
                 service = (self.r_seq[e] if seq else self.r_rand[e]) + nbytes * self.r_pb[e]
                 finish = self._io(e, t, service)
+                shadow_finish = self._shadow_end
                 if e == 0:
                     self.fast_accesses += 1
             else:
@@ -490,12 +502,14 @@ class StorageModel:
                     groups[e] = groups.get(e, 0) + 1
                 n = len(pages)
                 service = 0.0
-                finish = t
+                finish = shadow_finish = t
                 for e, k in groups.items():
                     s = (self.r_seq[e] if seq else self.r_rand[e]) + nbytes * k / n * self.r_pb[e]
                     service = s if s > service else service
                     f = self._io(e, t, s)
                     finish = f if f > finish else finish
+                    f = self._shadow_end
+                    shadow_finish = f if f > shadow_finish else shadow_finish
                 self.fast_accesses += groups.get(0, 0)
             if tracked and any(p in tracked for p in pages):
                 for p in pages:
@@ -504,6 +518,8 @@ class StorageModel:
                 if any(p in tracked for p in pages):
                     cf = self._read_service(pages, lambda p: tracked[p][0] if p in tracked else loc[p], seq, nbytes)
                     self.migration_gain += cf - service
+                    for p in pages:       # counted once: from here on the placement decides where they are
+                        tracked.pop(p, None)
         else:
             if tracked:
                 for p in pages:
@@ -542,9 +558,12 @@ class StorageModel:
             if self.gc_p[d] and self.gc_draws[i] < self.gc_p[d]:
                 service += self.gc_us[d]
             finish = self._io(d, t, service)
+            shadow_finish = self._shadow_end
             if d == 0:
                 self.fast_accesses += len(pages)
         latency = finish - t
+        if self.queueing and finish > shadow_finish:
+            self.migration_wait += finish - shadow_finish
         self.wait_us += latency - service
         self.accesses += len(pages)
         self.lat[i] = latency
@@ -565,14 +584,18 @@ class StorageModel:
         if src == d:
             raise ValueError(f"page {p} is on device {d} already")
         t = self.arrival_time()
+        if self.i > 0 and self.prev_finish < t:
+            t = self.prev_finish       # issued when it is decided: at the previous request's completion
         bg0 = self.bg_io_us
         self._track_until = self.i + window
+        self._migrating = True         # its I/O stays out of the shadow queues
         if d < self.slowest:
             if src < self.slowest:
                 self.lru[src].move_to_end(p)     # never the victim of a cascade its own move causes
             self._make_room(d, 1, t, track=True, protect=(p,))
         self._bg(src, t, self.page_read[src])
         self._bg(d, t, self.page_write[d])
+        self._migrating = False
         self.tracked.setdefault(p, (src, self._track_until))
         self._move(p, d)
         self.migrations += 1
@@ -582,6 +605,7 @@ class StorageModel:
         """A new migration window: forget the expired tracked pages, the gain and the touched pages."""
         self.tracked = {p: v for p, v in self.tracked.items() if v[1] > self.i}
         self.migration_gain = 0.0
+        self.migration_wait = 0.0
         self.touched = set()
 
     def candidates(self, k: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
