@@ -15,7 +15,8 @@ Tables (markdown, printed; ``--out FILE.md`` also writes them):
    share of the gap from the best heuristic to the Oracle that a policy closes;
 3. inference cost per decision (microseconds, wall clock, including the policy's feature access);
 4. simulator throughput in requests per CPU-second on one core with random actions: the model
-   alone, the parallel environment, and the placement agent's single-agent view.
+   alone, the parallel environment, the placement agent's single-agent view and the migration
+   agent's (requests it plays per CPU-second).
 
 Policies are played jointly (placement + migration) on the same seeded episodes; Fast-Only runs
 on its bound system (``fast_capacity=1.0, initial_placement="fast_first"``) and the Oracle on
@@ -269,6 +270,18 @@ def throughput(requests: int, seconds_each: float = 3.0) -> str:
         if term or trunc:
             obs, info = e.reset(seed=n)
     rows.append(["placement view, RandomMaskedPolicy from info mask", f"{n / (time.process_time() - t0):,.0f}"])
+    e = HybridStorageMigrationEnv(instance="zipf_oltp", episode_requests=requests, placement="cde")
+    obs, info = e.reset(seed=3)
+    policy.reset(e, 3)
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < seconds_each:
+        before = e.parallel.model.i
+        obs, _, term, trunc, info = e.step(policy.act(e, obs, info))
+        n += e.parallel.model.i - before
+        if term or trunc:
+            obs, info = e.reset(seed=n)
+    rows.append(["migration view rlsys/HybridStorageMigration-v0 (CDE placement, random migrations)",
+                 f"{n / (time.process_time() - t0):,.0f}"])
     return ("### simulator throughput (requests per CPU-second, one core, random actions; episode resets "
             "included)\n\n" + table(["what", "requests / s"], rows))
 

@@ -101,12 +101,16 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     negative request latency; the background I/O then costs through the queues it delays).
     Reward ``"sibyl"`` (the Sibyl code's): ``0.1 / latency_ms - evictions ** 0.09``.
     ``migration`` (both variants), at every step:
-    ``(gain - migration_io_weight * migration_io) / S``, where ``gain`` is the counterfactual
-    service-time saving on this step's request of the pages moved by the agent's migrations in
-    the last ``migration_window`` requests (each page and any page its move evicted, read from its
-    device before the migration instead of where it is; a page stops counting when it is written
-    or moved otherwise), and ``migration_io`` the device time of the migrations issued at this
-    step (read on the source, write on the destination, evictions).
+    ``(gain - migration_wait - migration_io_weight * migration_io) / S``, where ``gain`` is the
+    counterfactual service-time saving on this step's request of the pages moved by the agent's
+    migrations (each page and any page its move evicted, read from its device before the
+    migration instead of where it is), counted at a page's first read within ``migration_window``
+    requests of its migration (then, or when it is written or moved otherwise, it stops
+    counting); ``migration_wait`` the queueing delay the migrations' I/O added to the request (its
+    completion minus its completion on shadow queues without the migration agent's I/O); and
+    ``migration_io`` the device time of the migrations issued at this step (read on the source,
+    write on the destination, evictions). A migration is issued at the previous request's
+    completion (or at the step's arrival, when that comes first).
 
     **Starting State.** A trace window of ``episode_requests`` requests (drawn from
     ``self.np_random``: a synthetic trace, or a window of a loaded trace at a random offset). Every
@@ -140,7 +144,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     - ``migration_window`` (1,000): requests after a migration during which its gain counts.
     - ``reward`` (``"latency"``): ``latency`` or ``sibyl`` (the placement reward above).
     - ``placement_io_weight`` (0.0): weight of the placement's background I/O in its reward, ``[0, 100]``.
-    - ``migration_io_weight`` (1.0): weight of the migrations' I/O in the migration reward, ``[0, 100]``.
+    - ``migration_io_weight`` (0.0): extra charge per us of migration device time in the migration
+      reward (its latency cost is ``migration_wait``), ``[0, 100]``.
     - ``trace_limit`` (2,000,000): requests read from a trace file, in ``[1, 10^9]``.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
