@@ -127,7 +127,8 @@ def policies(args, config: str) -> dict:
     place = per_config(args.placement_checkpoint).get(config)
     mig = per_config(args.migration_checkpoint).get(config)
     if place:
-        rows["sibyl-like (QR-DQN)"] = (lambda: {"placement": checkpoint_policy(place),
+        label = "sibyl-like (QR-DQN)" if "qrdqn" in Path(place).stem else f"placement agent ({Path(place).stem})"
+        rows[label] = (lambda: {"placement": checkpoint_policy(place),
                                                 "migration": MIGRATION_POLICIES["none"]()}, {})
     if mig:
         rows[f"{args.migration_partner} + migration agent"] = (
