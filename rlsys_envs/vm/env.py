@@ -10,7 +10,7 @@ from rlsys_envs.core import (GLOBAL_ACTION, NO_NODE, FixedInstance, RlsysEnv, Se
                              check_float, check_int, draw_instance, entity_spaces, graph_spaces, instance_source)
 from rlsys_envs.core.memory import keep_freed_heap_memory
 
-from .generator import SIZES, WORKLOADS, GeneratedClusters, load_vmr2l_json
+from .generator import GRANULARITIES, MEMORY_PROFILES, RACK_SIZE, SIZES, WORKLOADS, GeneratedClusters, load_vmr2l_json
 from .model import Cluster, distinct_sorted
 
 PM_FEATURES = 10
@@ -23,6 +23,11 @@ OBSERVATIONS = ("all", "graph")
 GRAPH_ONLY_KEYS = ("phase", "selected_vm", "global_features", "graph_x", "graph_edge_index", "graph_edge_type",
                    "graph_node_mask", "graph_edge_mask", "action_node")
 MAX_JOINT_ACTIONS = 250_000
+#: what the reward measures (``objective``): see the class docstring, "Rewards"
+OBJECTIVES = ("fr", "empty_pms", "weighted_fr")
+#: default weights of ``objective="weighted_fr"``: cores per NUMA node of the single-NUMA flavours,
+#: weighted by their frequency in the public 236-host snapshot (the M mix of the generator)
+DEFAULT_TYPE_WEIGHTS = {2: 333 / 1729, 4: 839 / 1729, 8: 358 / 1729, 16: 199 / 1729}
 
 
 class VMReschedulingEnv(RlsysEnv):
@@ -153,7 +158,9 @@ class VMReschedulingEnv(RlsysEnv):
                  frag_unit: int = 16, action_mode: str = "two_stage", allow_stop: bool = True,
                  invalid_penalty: float = 0.01, frac_unmovable: float = 0.0, n_affinity_groups: int = 0,
                  max_pms: int | None = None, max_vms: int | None = None, observation: str = "all",
-                 render_mode: str | None = None):
+                 memory: str = "standard", rack_size: int = RACK_SIZE, affinity_granularity: str = "host",
+                 objective: str = "fr", migration_cost: float = 0.0, type_weights: dict | None = None,
+                 instance_cluster: int | str | None = None, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         keep_freed_heap_memory()  # ~0.6 MB of fresh observation per step on M size: see core.memory
         self.size = check_choice("size", size, tuple(SIZES))
@@ -166,6 +173,23 @@ class VMReschedulingEnv(RlsysEnv):
         self.invalid_penalty = check_float("invalid_penalty", invalid_penalty, 0.0, 1000.0)
         self.frac_unmovable = check_float("frac_unmovable", frac_unmovable, 0.0, 1.0)
         self.n_affinity_groups = check_int("n_affinity_groups", n_affinity_groups, 0, 10_000)
+        self.memory = check_choice("memory", memory, tuple(MEMORY_PROFILES))
+        self.rack_size = check_int("rack_size", rack_size, 1, 100_000)
+        self.affinity_granularity = check_choice("affinity_granularity", affinity_granularity, GRANULARITIES)
+        self.objective = check_choice("objective", objective, OBJECTIVES)
+        self.migration_cost = check_float("migration_cost", migration_cost, 0.0, 1000.0)
+        tw = DEFAULT_TYPE_WEIGHTS if type_weights is None else type_weights
+        if not isinstance(tw, dict) or not tw:
+            raise ValueError(f"type_weights must be a non-empty dict {{cores per NUMA node: weight}}, got {tw!r}")
+        self.type_weights = {check_int("type_weights key", k, 1, 1024): check_float(f"type_weights[{k}]", w, 0.0, 1e6)
+                             for k, w in tw.items()}
+        if sum(self.type_weights.values()) <= 0:
+            raise ValueError(f"type_weights must have a positive weight, got {tw!r}")
+        if instance_cluster is not None and (isinstance(instance_cluster, bool)
+                                             or not isinstance(instance_cluster, (int, str))):
+            raise ValueError(f"instance_cluster must be a cluster index, a cluster_name or None, "
+                             f"got {instance_cluster!r}")
+        self.instance_cluster = instance_cluster
         self.load_report = None
         # the VM padding of generated snapshots (the generator caps the VM count there)
         self._generated_max_vms = SIZES[self.size][1] if max_vms is None else check_int("max_vms", max_vms, 1, 100_000)
@@ -227,10 +251,11 @@ class VMReschedulingEnv(RlsysEnv):
     def _generated(self) -> GeneratedClusters:
         return GeneratedClusters(self.size, self.workload, frag_unit=self.frag_unit, frac_unmovable=self.frac_unmovable,
                                  n_groups=self.n_affinity_groups,
-                                 max_vms=self._generated_max_vms)
+                                 max_vms=self._generated_max_vms, memory=self.memory, rack_size=self.rack_size,
+                                 group_granularity=self.affinity_granularity)
 
     def _load(self, path) -> Cluster:
-        cluster, self.load_report = load_vmr2l_json(path, frag_unit=self.frag_unit)
+        cluster, self.load_report = load_vmr2l_json(path, frag_unit=self.frag_unit, cluster=self.instance_cluster)
         return cluster
 
     def _reset_model(self, options: dict) -> None:
@@ -256,6 +281,11 @@ class VMReschedulingEnv(RlsysEnv):
         self.mem_scale = float(max(cluster.numa_mem.max(), 1))
         self.fr_initial = cluster.fragment_rate()
         self.slots_initial = cluster.slots()
+        self.migrated_mem_mb = 0
+        self._pm_vms = np.bincount(cluster.vm_pm, minlength=cluster.n_pms)
+        self.n_active_pms = max(int(cluster.pm_accepting.sum()), 1)
+        self.empty_initial = self.empty_pms()
+        self.wfr_initial = self.weighted_fr()
         self._refresh()
         self._build_static()
         self._action_node = self._make_action_node()
@@ -390,15 +420,50 @@ class VMReschedulingEnv(RlsysEnv):
         c = self.cluster
         own_mask = self.action_mode != "joint" and self.selected == v and self._dest is not None
         old_pm = int(c.vm_pm[v])
+        touched = distinct_sorted(c.vm_nodes(v).tolist() + c.vm_nodes(v, slot // 2, slot % 2).tolist())
+        wfr_before = self._weighted_fragments(touched) if self.objective == "weighted_fr" else 0.0
+        empty_before = int(self._pm_vms[old_pm] == 0) + int(self._pm_vms[slot // 2] == 0)
         drop = c.migrate(v, slot, legal=self._dest if own_mask else c.vm_slot_mask(v, self._shape_mask))
+        self._pm_vms[old_pm] -= 1
+        self._pm_vms[slot // 2] += 1
+        mem_mb = int(c.vm_nmem[v] * c.vm_span[v])
+        self.migrated_mem_mb += mem_mb
         self._place_rows(np.array([v], np.int64))
         self.migrations += 1
         self.plan.append((v, slot))
         self.phase, self.selected = 0, -1
         self._refresh(distinct_sorted([old_pm, slot // 2]))
-        reward = drop / c.total_free_cpu if c.total_free_cpu > 0 else 0.0
+        if self.objective == "fr":
+            reward = drop / c.total_free_cpu if c.total_free_cpu > 0 else 0.0
+        elif self.objective == "weighted_fr":
+            reward = wfr_before - self._weighted_fragments(touched)
+        else:
+            empty_after = int(self._pm_vms[old_pm] == 0) + int(self._pm_vms[slot // 2] == 0)
+            reward = (empty_after - empty_before) / self.n_active_pms
+        reward -= self.migration_cost * mem_mb / self.mem_scale
         self.total_return += reward
         return reward
+
+    # ------------------------------------------------------------------------ objectives
+    def empty_pms(self) -> int:
+        """In-service PMs that host no VM (``objective="empty_pms"``)."""
+        return int(((self._pm_vms == 0) & self.cluster.pm_accepting).sum())
+
+    def _weighted_fragments(self, nodes: np.ndarray | None = None) -> float:
+        """Weighted fragment cores of ``nodes`` (all in-service nodes by default), over the total free
+        cores: ``sum_c w_c (free mod c) / (sum_c w_c * total free)``."""
+        c = self.cluster
+        free = c.free[:, 0] if nodes is None else c.free[nodes, 0]
+        act = c.node_active if nodes is None else c.node_active[nodes]
+        num = sum(w * float((np.mod(free, k) * act).sum()) for k, w in self.type_weights.items())
+        den = sum(self.type_weights.values()) * c.total_free_cpu
+        return num / den if den > 0 else 0.0
+
+    def weighted_fr(self) -> float:
+        """Type-weighted fragment rate (``objective="weighted_fr"``): for every flavour size ``c``
+        (cores per NUMA node) of ``type_weights``, the share of free cores that cannot host a VM of
+        ``c`` cores, averaged with the weights (with ``{16: 1}`` it is the FR)."""
+        return self._weighted_fragments()
 
     # ------------------------------------------------------------------------ observation
     def _pm_features(self, pms: np.ndarray | None = None) -> np.ndarray:
@@ -550,7 +615,10 @@ class VMReschedulingEnv(RlsysEnv):
         return {"fr_initial": self.fr_initial, "fr_final": fr, "fr_reduction": self.fr_initial - fr,
                 "migrations": float(self.migrations), "slots16_initial": float(self.slots_initial),
                 "slots16_final": float(slots), "slots16_gained": float(slots - self.slots_initial),
-                "return": self.total_return, "invalid_actions": float(self.invalid)}
+                "return": self.total_return, "invalid_actions": float(self.invalid),
+                "migrated_mem_gb": self.migrated_mem_mb / 1024.0,
+                "empty_pms_initial": float(self.empty_initial), "empty_pms_final": float(self.empty_pms()),
+                "weighted_fr_initial": self.wfr_initial, "weighted_fr_final": self.weighted_fr()}
 
     # --------------------------------------------------------------------------- helpers
     def encode_migration(self, v: int, slot: int) -> list[int]:
