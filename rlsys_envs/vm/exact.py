@@ -7,8 +7,9 @@ shape, ``sum out <= MNL``, every NUMA node within cpu and memory capacity in the
 ``free cpu = unit * q + r`` with ``0 <= r < unit`` per NUMA node; the objective minimises
 ``sum r`` (fragmented cores, i.e. FR, since total free cores are constant) and then the number of
 moves. VMs in deployment sets get individual placement booleans (anti-affinity: at most one member of a
-set per PM, or per rack; affinity: every member stays on its host, or its rack). This is exact for *simultaneous* moves, so its optimum is a lower bound on the FR
-reachable with ``MNL`` sequential migrations.
+set per PM, or per rack; affinity: every member stays on its host, or its rack). This is exact for
+*simultaneous* moves, so its optimum is a lower bound on the FR reachable with ``MNL`` sequential
+migrations.
 
 **Fragmented scope** (``scope="fragmented"``). A migration of ``c`` cores changes the free cores of
 its source and destination by ``+c`` and ``-c``; modulo the unit (16) nothing changes when ``c`` is
