@@ -290,6 +290,22 @@ class VMReschedulingEnv(RlsysEnv):
         self._build_static()
         self._action_node = self._make_action_node()
 
+    def sync_cluster(self, cluster: Cluster) -> None:
+        """Continue the episode on ``cluster`` (the same PMs; VMs may have come and gone): the
+        dynamic mode (:mod:`rlsys_envs.vm.dynamic`) calls this between migrations when the world
+        has changed. The env then acts on ``cluster`` itself (not a copy); the episode's counters,
+        its reset FR and its feature scales are kept. Only at a decision boundary (phase 0)."""
+        if self.cluster is None or self.phase != 0:
+            raise RuntimeError("sync_cluster needs an episode at a decision boundary (phase 0)")
+        if cluster.n_pms != self.cluster.n_pms or cluster.n_vms > self.max_vms:
+            raise ValueError(f"sync_cluster: the cluster has {cluster.n_pms} PMs / {cluster.n_vms} VMs; the episode "
+                             f"has {self.cluster.n_pms} PMs and room for max_vms={self.max_vms} VMs")
+        self.cluster = cluster
+        self._pm_vms = np.bincount(cluster.vm_pm, minlength=cluster.n_pms)
+        self._refresh()
+        self._build_static()
+        self._action_node = self._make_action_node()
+
     def _refresh(self, pms: np.ndarray | None = None) -> None:
         """Recompute the cached masks (and, once built, the cached features) after a state change."""
         c = self.cluster

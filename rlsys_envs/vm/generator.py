@@ -111,6 +111,34 @@ def size_mix(size: str) -> np.ndarray:
     return MIXES["L"] if size == "L" else MIXES["M"]
 
 
+def choose_slot(fc: np.ndarray, fm: np.ndarray, nc: int, nm: int, span: int, pack: bool, u: float,
+                accepting: np.ndarray | None = None) -> int:
+    """The placement rule of the generator (and of arrivals in :mod:`.dynamic`): the slot a VM of
+    ``span`` x (``nc`` cores, ``nm`` MB) per node gets, given free cores ``fc`` and memory ``fm`` per
+    NUMA node; -1 if it fits nowhere. ``pack``: best fit (the NUMA node with the fewest free cores
+    that fits; for a two-NUMA VM the PM with the fewest over both nodes), else random fit; ``u`` in
+    [0, 1) picks uniformly among the candidates. ``accepting``: ``[n_nodes]`` nodes that may receive."""
+    fit = (fc >= nc) & (fm >= nm)
+    if accepting is not None:
+        fit &= accepting
+    if span == 1:
+        slots = np.flatnonzero(fit)
+        if len(slots) == 0:
+            return -1
+        if pack:
+            left = fc[slots]
+            slots = slots[left == left.min()]
+    else:
+        pms = np.flatnonzero(fit[0::2] & fit[1::2])
+        if len(pms) == 0:
+            return -1
+        slots = 2 * pms
+        if pack:
+            left = fc[slots] + fc[slots + 1]
+            slots = slots[left == left.min()]
+    return int(slots[int(u * len(slots))])
+
+
 def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = "high", frag_unit: int = 16,
                      frac_unmovable: float = 0.0, n_groups: int = 0, group_size: int = 3,
                      n_pms: int | None = None, max_vms: int | None = None, churn_rounds: int = 1,
@@ -165,23 +193,9 @@ def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = 
     def try_place(k: int, m4: bool, pack: bool, u: float) -> bool:
         cores, span = int(_CORES[k]), int(_SPAN[k])
         nc, nm = cores // span, cores * mem_levels[int(m4)] // span
-        fit = (fc >= nc) & (fm >= nm)
-        if span == 1:
-            slots = np.flatnonzero(fit)
-            if len(slots) == 0:
-                return False
-            if pack:  # best fit: the NUMA node with the fewest free cores that fits
-                left = fc[slots]
-                slots = slots[left == left.min()]
-        else:
-            pms = np.flatnonzero(fit[0::2] & fit[1::2])
-            if len(pms) == 0:
-                return False
-            slots = 2 * pms
-            if pack:  # best fit: the PM with the fewest free cores over its two nodes
-                left = fc[slots] + fc[slots + 1]
-                slots = slots[left == left.min()]
-        s = int(slots[int(u * len(slots))])           # uniform among the candidates (ties)
+        s = choose_slot(fc, fm, nc, nm, span, pack, u)
+        if s < 0:
+            return False
         pm, numa = divmod(s, 2)
         fc[s: s + span] -= nc
         fm[s: s + span] -= nm
