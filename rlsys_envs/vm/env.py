@@ -37,9 +37,11 @@ class VMReschedulingEnv(RlsysEnv):
     184,388 MB each), and VMs of 2/4/8/16 cores on one NUMA node or 32/64/88 cores split evenly
     over both nodes of their host, with 2 or 4 GB per core. The agent migrates up to ``mnl`` VMs,
     one at a time, to lower the fragment rate
-    ``FR = sum over NUMA nodes (free cores mod frag_unit) / total free cores``. No NUMA node may go
-    over capacity in cpu or memory, VMs marked unmovable stay put, and VMs of one anti-affinity group
-    never share a PM. State and dynamics live in :class:`rlsys_envs.vm.model.Cluster` over the core
+    ``FR = sum over NUMA nodes (free cores mod frag_unit) / total free cores`` (over in-service PMs).
+    No NUMA node may go over capacity in cpu or memory, VMs marked unmovable stay put, deployment
+    sets hold (anti-affinity: no two VMs of a set on one host, or one rack; affinity: a set's VMs stay
+    on one host, or one rack), and out-of-service (non-ACTIVE) PMs neither receive nor send VMs.
+    State and dynamics live in :class:`rlsys_envs.vm.model.Cluster` over the core
     :class:`~rlsys_envs.core.ResourcePool` (one resource per NUMA node; a migration is ``move``).
 
     **Action Space.** ``two_stage`` (default) and ``penalty``: ``Discrete(max(max_vms, 2 * max_pms)
@@ -103,13 +105,17 @@ class VMReschedulingEnv(RlsysEnv):
     **Rewards.** Phase-1 (and joint) steps: the drop in fragmented cores on the source and
     destination NUMA nodes divided by the (constant) total free cores, so the undiscounted return
     equals ``FR(reset) - FR(end)``. Phase-0 and stop steps: 0. ``penalty`` mode: ``-invalid_penalty``
-    for a refused action.
+    for a refused action. Variants (``objective``): ``empty_pms``, the change in the number of empty
+    in-service PMs over their count (return = share of PMs emptied); ``weighted_fr``, the drop of
+    the type-weighted FR (``weighted_fr()``; return = its reduction). With ``migration_cost`` > 0
+    every migration also costs ``migration_cost * (VM memory) / (largest NUMA memory)`` (live-migration
+    traffic).
 
     **Starting State.** With ``instance="generated"`` a snapshot from
     :func:`~rlsys_envs.vm.generator.generate_cluster` drawn from ``self.np_random`` (``size``,
-    ``workload``, ``frac_unmovable``, ``n_affinity_groups``); with a path, the cluster of that VMR2L
-    JSON file (the same every episode); with a :class:`~rlsys_envs.vm.model.Cluster`, that cluster;
-    with an instance generator, its draw. ``reset(options={"instance": ...})`` starts one episode
+    ``workload``, ``frac_unmovable``, ``n_affinity_groups``, ``memory``, ...); with a path, the
+    snapshot of that VMR2L JSON file, every cluster of it pooled (the same every episode); with a
+    :class:`~rlsys_envs.vm.model.Cluster`, that cluster; with an instance generator, its draw. ``reset(options={"instance": ...})`` starts one episode
     from another cluster (the same kinds of value; a cluster is copied).
 
     **Episode End.** Terminated after ``mnl`` migrations, after the stop action, or after a
@@ -138,14 +144,28 @@ class VMReschedulingEnv(RlsysEnv):
     - ``observation`` (``"all"``): ``all`` keys above, or ``graph``: only ``phase``, ``selected_vm``,
       ``global_features``, the ``graph_*`` keys and ``action_node`` (what a graph policy reads;
       ~35 % fewer bytes per step on M size, which matters when observations cross process pipes).
+    - ``memory`` (``"standard"``): memory profile of generated VMs, ``standard`` (VMR2L's 2 / 4 GB per
+      core: memory never binds) or ``heavy`` (2 / 4 / 8 GB per core: memory binds).
+    - ``rack_size`` (28): PMs per rack of generated snapshots, in ``[1, 100000]``.
+    - ``affinity_granularity`` (``"host"``): ``host`` or ``rack``, of the generated anti-affinity sets.
+    - ``objective`` (``"fr"``): ``fr``, ``empty_pms`` or ``weighted_fr`` (see Rewards).
+    - ``migration_cost`` (0.0): weight of the migration-memory cost term, in ``[0, 1000]``.
+    - ``type_weights`` (None): ``{cores per NUMA node: weight}`` of ``weighted_fr`` (None: the
+      2 / 4 / 8 / 16-core flavours weighted by their frequency in the public 236-host snapshot).
+    - ``instance_cluster`` (None): with a snapshot file, the cluster to load (index or
+      ``cluster_name``); None pools every cluster of the file, as VMR2L does.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"`` (heat map before / now).
 
     **Metrics** (``info["metrics"]`` at the last step): ``fr_initial``, ``fr_final``,
     ``fr_reduction``, ``migrations``, ``slots16_initial``, ``slots16_final``, ``slots16_gained``
-    (whole ``frag_unit``-core slots), ``return``, ``invalid_actions`` (penalty mode).
+    (whole ``frag_unit``-core slots), ``return``, ``invalid_actions`` (penalty mode),
+    ``migrated_mem_gb`` (memory of the migrated VMs), ``empty_pms_initial`` / ``empty_pms_final``,
+    ``weighted_fr_initial`` / ``weighted_fr_final``.
 
     **Variants** (registry): ``small``, ``joint``, ``penalty``, ``no_stop_constrained``,
-    ``graph_obs``; see ``docs/envs/vm.md``.
+    ``graph_obs``, ``memory_heavy``, ``rack_constrained``, ``empty_pms``, ``weighted_fr_cost``; see
+    ``docs/envs/vm.md``. The dynamic setting (VMs arriving and leaving while a planner computes) is
+    :mod:`rlsys_envs.vm.dynamic`.
 
     **Version History.** v0: initial version.
     """
