@@ -116,7 +116,8 @@ class VMReschedulingEnv(RlsysEnv):
     ``workload``, ``frac_unmovable``, ``n_affinity_groups``, ``memory``, ...); with a path, the
     snapshot of that VMR2L JSON file, every cluster of it pooled (the same every episode); with a
     :class:`~rlsys_envs.vm.model.Cluster`, that cluster; with an instance generator, its draw.
-    ``reset(options={"instance": ...})`` starts one episode from another cluster (the same kinds of value; a cluster is copied).
+    ``reset(options={"instance": ...})`` starts one episode from another cluster (the same kinds
+    of value; a cluster is copied).
 
     **Episode End.** Terminated after ``mnl`` migrations, after the stop action, or after a
     migration that leaves no VM able to move (if that is already so at reset, stop is the one legal
