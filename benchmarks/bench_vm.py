@@ -13,24 +13,24 @@ the deterministic plan and 15 sampled ones, and the deterministic plan completed
 279 PMs / 2,089 VMs and 1,176 PMs / 4,546 VMs; ``--real-dir``, skipped when absent);
 (c) throughput under random masked actions on M and L size: env steps and migrations per second
 (with and without the episode resets, which generate a new snapshot), and the bare model;
-(d) the dynamic setting (``--dynamic``, :mod:`rlsys_envs.vm.dynamic`): VMs arrive and leave while
+(d) the dynamic setting (:mod:`rlsys_envs.vm.dynamic`; ``--skip-dynamic``): VMs arrive and leave while
 the planner computes; final FR and FR reduction against doing nothing, against the solve time
 charged, for greedy, look-ahead, CP-SAT at several limits, the longest CP-SAT plan declared to
 have taken longer (300 s to 1 h: the hour-long MIP of VMR2L's argument), and the policy
 (``--checkpoint``) step by step at a fixed cost per step; a PNG curve with ``--dynamic-png``.
 
-    python benchmarks/bench_vm.py                        # (a) 10 snapshots, CP-SAT 1 s / staged 60 s, (c): ~12 min
-    python benchmarks/bench_vm.py --quick                # (a) 3 snapshots, CP-SAT 5 s / 20 s, (b), (c): ~3 min
-    python benchmarks/bench_vm.py --cpsat --fragmented 1 2 --skip-throughput   # fast rows only: ~1 min
-    python benchmarks/bench_vm.py --skip-generated --skip-throughput --cpsat 60 300   # (b): ~15 min
+    python benchmarks/bench_vm.py             # (a) 10 snapshots, CP-SAT 1 s / staged 60 s, (b), (c), (d): ~25 min
+    python benchmarks/bench_vm.py --quick     # (a) 3 snapshots, CP-SAT 5 s / 20 s, (b), (c), (d) short: ~6 min
+    python benchmarks/bench_vm.py --cpsat --fragmented 1 2 --skip-throughput --skip-real --skip-dynamic  # ~1 min
+    python benchmarks/bench_vm.py --skip-generated --skip-throughput --skip-dynamic --cpsat 20 60 --fragmented 1 5 \
+        --checkpoint agents/checkpoints/vm_gnn_bc.zip --skip-sampled                    # (b), both whole files: ~4 min
     python benchmarks/bench_vm.py --dynamic-only --checkpoint agents/checkpoints/vm_gnn_bc.zip \
-        --dynamic-png docs/img/vm_dynamic.png                                      # (d): ~8 min
+        --dynamic-png docs/img/vm_dynamic.png                                            # (d): ~3 min
     python benchmarks/bench_vm.py --snapshots 2 --cpsat 300 --skip-throughput               # 300 s: ~10 min
     python benchmarks/bench_vm.py --snapshots 50 --first-seed 1000 --cpsat --fragmented 2 --skip-throughput \
         --checkpoint agents/checkpoints/vm_gnn_bc.zip --skip-sampled    # 50 other snapshots, policy rows: ~6 min
 
-Each full command stays under 12 minutes on 2 shared cores; CP-SAT runs with 1 worker and its
-time limit is wall-clock, so on a loaded machine it explores less.
+CP-SAT runs with 1 worker and its time limit is wall-clock, so on a loaded machine it explores less.
 """
 from __future__ import annotations
 
@@ -355,18 +355,19 @@ def main(argv=None):
                     help=f"which public snapshots (default both: {', '.join(REAL_FILES)})")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--throughput-sizes", nargs="*", default=["M", "L"], choices=["tiny", "S", "M", "L"])
-    ap.add_argument("--dynamic", action="store_true", help="add (d), the dynamic setting")
-    ap.add_argument("--dynamic-only", action="store_true", help="only (d) (implies --dynamic)")
-    ap.add_argument("--dynamic-snapshots", type=int, default=3,
-                    help="generated high-workload snapshots of --size in (d) (default 3)")
+    ap.add_argument("--skip-dynamic", action="store_true", help="leave out (d), the dynamic setting")
+    ap.add_argument("--dynamic-only", action="store_true", help="only (d)")
+    ap.add_argument("--dynamic-snapshots", type=int, default=None,
+                    help="generated high-workload snapshots of --size in (d) (default 3; quick 1)")
     ap.add_argument("--dynamic-real", action="store_true",
                     help="(d) on the whole public 279-PM snapshot instead of generated ones")
-    ap.add_argument("--dynamic-cpsat", type=float, nargs="*", default=[1.0, 5.0, 20.0, 60.0],
-                    help="staged CP-SAT limits in (d) (default 1 5 20 60)")
-    ap.add_argument("--declared", type=float, nargs="*", default=[300.0, 600.0, 1800.0, 3600.0],
-                    help="declared solve times of the longest CP-SAT plan in (d)")
-    ap.add_argument("--step-cost", type=float, nargs="*", default=[0.03, 0.3],
-                    help="simulated seconds per policy step in (d) (default 0.03 0.3)")
+    ap.add_argument("--dynamic-cpsat", type=float, nargs="*", default=None,
+                    help="staged CP-SAT limits in (d) (default 1 5 20 60; quick 1 5)")
+    ap.add_argument("--declared", type=float, nargs="*", default=None,
+                    help="declared solve times of the longest CP-SAT plan in (d) (default 300 600 1800 3600; "
+                         "quick 600 3600)")
+    ap.add_argument("--step-cost", type=float, nargs="*", default=None,
+                    help="simulated seconds per policy step in (d) (default 0.03 0.3; quick 0.03)")
     ap.add_argument("--lifetime", type=float, default=7200.0, help="mean VM lifetime in (d), s (default 7200)")
     ap.add_argument("--dynamic-png", default=None, metavar="PNG", help="save the (d) curve")
     ap.add_argument("--heatmap", default=None, metavar="PNG",
@@ -376,11 +377,17 @@ def main(argv=None):
     args = ap.parse_args(argv)
     default_figure(args, "heatmap", "heatmap")
     if args.dynamic_only:
-        args.dynamic = True
+        args.skip_dynamic = False
         args.skip_generated = args.skip_real = args.skip_throughput = True
         args.heatmap = None
-    if args.dynamic:
+    if not args.skip_dynamic:
         default_figure(args, "dynamic_png", "dynamic")
+    q = args.quick
+    for name, full, quick in (("dynamic_snapshots", 3, 1), ("dynamic_cpsat", [1.0, 5.0, 20.0, 60.0], [1.0, 5.0]),
+                              ("declared", [300.0, 600.0, 1800.0, 3600.0], [600.0, 3600.0]),
+                              ("step_cost", [0.03, 0.3], [0.03])):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if q else full)
     with tee_stdout(args.out):
         run_all(args)
 
@@ -421,7 +428,7 @@ def run_all(args):
     if not args.skip_throughput:
         for size in args.throughput_sizes:
             out.append(throughput(3.0 if args.quick else 5.0, size))
-    if args.dynamic:
+    if not args.skip_dynamic:
         if args.dynamic_real:
             path = Path(args.real_dir) / "reset_vm_pm_id_clear2.json"
             with warnings.catch_warnings():
