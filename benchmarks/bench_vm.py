@@ -286,7 +286,8 @@ def dynamic(args, snapshots):
                 results.append(run_policy(worlds(c, i), env, pol, mnl, seed=i, step_cost_s=cost))
             record(f"policy, {cost:g} s per step", "policy (fixed cost per step)", results)
     names = ", ".join(n for n, _ in snapshots)
-    md = (f"### (d) Dynamic setting: {len(snapshots)} snapshots ({names}), MNL {mnl}, mean VM lifetime "
+    md = (f"### (d) Dynamic setting: {len(snapshots)} snapshot{'s' if len(snapshots) > 1 else ''} ({names}), "
+          f"MNL {mnl}, mean VM lifetime "
           f"{args.lifetime:g} s (arrivals keep the VM count stationary)\n\n"
           "Solve time = simulated seconds charged before the plan is applied (policy: 2 steps per migration "
           "at the fixed cost); FR reduction = FR of the same world without migrations at the end minus the "

@@ -278,3 +278,27 @@ def test_rack_anti_affinity_holds_under_random_play(tmp_path):
             racks = c.pm_rack[c.vm_pm[members]]
             assert len(set(racks.tolist())) == len(members)
         assert env.migrations > 0
+
+
+def test_cpsat_keeps_affinity_and_rack_anti_affinity_sets(tmp_path):
+    """The exact model on a loaded snapshot with a rack-affinity set and a rack anti-affinity set:
+    its sequenced plan, replayed, breaks neither (``check_invariants`` checks every set)."""
+    from rlsys_envs.vm.exact import plan_cpsat
+
+    data = two_racks()
+    data["cluster_list"][0]["vm_instance"].append(vm("vm_4", "pm_d", [(1, 4, 8192.0)]))
+    data["cluster_list"][0]["host_info"][3]["numa"][1].update(free_cpu=40, memory_huge_free_mb=184388.0 - 8192)
+    data["cluster_list"][0]["other_requirement"]["deployment_set"] = [
+        {"granularity": "rack", "data": ["vm_2", "vm_3"], "affinity": True},
+        {"granularity": "rack", "data": ["vm_1", "vm_4"]}]
+    c, _ = load_vmr2l_json(write(tmp_path, data))
+    result, seq, dropped = plan_cpsat(c, 4, 5.0, scope="all")
+    assert result.status == "OPTIMAL" and dropped == 0
+    sim = c.copy()
+    for v, s in seq:
+        sim.migrate(v, s)
+    sim.check_invariants()
+    assert sim.fragment_rate() <= c.fragment_rate()
+    assert set(sim.pm_rack[sim.vm_pm[[1, 2]]].tolist()) == {1}     # vm_2, vm_3 stay on rack 2
+    assert sim.pm_rack[sim.vm_pm[0]] != sim.pm_rack[sim.vm_pm[3]]  # vm_1, vm_4 on different racks
+    assert len(seq) > 0                                            # and the plan does move VMs
