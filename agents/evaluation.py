@@ -147,7 +147,8 @@ def load_sb3(path: str | Path, env_id: str | None = None, env_kwargs: dict | Non
 
 def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, deterministic: bool = True,
                 device: str = "cpu") -> Policy:
-    """A baseline by name, or a checkpoint ``.zip`` by path, as a :class:`Policy`."""
+    """A baseline by name, a checkpoint ``.zip`` by path, or a shipped checkpoint by name
+    (``jobshop_gnn_ppo``: :func:`agents.shipped.resolve_checkpoint`), as a :class:`Policy`."""
     import rlsys_envs
 
     table = rlsys_envs.baselines(env_id)
@@ -155,12 +156,12 @@ def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, 
         policy = table[name_or_path]()
         policy.name = name_or_path
         return policy
-    path = Path(name_or_path)
-    if path.suffix != ".zip" and not path.exists() and path.with_suffix(".zip").is_file():
-        path = path.with_suffix(".zip")
+    from .shipped import checkpoint_names, resolve_checkpoint
+
+    path = resolve_checkpoint(name_or_path)
     if not path.is_file():
         raise ValueError(f"{name_or_path!r} is neither a baseline of {env_id} ({', '.join(table)}) "
-                         "nor a checkpoint file")
+                         f"nor a checkpoint file nor a shipped checkpoint ({', '.join(checkpoint_names())})")
     import torch
 
     torch.set_num_threads(1)
