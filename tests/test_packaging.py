@@ -5,6 +5,7 @@ import importlib.metadata
 import inspect
 import json
 import os
+import re
 import runpy
 import shutil
 import site
@@ -21,6 +22,8 @@ from agents.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "rlsys/JobShop-v0"
+#: import name of the learning package (the folder agents/) in an installed wheel
+PKG = shipped.__package__
 
 
 # ------------------------------------------------------------------------------------- by name
@@ -86,6 +89,15 @@ def test_checkpoints_resolve_by_name(tmp_path, monkeypatch):
         load_policy("no_such_checkpoint", ENV)
 
 
+def test_one_import_name_for_the_learning_package():
+    """The folder agents/ is imported under one name only (a second would load its modules twice)."""
+    other = {"agents": "rlsys_agents", "rlsys_agents": "agents"}[PKG]
+    pattern = re.compile(rf"^\s*(from|import)\s+{other}\b", re.M)
+    files = [ROOT / "train.py"] + [Path(d, f) for top in ("agents", "rlsys_envs", "tests", "benchmarks")
+                                   for d, _, names in os.walk(ROOT / top) for f in names if f.endswith(".py")]
+    assert [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())] == []
+
+
 # ------------------------------------------------------------------------------------- the wheel
 #: not copied into the build tree: VCS data, caches, build outputs, runs
 IGNORE = shutil.ignore_patterns(".git", "runs", "build", "dist", "*.egg-info", ".venv", ".ci-venv", "__pycache__",
@@ -129,9 +141,9 @@ def test_wheel_installs_and_works_outside_the_repository(tmp_path):
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     wheel = next(dist.glob("rlsys-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ["agents/checkpoints/README.md", "agents/configs/default.yaml", "agents/configs/sweeps/smoke.yaml",
-                 *[f"agents/configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")],
-                 *[f"agents/checkpoints/{p.name}" for p in (ROOT / "agents" / "checkpoints").iterdir()]]:
+    for name in [f"{PKG}/checkpoints/README.md", f"{PKG}/configs/default.yaml", f"{PKG}/configs/sweeps/smoke.yaml",
+                 *[f"{PKG}/configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")],
+                 *[f"{PKG}/checkpoints/{p.name}" for p in (ROOT / "agents" / "checkpoints").iterdir()]]:
         assert name in names, f"{name} is not in the wheel"
 
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -153,14 +165,14 @@ def test_wheel_installs_and_works_outside_the_repository(tmp_path):
         assert r.returncode == 0, f"{args}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         return r.stdout
 
-    where = run(py, "-c", "import agents, rlsys_envs; print(agents.__file__); print(rlsys_envs.__file__)")
+    where = run(py, "-c", f"import {PKG}, rlsys_envs; print({PKG}.__file__); print(rlsys_envs.__file__)")
     assert all(line.startswith(purelib) for line in where.split()), where   # the wheel's code, not the repo's
 
     rlsys = venv / "bin" / "rlsys"
     listing = {row["env_id"]: row for row in json.loads(run(rlsys, "list", "--json"))}
     assert "default" in listing[ENV]["configs"] and "jobshop_gnn_ppo" in listing[ENV]["configs"]
     assert {k: row["configs"] for k, row in listing.items() if row["configs"]} == shipped.configs_by_env()
-    assert str(Path(purelib, "agents", "checkpoints")) in run(rlsys, "list")
+    assert str(Path(purelib, PKG, "checkpoints")) in run(rlsys, "list")
 
     # the default experiment by name, a few hundred steps (smaller rollouts and evaluation)
     run(rlsys, "train", "--config", "default", "train.total_timesteps=256", "env.n_envs=2",
