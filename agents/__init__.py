@@ -16,4 +16,11 @@ stable-baselines3. Import the submodules you need:
   checkpoints (``agents/checkpoints/``) by name
 """
 
+from pathlib import Path as _Path
+
+from ._compat import alias as _alias
+
+# checkpoints saved while this package was imported as ``agents`` load under any other import name
+_alias("agents", __name__, _Path(__file__).parent)
+
 __all__ = ["config", "algorithms", "extractors", "policies", "callbacks", "evaluation", "training", "shipped"]

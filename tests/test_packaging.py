@@ -98,6 +98,41 @@ def test_one_import_name_for_the_learning_package():
     assert [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())] == []
 
 
+def test_an_old_import_name_loads_pickles_saved_under_it(tmp_path, monkeypatch):
+    """agents._compat: a class pickled as oldpkg.mod.C loads as newpkg.mod.C, the same object."""
+    import pickle
+
+    from agents._compat import AliasFinder, alias
+
+    new = tmp_path / "newpkg_compat"
+    new.mkdir()
+    (new / "__init__.py").write_text("")
+    (new / "mod.py").write_text("class C:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import newpkg_compat.mod
+
+    saved = pickle.dumps(newpkg_compat.mod.C).replace(b"newpkg_compat", b"oldpkg_compat")
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(saved)
+    finder = alias("oldpkg_compat", "newpkg_compat", new)
+    try:
+        assert alias("oldpkg_compat", "newpkg_compat", new) is finder and alias("agents", "agents", new) is None
+        assert pickle.loads(saved) is newpkg_compat.mod.C
+        assert sys.modules["oldpkg_compat.mod"] is newpkg_compat.mod
+        assert newpkg_compat.mod.__spec__.name == "newpkg_compat.mod"          # keeps its own spec
+        # a real package of the old name elsewhere on sys.path keeps its name
+        other = tmp_path / "other"
+        (other / "taken_compat").mkdir(parents=True)
+        (other / "taken_compat" / "__init__.py").write_text("REAL = True\n")
+        monkeypatch.syspath_prepend(str(other))
+        alias("taken_compat", "newpkg_compat", new)
+        assert importlib.import_module("taken_compat").REAL
+    finally:
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, AliasFinder) or f.old == "agents"]
+        for name in [m for m in sys.modules if m.split(".")[0] in ("oldpkg_compat", "newpkg_compat", "taken_compat")]:
+            del sys.modules[name]
+
+
 # ------------------------------------------------------------------------------------- the wheel
 #: not copied into the build tree: VCS data, caches, build outputs, runs
 IGNORE = shutil.ignore_patterns(".git", "runs", "build", "dist", "*.egg-info", ".venv", ".ci-venv", "__pycache__",
