@@ -58,6 +58,18 @@ def test_the_default_experiment_is_configs_default_yaml(monkeypatch):
         cli.main(["train", "--config", "jobshop_gnn_ppo", "nope=1"])
 
 
+def test_list_shows_environments_registered_at_run_time(capsys):
+    import toy_parallel
+
+    from rlsys_envs import cli
+
+    toy_parallel.register()
+    assert cli.main(["list", "--json"]) == 0
+    rows = {row["env_id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows[toy_parallel.VIEW_ID]["baselines"] == ["first_free", "random"] and toy_parallel.PARALLEL_ID in rows
+    assert rows[ENV]["configs"] == shipped.configs_by_env()[ENV]
+
+
 @pytest.mark.parametrize("command, prog", [
     (["train.py"], "train.py"),
     (["-m", "rlsys_envs.cli", "train"], "rlsys train"),
