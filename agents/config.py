@@ -301,14 +301,13 @@ def load_config(path: str | Path | None = "default", overrides: list[str] | None
     ``path`` is a file or the name of a shipped config (:mod:`agents.shipped`): ``load_config()``
     is the default experiment ``configs/default.yaml`` (what ``train.py`` runs without ``--config``),
     ``load_config("jobshop_gnn_ppo")`` a shipped one; None reads no file (the field defaults)."""
-    from .shipped import config_names, resolve_config
+    from .shipped import resolve_config
 
     config = Config()
     if path is not None:
         path = resolve_config(path)
         if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} not found (shipped configs, by name: "
-                              f"{', '.join(config_names())})")
+            raise ConfigError(f"config file {str(path)!r} not found")
         with open(path) as fh:
             data = yaml_load(fh) or {}
         if not isinstance(data, dict):

@@ -147,8 +147,7 @@ def load_sb3(path: str | Path, env_id: str | None = None, env_kwargs: dict | Non
 
 def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, deterministic: bool = True,
                 device: str = "cpu") -> Policy:
-    """A baseline by name, a checkpoint ``.zip`` by path, or a shipped checkpoint by name
-    (``jobshop_gnn_ppo``: :func:`agents.shipped.resolve_checkpoint`), as a :class:`Policy`."""
+    """A baseline by name, or a checkpoint ``.zip`` by path, as a :class:`Policy`."""
     import rlsys_envs
 
     table = rlsys_envs.baselines(env_id)
@@ -158,7 +157,7 @@ def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, 
         return policy
     from .shipped import checkpoint_names, resolve_checkpoint
 
-    path = resolve_checkpoint(name_or_path)
+    path = resolve_checkpoint(name_or_path)     # a file, or a shipped checkpoint's name (jobshop_gnn_ppo)
     if not path.is_file():
         raise ValueError(f"{name_or_path!r} is neither a baseline of {env_id} ({', '.join(table)}) "
                          f"nor a checkpoint file nor a shipped checkpoint ({', '.join(checkpoint_names())})")

@@ -67,11 +67,17 @@ def _shipped(value: str | Path, folder: Path, suffix: str, prefixes: tuple[str, 
 
 def resolve_config(value: str | Path) -> Path:
     """``value`` if it is a file, else the shipped config it names (``default``, ``default.yaml`` or
-    ``configs/default.yaml``), else ``Path(value)`` unchanged (the caller reports it missing)."""
+    ``configs/default.yaml``); a :class:`agents.config.ConfigError` naming the shipped ones if neither."""
     path = Path(value)
     if path.is_file():
         return path
-    return _shipped(value, configs_dir(), ".yaml", ("agents/configs/", "configs/")) or path
+    found = _shipped(value, configs_dir(), ".yaml", ("agents/configs/", "configs/"))
+    if found is None:
+        from .config import ConfigError
+
+        raise ConfigError(f"config file {str(value)!r} not found, and no shipped config has that name "
+                          f"(shipped configs: {', '.join(config_names())})")
+    return found
 
 
 def resolve_sweep(value: str | Path) -> Path:

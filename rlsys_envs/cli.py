@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def _configs_by_env() -> dict[str, list[str]]:
@@ -24,6 +25,21 @@ def _configs_by_env() -> dict[str, list[str]]:
     from agents.shipped import configs_by_env
 
     return configs_by_env()
+
+
+def _shipped_checkpoint(name: str, env_id: str) -> str:
+    """The path of the shipped checkpoint ``name`` (``jobshop_gnn_ppo``, from any directory), else
+    ``name`` as given (a baseline, a file, or unknown: reported where it is loaded)."""
+    from agents.shipped import resolve_checkpoint
+
+    from .registry import baselines
+
+    try:
+        if name in baselines(env_id):
+            return name
+    except ValueError:           # an unknown env ID: reported by the command
+        return name
+    return str(resolve_checkpoint(name))
 
 
 def _env_kwargs(text: str | None):
@@ -48,9 +64,7 @@ def _check_env_id(env_id: str) -> None:
 
 
 def _is_checkpoint(name: str) -> bool:
-    from agents.shipped import is_checkpoint
-
-    return name.endswith(".zip") or is_checkpoint(name)
+    return name.endswith(".zip") or Path(name).is_file() or Path(name + ".zip").is_file()
 
 
 def _default_kwargs_for(policy: str, env_kwargs):
@@ -58,9 +72,9 @@ def _default_kwargs_for(policy: str, env_kwargs):
     if env_kwargs is not None or not _is_checkpoint(policy):
         return env_kwargs
     from agents.evaluation import checkpoint_config
-    from agents.shipped import resolve_checkpoint
 
-    cfg = checkpoint_config(resolve_checkpoint(policy))
+    path = policy if policy.endswith(".zip") or Path(policy).is_file() else policy + ".zip"
+    cfg = checkpoint_config(path)
     if not cfg:
         return None
     base = {**(cfg.get("env", {}).get("kwargs") or {}), **(cfg.get("eval", {}).get("env_kwargs") or {})}
@@ -318,6 +332,10 @@ def main(argv=None) -> int:
 
         return int(train(argv[1:], prog="rlsys train") or 0)
     args = build_parser().parse_args(argv)
+    if getattr(args, "policy", None) is not None:
+        args.policy = _shipped_checkpoint(args.policy, args.env_id)
+    if getattr(args, "policies", None):
+        args.policies = [_shipped_checkpoint(p, args.env_id) for p in args.policies]
     if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
         raise SystemExit("--episodes must be >= 1")
     if getattr(args, "reps", 100) < 100:
