@@ -38,7 +38,7 @@ def test_configs_resolve_by_name_and_by_path(tmp_path, monkeypatch):
     # a file of the user's wins over the shipped config of the same name
     (tmp_path / "default.yaml").write_text("experiment: mine\n")
     assert load_config("default.yaml").experiment == "mine" and load_config("default").experiment == "default"
-    with pytest.raises(ConfigError, match="not found .*shipped configs, by name: .*jobshop_gnn_ppo"):
+    with pytest.raises(ConfigError, match="not found, and no shipped config has that name .*jobshop_gnn_ppo"):
         load_config("no_such_config")
 
 
