@@ -155,12 +155,12 @@ def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, 
         policy = table[name_or_path]()
         policy.name = name_or_path
         return policy
-    path = Path(name_or_path)
-    if path.suffix != ".zip" and not path.exists() and path.with_suffix(".zip").is_file():
-        path = path.with_suffix(".zip")
+    from .shipped import checkpoint_names, resolve_checkpoint
+
+    path = resolve_checkpoint(name_or_path)     # a file, or a shipped checkpoint's name (jobshop_gnn_ppo)
     if not path.is_file():
         raise ValueError(f"{name_or_path!r} is neither a baseline of {env_id} ({', '.join(table)}) "
-                         "nor a checkpoint file")
+                         f"nor a checkpoint file nor a shipped checkpoint ({', '.join(checkpoint_names())})")
     import torch
 
     torch.set_num_threads(1)

@@ -424,18 +424,21 @@ def seeds_comparison(config: Config, per_seed: list[dict]):
                    reps=config.eval.bootstrap_reps)
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, prog=None):
     p = argparse.ArgumentParser(
-        prog="train.py", description="Train an rlsys experiment: python train.py [--config FILE] [key=value ...]",
+        prog=prog, description="Train an rlsys experiment: python train.py (or rlsys train) [--config FILE_OR_NAME] "
+                               "[key=value ...]",
         epilog="Overrides are dotted config keys with YAML values, e.g. train.total_timesteps=20000 "
                "train.seeds=[0,1,2] algo.kwargs.learning_rate=1e-3 env.kwargs.max_jobs=10")
     p.add_argument("--config", default=None,
-                   help="YAML config (default: configs/default.yaml if it exists, else the code defaults)")
+                   help="YAML config file, or the name of a shipped config (rlsys list shows them; default: "
+                        "default, i.e. configs/default.yaml)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", nargs="?", const=True,
                    help="continue runs/<experiment>/seed_<s> from its last checkpoint (its config.yaml is used); "
                         "with --sweep (no RUN_DIR): continue the sweep's unfinished trials")
     p.add_argument("--sweep", default=None, metavar="SWEEP_FILE",
-                   help="run a grid or search of this config as Ray Tune trials (configs/sweeps/, docs/sweeps.md; "
+                   help="run a grid or search of this config as Ray Tune trials (a file, or the name of a shipped "
+                        "sweep of configs/sweeps/, e.g. smoke; docs/sweeps.md; "
                         'needs pip install -e ".[distributed]")')
     p.add_argument("--address", default=None,
                    help="with --sweep: an existing Ray cluster (ray://host:10001 or host:port; default $RAY_ADDRESS, "
@@ -463,10 +466,12 @@ def with_algo_kwargs(model, kwargs: dict, venv, device: str):
     return type(model).load(buf, env=venv, device=device, custom_objects=dict(kwargs))
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog=None) -> int:
+    """The one training entry point: ``python train.py``, ``rlsys train`` and ``python -m
+    agents.training`` all call it (``prog``: the command name their help shows)."""
     if hasattr(sys.stdout, "reconfigure"):  # progress lines appear at once even when redirected to a file
         sys.stdout.reconfigure(line_buffering=True)
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     if args.sweep:
         from .sweep import main_sweep
 
@@ -510,10 +515,7 @@ def main(argv=None) -> int:
             config.experiment = resume_dir.parent.name
         else:
             resume_dir = None
-            path = args.config
-            if path is None:
-                default = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
-                path = default if default.is_file() else None
+            path = args.config or "default"     # the default experiment: configs/default.yaml, shipped
             config = load_config(path, args.overrides)
         preflight(config)
     except ValueError as exc:  # ConfigError and the registry's unknown env ID
@@ -526,4 +528,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(main(prog="python -m agents.training"))
