@@ -71,6 +71,7 @@ def _eval_key(config: Config, name: str) -> str:
 def baseline_results(config: Config, cache_file: Path | None = None, log=print) -> dict[str, dict[str, list[float]]]:
     """Every selected baseline on the evaluation episodes (cached in ``cache_file`` by eval spec)."""
     from .evaluation import evaluate, load_policy
+    from .files import write_atomic
 
     cache: dict = {}
     if cache_file is not None and cache_file.is_file():
@@ -87,7 +88,7 @@ def baseline_results(config: Config, cache_file: Path | None = None, log=print) 
         log(f"  baseline {name}: {config.eval.episodes} episodes in {time.perf_counter() - start:.1f} s")
         cache[key] = {"baseline": name, "metrics": out[name]}
         if cache_file is not None:
-            cache_file.write_text(json.dumps(cache, indent=1))
+            write_atomic(cache_file, json.dumps(cache, indent=1))
     return out
 
 
@@ -112,14 +113,24 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     import torch
 
     from .algorithms import get_algorithm
-    from .callbacks import (CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint,
-                            save_model)
+    from .callbacks import (CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, save_model,
+                            truncate_history)
     from .evaluation import format_table, summarise
+    from .files import remove_stale_temporaries, write_atomic
 
     torch.set_num_threads(config.train.torch_threads)
     algo = get_algorithm(config.algo.name)
     run_dir = run_dir_of(config, seed)
     ckpt_dir = run_dir / "checkpoints"
+    found = None
+    if resume:
+        for folder in (run_dir, ckpt_dir):
+            remove_stale_temporaries(folder)
+        found = resumable_checkpoint(ckpt_dir, algo, log, warn=True)
+        if found is None and not config.pretrain.expert:
+            why = "no readable checkpoint" if any(ckpt_dir.glob("model_*_steps.zip")) else "no checkpoint yet"
+            log(f"warning: --resume {run_dir}: {why} in {ckpt_dir}; starting the run again from step 0")
+            resume = False
     if not resume and (run_dir / "config.yaml").exists():
         log(f"replacing the previous run in {run_dir} (use --resume {run_dir} to continue it)")
         for name in RUN_FILES:
@@ -132,7 +143,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
             for p in run_dir.glob(pattern):
                 p.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(
+    write_atomic(run_dir / "config.yaml",
         f"# resolved config of this run (seed {seed}); resume with: python train.py --resume {run_dir}\n"
         + config_to_yaml(config))
 
@@ -140,14 +151,11 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     baselines = baseline_results(config, run_dir / "baselines.json", log=log)
 
     start_steps = 0
-    found = latest_checkpoint(ckpt_dir) if resume else None
     if found is not None and config.pretrain.expert and pretraining_unfinished(config, run_dir):
         if found[1] > 0:
             raise ConfigError(f"{run_dir}: RL has started ({found[0].name}), so the pretraining can no longer be "
                               f"extended (pretrain.dagger_rounds={config.pretrain.dagger_rounds} is more than it did)")
         found = None        # the step-0 checkpoint ended a shorter pretraining (fewer DAgger rounds): go on with it
-    if resume and found is None and not config.pretrain.expert:
-        raise SystemExit(f"--resume {run_dir}: no checkpoint model_<steps>_steps.zip in {ckpt_dir}")
     if found is not None:
         path, start_steps = found
         venv = make_vec_env(config, seed + start_steps)
@@ -161,7 +169,16 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     else:
         venv = make_vec_env(config, seed)
         model = build_model(config, venv, seed)
-    model.set_logger(configure_tensorboard(run_dir))
+    purge_step = None
+    if found is not None:
+        # what the killed run logged after this checkpoint goes: TensorBoard drops the points from
+        # start_steps + 1 on (a purge step in the new event file; not at step 0, where it would drop
+        # the pretraining's points, logged by epoch), the history file is cut there
+        purge_step = start_steps + 1 if start_steps > 0 else None
+        dropped = truncate_history(run_dir / "eval_history.jsonl", start_steps)
+        if dropped:
+            log(f"  dropped {dropped} evaluation record(s) after step {start_steps} from eval_history.jsonl")
+    model.set_logger(configure_tensorboard(run_dir, purge_step))
     if found is None and config.pretrain.expert:
         # a fresh run, or a resumed one killed before its first checkpoint: (finish the) pretraining
         model = pretrain(config, model, venv, seed, run_dir, resume=resume, log=log)
@@ -201,10 +218,10 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     summary = summarise(results, config.eval.reference, config.eval.gap_metrics)
     table = format_table(_table_columns(config, summary), title=f"{config.experiment} seed {seed}: {config.env.id}, "
                                         f"{config.eval.episodes} eval episodes (seeds {config.eval.seed}..)")
-    (run_dir / "results.json").write_text(json.dumps({"timesteps": int(model.num_timesteps),
-                                                      "train_seconds": train_seconds, "summary": summary,
-                                                      "results": results}, indent=1))
-    (run_dir / "results.md").write_text(table + "\n")
+    write_atomic(run_dir / "results.json", json.dumps({"timesteps": int(model.num_timesteps),
+                                                       "train_seconds": train_seconds, "summary": summary,
+                                                       "results": results}, indent=1))
+    write_atomic(run_dir / "results.md", table + "\n")
     log(f"[{config.experiment} seed {seed}] {model.num_timesteps} steps, {train_seconds:.0f} s of training")
     return results
 
@@ -241,6 +258,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     model is saved as the step-0 checkpoint, from which RL starts (and resumes).
     """
     from .callbacks import save_model
+    from .files import write_atomic
     from .imitation import behaviour_clone, collect_demonstrations, learner_prefixes
 
     pre = config.pretrain
@@ -307,7 +325,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
                     stats = {**stats, "validation_return": score}
                     model.logger.record("pretrain/validation_return", score)
                     model.logger.dump(epochs_before + epoch)
-                state_file.write_text(json.dumps({"stage": st, "epoch": epoch, **stats, "best": best}))
+                write_atomic(state_file, json.dumps({"stage": st, "epoch": epoch, **stats, "best": best}))
 
             behaviour_clone(model.policy, config.env.id, env_kwargs, demos, epochs=n_epochs,
                             batch_size=pre.batch_size, learning_rate=pre.learning_rate, value_coef=pre.value_coef,
@@ -316,7 +334,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
         if stage >= done["stage"]:      # (earlier stages ended in the run that is resumed)
             end_stage(stage)
         epochs_before += n_epochs
-    (run_dir / "demonstrations_summary.json").write_text(json.dumps(
+    write_atomic(run_dir / "demonstrations_summary.json", json.dumps(
         {"episodes": len(demos), **{k: sum(float(d.info.get(k, 0.0)) for d in demos) / len(demos)
                                     for k in ("fr_initial", "fr_final", "solver_s")}}, indent=1))
     ckpt = run_dir / "checkpoints"
@@ -325,10 +343,41 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     return model
 
 
-def configure_tensorboard(run_dir: Path):
-    from stable_baselines3.common.logger import configure
+def configure_tensorboard(run_dir: Path, purge_step: int | None = None):
+    """SB3's TensorBoard logger of a run folder; with ``purge_step``, the new event file starts with
+    a purge: TensorBoard drops the points of the earlier files at steps >= ``purge_step``."""
+    from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+    from torch.utils.tensorboard import SummaryWriter
 
-    return configure(str(run_dir), ["tensorboard"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fmt = TensorBoardOutputFormat.__new__(TensorBoardOutputFormat)
+    fmt.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+    fmt._is_closed = False
+    return Logger(folder=str(run_dir), output_formats=[fmt])
+
+
+def resumable_checkpoint(ckpt_dir: Path, algo, log=print, warn: bool = False) -> tuple[Path, int] | None:
+    """The newest checkpoint of ``ckpt_dir`` that reads whole (with its replay buffer for off-policy
+    algorithms); newer ones that do not (a run killed while writing them with an older version, a
+    damaged disk) are skipped, with a warning naming each when ``warn``."""
+    import pickle
+
+    from .callbacks import checkpoints, unreadable_reason
+
+    for path, steps in checkpoints(ckpt_dir):
+        why = unreadable_reason(path)
+        buf = ckpt_dir / f"replay_buffer_{steps}_steps.pkl"
+        if why is None and algo.off_policy and buf.is_file():
+            try:
+                with open(buf, "rb") as fh:
+                    pickle.load(fh)
+            except (EOFError, pickle.UnpicklingError, OSError, ValueError, AttributeError) as exc:
+                why = f"its replay buffer {buf.name} is unreadable ({type(exc).__name__}: {exc})"
+        if why is None:
+            return path, steps
+        if warn:
+            log(f"warning: skipping unreadable checkpoint {path} ({why}); trying the one before it")
+    return None
 
 
 def preflight(config: Config) -> None:

@@ -1,0 +1,128 @@
+"""Checkpoints survive a kill: atomic writes, --resume past an unreadable checkpoint, one point per step."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from agents.callbacks import read_history_steps, truncate_history, unreadable_reason
+from agents.files import atomic_path, remove_stale_temporaries
+from agents.training import main
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["env.kwargs.observation=flat", "env.kwargs.n_jobs=[3,5]", "env.kwargs.n_machines=[3,4]",
+        "env.kwargs.max_jobs=6", "env.kwargs.max_machines=6", "env.n_envs=2",
+        "algo.kwargs={n_steps: 32, batch_size: 64, n_epochs: 1}", "algo.extractor_kwargs.hidden=8",
+        "train.progress_bar=false", "eval.episodes=1", "eval.baselines=[SPT,MWKR]", "eval.reference=MWKR",
+        "eval.gap_metrics=[makespan]"]
+
+
+def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
+    """The steps of ``tag`` as TensorBoard shows them: all event files of the run folder in one
+    accumulator, which applies the purge steps that resumed runs write."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def test_atomic_path_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "model.zip"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.suffix == ".zip" and tmp.parent == tmp_path
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["model.zip"]
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    # what a SIGKILL would leave: a temporary file, removed on resume
+    (tmp_path / ".model.abc123.tmp.zip").write_bytes(b"x")
+    (tmp_path / ".results.json.q1w2.tmp").write_bytes(b"x")
+    assert len(remove_stale_temporaries(tmp_path)) == 2 and [p.name for p in tmp_path.iterdir()] == ["model.zip"]
+
+
+def test_history_truncation_drops_later_and_part_written_records(tmp_path):
+    h = tmp_path / "eval_history.jsonl"
+    h.write_text("".join(json.dumps({"timesteps": s, "policy": {}}) + "\n" for s in (0, 128, 256, 384))
+                 + '{"timesteps": 51')
+    assert read_history_steps(h) == [0, 128, 256, 384]
+    assert truncate_history(h, 128) == 3
+    assert read_history_steps(h) == [0, 128] and h.read_text().endswith("\n")
+
+
+def test_resume_skips_an_unreadable_newest_checkpoint(tmp_path, capsys):
+    args = [f"train.run_dir={tmp_path}", "experiment=trunc", "train.total_timesteps=256", "train.checkpoint_freq=128",
+            "eval.freq=128"] + FAST
+    main(["--config", str(ROOT / "configs" / "default.yaml")] + args)
+    run = tmp_path / "trunc" / "seed_0"
+    newest = run / "checkpoints" / "model_256_steps.zip"
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])      # what an in-place write killed half-way leaves
+    assert unreadable_reason(newest) is not None
+    assert unreadable_reason(run / "checkpoints" / "model_128_steps.zip") is None
+    capsys.readouterr()
+    main(["--resume", str(run), "train.total_timesteps=384"])
+    out = capsys.readouterr().out
+    assert f"skipping unreadable checkpoint {newest}" in out
+    assert "at 128 steps" in out
+    assert unreadable_reason(newest) is None        # rewritten whole by the resumed run
+    steps = read_history_steps(run / "eval_history.jsonl")
+    assert steps == [0, 128, 256, 384]
+    assert tensorboard_steps(run, "eval/makespan/policy") == [0, 128, 256, 384]
+
+
+def test_sigkill_at_random_moments_always_resumes_with_one_point_per_step(tmp_path):
+    """A run killed with SIGKILL several times, wherever it is (imports, baselines, training, a
+    checkpoint write, the final evaluation), then resumed each time, finishes with every evaluation
+    step once in eval_history.jsonl and in TensorBoard."""
+    total, freq = 2048, 256
+    args = [f"train.run_dir={tmp_path}", "experiment=kill", f"train.total_timesteps={total}",
+            f"train.checkpoint_freq={freq}", f"eval.freq={freq}"] + FAST
+    run = tmp_path / "kill" / "seed_0"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rng = random.Random(16)
+    kills, resumed, outputs = 0, 0, []
+
+    def start():
+        cmd = ([sys.executable, str(ROOT / "train.py"), "--resume", str(run)] if (run / "config.yaml").is_file()
+               else [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs" / "default.yaml")]
+               + args)
+        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+
+    for attempt in range(5):
+        proc = start()
+        time.sleep(rng.uniform(1.0, 4.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        out, _ = proc.communicate(timeout=60)
+        outputs.append(out)
+        assert "Traceback" not in out, out
+        resumed += "resuming from" in out
+        if (run / "results.json").is_file() and proc.returncode == 0:
+            break
+    proc = start()
+    out, _ = proc.communicate(timeout=120)
+    outputs.append(out)
+    assert proc.returncode == 0, "\n-----\n".join(outputs)
+    resumed += "resuming from" in out
+    assert kills >= 2 and resumed >= 1, (kills, resumed, "\n-----\n".join(outputs))
+    expected = list(range(0, total + 1, freq))
+    assert read_history_steps(run / "eval_history.jsonl") == expected, "\n-----\n".join(outputs)
+    for tag in ("eval/makespan/policy", "eval/makespan/SPT", "eval/gap_makespan/policy"):
+        assert tensorboard_steps(run, tag) == expected, (tag, "\n-----\n".join(outputs))
+    res = json.loads((run / "results.json").read_text())
+    assert res["timesteps"] == total and set(res["summary"]) == {"policy", "SPT", "MWKR"}
+    assert not list(run.rglob(".*.tmp*"))
