@@ -146,16 +146,23 @@ class EvalBaselinesCallback(BaseCallback):
 #: model attributes left out of every saved model: the last observation of each training env (SB3
 #: saves it by default; on M-size VM clusters that is ~0.65 MB per env). On resume SB3 resets the
 #: environments when it is missing.
-SAVE_EXCLUDE = ("_last_obs", "_last_original_obs", "_last_episode_starts")
+SAVE_EXCLUDE = ("_last_obs", "_last_original_obs", "_last_episode_starts", "rlsys_env")
 
 
-def save_model(model, path: str | Path) -> None:
+def save_model(model, path: str | Path, meta: dict | None = None) -> None:
     """``model.save(path)`` without :data:`SAVE_EXCLUDE` (checkpoints stay small), written to a
-    temporary file and renamed over ``path``: a kill leaves the old file or the new one, never a part."""
+    temporary file and renamed over ``path``: a kill leaves the old file or the new one, never a part.
+
+    ``meta`` (default: the model's ``rlsys_env`` attribute, which ``train.py`` sets) is written
+    into the zip as its environment record (:mod:`agents.checkpoint_env`)."""
+    from .checkpoint_env import add_env_metadata
     from .files import atomic_path
 
+    meta = meta if meta is not None else getattr(model, "rlsys_env", None)
     with atomic_path(path) as tmp:
         model.save(tmp, exclude=list(SAVE_EXCLUDE))
+        if meta is not None:
+            add_env_metadata(tmp, meta)
 
 
 class CheckpointCallback(BaseCallback):

@@ -169,6 +169,8 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     else:
         venv = make_vec_env(config, seed)
         model = build_model(config, venv, seed)
+    # every model this run saves carries its environment (agents.checkpoint_env)
+    model.rlsys_env = checkpoint_metadata(config, venv)
     purge_step = None
     if found is not None:
         # what the killed run logged after this checkpoint goes: TensorBoard drops the points from
@@ -267,7 +269,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     done = {"stage": 0, "epoch": 0}
     if resume and state_file.is_file() and last.is_file():
         done = json.loads(state_file.read_text())
-        model = type(model).load(last, env=venv, device=config.train.device)
+        model = _reloaded(model, last, venv, config.train.device)
         model.set_logger(configure_tensorboard(run_dir))
         log(f"[{config.experiment} seed {seed}] resuming pretraining after stage {done['stage']} epoch {done['epoch']}")
     env_kwargs = dict(config.env.kwargs)
@@ -286,7 +288,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
         """With validation, go on from the stage's best epoch (the model of an earlier stage if none beat it)."""
         nonlocal model
         if pre.select_episodes and best and (best["stage"], best["epoch"]) != (stage, epochs_of[stage]):
-            model = type(model).load(best_file, env=venv, device=config.train.device)
+            model = _reloaded(model, best_file, venv, config.train.device)
             model.set_logger(configure_tensorboard(run_dir))
             log(f"  stage {stage}: going on from the best validated epoch (stage {best['stage']} epoch "
                 f"{best['epoch']}, mean return {best['score']:.4f})")
@@ -341,6 +343,23 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     ckpt.mkdir(parents=True, exist_ok=True)
     save_model(model, ckpt / "model_0_steps.zip")
     return model
+
+
+def checkpoint_metadata(config: Config, venv) -> dict:
+    """The environment record saved inside every checkpoint of a run (:mod:`agents.checkpoint_env`)."""
+    from .checkpoint_env import env_metadata
+
+    return env_metadata(config.env.id, config.env.kwargs, venv.observation_space, venv.action_space,
+                        config.eval_env_kwargs(), algo=config.algo.name, policy=config.algo.policy,
+                        experiment=config.experiment)
+
+
+def _reloaded(model, path: Path, venv, device: str):
+    """``model`` loaded again from ``path`` (same class), keeping its environment record."""
+    out = type(model).load(path, env=venv, device=device)
+    if hasattr(model, "rlsys_env"):
+        out.rlsys_env = model.rlsys_env
+    return out
 
 
 def configure_tensorboard(run_dir: Path, purge_step: int | None = None):
@@ -509,7 +528,10 @@ def with_algo_kwargs(model, kwargs: dict, venv, device: str):
     buf = io.BytesIO()
     model.save(buf)
     buf.seek(0)
-    return type(model).load(buf, env=venv, device=device, custom_objects=dict(kwargs))
+    out = type(model).load(buf, env=venv, device=device, custom_objects=dict(kwargs))
+    if hasattr(model, "rlsys_env"):
+        out.rlsys_env = model.rlsys_env
+    return out
 
 
 def main(argv=None) -> int:
