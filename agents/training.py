@@ -402,20 +402,35 @@ def resumable_checkpoint(ckpt_dir: Path, algo, log=print, warn: bool = False) ->
 def preflight(config: Config) -> None:
     """Fail fast, before any training, on a bad env kwarg, algorithm kwarg, policy or baseline name."""
     from .algorithms import check_action_space, check_algo_kwargs, get_algorithm, policy_spec
+    from .config_checks import check_config_values, check_metrics, metric_names
     from .evaluation import episode_kwargs, make_env
 
     algo = get_algorithm(config.algo.name)
     check_algo_kwargs(algo, config.algo.kwargs)
-    env = make_env(config.env.id, config.env.kwargs)
+    check_config_values(config)
+
+    def made(kwargs, where):
+        try:
+            return make_env(config.env.id, kwargs)
+        except TypeError as exc:        # a value of the wrong type (unknown names are caught above)
+            raise ConfigError(f"{where}: {exc}") from None
+
+    env = made(config.env.kwargs, "env.kwargs")
     try:
         check_action_space(algo, env.action_space, config.env.id)
         policy_spec(algo, config.algo.policy, env.observation_space, config.algo.policy_kwargs,
                     config.algo.extractor_kwargs)
+        names = [metric_names(env, config.eval.seed)]
     finally:
         env.close()
     for kw in {json.dumps(k, sort_keys=True, default=str): k
                for k in episode_kwargs(config.eval_env_kwargs(), config.eval.episodes)}.values():
-        make_env(config.env.id, kw).close()
+        env = made(kw, "eval.env_kwargs / eval.suite")
+        try:
+            names.append(metric_names(env, config.eval.seed))
+        finally:
+            env.close()
+    check_metrics(config, None if None in names else {n for part in names for n in part})
     baseline_names(config)
     if config.pretrain.expert:
         from .imitation import expert_factory
