@@ -143,6 +143,48 @@ class EvalBaselinesCallback(BaseCallback):
         self._envs = {}
 
 
+def final_timesteps(model, total_timesteps: int) -> int:
+    """The step count at which ``model.learn`` to ``total_timesteps`` actually stops: on-policy
+    algorithms collect whole rollouts of ``n_steps x n_envs`` steps, off-policy ones ``train_freq``
+    steps of every env, so a run ends at the first such boundary at or past the target (60,000
+    steps of 8 x 256-step rollouts end at 61,440)."""
+    start = int(model.num_timesteps)
+    remaining = int(total_timesteps) - start
+    if remaining <= 0:
+        return start
+    n_envs = int(getattr(model, "n_envs", 1) or 1)
+    if hasattr(model, "n_steps") and not hasattr(model, "replay_buffer"):
+        chunk = int(model.n_steps) * n_envs
+    else:
+        freq = getattr(model, "train_freq", None)
+        unit = getattr(getattr(freq, "unit", None), "value", "step")
+        chunk = int(getattr(freq, "frequency", 1)) * n_envs if unit == "step" else n_envs
+    return start + -(-remaining // chunk) * chunk
+
+
+class ProgressBar(BaseCallback):
+    """SB3's progress bar, with the real end of the run as its total (:func:`final_timesteps`)
+    instead of the requested ``total_timesteps`` (which showed ``61,440/60,000``)."""
+
+    def __init__(self, total_timesteps: int):
+        super().__init__()
+        self.total_timesteps = int(total_timesteps)
+
+    def _on_training_start(self) -> None:
+        from tqdm.rich import tqdm
+
+        end = final_timesteps(self.model, self.total_timesteps)
+        self.pbar = tqdm(total=end - self.model.num_timesteps)
+
+    def _on_step(self) -> bool:
+        self.pbar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.pbar.refresh()
+        self.pbar.close()
+
+
 #: model attributes left out of every saved model: the last observation of each training env (SB3
 #: saves it by default; on M-size VM clusters that is ~0.65 MB per env). On resume SB3 resets the
 #: environments when it is missing.

@@ -201,8 +201,12 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     if remaining > 0:
         log(f"[{config.experiment} seed {seed}] training {config.algo.name} ({config.algo.policy}) on {config.env.id} "
             f"for {remaining} steps -> {run_dir}")
-        model.learn(total_timesteps=remaining, callback=[EpisodeMetricsCallback(), eval_cb, ckpt_cb],
-                    reset_num_timesteps=not resume, progress_bar=config.train.progress_bar)
+        callbacks = [EpisodeMetricsCallback(), eval_cb, ckpt_cb]
+        if config.train.progress_bar:
+            from .callbacks import ProgressBar
+
+            callbacks.append(ProgressBar(config.train.total_timesteps))
+        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=not resume)
     else:
         log(f"[{config.experiment} seed {seed}] already trained for {model.num_timesteps} steps "
             f"(train.total_timesteps={config.train.total_timesteps})")

@@ -126,3 +126,23 @@ def test_sigkill_at_random_moments_always_resumes_with_one_point_per_step(tmp_pa
     res = json.loads((run / "results.json").read_text())
     assert res["timesteps"] == total and set(res["summary"]) == {"policy", "SPT", "MWKR"}
     assert not list(run.rglob(".*.tmp*"))
+
+
+@pytest.mark.parametrize("algo, kwargs, n_envs, total, end", [
+    ("PPO", {"n_steps": 32, "batch_size": 32, "n_epochs": 1}, 2, 100, 128),
+    ("PPO", {"n_steps": 32, "batch_size": 32, "n_epochs": 1}, 2, 128, 128),
+    ("DQN", {"train_freq": 4, "learning_starts": 10, "buffer_size": 200}, 1, 102, 104),
+    ("DQN", {"train_freq": 1, "learning_starts": 10, "buffer_size": 200}, 3, 100, 102),
+])
+def test_the_progress_bar_total_is_where_the_run_really_ends(algo, kwargs, n_envs, total, end):
+    import stable_baselines3
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents.callbacks import ProgressBar, final_timesteps
+
+    venv = make_vec_env("CartPole-v1", n_envs=n_envs, seed=0)
+    model = getattr(stable_baselines3, algo)("MlpPolicy", venv, seed=0, policy_kwargs={"net_arch": [8]}, **kwargs)
+    assert final_timesteps(model, total) == end
+    bar = ProgressBar(total)
+    model.learn(total, callback=bar)
+    assert model.num_timesteps == end and bar.pbar.total == end and bar.pbar.n == end
