@@ -109,3 +109,25 @@ def test_env_with_a_bad_instance_file_names_it(tmp_path, capsys):
     f.write_bytes(b"2 2\n0 3 1 \xe9\n1 2 0 4\n")
     with pytest.raises(SystemExit, match=r"config error: .*inst.txt, line 2: not UTF-8 text"):
         main([f"train.run_dir={tmp_path}/runs", f"env.kwargs.instance={f}"] + SMALL)
+
+
+def test_readme_baseline_names_are_the_codes():
+    """Every name in the baselines column of the README's environment table is one that
+    ``rlsys evaluate --policy NAME`` takes (``static_10 .. static_310`` names a range)."""
+    import re
+    from pathlib import Path
+
+    import rlsys_envs
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    checked = 0
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 6 or not cells[0].startswith("[`rlsys/") or cells[5] != "ready":
+            continue
+        ids = re.findall(r"`(rlsys/[^`]+)`", cells[0])
+        known = {b for i in ids for b in rlsys_envs.baselines(i)}
+        for name in re.findall(r"`([^`]+)`", cells[4]):
+            assert name in known, f"README names baseline {name!r} for {ids}; the code's: {sorted(known)}"
+            checked += 1
+    assert checked >= 20
