@@ -154,3 +154,15 @@ def test_the_progress_bar_total_is_where_the_run_really_ends(algo, kwargs, n_env
     bar = ProgressBar(total)
     model.learn(total, callback=bar)
     assert model.num_timesteps == end and bar.pbar.total == end and bar.pbar.n == end
+
+
+def test_a_part_written_demonstration_record_is_dropped(tmp_path):
+    """A run killed while appending to demonstrations.jsonl leaves a part of a line; the cache
+    drops it (appends would otherwise glue the next record onto it)."""
+    from agents.imitation import collect_demonstrations
+
+    cache = tmp_path / "demonstrations.jsonl"
+    cache.write_text('{"key": "k", "seed": 1, "actions": [1, 2')
+    assert collect_demonstrations("rlsys/VMRescheduling-v0", {"size": "S"}, "cpsat", {}, [], cache=cache,
+                                  progress=False) == []
+    assert cache.read_text() == ""
