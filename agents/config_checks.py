@@ -76,12 +76,18 @@ def env_kwarg_names(env_id: str) -> list[str] | None:
     from rlsys_envs.registry import get_entry
 
     entry = get_entry(env_id)
-    module, _, attr = entry.entry_point.partition(":")
+    if callable(entry.entry_point):
+        cls = entry.entry_point
+    else:
+        module, _, attr = str(entry.entry_point).partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            return None
     try:
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
         return None
-    params = inspect.signature(cls).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
