@@ -180,6 +180,8 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
         dropped = truncate_history(run_dir / "eval_history.jsonl", start_steps)
         if dropped:
             log(f"  dropped {dropped} evaluation record(s) after step {start_steps} from eval_history.jsonl")
+    if not resume:
+        purge_step = 0      # a session start in the first event file, so a later resume's purge is a restart
     model.set_logger(configure_tensorboard(run_dir, purge_step))
     if found is None and config.pretrain.expert:
         # a fresh run, or a resumed one killed before its first checkpoint: (finish the) pretraining
@@ -368,13 +370,23 @@ def _reloaded(model, path: Path, venv, device: str):
 
 def configure_tensorboard(run_dir: Path, purge_step: int | None = None):
     """SB3's TensorBoard logger of a run folder; with ``purge_step``, the new event file starts with
-    a purge: TensorBoard drops the points of the earlier files at steps >= ``purge_step``."""
+    a session start at that step, which TensorBoard reads as a restart: it drops the points of the
+    earlier files at steps >= ``purge_step``.
+
+    TensorBoard's Python loader (``--load_fast false``) takes the first session start of a run for
+    its beginning and purges only at later ones, so a run's first event file gets one at step 0
+    (``purge_step=0``, nothing to drop) and a resumed run's file writes its own twice: the purge
+    then also happens on runs whose first file has none (made before this was written)."""
     from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir.mkdir(parents=True, exist_ok=True)
     fmt = TensorBoardOutputFormat.__new__(TensorBoardOutputFormat)
     fmt.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+    if purge_step:
+        fmt.writer._get_file_writer().add_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+        fmt.writer.flush()
     fmt._is_closed = False
     return Logger(folder=str(run_dir), output_formats=[fmt])
 

@@ -26,12 +26,18 @@ FAST = ["env.kwargs.observation=flat", "env.kwargs.n_jobs=[3,5]", "env.kwargs.n_
 
 def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
     """The steps of ``tag`` as TensorBoard shows them: all event files of the run folder in one
-    accumulator, which applies the purge steps that resumed runs write."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    accumulator, which applies the purge steps that resumed runs write. Both of TensorBoard's Python
+    readers must agree (the server's ``--load_fast false`` one purges only at a second session start)."""
+    from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
 
-    acc = EventAccumulator(str(run_dir))
+    acc = event_accumulator.EventAccumulator(str(run_dir))
     acc.Reload()
-    return [e.step for e in acc.Scalars(tag)]
+    legacy = [e.step for e in acc.Scalars(tag)]
+    acc = plugin_event_accumulator.EventAccumulator(str(run_dir))
+    acc.Reload()
+    served = [e.step for e in acc.Tensors(tag)]
+    assert legacy == served, (tag, legacy, served)
+    return served
 
 
 def test_atomic_path_leaves_the_old_file_when_the_writer_fails(tmp_path):
