@@ -218,6 +218,10 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     ckpt_cb.folder.mkdir(parents=True, exist_ok=True)
     ckpt_cb.save()
     save_model(model, run_dir / "final_model.zip")
+    # the last update's training statistics are still pending (SB3 dumps them with the next
+    # rollout's); dumped with the final evaluation they would make a second point at the step the
+    # last rollout already logged, so they go, as in a plain model.learn
+    drop_pending_records(model.logger, keep_prefix="eval/")
     final = eval_cb.evaluate_now()
     eval_cb.close()
     venv.close()
@@ -358,6 +362,13 @@ def checkpoint_metadata(config: Config, venv) -> dict:
     return env_metadata(config.env.id, config.env.kwargs, venv.observation_space, venv.action_space,
                         config.eval_env_kwargs(), algo=config.algo.name, policy=config.algo.policy,
                         experiment=config.experiment)
+
+
+def drop_pending_records(logger, keep_prefix: str) -> None:
+    """Forget the values recorded in an SB3 ``logger`` since its last dump, except ``keep_prefix``'s."""
+    for key in [k for k in logger.name_to_value if not k.startswith(keep_prefix)]:
+        for table in (logger.name_to_value, logger.name_to_count, logger.name_to_excluded):
+            table.pop(key, None)
 
 
 def _reloaded(model, path: Path, venv, device: str):

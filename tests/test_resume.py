@@ -40,6 +40,19 @@ def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
     return served
 
 
+def assert_every_tag_once_per_step(run_dir: Path) -> None:
+    """Every scalar of the run (eval, train, rollout, time) at increasing steps, each step once."""
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    acc = plugin_event_accumulator.EventAccumulator(str(run_dir))
+    acc.Reload()
+    tags = [t for t in acc.Tags()["tensors"] if t != "custom_scalars__config__"]     # (a layout, not a curve)
+    assert any(t.startswith("train/") for t in tags) and any(t.startswith("eval/") for t in tags), tags
+    for tag in tags:
+        steps = [e.step for e in acc.Tensors(tag)]
+        assert steps == sorted(set(steps)), (tag, steps)
+
+
 def test_atomic_path_leaves_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "model.zip"
     target.write_bytes(b"old")
@@ -86,6 +99,7 @@ def test_resume_skips_an_unreadable_newest_checkpoint(tmp_path, capsys):
     steps = read_history_steps(run / "eval_history.jsonl")
     assert steps == [0, 128, 256, 384]
     assert tensorboard_steps(run, "eval/makespan/policy") == [0, 128, 256, 384]
+    assert_every_tag_once_per_step(run)
 
 
 def test_sigkill_at_random_moments_always_resumes_with_one_point_per_step(tmp_path):
@@ -137,6 +151,7 @@ def test_sigkill_at_random_moments_always_resumes_with_one_point_per_step(tmp_pa
     assert read_history_steps(run / "eval_history.jsonl") == expected, "\n-----\n".join(outputs)
     for tag in ("eval/makespan/policy", "eval/makespan/SPT", "eval/gap_makespan/policy"):
         assert tensorboard_steps(run, tag) == expected, (tag, "\n-----\n".join(outputs))
+    assert_every_tag_once_per_step(run)
     res = json.loads((run / "results.json").read_text())
     assert res["timesteps"] == total and set(res["summary"]) == {"policy", "SPT", "MWKR"}
     assert not list(run.rglob(".*.tmp*"))
