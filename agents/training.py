@@ -174,9 +174,12 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     purge_step = None
     if found is not None:
         # what the killed run logged after this checkpoint goes: TensorBoard drops the points from
-        # start_steps + 1 on (a purge step in the new event file; not at step 0, where it would drop
-        # the pretraining's points, logged by epoch), the history file is cut there
-        purge_step = start_steps + 1 if start_steps > 0 else None
+        # start_steps + 1 on (a purge step in the new event file), the history file is cut there.
+        # At the step-0 checkpoint that ends a pretraining, whose points are logged by epoch
+        # (steps 1 .. its number of epochs), the purge starts after them
+        purge_step = start_steps + 1
+        if start_steps == 0 and config.pretrain.expert:
+            purge_step = sum(stage_epochs(config.pretrain)) + 1
         dropped = truncate_history(run_dir / "eval_history.jsonl", start_steps)
         if dropped:
             log(f"  dropped {dropped} evaluation record(s) after step {start_steps} from eval_history.jsonl")
