@@ -91,13 +91,15 @@ def _doc_commands():
 
     root = CKPT.parents[1]
     docs = [root / "README.md", *sorted((root / "docs").rglob("*.md")), *sorted(CKPT.glob("*.md"))]
-    out = []
+    out, seen = [], set()
     for doc in docs:
         for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
             for line in block.replace("\\\n", " ").splitlines():
                 if line.strip().startswith("rlsys evaluate") and "agents/checkpoints/" in line:
-                    out.append(pytest.param(shlex.split(line.strip())[1:],
-                                            id=f"{doc.relative_to(root)}:{shlex.split(line)[4].split('/')[-1]}"))
+                    argv = shlex.split(line.strip())[1:]
+                    if tuple(argv) not in seen:         # (the same command in several pages runs once)
+                        seen.add(tuple(argv))
+                        out.append(pytest.param(argv, id=f"{doc.relative_to(root)}:{argv[3].split('/')[-1]}"))
     return out
 
 
