@@ -308,8 +308,7 @@ def load_config(path: str | Path | None = "default", overrides: list[str] | None
         path = resolve_config(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} not found")
-        with open(path) as fh:
-            data = yaml_load(fh) or {}
+        data = read_yaml_file(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r} must contain a mapping")
         _apply(config, data, "")
@@ -369,3 +368,24 @@ def validate(config: Config) -> None:
 
 def config_to_yaml(config: Config) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def read_yaml_file(path: str | Path):
+    """The YAML document of ``path``; a syntax error or a file that is not UTF-8 text is a
+    :class:`ConfigError` naming the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"config file {str(path)!r}, line {line}: not UTF-8 text") from None
+    try:
+        return yaml_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        start = getattr(exc, "context_mark", None)
+        if start is not None and mark is not None and start.line != mark.line:
+            what += f" (the construct that starts at line {start.line + 1})"
+        raise ConfigError(f"config file {str(path)!r}{where}: YAML syntax error: {what or exc}") from None

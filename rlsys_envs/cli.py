@@ -67,19 +67,15 @@ def _is_checkpoint(name: str) -> bool:
     return name.endswith(".zip") or Path(name).is_file() or Path(name + ".zip").is_file()
 
 
-def _default_kwargs_for(policy: str, env_kwargs):
-    """A checkpoint evaluated without --env-kwargs runs on the eval env of the run it came from."""
+def _default_kwargs_for(policy: str, env_kwargs, env_id: str | None = None):
+    """A checkpoint evaluated without --env-kwargs runs on the eval env of the run it came from
+    (the environment record inside the zip, else the run folder's config.yaml)."""
     if env_kwargs is not None or not _is_checkpoint(policy):
         return env_kwargs
-    from agents.evaluation import checkpoint_config
+    from agents.evaluation import checkpoint_env_kwargs
 
     path = policy if policy.endswith(".zip") or Path(policy).is_file() else policy + ".zip"
-    cfg = checkpoint_config(path)
-    if not cfg:
-        return None
-    base = {**(cfg.get("env", {}).get("kwargs") or {}), **(cfg.get("eval", {}).get("env_kwargs") or {})}
-    suite = cfg.get("eval", {}).get("suite") or []
-    return [{**base, **item} for item in suite] if suite else base
+    return checkpoint_env_kwargs(path, env_id)
 
 
 def _load(policy: str, env_id: str, env_kwargs, sample: bool):
@@ -147,7 +143,7 @@ def cmd_list(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _check_env_id(args.env_id)
-    env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs))
+    env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs), args.env_id)
     policy = _load(args.policy, args.env_id, env_kwargs, args.sample or args.best_of > 1)
     start = time.perf_counter()
     if args.best_of > 1:
@@ -234,7 +230,7 @@ def cmd_compare(args) -> int:
     env_kwargs = _env_kwargs(args.env_kwargs)
     if env_kwargs is None:
         for p in args.policies or []:
-            env_kwargs = _default_kwargs_for(p, None)
+            env_kwargs = _default_kwargs_for(p, None, args.env_id)
             if env_kwargs is not None:
                 break
     results = {}
