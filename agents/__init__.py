@@ -11,7 +11,16 @@ stable-baselines3. Import the submodules you need:
 * :mod:`agents.policies`    -- size-agnostic pointer policy for MaskablePPO
 * :mod:`agents.callbacks`   -- episode metrics to TensorBoard, evaluation vs baselines, checkpoints
 * :mod:`agents.evaluation`  -- ``evaluate`` on seeded episodes, ``load_policy`` (baseline or checkpoint)
-* :mod:`agents.training`    -- what ``train.py`` runs
+* :mod:`agents.training`    -- what ``train.py`` and ``rlsys train`` run
+* :mod:`agents.shipped`     -- the shipped configs (``configs/``, linked as ``agents/configs``) and
+  checkpoints (``agents/checkpoints/``) by name
 """
 
-__all__ = ["config", "algorithms", "extractors", "policies", "callbacks", "evaluation", "training"]
+from pathlib import Path as _Path
+
+from ._compat import alias as _alias
+
+# checkpoints saved while this package was imported as ``agents`` load under any other import name
+_alias("agents", __name__, _Path(__file__).parent)
+
+__all__ = ["config", "algorithms", "extractors", "policies", "callbacks", "evaluation", "training", "shipped"]

@@ -1,6 +1,7 @@
 """Experiment configuration: defaults in code (dataclasses), YAML files and ``key=value`` overrides.
 
-A config has six sections, mirrored by the YAML files in ``configs/``::
+A config has six sections, mirrored by the YAML files in ``configs/`` (shipped with the package,
+loaded by name or path: :func:`load_config`)::
 
     experiment: jobshop_maskable_ppo     # name of the run folder: runs/<experiment>/seed_<s>/
     env:   {id, kwargs, n_envs, vec_env}
@@ -14,6 +15,9 @@ Every field is typed; a YAML value or an override of the wrong type, or a key th
 raises :class:`ConfigError` (a ``ValueError``) naming it. Free-form dictionaries (``env.kwargs``,
 ``algo.kwargs``, ...) are checked where they are used: env kwargs by the environment's constructor,
 algorithm kwargs against the algorithm's signature.
+
+The dataclass defaults say what a key left out of a YAML file means; they are not an experiment of
+their own: the default experiment is ``configs/default.yaml``, which ``load_config()`` loads.
 """
 from __future__ import annotations
 
@@ -291,15 +295,20 @@ def apply_override(config: Config, dotted: str, value: Any) -> None:
         return
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then the YAML file (if any), then the dotted overrides."""
+def load_config(path: str | Path | None = "default", overrides: list[str] | None = None) -> Config:
+    """The field defaults, then the YAML file (if any), then the dotted overrides.
+
+    ``path`` is a file or the name of a shipped config (:mod:`agents.shipped`): ``load_config()``
+    is the default experiment ``configs/default.yaml`` (what ``train.py`` runs without ``--config``),
+    ``load_config("jobshop_gnn_ppo")`` a shipped one; None reads no file (the field defaults)."""
+    from .shipped import resolve_config
+
     config = Config()
     if path is not None:
-        path = Path(path)
+        path = resolve_config(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} not found")
-        with open(path) as fh:
-            data = yaml_load(fh) or {}
+        data = read_yaml_file(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r} must contain a mapping")
         _apply(config, data, "")
@@ -359,3 +368,24 @@ def validate(config: Config) -> None:
 
 def config_to_yaml(config: Config) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def read_yaml_file(path: str | Path):
+    """The YAML document of ``path``; a syntax error or a file that is not UTF-8 text is a
+    :class:`ConfigError` naming the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"config file {str(path)!r}, line {line}: not UTF-8 text") from None
+    try:
+        return yaml_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        start = getattr(exc, "context_mark", None)
+        if start is not None and mark is not None and start.line != mark.line:
+            what += f" (the construct that starts at line {start.line + 1})"
+        raise ConfigError(f"config file {str(path)!r}{where}: YAML syntax error: {what or exc}") from None

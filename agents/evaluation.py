@@ -55,6 +55,8 @@ def evaluate(env_id: str, policy: Policy | str, episodes: int = 10, seed: int = 
     """
     import json
 
+    if isinstance(policy, str) and env_kwargs is None and Path(policy).suffix == ".zip":
+        env_kwargs = checkpoint_env_kwargs(policy, env_id)
     per_episode = episode_kwargs(env_kwargs, episodes)
     if isinstance(policy, str):
         policy = load_policy(policy, env_id, per_episode[0])
@@ -145,9 +147,34 @@ def load_sb3(path: str | Path, env_id: str | None = None, env_kwargs: dict | Non
     return model, name
 
 
+def checkpoint_env_kwargs(path: str | Path, env_id: str | None = None) -> dict | list | None:
+    """The env kwargs a checkpoint is evaluated on by default: the evaluation kwargs of the run that
+    made it (a dict, or a list of dicts, one per episode), from the environment record inside the
+    zip (:mod:`agents.checkpoint_env`), else from the ``config.yaml`` of its run folder. None when
+    neither is there, or when the checkpoint was trained on another environment than ``env_id``."""
+    from .checkpoint_env import read_env_metadata
+
+    meta = read_env_metadata(path)
+    if meta is not None:
+        if env_id is not None and meta.get("env_id") != env_id:
+            return None
+        return meta.get("eval_env_kwargs", meta.get("env_kwargs"))
+    cfg = checkpoint_config(path)
+    if not cfg or (env_id is not None and (cfg.get("env") or {}).get("id", env_id) != env_id):
+        return None
+    base = {**(cfg.get("env", {}).get("kwargs") or {}), **(cfg.get("eval", {}).get("env_kwargs") or {})}
+    suite = cfg.get("eval", {}).get("suite") or []
+    return [{**base, **item} for item in suite] if suite else base
+
+
 def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, deterministic: bool = True,
                 device: str = "cpu") -> Policy:
-    """A baseline by name, or a checkpoint ``.zip`` by path, as a :class:`Policy`."""
+    """A baseline by name, or a checkpoint ``.zip`` by path, as a :class:`Policy`.
+
+    ``env_kwargs``: the target environment's (of its first episode); None for a checkpoint: those
+    it was evaluated on in its run (:func:`checkpoint_env_kwargs`). A target environment whose
+    observation or action space does not fit the checkpoint is refused with a ``ValueError``
+    naming what differs."""
     import rlsys_envs
 
     table = rlsys_envs.baselines(env_id)
@@ -155,16 +182,27 @@ def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, 
         policy = table[name_or_path]()
         policy.name = name_or_path
         return policy
-    path = Path(name_or_path)
-    if path.suffix != ".zip" and not path.exists() and path.with_suffix(".zip").is_file():
-        path = path.with_suffix(".zip")
+    from .shipped import checkpoint_names, resolve_checkpoint
+
+    path = resolve_checkpoint(name_or_path)     # a file, or a shipped checkpoint's name (jobshop_gnn_ppo)
     if not path.is_file():
         raise ValueError(f"{name_or_path!r} is neither a baseline of {env_id} ({', '.join(table)}) "
-                         "nor a checkpoint file")
+                         f"nor a checkpoint file nor a shipped checkpoint ({', '.join(checkpoint_names())})")
     import torch
 
     torch.set_num_threads(1)
-    model, algo_name = load_sb3(path, env_id, env_kwargs, device=device)
+    from .checkpoint_env import check_env_fits, read_env_metadata
+
+    meta = read_env_metadata(path)
+    if env_kwargs is None:
+        env_kwargs = episode_kwargs(checkpoint_env_kwargs(path, env_id), 1)[0]
+    target = make_env(env_id, env_kwargs)
+    try:
+        model, algo_name = load_sb3(path, env=target, device=device)
+        size_agnostic = getattr(type(model.policy), "size_agnostic", False)
+        check_env_fits(str(name_or_path), model, target, meta, size_agnostic)
+    finally:
+        target.close()
     from .algorithms import get_algorithm
 
     return SB3Policy(model, get_algorithm(algo_name).maskable, deterministic, name=str(name_or_path))

@@ -124,7 +124,14 @@ def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kw
     key = demonstrations_key(env_id, env_kwargs, expert, expert_kwargs)
     have: dict[int, Demonstration] = {}
     if cache is not None and cache.is_file():
-        for n, line in enumerate(cache.read_text().splitlines(), 1):
+        text = cache.read_text()
+        if text and not text.endswith("\n"):
+            # a run killed while appending a record: drop the part-written line (appends go on after it)
+            text = text[:text.rfind("\n") + 1]
+            from .files import write_atomic
+
+            write_atomic(cache, text)
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:

@@ -85,14 +85,17 @@ class CheckpointPartner(Policy):
 
 def partner(name_or_path: str, view_id: str) -> Callable[[], Policy]:
     """A factory of the partner ``name_or_path``: a baseline of the single-agent view ``view_id``
-    (``rlsys_envs.baselines(view_id)``), or an SB3 checkpoint ``.zip``."""
+    (``rlsys_envs.baselines(view_id)``), or an SB3 checkpoint ``.zip`` (a path, or a shipped one by name)."""
     import rlsys_envs
+
+    from .shipped import resolve_checkpoint
 
     table = rlsys_envs.baselines(view_id)
     if name_or_path in table:
         return table[name_or_path]
-    if Path(name_or_path).is_file():
-        loaded = CheckpointPartner(name_or_path)
+    path = resolve_checkpoint(name_or_path)
+    if path.is_file():
+        loaded = CheckpointPartner(path)
         return lambda: loaded.__deepcopy__({})
     raise ValueError(f"partner {name_or_path!r} is neither a baseline of {view_id} ({', '.join(table)}) "
                      "nor a checkpoint file")

@@ -89,10 +89,13 @@ def _err(path, msg: str) -> ConfigError:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and check a sweep file (unknown keys, value types, distributions)."""
-    path = Path(path)
+    """Read and check a sweep file (unknown keys, value types, distributions); ``path`` is a file or
+    the name of a shipped sweep (``smoke``: :func:`agents.shipped.resolve_sweep`)."""
+    from .shipped import resolve_sweep, sweep_names
+
+    path = resolve_sweep(path)
     if not path.is_file():
-        raise ConfigError(f"sweep file {str(path)!r} not found")
+        raise ConfigError(f"sweep file {str(path)!r} not found (shipped sweeps, by name: {', '.join(sweep_names())})")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise _err(path, "must contain a mapping")
@@ -101,7 +104,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         if key not in names:
             raise _err(path, f"unknown key {key!r}; known keys: {', '.join(names)}")
     data.setdefault("name", path.stem)
-    if data.get("base") is not None:
+    if data.get("base") is not None and (path.parent / str(data["base"])).is_file():   # else a shipped config's name
         data["base"] = str((path.parent / data["base"]).resolve())
     spec = SweepSpec(**data)
     check_spec(spec, path)
@@ -166,7 +169,8 @@ def check_spec(spec: SweepSpec, where: Any = "") -> None:
 
 # ------------------------------------------------------------------------------- configurations
 def base_config(spec: SweepSpec, overrides: list[str] | None = None) -> Config:
-    return load_config(spec.base, list(spec.overrides) + list(overrides or []))
+    base = "default" if spec.base is None else spec.base         # as train.py without --config
+    return load_config(base, list(spec.overrides) + list(overrides or []))
 
 
 def config_from_dict(data: dict) -> Config:

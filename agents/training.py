@@ -71,6 +71,7 @@ def _eval_key(config: Config, name: str) -> str:
 def baseline_results(config: Config, cache_file: Path | None = None, log=print) -> dict[str, dict[str, list[float]]]:
     """Every selected baseline on the evaluation episodes (cached in ``cache_file`` by eval spec)."""
     from .evaluation import evaluate, load_policy
+    from .files import write_atomic
 
     cache: dict = {}
     if cache_file is not None and cache_file.is_file():
@@ -87,7 +88,7 @@ def baseline_results(config: Config, cache_file: Path | None = None, log=print) 
         log(f"  baseline {name}: {config.eval.episodes} episodes in {time.perf_counter() - start:.1f} s")
         cache[key] = {"baseline": name, "metrics": out[name]}
         if cache_file is not None:
-            cache_file.write_text(json.dumps(cache, indent=1))
+            write_atomic(cache_file, json.dumps(cache, indent=1))
     return out
 
 
@@ -112,14 +113,24 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     import torch
 
     from .algorithms import get_algorithm
-    from .callbacks import (CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, latest_checkpoint,
-                            save_model)
+    from .callbacks import (CheckpointCallback, EpisodeMetricsCallback, EvalBaselinesCallback, save_model,
+                            truncate_history)
     from .evaluation import format_table, summarise
+    from .files import remove_stale_temporaries, write_atomic
 
     torch.set_num_threads(config.train.torch_threads)
     algo = get_algorithm(config.algo.name)
     run_dir = run_dir_of(config, seed)
     ckpt_dir = run_dir / "checkpoints"
+    found = None
+    if resume:
+        for folder in (run_dir, ckpt_dir):
+            remove_stale_temporaries(folder)
+        found = resumable_checkpoint(ckpt_dir, algo, log, warn=True)
+        if found is None and not config.pretrain.expert:
+            why = "no readable checkpoint" if any(ckpt_dir.glob("model_*_steps.zip")) else "no checkpoint yet"
+            log(f"warning: --resume {run_dir}: {why} in {ckpt_dir}; starting the run again from step 0")
+            resume = False
     if not resume and (run_dir / "config.yaml").exists():
         log(f"replacing the previous run in {run_dir} (use --resume {run_dir} to continue it)")
         for name in RUN_FILES:
@@ -132,7 +143,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
             for p in run_dir.glob(pattern):
                 p.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(
+    write_atomic(run_dir / "config.yaml",
         f"# resolved config of this run (seed {seed}); resume with: python train.py --resume {run_dir}\n"
         + config_to_yaml(config))
 
@@ -140,14 +151,11 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     baselines = baseline_results(config, run_dir / "baselines.json", log=log)
 
     start_steps = 0
-    found = latest_checkpoint(ckpt_dir) if resume else None
     if found is not None and config.pretrain.expert and pretraining_unfinished(config, run_dir):
         if found[1] > 0:
             raise ConfigError(f"{run_dir}: RL has started ({found[0].name}), so the pretraining can no longer be "
                               f"extended (pretrain.dagger_rounds={config.pretrain.dagger_rounds} is more than it did)")
         found = None        # the step-0 checkpoint ended a shorter pretraining (fewer DAgger rounds): go on with it
-    if resume and found is None and not config.pretrain.expert:
-        raise SystemExit(f"--resume {run_dir}: no checkpoint model_<steps>_steps.zip in {ckpt_dir}")
     if found is not None:
         path, start_steps = found
         venv = make_vec_env(config, seed + start_steps)
@@ -161,7 +169,23 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     else:
         venv = make_vec_env(config, seed)
         model = build_model(config, venv, seed)
-    model.set_logger(configure_tensorboard(run_dir))
+    # every model this run saves carries its environment (agents.checkpoint_env)
+    model.rlsys_env = checkpoint_metadata(config, venv)
+    purge_step = None
+    if found is not None:
+        # what the killed run logged after this checkpoint goes: TensorBoard drops the points from
+        # start_steps + 1 on (a purge step in the new event file), the history file is cut there.
+        # At the step-0 checkpoint that ends a pretraining, whose points are logged by epoch
+        # (steps 1 .. its number of epochs), the purge starts after them
+        purge_step = start_steps + 1
+        if start_steps == 0 and config.pretrain.expert:
+            purge_step = sum(stage_epochs(config.pretrain)) + 1
+        dropped = truncate_history(run_dir / "eval_history.jsonl", start_steps)
+        if dropped:
+            log(f"  dropped {dropped} evaluation record(s) after step {start_steps} from eval_history.jsonl")
+    if not resume:
+        purge_step = 0      # a session start in the first event file, so a later resume's purge is a restart
+    model.set_logger(configure_tensorboard(run_dir, purge_step))
     if found is None and config.pretrain.expert:
         # a fresh run, or a resumed one killed before its first checkpoint: (finish the) pretraining
         model = pretrain(config, model, venv, seed, run_dir, resume=resume, log=log)
@@ -182,8 +206,12 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     if remaining > 0:
         log(f"[{config.experiment} seed {seed}] training {config.algo.name} ({config.algo.policy}) on {config.env.id} "
             f"for {remaining} steps -> {run_dir}")
-        model.learn(total_timesteps=remaining, callback=[EpisodeMetricsCallback(), eval_cb, ckpt_cb],
-                    reset_num_timesteps=not resume, progress_bar=config.train.progress_bar)
+        callbacks = [EpisodeMetricsCallback(), eval_cb, ckpt_cb]
+        if config.train.progress_bar:
+            from .callbacks import ProgressBar
+
+            callbacks.append(ProgressBar(config.train.total_timesteps))
+        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=not resume)
     else:
         log(f"[{config.experiment} seed {seed}] already trained for {model.num_timesteps} steps "
             f"(train.total_timesteps={config.train.total_timesteps})")
@@ -193,6 +221,10 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     ckpt_cb.folder.mkdir(parents=True, exist_ok=True)
     ckpt_cb.save()
     save_model(model, run_dir / "final_model.zip")
+    # the last update's training statistics are still pending (SB3 dumps them with the next
+    # rollout's); dumped with the final evaluation they would make a second point at the step the
+    # last rollout already logged, so they go, as in a plain model.learn
+    drop_pending_records(model.logger, keep_prefix="eval/")
     final = eval_cb.evaluate_now()
     eval_cb.close()
     venv.close()
@@ -201,10 +233,10 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     summary = summarise(results, config.eval.reference, config.eval.gap_metrics)
     table = format_table(_table_columns(config, summary), title=f"{config.experiment} seed {seed}: {config.env.id}, "
                                         f"{config.eval.episodes} eval episodes (seeds {config.eval.seed}..)")
-    (run_dir / "results.json").write_text(json.dumps({"timesteps": int(model.num_timesteps),
-                                                      "train_seconds": train_seconds, "summary": summary,
-                                                      "results": results}, indent=1))
-    (run_dir / "results.md").write_text(table + "\n")
+    write_atomic(run_dir / "results.json", json.dumps({"timesteps": int(model.num_timesteps),
+                                                       "train_seconds": train_seconds, "summary": summary,
+                                                       "results": results}, indent=1))
+    write_atomic(run_dir / "results.md", table + "\n")
     log(f"[{config.experiment} seed {seed}] {model.num_timesteps} steps, {train_seconds:.0f} s of training")
     return results
 
@@ -241,6 +273,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     model is saved as the step-0 checkpoint, from which RL starts (and resumes).
     """
     from .callbacks import save_model
+    from .files import write_atomic
     from .imitation import behaviour_clone, collect_demonstrations, learner_prefixes
 
     pre = config.pretrain
@@ -249,7 +282,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     done = {"stage": 0, "epoch": 0}
     if resume and state_file.is_file() and last.is_file():
         done = json.loads(state_file.read_text())
-        model = type(model).load(last, env=venv, device=config.train.device)
+        model = _reloaded(model, last, venv, config.train.device)
         model.set_logger(configure_tensorboard(run_dir))
         log(f"[{config.experiment} seed {seed}] resuming pretraining after stage {done['stage']} epoch {done['epoch']}")
     env_kwargs = dict(config.env.kwargs)
@@ -268,7 +301,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
         """With validation, go on from the stage's best epoch (the model of an earlier stage if none beat it)."""
         nonlocal model
         if pre.select_episodes and best and (best["stage"], best["epoch"]) != (stage, epochs_of[stage]):
-            model = type(model).load(best_file, env=venv, device=config.train.device)
+            model = _reloaded(model, best_file, venv, config.train.device)
             model.set_logger(configure_tensorboard(run_dir))
             log(f"  stage {stage}: going on from the best validated epoch (stage {best['stage']} epoch "
                 f"{best['epoch']}, mean return {best['score']:.4f})")
@@ -307,7 +340,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
                     stats = {**stats, "validation_return": score}
                     model.logger.record("pretrain/validation_return", score)
                     model.logger.dump(epochs_before + epoch)
-                state_file.write_text(json.dumps({"stage": st, "epoch": epoch, **stats, "best": best}))
+                write_atomic(state_file, json.dumps({"stage": st, "epoch": epoch, **stats, "best": best}))
 
             behaviour_clone(model.policy, config.env.id, env_kwargs, demos, epochs=n_epochs,
                             batch_size=pre.batch_size, learning_rate=pre.learning_rate, value_coef=pre.value_coef,
@@ -316,7 +349,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
         if stage >= done["stage"]:      # (earlier stages ended in the run that is resumed)
             end_stage(stage)
         epochs_before += n_epochs
-    (run_dir / "demonstrations_summary.json").write_text(json.dumps(
+    write_atomic(run_dir / "demonstrations_summary.json", json.dumps(
         {"episodes": len(demos), **{k: sum(float(d.info.get(k, 0.0)) for d in demos) / len(demos)
                                     for k in ("fr_initial", "fr_final", "solver_s")}}, indent=1))
     ckpt = run_dir / "checkpoints"
@@ -325,29 +358,109 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     return model
 
 
-def configure_tensorboard(run_dir: Path):
-    from stable_baselines3.common.logger import configure
+def checkpoint_metadata(config: Config, venv) -> dict:
+    """The environment record saved inside every checkpoint of a run (:mod:`agents.checkpoint_env`)."""
+    from .checkpoint_env import env_metadata
 
-    return configure(str(run_dir), ["tensorboard"])
+    return env_metadata(config.env.id, config.env.kwargs, venv.observation_space, venv.action_space,
+                        config.eval_env_kwargs(), algo=config.algo.name, policy=config.algo.policy,
+                        experiment=config.experiment)
+
+
+def drop_pending_records(logger, keep_prefix: str) -> None:
+    """Forget the values recorded in an SB3 ``logger`` since its last dump, except ``keep_prefix``'s."""
+    for key in [k for k in logger.name_to_value if not k.startswith(keep_prefix)]:
+        for table in (logger.name_to_value, logger.name_to_count, logger.name_to_excluded):
+            table.pop(key, None)
+
+
+def _reloaded(model, path: Path, venv, device: str):
+    """``model`` loaded again from ``path`` (same class), keeping its environment record."""
+    out = type(model).load(path, env=venv, device=device)
+    if hasattr(model, "rlsys_env"):
+        out.rlsys_env = model.rlsys_env
+    return out
+
+
+def configure_tensorboard(run_dir: Path, purge_step: int | None = None):
+    """SB3's TensorBoard logger of a run folder; with ``purge_step``, the new event file starts with
+    a session start at that step, which TensorBoard reads as a restart: it drops the points of the
+    earlier files at steps >= ``purge_step``.
+
+    TensorBoard's Python loader (``--load_fast false``) takes the first session start of a run for
+    its beginning and purges only at later ones, so a run's first event file gets one at step 0
+    (``purge_step=0``, nothing to drop) and a resumed run's file writes its own twice: the purge
+    then also happens on runs whose first file has none (made before this was written)."""
+    from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fmt = TensorBoardOutputFormat.__new__(TensorBoardOutputFormat)
+    fmt.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+    if purge_step:
+        fmt.writer._get_file_writer().add_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+        fmt.writer.flush()
+    fmt._is_closed = False
+    return Logger(folder=str(run_dir), output_formats=[fmt])
+
+
+def resumable_checkpoint(ckpt_dir: Path, algo, log=print, warn: bool = False) -> tuple[Path, int] | None:
+    """The newest checkpoint of ``ckpt_dir`` that reads whole (with its replay buffer for off-policy
+    algorithms); newer ones that do not (a run killed while writing them with an older version, a
+    damaged disk) are skipped, with a warning naming each when ``warn``."""
+    import pickle
+
+    from .callbacks import checkpoints, unreadable_reason
+
+    for path, steps in checkpoints(ckpt_dir):
+        why = unreadable_reason(path)
+        buf = ckpt_dir / f"replay_buffer_{steps}_steps.pkl"
+        if why is None and algo.off_policy and buf.is_file():
+            try:
+                with open(buf, "rb") as fh:
+                    pickle.load(fh)
+            except (EOFError, pickle.UnpicklingError, OSError, ValueError, AttributeError) as exc:
+                why = f"its replay buffer {buf.name} is unreadable ({type(exc).__name__}: {exc})"
+        if why is None:
+            return path, steps
+        if warn:
+            log(f"warning: skipping unreadable checkpoint {path} ({why}); trying the one before it")
+    return None
 
 
 def preflight(config: Config) -> None:
     """Fail fast, before any training, on a bad env kwarg, algorithm kwarg, policy or baseline name."""
     from .algorithms import check_action_space, check_algo_kwargs, get_algorithm, policy_spec
+    from .config_checks import check_config_values, check_metrics, metric_names
     from .evaluation import episode_kwargs, make_env
 
     algo = get_algorithm(config.algo.name)
     check_algo_kwargs(algo, config.algo.kwargs)
-    env = make_env(config.env.id, config.env.kwargs)
+    check_config_values(config)
+
+    def made(kwargs, where):
+        try:
+            return make_env(config.env.id, kwargs)
+        except TypeError as exc:        # a value of the wrong type (unknown names are caught above)
+            raise ConfigError(f"{where}: {exc}") from None
+
+    env = made(config.env.kwargs, "env.kwargs")
     try:
         check_action_space(algo, env.action_space, config.env.id)
         policy_spec(algo, config.algo.policy, env.observation_space, config.algo.policy_kwargs,
                     config.algo.extractor_kwargs)
+        names = [metric_names(env, config.eval.seed)]
     finally:
         env.close()
     for kw in {json.dumps(k, sort_keys=True, default=str): k
                for k in episode_kwargs(config.eval_env_kwargs(), config.eval.episodes)}.values():
-        make_env(config.env.id, kw).close()
+        env = made(kw, "eval.env_kwargs / eval.suite")
+        try:
+            names.append(metric_names(env, config.eval.seed))
+        finally:
+            env.close()
+    check_metrics(config, None if None in names else {n for part in names for n in part})
     baseline_names(config)
     if config.pretrain.expert:
         from .imitation import expert_factory
@@ -424,18 +537,21 @@ def seeds_comparison(config: Config, per_seed: list[dict]):
                    reps=config.eval.bootstrap_reps)
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, prog=None):
     p = argparse.ArgumentParser(
-        prog="train.py", description="Train an rlsys experiment: python train.py [--config FILE] [key=value ...]",
+        prog=prog, description="Train an rlsys experiment: python train.py (or rlsys train) [--config FILE_OR_NAME] "
+                               "[key=value ...]",
         epilog="Overrides are dotted config keys with YAML values, e.g. train.total_timesteps=20000 "
                "train.seeds=[0,1,2] algo.kwargs.learning_rate=1e-3 env.kwargs.max_jobs=10")
     p.add_argument("--config", default=None,
-                   help="YAML config (default: configs/default.yaml if it exists, else the code defaults)")
+                   help="YAML config file, or the name of a shipped config (rlsys list shows them; default: "
+                        "default, i.e. configs/default.yaml)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", nargs="?", const=True,
                    help="continue runs/<experiment>/seed_<s> from its last checkpoint (its config.yaml is used); "
                         "with --sweep (no RUN_DIR): continue the sweep's unfinished trials")
     p.add_argument("--sweep", default=None, metavar="SWEEP_FILE",
-                   help="run a grid or search of this config as Ray Tune trials (configs/sweeps/, docs/sweeps.md; "
+                   help="run a grid or search of this config as Ray Tune trials (a file, or the name of a shipped "
+                        "sweep of configs/sweeps/, e.g. smoke; docs/sweeps.md; "
                         'needs pip install -e ".[distributed]")')
     p.add_argument("--address", default=None,
                    help="with --sweep: an existing Ray cluster (ray://host:10001 or host:port; default $RAY_ADDRESS, "
@@ -460,13 +576,18 @@ def with_algo_kwargs(model, kwargs: dict, venv, device: str):
     buf = io.BytesIO()
     model.save(buf)
     buf.seek(0)
-    return type(model).load(buf, env=venv, device=device, custom_objects=dict(kwargs))
+    out = type(model).load(buf, env=venv, device=device, custom_objects=dict(kwargs))
+    if hasattr(model, "rlsys_env"):
+        out.rlsys_env = model.rlsys_env
+    return out
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog=None) -> int:
+    """The one training entry point: ``python train.py``, ``rlsys train`` and ``python -m
+    agents.training`` all call it (``prog``: the command name their help shows)."""
     if hasattr(sys.stdout, "reconfigure"):  # progress lines appear at once even when redirected to a file
         sys.stdout.reconfigure(line_buffering=True)
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     if args.sweep:
         from .sweep import main_sweep
 
@@ -510,10 +631,7 @@ def main(argv=None) -> int:
             config.experiment = resume_dir.parent.name
         else:
             resume_dir = None
-            path = args.config
-            if path is None:
-                default = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
-                path = default if default.is_file() else None
+            path = args.config or "default"     # the default experiment: configs/default.yaml, shipped
             config = load_config(path, args.overrides)
         preflight(config)
     except ValueError as exc:  # ConfigError and the registry's unknown env ID
@@ -526,4 +644,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(main(prog="python -m agents.training"))

@@ -9,20 +9,28 @@ policy, deterministic ("greedy"), best-of-16 sampled (VMR2L's risk-seeking evalu
 the deterministic plan and 15 sampled ones, and the deterministic plan completed by the look-ahead
 (:class:`rlsys_envs.vm.baselines.LookaheadCompletion`), loaded lazily with
 ``agents.evaluation.load_policy``;
-(b) the same table on the public VMR2L snapshots (``--real-dir``, skipped when absent);
-(c) throughput under random masked actions on M size: env steps and migrations per second (with
-and without the episode resets, which generate a new snapshot), and the bare model.
+(b) the same table on both public VMR2L snapshots, whole (every cluster of the file pooled:
+279 PMs / 2,089 VMs and 1,176 PMs / 4,546 VMs; ``--real-dir``, skipped when absent);
+(c) throughput under random masked actions on M and L size: env steps and migrations per second
+(with and without the episode resets, which generate a new snapshot), and the bare model;
+(d) the dynamic setting (:mod:`rlsys_envs.vm.dynamic`; ``--skip-dynamic``): VMs arrive and leave while
+the planner computes; final FR and FR reduction against doing nothing, against the solve time
+charged, for greedy, look-ahead, CP-SAT at several limits, the longest CP-SAT plan declared to
+have taken longer (300 s to 1 h: the hour-long MIP of VMR2L's argument), and the policy
+(``--checkpoint``) step by step at a fixed cost per step; a PNG curve with ``--dynamic-png``.
 
-    python benchmarks/bench_vm.py                        # (a) 10 snapshots, CP-SAT 1 s / staged 60 s, (c): ~12 min
-    python benchmarks/bench_vm.py --quick                # (a) 3 snapshots, CP-SAT 5 s / 20 s, (b), (c): ~3 min
-    python benchmarks/bench_vm.py --cpsat --fragmented 1 2 --skip-throughput   # fast rows only: ~1 min
-    python benchmarks/bench_vm.py --real --skip-generated --skip-throughput --cpsat 60 300   # (b): ~6 min
+    python benchmarks/bench_vm.py             # (a) 10 snapshots, CP-SAT 1 s / staged 60 s, (b), (c), (d): ~25 min
+    python benchmarks/bench_vm.py --quick     # (a) 3 snapshots, CP-SAT 5 s / 20 s, (b), (c), (d) short: ~6 min
+    python benchmarks/bench_vm.py --cpsat --fragmented 1 2 --skip-throughput --skip-real --skip-dynamic  # ~1 min
+    python benchmarks/bench_vm.py --skip-generated --skip-throughput --skip-dynamic --cpsat 20 60 --fragmented 1 5 \
+        --checkpoint agents/checkpoints/vm_gnn_bc.zip --skip-sampled                    # (b), both whole files: ~4 min
+    python benchmarks/bench_vm.py --dynamic-only --checkpoint agents/checkpoints/vm_gnn_bc.zip \
+        --dynamic-png docs/img/vm_dynamic.png                                            # (d): ~3 min
     python benchmarks/bench_vm.py --snapshots 2 --cpsat 300 --skip-throughput               # 300 s: ~10 min
     python benchmarks/bench_vm.py --snapshots 50 --first-seed 1000 --cpsat --fragmented 2 --skip-throughput \
         --checkpoint agents/checkpoints/vm_gnn_bc.zip --skip-sampled    # 50 other snapshots, policy rows: ~6 min
 
-Each full command stays under 12 minutes on 2 shared cores; CP-SAT runs with 1 worker and its
-time limit is wall-clock, so on a loaded machine it explores less.
+CP-SAT runs with 1 worker and its time limit is wall-clock, so on a loaded machine it explores less.
 """
 from __future__ import annotations
 
@@ -42,7 +50,10 @@ from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
                                      LookaheadCompletion, LookaheadPolicy, NoOpPolicy)
 from rlsys_envs.vm.env import VMReschedulingEnv  # noqa: E402
+from rlsys_envs.vm.dynamic import DynamicCluster, run_plan, run_policy  # noqa: E402
+from rlsys_envs.vm.exact import plan_cpsat  # noqa: E402
 from rlsys_envs.vm.generator import generate_cluster  # noqa: E402
+from rlsys_envs.vm.planning import greedy_plan, lookahead_plan  # noqa: E402
 
 ENV_ID = "rlsys/VMRescheduling-v0"
 REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "vmr2l"
@@ -137,9 +148,9 @@ def _timed_loop(seconds, body):
     return steps, migs, time.perf_counter() - w0, time.process_time() - c0
 
 
-def _steady_state_loop(rng, observation: str):
+def _steady_state_loop(rng, observation: str, size: str = "M"):
     """A loop body for :func:`_timed_loop`: 50 random masked steps of one long episode (no stop)."""
-    env2 = VMReschedulingEnv(size="M", workload="high", mnl=100_000, allow_stop=False, observation=observation)
+    env2 = VMReschedulingEnv(size=size, workload="high", mnl=100_000, allow_stop=False, observation=observation)
     state = {"info2": env2.reset(seed=0)[1]}
 
     def chunk():
@@ -159,7 +170,7 @@ def _steady_state_loop(rng, observation: str):
     return chunk
 
 
-def throughput(seconds):
+def throughput(seconds, size="M"):
     rng = np.random.default_rng(0)
     rows = []
 
@@ -169,7 +180,7 @@ def throughput(seconds):
     # (1) MNL-50 episodes with resets (each reset generates a new M snapshot)
     # (as an agent's loop: the mask comes from info["action_mask"] and the observation is kept until
     # the next step returns the new one)
-    env = VMReschedulingEnv(size="M", workload="high", mnl=50)
+    env = VMReschedulingEnv(size=size, workload="high", mnl=50)
     state = {"eps": 0}
     state["info"] = env.reset(seed=0)[1]
 
@@ -189,11 +200,11 @@ def throughput(seconds):
     rows.append(["env, MNL-50 episodes incl. resets", rate(s, w), rate(m, w), rate(s, c), rate(m, c)])
     # (2) steady state: steps only (one long episode without the stop action)
     for observation in ("all", "graph"):
-        s, m, w, c = _timed_loop(seconds, _steady_state_loop(rng, observation))
+        s, m, w, c = _timed_loop(seconds, _steady_state_loop(rng, observation, size))
         rows.append([f"env, steps only (no resets), observation={observation!r}", rate(s, w), rate(m, w),
                      rate(s, c), rate(m, c)])
     # (3) the bare model: masks + move, no observation
-    cl = generate_cluster(np.random.default_rng(0), "M", "high")
+    cl = generate_cluster(np.random.default_rng(0), size, "high")
 
     def move():
         sm = cl.shape_slot_mask()
@@ -205,13 +216,111 @@ def throughput(seconds):
     rows.append(["model only (masks + move)", "-", rate(m, w), "-", rate(m, c)])
     t0 = time.perf_counter()
     for i in range(5):
-        generate_cluster(np.random.default_rng(i), "M", "high")
+        generate_cluster(np.random.default_rng(i), size, "high")
     gen = (time.perf_counter() - t0) / 5
-    return ("### (c) Throughput, random masked actions, M size (279 PMs, ~2,370 VMs), 1 process\n\n"
+    return (f"### (c) Throughput, random masked actions, {size} size ({cl.n_pms} PMs, ~{cl.n_vms:,} VMs), 1 process\n\n"
             + table(["loop", "steps / wall s", "migrations / wall s", "steps / CPU s", "migrations / CPU s"], rows)
-            + f"\n\nGenerating one M snapshot takes {gen * 1000:.0f} ms (part of every reset). On a shared machine "
-            "the wall-clock rates include time spent waiting for a core; the CPU-second rates are what the loop "
-            "does with a core to itself.")
+            + f"\n\nGenerating one {size} snapshot takes {gen * 1000:.0f} ms (part of every reset). "
+            "On a shared machine the wall-clock rates include time spent waiting for a core; the CPU-second rates "
+            "are what the loop does with a core to itself.")
+
+
+def dynamic(args, snapshots):
+    """(d): the dynamic setting on ``snapshots`` (name, cluster); returns (markdown, curve points)."""
+    mnl = args.mnl
+    rows, points = [], {}
+
+    def record(label, kind, results):
+        solve = np.mean([r.solve_s for r in results])
+        gain = [r.fr_gain for r in results]
+        points.setdefault(kind, []).append((solve, float(np.mean(gain))))
+        rows.append([label, f"{solve:.2f}", f"{np.mean([r.fr_start for r in results]):.4f}",
+                     f"{np.mean([r.fr_noop for r in results]):.4f}", f"{np.mean([r.fr_final for r in results]):.4f}",
+                     f"{np.mean(gain):.4f} ± {np.std(gain):.4f}", f"{np.mean([r.planned for r in results]):.1f}",
+                     f"{np.mean([r.applied for r in results]):.1f}",
+                     f"{np.mean([r.dropped_departed for r in results]):.1f}",
+                     f"{np.mean([r.dropped_illegal for r in results]):.1f}"])
+        print(f"  (d) {label} done", file=sys.stderr)
+
+    def worlds(cluster, seed):
+        mix = "L" if args.size == "L" else "M"
+        return lambda: DynamicCluster(cluster, seed=seed, lifetime_s=args.lifetime, mix=mix)
+
+    planners = [("greedy", "greedy", lambda c, m: greedy_plan(c, m)),
+                ("greedy + look-ahead", "look-ahead",
+                 lambda c, m: lookahead_plan(c, m, np.random.default_rng(0)))]
+    longest = max(args.dynamic_cpsat) if args.dynamic_cpsat else None
+    plans: dict[int, list] = {}      # the longest CP-SAT plan of each snapshot, reused below
+
+    def cpsat(limit, i):
+        def planner(c, m):
+            seq = plan_cpsat(c, m, limit, 1, 0)[1]
+            if limit == longest:
+                plans[i] = seq
+            return seq
+        return planner
+
+    for limit in args.dynamic_cpsat:
+        planners.append((f"CP-SAT staged {limit:g} s", "CP-SAT (solve time measured)",
+                         lambda i, limit=limit: cpsat(limit, i)))
+    for label, kind, planner in planners:
+        record(label + " (measured)", kind,
+               [run_plan(worlds(c, i), planner(i) if label.startswith("CP-SAT") else planner, mnl, name=label)
+                for i, (_, c) in enumerate(snapshots)])
+    # the longest CP-SAT plan, declared to have taken longer: a stale optimum
+    if longest is not None:
+        for declared in args.declared:
+            record(f"CP-SAT {longest:g} s plan, declared {declared:g} s", "CP-SAT plan, solve time declared",
+                   [run_plan(worlds(c, i), lambda cc, m, i=i: plans[i], mnl, solve_s=declared)
+                    for i, (_, c) in enumerate(snapshots)])
+    if args.checkpoint:
+        from agents.evaluation import load_policy  # lazy: the learning side is optional here
+
+        for cost in args.step_cost:
+            results = []
+            for i, (_, c) in enumerate(snapshots):
+                kw = dict(instance=c, mnl=mnl, allow_stop=False, max_vms=c.n_vms + 600)
+                env = VMReschedulingEnv(**kw)
+                pol = load_policy(args.checkpoint, ENV_ID, {**kw, "instance": "generated", "size": args.size},
+                                  deterministic=True)
+                results.append(run_policy(worlds(c, i), env, pol, mnl, seed=i, step_cost_s=cost))
+            record(f"policy, {cost:g} s per step", "policy (fixed cost per step)", results)
+    names = ", ".join(n for n, _ in snapshots)
+    md = (f"### (d) Dynamic setting: {len(snapshots)} snapshot{'s' if len(snapshots) > 1 else ''} ({names}), "
+          f"MNL {mnl}, mean VM lifetime "
+          f"{args.lifetime:g} s (arrivals keep the VM count stationary)\n\n"
+          "Solve time = simulated seconds charged before the plan is applied (policy: 2 steps per migration "
+          "at the fixed cost); FR reduction = FR of the same world without migrations at the end minus the "
+          "final FR (mean ± sd over snapshots); dropped = planned moves whose VM had left / that were no "
+          "longer legal when applied.\n\n"
+          + table(["planner", "solve time s", "FR at 0", "FR no migration (end)", "final FR", "FR reduction",
+                   "planned", "applied", "dropped: VM left", "dropped: illegal"], rows))
+    return md, points
+
+
+def save_dynamic_png(path: str, points: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    markers = {"greedy": "o", "look-ahead": "s", "CP-SAT (solve time measured)": "^",
+               "CP-SAT plan, solve time declared": "v", "policy (fixed cost per step)": "*"}
+    for kind, pts in points.items():
+        pts = sorted(pts)
+        ax.plot([max(p[0], 1e-2) for p in pts], [p[1] for p in pts], marker=markers.get(kind, "o"),
+                label=kind, linestyle="-" if len(pts) > 1 else "none", markersize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("solve time charged (simulated s, log scale)")
+    ax.set_ylabel("FR reduction against no migration")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"saved {path}", file=sys.stderr)
 
 
 def save_heatmap(path: str) -> None:
@@ -242,16 +351,44 @@ def main(argv=None):
                     help="cluster size of the generated snapshots (a); default M")
     ap.add_argument("--checkpoint", default=None, help="a trained SB3 checkpoint (.zip) to add as two rows")
     ap.add_argument("--real-dir", default=str(REAL_DEFAULT), help="folder with the public VMR2L snapshots")
-    ap.add_argument("--real", action="store_true", help="add (b), the public snapshots (always on with --quick)")
-    ap.add_argument("--real-files", nargs="*", default=[REAL_FILES[0]],
-                    help=f"which public snapshots (default the second one, {REAL_FILES[0]})")
+    ap.add_argument("--skip-real", action="store_true", help="leave out (b), the public snapshots")
+    ap.add_argument("--real-files", nargs="*", default=list(REAL_FILES),
+                    help=f"which public snapshots (default both: {', '.join(REAL_FILES)})")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--throughput-sizes", nargs="*", default=["M", "L"], choices=["tiny", "S", "M", "L"])
+    ap.add_argument("--skip-dynamic", action="store_true", help="leave out (d), the dynamic setting")
+    ap.add_argument("--dynamic-only", action="store_true", help="only (d)")
+    ap.add_argument("--dynamic-snapshots", type=int, default=None,
+                    help="generated high-workload snapshots of --size in (d) (default 3; quick 1)")
+    ap.add_argument("--dynamic-real", action="store_true",
+                    help="(d) on the whole public 279-PM snapshot instead of generated ones")
+    ap.add_argument("--dynamic-cpsat", type=float, nargs="*", default=None,
+                    help="staged CP-SAT limits in (d) (default 1 5 20 60; quick 1 5)")
+    ap.add_argument("--declared", type=float, nargs="*", default=None,
+                    help="declared solve times of the longest CP-SAT plan in (d) (default 300 600 1800 3600; "
+                         "quick 600 3600)")
+    ap.add_argument("--step-cost", type=float, nargs="*", default=None,
+                    help="simulated seconds per policy step in (d) (default 0.03 0.3; quick 0.03)")
+    ap.add_argument("--lifetime", type=float, default=7200.0, help="mean VM lifetime in (d), s (default 7200)")
+    ap.add_argument("--dynamic-png", default=None, metavar="PNG", help="save the (d) curve")
     ap.add_argument("--heatmap", default=None, metavar="PNG",
                     help="save the before / after heat map of greedy on M-high seed 0 (docs/img/vm_heatmap.png)")
     ap.add_argument("--skip-generated", action="store_true")
-    add_out_option(ap, "the heat map FILE_heatmap.png")
+    add_out_option(ap, "the heat map FILE_heatmap.png and the dynamic curve FILE_dynamic.png")
     args = ap.parse_args(argv)
     default_figure(args, "heatmap", "heatmap")
+    if args.dynamic_only:
+        args.skip_dynamic = False
+        args.skip_generated = args.skip_real = args.skip_throughput = True
+        args.heatmap = None
+    if not args.skip_dynamic:
+        default_figure(args, "dynamic_png", "dynamic")
+    q = args.quick
+    for name, full, quick in (("dynamic_snapshots", 3, 1), ("dynamic_cpsat", [1.0, 5.0, 20.0, 60.0], [1.0, 5.0]),
+                              ("declared", [300.0, 600.0, 1800.0, 3600.0], [600.0, 3600.0]),
+                              ("step_cost", [0.03, 0.3], [0.03])):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if q else full)
     with tee_stdout(args.out):
         run_all(args)
 
@@ -274,7 +411,7 @@ def run_all(args):
         seeds = f"seeds {args.first_seed}-{args.first_seed + n - 1}"
         out.append(quality(args, kw, n, f"(a) {n} generated {args.size}-size high-workload snapshots ({seeds}), "
                                         f"MNL {args.mnl}, means", first_seed=args.first_seed))
-    if args.real or args.quick:
+    if not args.skip_real:
         real = Path(args.real_dir)
         for fname in args.real_files:
             path = real / fname
@@ -290,7 +427,25 @@ def run_all(args):
                 warnings.simplefilter("ignore")
                 out.append(quality(args, dict(instance=str(path), mnl=args.mnl), 1, title))
     if not args.skip_throughput:
-        out.append(throughput(3.0 if args.quick else 5.0))
+        for size in args.throughput_sizes:
+            out.append(throughput(3.0 if args.quick else 5.0, size))
+    if not args.skip_dynamic:
+        if args.dynamic_real:
+            path = Path(args.real_dir) / "reset_vm_pm_id_clear2.json"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from rlsys_envs.vm import load_vmr2l_json
+                snaps = [(path.name, load_vmr2l_json(path)[0])]
+        else:
+            snaps = [(f"{args.size}/high seed {i}", generate_cluster(np.random.default_rng(i), args.size, "high"))
+                     for i in range(args.first_seed, args.first_seed + args.dynamic_snapshots)]
+        md, points = dynamic(args, snaps)
+        out.append(md)
+        if args.dynamic_png:
+            save_dynamic_png(args.dynamic_png, points, f"VM rescheduling, dynamic setting: {len(snaps)} snapshots "
+                             f"({snaps[0][0]}...), MNL {args.mnl}, mean VM lifetime {args.lifetime:g} s")
+            if args.out:
+                out.append(f"![final FR reduction against solve time]({Path(args.dynamic_png).name})")
     if args.heatmap:
         save_heatmap(args.heatmap)
         if args.out:

@@ -1,6 +1,7 @@
 """The ``rlsys`` command line: list environments, evaluate policies, benchmark, compare.
 
     rlsys list
+    rlsys train [--config FILE_OR_NAME] [key=value ...]     (the same as python train.py)
     rlsys evaluate ENV_ID --policy NAME_OR_CHECKPOINT [--episodes N] [--seed S] [--env-kwargs JSON] [--json]
     rlsys bench ENV_ID [--env-kwargs JSON] [--seconds T] [--json]
     rlsys compare ENV_ID [--policies A B ...] [--episodes N] [--seed S] [--env-kwargs JSON] [--png PATH]
@@ -19,26 +20,26 @@ import time
 from pathlib import Path
 
 
-def _repo_configs() -> Path:
-    return Path(__file__).resolve().parents[1] / "configs"
-
-
 def _configs_by_env() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    folder = _repo_configs()
-    if not folder.is_dir():
-        return out
-    import yaml
+    """Names of the shipped configs (``--config NAME``) by env ID (``agents.shipped``: yaml only)."""
+    from agents.shipped import configs_by_env
 
-    for path in sorted(folder.glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
-            continue
-        env_id = (data.get("env") or {}).get("id", "rlsys/JobShop-v0") if isinstance(data, dict) else None
-        if env_id:
-            out.setdefault(env_id, []).append(f"configs/{path.name}")
-    return out
+    return configs_by_env()
+
+
+def _shipped_checkpoint(name: str, env_id: str) -> str:
+    """The path of the shipped checkpoint ``name`` (``jobshop_gnn_ppo``, from any directory), else
+    ``name`` as given (a baseline, a file, or unknown: reported where it is loaded)."""
+    from agents.shipped import resolve_checkpoint
+
+    from .registry import baselines
+
+    try:
+        if name in baselines(env_id):
+            return name
+    except ValueError:           # an unknown env ID: reported by the command
+        return name
+    return str(resolve_checkpoint(name))
 
 
 def _env_kwargs(text: str | None):
@@ -66,19 +67,15 @@ def _is_checkpoint(name: str) -> bool:
     return name.endswith(".zip") or Path(name).is_file() or Path(name + ".zip").is_file()
 
 
-def _default_kwargs_for(policy: str, env_kwargs):
-    """A checkpoint evaluated without --env-kwargs runs on the eval env of the run it came from."""
+def _default_kwargs_for(policy: str, env_kwargs, env_id: str | None = None):
+    """A checkpoint evaluated without --env-kwargs runs on the eval env of the run it came from
+    (the environment record inside the zip, else the run folder's config.yaml)."""
     if env_kwargs is not None or not _is_checkpoint(policy):
         return env_kwargs
-    from agents.evaluation import checkpoint_config
+    from agents.evaluation import checkpoint_env_kwargs
 
     path = policy if policy.endswith(".zip") or Path(policy).is_file() else policy + ".zip"
-    cfg = checkpoint_config(path)
-    if not cfg:
-        return None
-    base = {**(cfg.get("env", {}).get("kwargs") or {}), **(cfg.get("eval", {}).get("env_kwargs") or {})}
-    suite = cfg.get("eval", {}).get("suite") or []
-    return [{**base, **item} for item in suite] if suite else base
+    return checkpoint_env_kwargs(path, env_id)
 
 
 def _load(policy: str, env_id: str, env_kwargs, sample: bool):
@@ -102,11 +99,11 @@ def _evaluate(env_id, policy, episodes, seed, env_kwargs):
 
 # --------------------------------------------------------------------------------- commands
 def cmd_list(args) -> int:
-    from .registry import ENVIRONMENTS
+    from .registry import entries
 
     configs = _configs_by_env()
     rows = []
-    for e in ENVIRONMENTS:
+    for e in entries():                  # the built-in environments and any added with rlsys_envs.register
         try:
             from .registry import baselines
 
@@ -120,6 +117,8 @@ def cmd_list(args) -> int:
         except Exception:  # as for baselines: never break the listing
             expert_names = []
         rows.append((e.id, names, ", ".join(configs.get(e.id, [])) or "-", e.summary, expert_names))
+    from agents import shipped
+
     if args.json:
         print(json.dumps([{"env_id": r[0], "baselines": r[1].split(", ") if not r[1].startswith("(") else [],
                            "configs": r[2].split(", ") if r[2] != "-" else [], "summary": r[3],
@@ -132,12 +131,19 @@ def cmd_list(args) -> int:
         if expert_names:
             print(f"  experts:   {', '.join(expert_names)} (behaviour cloning: config section pretrain)")
         print(f"  configs:   {cfgs}")
+    print(f"\nconfigs (rlsys train --config NAME): {shipped.configs_dir()}")
+    print(f"sweeps (rlsys train --sweep NAME):   {', '.join(shipped.sweep_names()) or '-'}")
+    print(f"checkpoints (rlsys evaluate ENV_ID --policy NAME; notes: README.md there): {shipped.checkpoints_dir()}")
+    import textwrap
+
+    print(textwrap.fill(", ".join(shipped.checkpoint_names()) or "-", 110, initial_indent="  ",
+                        subsequent_indent="  "))
     return 0
 
 
 def cmd_evaluate(args) -> int:
     _check_env_id(args.env_id)
-    env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs))
+    env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs), args.env_id)
     policy = _load(args.policy, args.env_id, env_kwargs, args.sample or args.best_of > 1)
     start = time.perf_counter()
     if args.best_of > 1:
@@ -224,7 +230,7 @@ def cmd_compare(args) -> int:
     env_kwargs = _env_kwargs(args.env_kwargs)
     if env_kwargs is None:
         for p in args.policies or []:
-            env_kwargs = _default_kwargs_for(p, None)
+            env_kwargs = _default_kwargs_for(p, None, args.env_id)
             if env_kwargs is not None:
                 break
     results = {}
@@ -261,8 +267,11 @@ def cmd_compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rlsys", description="rlsys environments: list, evaluate, bench, compare")
+    p = argparse.ArgumentParser(prog="rlsys", description="rlsys environments: list, train, evaluate, bench, compare")
     sub = p.add_subparsers(dest="command", required=True)
+
+    # `rlsys train ARGS` is `python train.py ARGS` (main() hands the arguments over before parsing)
+    sub.add_parser("train", add_help=False, help="train an experiment, as python train.py (rlsys train --help)")
 
     s = sub.add_parser("list", help="environment IDs, their baselines and configs")
     s.add_argument("--json", action="store_true")
@@ -270,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="a baseline or a checkpoint on seeded episodes")
     s.add_argument("env_id")
-    s.add_argument("--policy", required=True, help="baseline name (see `rlsys list`) or checkpoint .zip")
+    s.add_argument("--policy", required=True,
+                   help="baseline name, checkpoint .zip, or shipped checkpoint name (see `rlsys list`)")
     s.add_argument("--episodes", type=int, default=10)
     s.add_argument("--seed", type=int, default=0, help="episode i uses env.reset(seed=SEED+i)")
     s.add_argument("--env-kwargs", default=None, help="JSON object (or list of objects, one per episode)")
@@ -292,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("compare", help="every baseline and the given checkpoints on the same episodes")
     s.add_argument("env_id")
-    s.add_argument("--policies", nargs="*", default=[], help="checkpoints (or extra baseline names)")
+    s.add_argument("--policies", nargs="*", default=[],
+                   help="checkpoints, files or shipped names (or extra baseline names)")
     s.add_argument("--baselines", nargs="*", default=None, help="baselines to include (default: all)")
     s.add_argument("--episodes", type=int, default=10)
     s.add_argument("--seed", type=int, default=0)
@@ -311,7 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        from agents.training import main as train
+
+        return int(train(argv[1:], prog="rlsys train") or 0)
     args = build_parser().parse_args(argv)
+    if getattr(args, "policy", None) is not None:
+        args.policy = _shipped_checkpoint(args.policy, args.env_id)
+    if getattr(args, "policies", None):
+        args.policies = [_shipped_checkpoint(p, args.env_id) for p in args.policies]
     if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
         raise SystemExit("--episodes must be >= 1")
     if getattr(args, "reps", 100) < 100:

@@ -92,6 +92,10 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
             "no_stop_constrained": {"size": "S", "allow_stop": False, "frac_unmovable": 0.2,
                                     "n_affinity_groups": 5},
             "graph_obs": {"size": "S", "observation": "graph"},
+            "memory_heavy": {"size": "S", "workload": "medium", "memory": "heavy"},
+            "rack_constrained": {"size": "S", "n_affinity_groups": 5, "affinity_granularity": "rack"},
+            "empty_pms": {"size": "S", "workload": "low", "objective": "empty_pms"},
+            "weighted_fr_cost": {"size": "S", "objective": "weighted_fr", "migration_cost": 0.05},
         },
     ),
 )

@@ -4,6 +4,7 @@ This catches an observation or policy change that silently breaks a published ch
 the VM env's two new node features would have broken the first VM policy).
 """
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,76 @@ def test_shipped_checkpoint_loads_and_plays(path):
     policy = load_policy(str(path), env_id, kwargs)
     out = evaluate(env_id, policy, 1, 0, kwargs)
     assert out[metric] and all(v == v for v in out[metric]), json.dumps(out)
+
+
+@pytest.mark.parametrize("path", sorted(CKPT.glob("*.zip")), ids=lambda p: p.name)
+def test_shipped_checkpoint_carries_its_environment(path):
+    from agents.checkpoint_env import read_env_metadata
+
+    env_id = _entry(path.name)[0]
+    meta = read_env_metadata(path)
+    assert meta is not None and meta["env_id"] == env_id, meta
+    assert meta["observation_layout"]["type"] in ("Dict", "Box") and "type" in meta["action_layout"]
+    # without env kwargs it loads against the environment it was trained on (spaces checked)
+    load_policy(str(path), env_id, None)
+
+
+def test_a_checkpoint_without_env_kwargs_runs_on_its_own_environment(capsys):
+    from agents.evaluation import checkpoint_env_kwargs
+    from rlsys_envs.cli import main
+
+    # the VM policy was trained with allow_stop=False; the default env allows stopping
+    vm = checkpoint_env_kwargs(CKPT / "vm_gnn_bc.zip", "rlsys/VMRescheduling-v0")
+    assert vm["allow_stop"] is False and vm["size"] == "M" and vm["mnl"] == 50
+    # the serverless PPO (absolute action, 16 limits) on the default env (delta action) failed inside torch
+    assert main(["evaluate", SERVERLESS, "--policy", str(CKPT / "serverless_ppo_cpu.zip"), "--episodes", "1",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["env_kwargs"]["action_type"] == "absolute" and out["env_kwargs"]["profile"] == "cpu"
+    assert out["metrics"]["throughput"]["mean"] > 0
+
+
+@pytest.mark.parametrize("name, kwargs, what", [
+    ("serverless_ppo_cpu.zip", {"action_type": "continuous"}, "action: Discrete(16) expected, the env gives Box"),
+    ("serverless_sac_cpu.zip", {"action_type": "absolute"}, "action: Box(shape=(1,), float32) expected"),
+    ("serverless_ppo_cpu.zip", {}, "action: Discrete(16) expected, the env gives Discrete(3)"),
+])
+def test_a_target_environment_that_does_not_fit_is_refused(name, kwargs, what):
+    from rlsys_envs.cli import main
+
+    with pytest.raises(ValueError, match=re.escape(what)) as err:
+        load_policy(str(CKPT / name), SERVERLESS, kwargs)
+    assert "it was trained on rlsys/ServerlessAutoscaling-v0 with env kwargs" in str(err.value)
+    with pytest.raises(SystemExit, match="does not fit the target environment"):
+        main(["evaluate", SERVERLESS, "--policy", str(CKPT / name), "--env-kwargs", json.dumps(kwargs)])
+
+
+def _doc_commands():
+    """Every ``rlsys evaluate`` of a shipped checkpoint in a bash block of the README and the docs."""
+    import shlex
+
+    root = CKPT.parents[1]
+    docs = [root / "README.md", *sorted((root / "docs").rglob("*.md")), *sorted(CKPT.glob("*.md"))]
+    out, seen = [], set()
+    for doc in docs:
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                if line.strip().startswith("rlsys evaluate") and "agents/checkpoints/" in line:
+                    argv = shlex.split(line.strip())[1:]
+                    if tuple(argv) not in seen:         # (the same command in several pages runs once)
+                        seen.add(tuple(argv))
+                        out.append(pytest.param(argv, id=f"{doc.relative_to(root)}:{argv[3].split('/')[-1]}"))
+    return out
+
+
+@pytest.mark.parametrize("argv", _doc_commands())
+def test_the_docs_checkpoint_commands_work_as_written(argv, monkeypatch, capsys):
+    """As written, from the repository root, except one episode instead of the documented number."""
+    from rlsys_envs.cli import main
+
+    argv = list(argv)
+    if "--episodes" in argv:
+        argv[argv.index("--episodes") + 1] = "1"
+    monkeypatch.chdir(CKPT.parents[1])
+    assert main(argv) == 0
+    assert "agents/checkpoints/" in capsys.readouterr().out

@@ -20,8 +20,8 @@ def rlsys(*args, timeout=120):
 def test_list_shows_ids_baselines_and_configs():
     r = rlsys("list")
     assert r.returncode == 0, r.stderr
-    assert ENV in r.stdout and "MWKR" in r.stdout and "configs/default.yaml" in r.stdout
-    assert "experts:   cpsat" in r.stdout and "configs/vm_gnn_bc.yaml" in r.stdout   # VM: CP-SAT to clone
+    assert ENV in r.stdout and "MWKR" in r.stdout and "configs:   default, " in r.stdout   # --config NAME
+    assert "experts:   cpsat" in r.stdout and "vm_gnn_bc" in r.stdout   # VM: CP-SAT to clone
     # listing must not pay for torch / stable-baselines3
     code = ("import sys, rlsys_envs.cli as c; c.main(['list']); "
             "print('torch' in sys.modules, 'stable_baselines3' in sys.modules)")

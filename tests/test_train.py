@@ -67,6 +67,22 @@ def test_smoke_run_writes_tensorboard_checkpoints_and_results(trained, capsys):
     assert set(res["summary"]) == {"policy", "SPT", "MWKR"} and res["timesteps"] == 256
 
 
+def test_every_saved_model_carries_its_environment(trained):
+    from sb3_contrib import MaskablePPO
+
+    from agents.checkpoint_env import read_env_metadata
+    from agents.evaluation import checkpoint_env_kwargs
+
+    for path in [trained / "final_model.zip", *(trained / "checkpoints").glob("*.zip")]:
+        meta = read_env_metadata(path)
+        assert meta["env_id"] == "rlsys/JobShop-v0" and meta["env_kwargs"]["max_jobs"] == 6, path
+        assert meta["observation_layout"]["spaces"]["jobs"]["shape"][0] == 6
+        assert meta["action_layout"] == {"type": "Discrete", "n": 6, "shape": [], "dtype": "int64"}
+        assert meta["algo"] == "maskable_ppo" and meta["experiment"] == "smoke"
+        MaskablePPO.load(path)      # SB3 reads the zip as before (it ignores the extra entry)
+    assert checkpoint_env_kwargs(trained / "final_model.zip")["n_jobs"] == [3, 5]
+
+
 def test_resume_continues_from_last_checkpoint(trained, capsys):
     from sb3_contrib import MaskablePPO
 

@@ -8,11 +8,10 @@ def run_cpsat(model, time_limit: float, workers: int, seed: int = 0, determinist
 
     The seed makes a single-worker search reproducible; with several workers, or when the time
     limit cuts the search, CP-SAT's answer can still vary with the machine's load, which is why
-    every reference reports its status (OPTIMAL means proven).
-
-    ``deterministic_time``: a limit in CP-SAT's deterministic time units (work counted by the
-    solver, independent of the machine's speed and load) instead; with one worker the answer is
-    then the same on every machine. ``time_limit`` stays a wall-clock safety net.
+    every reference reports its status (OPTIMAL means proven). ``deterministic_time`` adds a limit
+    in CP-SAT's deterministic work units (about seconds of one core, the same count on every
+    machine): with one worker and a fixed seed the search, and so the answer, is then the same
+    wherever it runs, as long as the wall-clock ``time_limit`` (a safety cap) is not reached first.
     """
     from ortools.sat.python import cp_model
 

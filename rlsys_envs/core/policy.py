@@ -38,6 +38,13 @@ class Policy:
     def act(self, env, obs: dict[str, np.ndarray], info: dict[str, Any]):
         raise NotImplementedError
 
+    def episode_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The metrics :func:`play_on` reports for the finished episode, from the environment's
+        ``info["metrics"]`` (by default those, unchanged). A reference whose own figure differs
+        from what the environment measures (an exact solver's schedule, which the environment can
+        only replay) reports it here, next to the environment's."""
+        return metrics
+
 
 class RandomMaskedPolicy(Policy):
     """Uniformly random among the legal actions (seeded by ``reset``): those of
@@ -80,7 +87,8 @@ def play_on(env, policy: Policy, obs, info, policy_seed: int | None = None) -> E
         obs, reward, terminated, truncated, info = env.step(action)
         total += float(reward)
         if terminated or truncated:
-            return Episode(dict(info.get("metrics", {})), total, len(actions), actions, info)
+            metrics = policy.episode_metrics(dict(info.get("metrics", {})))
+            return Episode(metrics, total, len(actions), actions, info)
 
 
 def play_episode(env, policy: Policy, seed: int | None, policy_seed: int | None = None,

@@ -65,8 +65,13 @@ class RandomInstances:
 def _lines(path: Path):
     """(line number, tokens) of the non-empty, non-comment lines of ``path``."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, raw in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for i, raw_bytes in enumerate(f, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InstanceFormatError(f"{path}, line {i}: not UTF-8 text (byte 0x{raw_bytes[exc.start]:02x} at "
+                                          f"column {exc.start + 1}); is it an instance file?") from None
             line = raw.split("#", 1)[0].strip()
             if line:
                 out.append((i, line.split()))
@@ -75,12 +80,20 @@ def _lines(path: Path):
     return out
 
 
+#: largest number an instance file may hold: the makespan (a sum of durations) stays far inside int64
+MAX_FILE_INT = 2**31 - 1
+
+
 def _ints(path, lineno, toks, what):
     try:
-        return [int(t) for t in toks]
+        vals = [int(t) for t in toks]
     except ValueError:
         bad = next(t for t in toks if not re.fullmatch(r"[+-]?\d+", t))
         raise InstanceFormatError(f"{path}, line {lineno}: {what}: {bad!r} is not an integer") from None
+    for t, v in zip(toks, vals):
+        if abs(v) > MAX_FILE_INT:
+            raise InstanceFormatError(f"{path}, line {lineno}: {what}: {t} is too large (at most {MAX_FILE_INT})")
+    return vals
 
 
 def _header(path, lines):

@@ -296,12 +296,10 @@ def shipped(name: str):
     were trained on H&M and run on two-device configurations."""
     def make():
         if name not in _LOADED:
-            from pathlib import Path
-
-            import agents
             from agents.fast_inference import NumpyGreedyPolicy
+            from agents.shipped import checkpoints_dir
 
-            _LOADED[name] = NumpyGreedyPolicy.load(Path(agents.__file__).parent / "checkpoints" / SHIPPED[name])
+            _LOADED[name] = NumpyGreedyPolicy.load(checkpoints_dir() / SHIPPED[name])
             _LOADED[name].name = name
         return _LOADED[name]
     return make

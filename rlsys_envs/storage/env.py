@@ -492,7 +492,7 @@ def _storage_env(env) -> HybridStorageParallelEnv:
 
 def partner_factory(value, agent: str, field: str):
     """A zero-argument factory of the policy that plays ``agent``: a heuristic name of that agent
-    (``rlsys_envs.storage.baselines``), a checkpoint ``.zip`` path (greedy; loaded with
+    (``rlsys_envs.storage.baselines``), a checkpoint ``.zip`` path or shipped name (greedy; loaded with
     ``agents.fast_inference.numpy_partner``, i.e. torch, only then: a numpy copy of an MLP policy, else
     ``agents.multiagent.CheckpointPartner``), or a factory / Policy class."""
     from .baselines import BASELINES, MIGRATION_BASELINES
@@ -500,6 +500,10 @@ def partner_factory(value, agent: str, field: str):
     table = BASELINES if agent == "placement" else MIGRATION_BASELINES
     if isinstance(value, str) and value in table:
         return table[value]
+    if isinstance(value, (str, os.PathLike)):
+        from agents.shipped import is_checkpoint, resolve_checkpoint    # a shipped checkpoint by name, too
+
+        value = resolve_checkpoint(value) if is_checkpoint(value) else value
     if isinstance(value, (str, os.PathLike)) and str(value).endswith(".zip"):
         if not Path(value).is_file():
             raise ValueError(f"{field}: checkpoint {str(value)!r} does not exist")

@@ -10,7 +10,7 @@ from rlsys_envs.core import (GLOBAL_ACTION, NO_NODE, FixedInstance, RlsysEnv, Se
                              check_float, check_int, draw_instance, entity_spaces, graph_spaces, instance_source)
 from rlsys_envs.core.memory import keep_freed_heap_memory
 
-from .generator import SIZES, WORKLOADS, GeneratedClusters, load_vmr2l_json
+from .generator import GRANULARITIES, MEMORY_PROFILES, RACK_SIZE, SIZES, WORKLOADS, GeneratedClusters, load_vmr2l_json
 from .model import Cluster, distinct_sorted
 
 PM_FEATURES = 10
@@ -23,6 +23,11 @@ OBSERVATIONS = ("all", "graph")
 GRAPH_ONLY_KEYS = ("phase", "selected_vm", "global_features", "graph_x", "graph_edge_index", "graph_edge_type",
                    "graph_node_mask", "graph_edge_mask", "action_node")
 MAX_JOINT_ACTIONS = 250_000
+#: what the reward measures (``objective``): see the class docstring, "Rewards"
+OBJECTIVES = ("fr", "empty_pms", "weighted_fr")
+#: default weights of ``objective="weighted_fr"``: cores per NUMA node of the single-NUMA flavours,
+#: weighted by their frequency in the public 236-host snapshot (the M mix of the generator)
+DEFAULT_TYPE_WEIGHTS = {2: 333 / 1729, 4: 839 / 1729, 8: 358 / 1729, 16: 199 / 1729}
 
 
 class VMReschedulingEnv(RlsysEnv):
@@ -32,9 +37,11 @@ class VMReschedulingEnv(RlsysEnv):
     184,388 MB each), and VMs of 2/4/8/16 cores on one NUMA node or 32/64/88 cores split evenly
     over both nodes of their host, with 2 or 4 GB per core. The agent migrates up to ``mnl`` VMs,
     one at a time, to lower the fragment rate
-    ``FR = sum over NUMA nodes (free cores mod frag_unit) / total free cores``. No NUMA node may go
-    over capacity in cpu or memory, VMs marked unmovable stay put, and VMs of one anti-affinity group
-    never share a PM. State and dynamics live in :class:`rlsys_envs.vm.model.Cluster` over the core
+    ``FR = sum over NUMA nodes (free cores mod frag_unit) / total free cores`` (over in-service PMs).
+    No NUMA node may go over capacity in cpu or memory, VMs marked unmovable stay put, deployment
+    sets hold (anti-affinity: no two VMs of a set on one host, or one rack; affinity: a set's VMs stay
+    on one host, or one rack), and out-of-service (non-ACTIVE) PMs neither receive nor send VMs.
+    State and dynamics live in :class:`rlsys_envs.vm.model.Cluster` over the core
     :class:`~rlsys_envs.core.ResourcePool` (one resource per NUMA node; a migration is ``move``).
 
     **Action Space.** ``two_stage`` (default) and ``penalty``: ``Discrete(max(max_vms, 2 * max_pms)
@@ -98,14 +105,19 @@ class VMReschedulingEnv(RlsysEnv):
     **Rewards.** Phase-1 (and joint) steps: the drop in fragmented cores on the source and
     destination NUMA nodes divided by the (constant) total free cores, so the undiscounted return
     equals ``FR(reset) - FR(end)``. Phase-0 and stop steps: 0. ``penalty`` mode: ``-invalid_penalty``
-    for a refused action.
+    for a refused action. Variants (``objective``): ``empty_pms``, the change in the number of empty
+    in-service PMs over their count (return = share of PMs emptied); ``weighted_fr``, the drop of
+    the type-weighted FR (``weighted_fr()``; return = its reduction). With ``migration_cost`` > 0
+    every migration also costs ``migration_cost * (VM memory) / (largest NUMA memory)`` (live-migration
+    traffic).
 
     **Starting State.** With ``instance="generated"`` a snapshot from
     :func:`~rlsys_envs.vm.generator.generate_cluster` drawn from ``self.np_random`` (``size``,
-    ``workload``, ``frac_unmovable``, ``n_affinity_groups``); with a path, the cluster of that VMR2L
-    JSON file (the same every episode); with a :class:`~rlsys_envs.vm.model.Cluster`, that cluster;
-    with an instance generator, its draw. ``reset(options={"instance": ...})`` starts one episode
-    from another cluster (the same kinds of value; a cluster is copied).
+    ``workload``, ``frac_unmovable``, ``n_affinity_groups``, ``memory``, ...); with a path, the
+    snapshot of that VMR2L JSON file, every cluster of it pooled (the same every episode); with a
+    :class:`~rlsys_envs.vm.model.Cluster`, that cluster; with an instance generator, its draw.
+    ``reset(options={"instance": ...})`` starts one episode from another cluster (the same kinds
+    of value; a cluster is copied).
 
     **Episode End.** Terminated after ``mnl`` migrations, after the stop action, or after a
     migration that leaves no VM able to move (if that is already so at reset, stop is the one legal
@@ -133,14 +145,28 @@ class VMReschedulingEnv(RlsysEnv):
     - ``observation`` (``"all"``): ``all`` keys above, or ``graph``: only ``phase``, ``selected_vm``,
       ``global_features``, the ``graph_*`` keys and ``action_node`` (what a graph policy reads;
       ~35 % fewer bytes per step on M size, which matters when observations cross process pipes).
+    - ``memory`` (``"standard"``): memory profile of generated VMs, ``standard`` (VMR2L's 2 / 4 GB per
+      core: memory never binds) or ``heavy`` (2 / 4 / 8 GB per core: memory binds).
+    - ``rack_size`` (28): PMs per rack of generated snapshots, in ``[1, 100000]``.
+    - ``affinity_granularity`` (``"host"``): ``host`` or ``rack``, of the generated anti-affinity sets.
+    - ``objective`` (``"fr"``): ``fr``, ``empty_pms`` or ``weighted_fr`` (see Rewards).
+    - ``migration_cost`` (0.0): weight of the migration-memory cost term, in ``[0, 1000]``.
+    - ``type_weights`` (None): ``{cores per NUMA node: weight}`` of ``weighted_fr`` (None: the
+      2 / 4 / 8 / 16-core flavours weighted by their frequency in the public 236-host snapshot).
+    - ``instance_cluster`` (None): with a snapshot file, the cluster to load (index or
+      ``cluster_name``); None pools every cluster of the file, as VMR2L does.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"`` (heat map before / now).
 
     **Metrics** (``info["metrics"]`` at the last step): ``fr_initial``, ``fr_final``,
     ``fr_reduction``, ``migrations``, ``slots16_initial``, ``slots16_final``, ``slots16_gained``
-    (whole ``frag_unit``-core slots), ``return``, ``invalid_actions`` (penalty mode).
+    (whole ``frag_unit``-core slots), ``return``, ``invalid_actions`` (penalty mode),
+    ``migrated_mem_gb`` (memory of the migrated VMs), ``empty_pms_initial`` / ``empty_pms_final``,
+    ``weighted_fr_initial`` / ``weighted_fr_final``.
 
     **Variants** (registry): ``small``, ``joint``, ``penalty``, ``no_stop_constrained``,
-    ``graph_obs``; see ``docs/envs/vm.md``.
+    ``graph_obs``, ``memory_heavy``, ``rack_constrained``, ``empty_pms``, ``weighted_fr_cost``; see
+    ``docs/envs/vm.md``. The dynamic setting (VMs arriving and leaving while a planner computes) is
+    :mod:`rlsys_envs.vm.dynamic`.
 
     **Version History.** v0: initial version.
     """
@@ -153,7 +179,9 @@ class VMReschedulingEnv(RlsysEnv):
                  frag_unit: int = 16, action_mode: str = "two_stage", allow_stop: bool = True,
                  invalid_penalty: float = 0.01, frac_unmovable: float = 0.0, n_affinity_groups: int = 0,
                  max_pms: int | None = None, max_vms: int | None = None, observation: str = "all",
-                 render_mode: str | None = None):
+                 memory: str = "standard", rack_size: int = RACK_SIZE, affinity_granularity: str = "host",
+                 objective: str = "fr", migration_cost: float = 0.0, type_weights: dict | None = None,
+                 instance_cluster: int | str | None = None, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         keep_freed_heap_memory()  # ~0.6 MB of fresh observation per step on M size: see core.memory
         self.size = check_choice("size", size, tuple(SIZES))
@@ -166,6 +194,23 @@ class VMReschedulingEnv(RlsysEnv):
         self.invalid_penalty = check_float("invalid_penalty", invalid_penalty, 0.0, 1000.0)
         self.frac_unmovable = check_float("frac_unmovable", frac_unmovable, 0.0, 1.0)
         self.n_affinity_groups = check_int("n_affinity_groups", n_affinity_groups, 0, 10_000)
+        self.memory = check_choice("memory", memory, tuple(MEMORY_PROFILES))
+        self.rack_size = check_int("rack_size", rack_size, 1, 100_000)
+        self.affinity_granularity = check_choice("affinity_granularity", affinity_granularity, GRANULARITIES)
+        self.objective = check_choice("objective", objective, OBJECTIVES)
+        self.migration_cost = check_float("migration_cost", migration_cost, 0.0, 1000.0)
+        tw = DEFAULT_TYPE_WEIGHTS if type_weights is None else type_weights
+        if not isinstance(tw, dict) or not tw:
+            raise ValueError(f"type_weights must be a non-empty dict {{cores per NUMA node: weight}}, got {tw!r}")
+        self.type_weights = {check_int("type_weights key", k, 1, 1024): check_float(f"type_weights[{k}]", w, 0.0, 1e6)
+                             for k, w in tw.items()}
+        if sum(self.type_weights.values()) <= 0:
+            raise ValueError(f"type_weights must have a positive weight, got {tw!r}")
+        if instance_cluster is not None and (isinstance(instance_cluster, bool)
+                                             or not isinstance(instance_cluster, (int, str))):
+            raise ValueError(f"instance_cluster must be a cluster index, a cluster_name or None, "
+                             f"got {instance_cluster!r}")
+        self.instance_cluster = instance_cluster
         self.load_report = None
         # the VM padding of generated snapshots (the generator caps the VM count there)
         self._generated_max_vms = SIZES[self.size][1] if max_vms is None else check_int("max_vms", max_vms, 1, 100_000)
@@ -227,10 +272,11 @@ class VMReschedulingEnv(RlsysEnv):
     def _generated(self) -> GeneratedClusters:
         return GeneratedClusters(self.size, self.workload, frag_unit=self.frag_unit, frac_unmovable=self.frac_unmovable,
                                  n_groups=self.n_affinity_groups,
-                                 max_vms=self._generated_max_vms)
+                                 max_vms=self._generated_max_vms, memory=self.memory, rack_size=self.rack_size,
+                                 group_granularity=self.affinity_granularity)
 
     def _load(self, path) -> Cluster:
-        cluster, self.load_report = load_vmr2l_json(path, frag_unit=self.frag_unit)
+        cluster, self.load_report = load_vmr2l_json(path, frag_unit=self.frag_unit, cluster=self.instance_cluster)
         return cluster
 
     def _reset_model(self, options: dict) -> None:
@@ -256,6 +302,27 @@ class VMReschedulingEnv(RlsysEnv):
         self.mem_scale = float(max(cluster.numa_mem.max(), 1))
         self.fr_initial = cluster.fragment_rate()
         self.slots_initial = cluster.slots()
+        self.migrated_mem_mb = 0
+        self._pm_vms = np.bincount(cluster.vm_pm, minlength=cluster.n_pms)
+        self.n_active_pms = max(int(cluster.pm_accepting.sum()), 1)
+        self.empty_initial = self.empty_pms()
+        self.wfr_initial = self.weighted_fr()
+        self._refresh()
+        self._build_static()
+        self._action_node = self._make_action_node()
+
+    def sync_cluster(self, cluster: Cluster) -> None:
+        """Continue the episode on ``cluster`` (the same PMs; VMs may have come and gone): the
+        dynamic mode (:mod:`rlsys_envs.vm.dynamic`) calls this between migrations when the world
+        has changed. The env then acts on ``cluster`` itself (not a copy); the episode's counters,
+        its reset FR and its feature scales are kept. Only at a decision boundary (phase 0)."""
+        if self.cluster is None or self.phase != 0:
+            raise RuntimeError("sync_cluster needs an episode at a decision boundary (phase 0)")
+        if cluster.n_pms != self.cluster.n_pms or cluster.n_vms > self.max_vms:
+            raise ValueError(f"sync_cluster: the cluster has {cluster.n_pms} PMs / {cluster.n_vms} VMs; the episode "
+                             f"has {self.cluster.n_pms} PMs and room for max_vms={self.max_vms} VMs")
+        self.cluster = cluster
+        self._pm_vms = np.bincount(cluster.vm_pm, minlength=cluster.n_pms)
         self._refresh()
         self._build_static()
         self._action_node = self._make_action_node()
@@ -390,15 +457,50 @@ class VMReschedulingEnv(RlsysEnv):
         c = self.cluster
         own_mask = self.action_mode != "joint" and self.selected == v and self._dest is not None
         old_pm = int(c.vm_pm[v])
+        touched = distinct_sorted(c.vm_nodes(v).tolist() + c.vm_nodes(v, slot // 2, slot % 2).tolist())
+        wfr_before = self._weighted_fragments(touched) if self.objective == "weighted_fr" else 0.0
+        empty_before = int(self._pm_vms[old_pm] == 0) + int(self._pm_vms[slot // 2] == 0)
         drop = c.migrate(v, slot, legal=self._dest if own_mask else c.vm_slot_mask(v, self._shape_mask))
+        self._pm_vms[old_pm] -= 1
+        self._pm_vms[slot // 2] += 1
+        mem_mb = int(c.vm_nmem[v] * c.vm_span[v])
+        self.migrated_mem_mb += mem_mb
         self._place_rows(np.array([v], np.int64))
         self.migrations += 1
         self.plan.append((v, slot))
         self.phase, self.selected = 0, -1
         self._refresh(distinct_sorted([old_pm, slot // 2]))
-        reward = drop / c.total_free_cpu if c.total_free_cpu > 0 else 0.0
+        if self.objective == "fr":
+            reward = drop / c.total_free_cpu if c.total_free_cpu > 0 else 0.0
+        elif self.objective == "weighted_fr":
+            reward = wfr_before - self._weighted_fragments(touched)
+        else:
+            empty_after = int(self._pm_vms[old_pm] == 0) + int(self._pm_vms[slot // 2] == 0)
+            reward = (empty_after - empty_before) / self.n_active_pms
+        reward -= self.migration_cost * mem_mb / self.mem_scale
         self.total_return += reward
         return reward
+
+    # ------------------------------------------------------------------------ objectives
+    def empty_pms(self) -> int:
+        """In-service PMs that host no VM (``objective="empty_pms"``)."""
+        return int(((self._pm_vms == 0) & self.cluster.pm_accepting).sum())
+
+    def _weighted_fragments(self, nodes: np.ndarray | None = None) -> float:
+        """Weighted fragment cores of ``nodes`` (all in-service nodes by default), over the total free
+        cores: ``sum_c w_c (free mod c) / (sum_c w_c * total free)``."""
+        c = self.cluster
+        free = c.free[:, 0] if nodes is None else c.free[nodes, 0]
+        act = c.node_active if nodes is None else c.node_active[nodes]
+        num = sum(w * float((np.mod(free, k) * act).sum()) for k, w in self.type_weights.items())
+        den = sum(self.type_weights.values()) * c.total_free_cpu
+        return num / den if den > 0 else 0.0
+
+    def weighted_fr(self) -> float:
+        """Type-weighted fragment rate (``objective="weighted_fr"``): for every flavour size ``c``
+        (cores per NUMA node) of ``type_weights``, the share of free cores that cannot host a VM of
+        ``c`` cores, averaged with the weights (with ``{16: 1}`` it is the FR)."""
+        return self._weighted_fragments()
 
     # ------------------------------------------------------------------------ observation
     def _pm_features(self, pms: np.ndarray | None = None) -> np.ndarray:
@@ -550,7 +652,10 @@ class VMReschedulingEnv(RlsysEnv):
         return {"fr_initial": self.fr_initial, "fr_final": fr, "fr_reduction": self.fr_initial - fr,
                 "migrations": float(self.migrations), "slots16_initial": float(self.slots_initial),
                 "slots16_final": float(slots), "slots16_gained": float(slots - self.slots_initial),
-                "return": self.total_return, "invalid_actions": float(self.invalid)}
+                "return": self.total_return, "invalid_actions": float(self.invalid),
+                "migrated_mem_gb": self.migrated_mem_mb / 1024.0,
+                "empty_pms_initial": float(self.empty_initial), "empty_pms_final": float(self.empty_pms()),
+                "weighted_fr_initial": self.wfr_initial, "weighted_fr_final": self.weighted_fr()}
 
     # --------------------------------------------------------------------------- helpers
     def encode_migration(self, v: int, slot: int) -> list[int]:

@@ -6,9 +6,10 @@ shape ``h`` leaving slot ``s``) and ``inn[h, s]`` (arriving), with ``sum_s out =
 shape, ``sum out <= MNL``, every NUMA node within cpu and memory capacity in the final state, and
 ``free cpu = unit * q + r`` with ``0 <= r < unit`` per NUMA node; the objective minimises
 ``sum r`` (fragmented cores, i.e. FR, since total free cores are constant) and then the number of
-moves. VMs in anti-affinity groups get individual placement booleans (at most one member of a
-group per PM). This is exact for *simultaneous* moves, so its optimum is a lower bound on the FR
-reachable with ``MNL`` sequential migrations.
+moves. VMs in deployment sets get individual placement booleans (anti-affinity: at most one member of a
+set per PM, or per rack; affinity: every member stays on its host, or its rack). This is exact for
+*simultaneous* moves, so its optimum is a lower bound on the FR reachable with ``MNL`` sequential
+migrations.
 
 **Fragmented scope** (``scope="fragmented"``). A migration of ``c`` cores changes the free cores of
 its source and destination by ``+c`` and ``-c``; modulo the unit (16) nothing changes when ``c`` is
@@ -142,10 +143,13 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
         if fragmented and cpu % u == 0:
             continue   # stays where it is (the group constraints below see it there)
         slots = np.arange(0, n_nodes, 2) if span == 2 else np.arange(n_nodes)
+        g = int(c.vm_group[v])
+        # affinity sets: each member stays on its host / rack (where all the others are)
+        home = (c.pm_rack == c.pm_rack[c.vm_pm[v]]) if c.group_rack[g] else (np.arange(c.n_pms) == c.vm_pm[v])
         xs[v] = {}
         for s in slots:
             nodes = (s, s + 1) if span == 2 else (s,)
-            if s != own[v] and not may_receive(s, span, cpu, mem):
+            if s != own[v] and (not may_receive(s, span, cpu, mem) or (c.group_affinity[g] and not home[s // 2])):
                 continue
             b = model.NewBoolVar(f"x_{v}_{s}")
             xs[v][int(s)] = b
@@ -159,15 +163,19 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
             d_cpu[n].append(-int(cpu) * (1 - stay))
             d_mem[n].append(-int(mem) * (1 - stay))
         moves_terms.append(1 - stay)
-    for g in np.unique(c.vm_group[c.vm_group >= 0]):
-        members = np.flatnonzero(c.vm_group == g)
-        for p in range(c.n_pms):
-            terms = []
-            for v in members:
-                if v in xs:
-                    terms += [xs[v][s] for s in (2 * p, 2 * p + 1) if s in xs[v]]
-                elif c.vm_pm[v] == p:
-                    terms.append(1)
+    for g, members in c.group_members.items():
+        if c.group_affinity[g]:
+            continue    # the domains above keep affinity sets together
+        # anti-affinity: at most one member per host (or per rack)
+        unit_of = c.pm_rack if c.group_rack[g] else np.arange(c.n_pms)
+        terms_of: dict[int, list] = {}
+        for v in members:
+            if v in xs:
+                for s, b in xs[v].items():
+                    terms_of.setdefault(int(unit_of[s // 2]), []).append(b)
+            else:
+                terms_of.setdefault(int(unit_of[c.vm_pm[v]]), []).append(1)
+        for terms in terms_of.values():
             if len(terms) > 1:
                 model.Add(sum(terms) <= 1)
     model.Add(sum(moves_terms) <= mnl)
@@ -190,7 +198,8 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
         q = model.NewIntVar(0, int(cap[n, 0]) // u, f"q_{n}")
         r = model.NewIntVar(0, u - 1, f"r_{n}")
         model.Add(free_cpu == u * q + r)
-        rs.append(r)
+        if c.node_active[n]:     # out-of-service PMs count in no fragment rate
+            rs.append(r)
         model.AddHint(q, int(h_free[n] // u))
         model.AddHint(r, int(h_free[n] % u))
     for key, var in outs.items():
@@ -237,7 +246,7 @@ def solve_cpsat(cluster: Cluster, mnl: int, time_limit: float = 10.0, workers: i
         # no answer in time (a very short limit on a large cluster): the hint's final state, which
         # is legal and where the search started, rather than an empty plan worse than the hint
         moves = [(int(v), int(h_slot[v])) for v in np.flatnonzero(h_slot != own)]
-        frags = int((h_free % u).sum())
+        frags = int((h_free % u * c.node_active).sum())
     tf = c.total_free_cpu
     return CPSatResult(moves=moves, status=name, fragments=frags, bound=bound,
                        fr=frags / tf if tf else 0.0, fr_bound=bound / tf if tf else 0.0,

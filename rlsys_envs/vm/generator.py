@@ -64,11 +64,6 @@ comes from ``rng``. VM ids are assigned movable VMs first, smallest first (ties 
 """
 from __future__ import annotations
 
-import json
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
 from .model import NUMA_CPU, NUMA_MEM_MB, Cluster
@@ -91,6 +86,18 @@ MIXES: dict[str, np.ndarray] = {
 }
 MEM_PER_CORE_MB = (2048, 4096)
 P_4GB = 0.3
+#: memory profiles (``memory=``): per-core memory (MB) and the probability of each. ``standard``
+#: is VMR2L's mix (memory never binds: at most 4 GB per core on a 44-core node of 184,388 MB, i.e.
+#: 4.19 GB per core); ``heavy`` (ours) adds 8 GB-per-core VMs (memory-optimised flavours), mean
+#: 3.9 GB per core, close to what a node holds per core: on M/medium (seeds 0-1) 35% of the
+#: cpu-feasible (VM, NUMA node) pairs are blocked by memory, against 0% with ``standard``.
+MEMORY_PROFILES: dict[str, tuple[tuple[int, ...], tuple[float, ...]]] = {
+    "standard": ((2048, 4096), (1 - P_4GB, P_4GB)),
+    "heavy": ((2048, 4096, 8192), (0.45, 0.35, 0.2)),
+}
+#: PMs per rack of generated snapshots: the public snapshots have 10 racks for 279 PMs and 40 for 1,176
+RACK_SIZE = 28
+GRANULARITIES = ("host", "rack")
 
 
 #: probability that a VM is placed by best fit (else random fit); calibrated, see the module docstring
@@ -104,14 +111,54 @@ def size_mix(size: str) -> np.ndarray:
     return MIXES["L"] if size == "L" else MIXES["M"]
 
 
+def choose_slot(fc: np.ndarray, fm: np.ndarray, nc: int, nm: int, span: int, pack: bool, u: float,
+                accepting: np.ndarray | None = None) -> int:
+    """The placement rule of the generator (and of arrivals in :mod:`.dynamic`): the slot a VM of
+    ``span`` x (``nc`` cores, ``nm`` MB) per node gets, given free cores ``fc`` and memory ``fm`` per
+    NUMA node; -1 if it fits nowhere. ``pack``: best fit (the NUMA node with the fewest free cores
+    that fits; for a two-NUMA VM the PM with the fewest over both nodes), else random fit; ``u`` in
+    [0, 1) picks uniformly among the candidates. ``accepting``: ``[n_nodes]`` nodes that may receive."""
+    fit = (fc >= nc) & (fm >= nm)
+    if accepting is not None:
+        fit &= accepting
+    if span == 1:
+        slots = np.flatnonzero(fit)
+        if len(slots) == 0:
+            return -1
+        if pack:
+            left = fc[slots]
+            slots = slots[left == left.min()]
+    else:
+        pms = np.flatnonzero(fit[0::2] & fit[1::2])
+        if len(pms) == 0:
+            return -1
+        slots = 2 * pms
+        if pack:
+            left = fc[slots] + fc[slots + 1]
+            slots = slots[left == left.min()]
+    return int(slots[int(u * len(slots))])
+
+
 def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = "high", frag_unit: int = 16,
                      frac_unmovable: float = 0.0, n_groups: int = 0, group_size: int = 3,
                      n_pms: int | None = None, max_vms: int | None = None, churn_rounds: int = 1,
-                     p_pack: float = P_PACK) -> Cluster:
+                     p_pack: float = P_PACK, memory: str = "standard", rack_size: int = RACK_SIZE,
+                     group_granularity: str = "host") -> Cluster:
     """A snapshot of ``size`` at ``workload`` drawn from ``rng`` only (deterministic per seed).
 
     Each VM is placed by best fit with probability ``p_pack``, else by random fit (module docstring).
+    ``memory``: a :data:`MEMORY_PROFILES` key. PM ``p`` is on rack ``p // rack_size``. ``n_groups``
+    anti-affinity sets of ``group_size`` VMs are drawn among VMs on distinct hosts
+    (``group_granularity="host"``) or distinct racks (``"rack"``).
     """
+    if memory not in MEMORY_PROFILES:
+        raise ValueError(f"memory must be one of {', '.join(MEMORY_PROFILES)}; got {memory!r}")
+    if group_granularity not in GRANULARITIES:
+        raise ValueError(f"group_granularity must be one of {', '.join(GRANULARITIES)}; got {group_granularity!r}")
+    if isinstance(rack_size, bool) or not isinstance(rack_size, (int, np.integer)) or rack_size < 1:
+        raise ValueError(f"rack_size must be a whole number >= 1; got {rack_size!r}")
+    mem_levels, mem_probs = MEMORY_PROFILES[memory]
+    mem_cuts = np.cumsum(mem_probs)[:-1]
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
     if workload not in WORKLOADS:
@@ -132,7 +179,10 @@ def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = 
     def draw() -> tuple[int, bool, bool, float]:
         if stream["i"] == _BUF:
             stream["k"] = rng.choice(len(mix), size=_BUF, p=mix).tolist()
-            stream["m4"] = (rng.random(_BUF) < P_4GB).tolist()
+            # one uniform per VM picks its memory per core (standard: < P_4GB -> 4 GB, as before)
+            mr = rng.random(_BUF)
+            stream["m4"] = ((mr < P_4GB).astype(np.int64) if memory == "standard"
+                            else np.searchsorted(mem_cuts, mr, side="right")).tolist()
             stream["pk"] = (rng.random(_BUF) < p_pack).tolist()
             stream["u"] = rng.random(_BUF).tolist()
             stream["i"] = 0
@@ -142,24 +192,10 @@ def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = 
 
     def try_place(k: int, m4: bool, pack: bool, u: float) -> bool:
         cores, span = int(_CORES[k]), int(_SPAN[k])
-        nc, nm = cores // span, cores * MEM_PER_CORE_MB[int(m4)] // span
-        fit = (fc >= nc) & (fm >= nm)
-        if span == 1:
-            slots = np.flatnonzero(fit)
-            if len(slots) == 0:
-                return False
-            if pack:  # best fit: the NUMA node with the fewest free cores that fits
-                left = fc[slots]
-                slots = slots[left == left.min()]
-        else:
-            pms = np.flatnonzero(fit[0::2] & fit[1::2])
-            if len(pms) == 0:
-                return False
-            slots = 2 * pms
-            if pack:  # best fit: the PM with the fewest free cores over its two nodes
-                left = fc[slots] + fc[slots + 1]
-                slots = slots[left == left.min()]
-        s = int(slots[int(u * len(slots))])           # uniform among the candidates (ties)
+        nc, nm = cores // span, cores * mem_levels[int(m4)] // span
+        s = choose_slot(fc, fm, nc, nm, span, pack, u)
+        if s < 0:
+            return False
         pm, numa = divmod(s, 2)
         fc[s: s + span] -= nc
         fm[s: s + span] -= nm
@@ -209,21 +245,24 @@ def generate_cluster(rng: np.random.Generator, size: str = "M", workload: str = 
     order = np.lexsort((rng.random(n), a[:, 0] * a[:, 2], ~movable))
     a, movable = a[order], movable[order]
     groups = np.full(n, -1, np.int64)
-    if n_groups > 0:  # anti-affinity groups among VMs that already sit on distinct PMs
+    pm_rack = np.arange(n_pms, dtype=np.int64) // rack_size
+    unit_of = pm_rack if group_granularity == "rack" else np.arange(n_pms)
+    if n_groups > 0:  # anti-affinity groups among VMs that already sit on distinct PMs (racks)
         order = rng.permutation(n)
         g, members, pms = 0, [], set()
         for v in order:
             if g >= n_groups:
                 break
-            if int(a[v, 3]) not in pms:
+            if int(unit_of[a[v, 3]]) not in pms:
                 members.append(v)
-                pms.add(int(a[v, 3]))
+                pms.add(int(unit_of[a[v, 3]]))
             if len(members) == group_size:
                 groups[members] = g
                 g, members, pms = g + 1, [], set()
     return Cluster(numa_cpu=np.full((n_pms, 2), NUMA_CPU), numa_mem=np.full((n_pms, 2), NUMA_MEM_MB),
                    vm_ncpu=a[:, 0], vm_nmem=a[:, 1], vm_span=a[:, 2], vm_pm=a[:, 3], vm_numa=a[:, 4],
-                   vm_movable=movable, vm_group=groups, frag_unit=frag_unit)
+                   vm_movable=movable, vm_group=groups, frag_unit=frag_unit, pm_rack=pm_rack,
+                   group_rack=np.full(max(g, 0) if n_groups > 0 else 0, group_granularity == "rack"))
 
 
 class GeneratedClusters:
@@ -232,9 +271,11 @@ class GeneratedClusters:
     :mod:`rlsys_envs.core.instances`)."""
 
     def __init__(self, size: str = "M", workload: str = "high", frag_unit: int = 16, frac_unmovable: float = 0.0,
-                 n_groups: int = 0, max_vms: int | None = None):
+                 n_groups: int = 0, max_vms: int | None = None, memory: str = "standard",
+                 rack_size: int = RACK_SIZE, group_granularity: str = "host"):
         self.kwargs = dict(size=size, workload=workload, frag_unit=frag_unit, frac_unmovable=frac_unmovable,
-                           n_groups=n_groups, max_vms=max_vms)
+                           n_groups=n_groups, max_vms=max_vms, memory=memory, rack_size=rack_size,
+                           group_granularity=group_granularity)
 
     def __call__(self, rng: np.random.Generator) -> Cluster:
         return generate_cluster(rng, **self.kwargs)
@@ -243,175 +284,5 @@ class GeneratedClusters:
         return f"GeneratedClusters({', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
 
 
-# ------------------------------------------------------------------------------------- loader
-@dataclass
-class LoadReport:
-    """What the loader found besides the cluster itself."""
-
-    path: str
-    n_hosts: int = 0
-    n_vms: int = 0
-    #: the file's stated free values that differ from the ones recomputed from the VM placements:
-    #: dicts with host, numa, field ("free_cpu" / "memory_huge_free_mb"), stated, recomputed
-    free_disagreements: list[dict] = field(default_factory=list)
-    #: VMs whose placement disagrees with their type (NUMA count or demand): dicts with vm, type,
-    #: type_numa, type_cpu, type_mem_mb, placed_numa, placed_cpu, placed_mem_mb
-    type_disagreements: list[dict] = field(default_factory=list)
-    n_groups: int = 0
-    inactive_hosts: list[str] = field(default_factory=list)
-    #: a diagnosis of the disagreements, when one pattern explains them all
-    note: str = ""
-
-
-def _need(obj, key, where):
-    if not isinstance(obj, dict) or key not in obj:
-        raise ValueError(f"malformed VMR2L JSON: {where} has no {key!r}")
-    return obj[key]
-
-
-def _num(x, where) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or int(x) != x:
-        raise ValueError(f"malformed VMR2L JSON: {where} must be a whole number, got {x!r}")
-    return int(x)
-
-
-def load_vmr2l_json(path, frag_unit: int = 16, warn: bool = True) -> tuple[Cluster, LoadReport]:
-    """Load a VMR2L cluster JSON (``cluster_list[0]``: ``host_info``, ``vm_instance``; ``vm_type_list``).
-
-    The placements are the truth: NUMA usage is recomputed from the VMs, and every stated free value
-    that disagrees is recorded in the report (and summarised in one ``UserWarning``). A VM's shape is
-    taken from its placement: one NUMA entry = span 1; two = span 2 (the two entries must be equal).
-    Where that disagrees with its type in ``vm_type_list`` it is recorded too. Anti-affinity groups
-    are read from ``other_requirement.deployment_set`` (a list of lists of instance ids, or of dicts
-    holding such a list under ``vm_list`` / ``instance_ids`` / ``instances``). Hosts whose status is
-    not ``ACTIVE`` keep their VMs but receive none. A malformed file, a VM on an unknown host, a
-    duplicate id or an over-full NUMA node raise ``ValueError`` naming the VM or host.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"malformed VMR2L JSON in {path}: {e}") from None
-    clusters = _need(data, "cluster_list", "the top level")
-    if not isinstance(clusters, list) or not clusters:
-        raise ValueError("malformed VMR2L JSON: cluster_list must be a non-empty list")
-    c = clusters[0]
-    hosts = _need(c, "host_info", "cluster_list[0]")
-    inst = _need(c, "vm_instance", "cluster_list[0]")
-    if not isinstance(hosts, list) or not isinstance(inst, list):
-        raise ValueError("malformed VMR2L JSON: host_info and vm_instance must be lists")
-    types = {}
-    for t in data.get("vm_type_list", []) or []:
-        types[_need(t, "vm_type", "a vm_type_list entry")] = t
-    report = LoadReport(path=str(path), n_hosts=len(hosts), n_vms=len(inst))
-
-    pm_index: dict[str, int] = {}
-    numa_cpu = np.zeros((len(hosts), 2), np.int64)
-    numa_mem = np.zeros((len(hosts), 2), np.int64)
-    stated = np.zeros((len(hosts), 2, 2))
-    accepting = np.ones(len(hosts), bool)
-    for i, h in enumerate(hosts):
-        name = _need(h, "node_id", f"host_info[{i}]")
-        if name in pm_index:
-            raise ValueError(f"malformed VMR2L JSON: host {name!r} appears twice")
-        pm_index[name] = i
-        numa = _need(h, "numa", f"host {name!r}")
-        if not isinstance(numa, list) or len(numa) != 2:
-            raise ValueError(f"host {name!r} must have exactly 2 NUMA nodes, got {numa!r:.80}")
-        for n in numa:
-            k = _num(_need(n, "node", f"host {name!r} numa"), f"host {name!r} numa node")
-            if k not in (0, 1):
-                raise ValueError(f"host {name!r} has NUMA node {k}, not 0 or 1")
-            w = f"host {name!r} NUMA {k}"
-            numa_cpu[i, k] = _num(_need(n, "total_cpu", w), f"{w} total_cpu")
-            numa_mem[i, k] = _num(_need(n, "memory_huge_total_mb", w), f"{w} memory_huge_total_mb")
-            stated[i, k] = (float(_need(n, "free_cpu", w)), float(_need(n, "memory_huge_free_mb", w)))
-        if h.get("status", "ACTIVE") != "ACTIVE":
-            accepting[i] = False
-            report.inactive_hosts.append(name)
-
-    vm_index: dict[str, int] = {}
-    ncpu, nmem, span, vpm, vnuma, movable, vtypes = [], [], [], [], [], [], []
-    for j, v in enumerate(inst):
-        vid = _need(v, "instance_id", f"vm_instance[{j}]")
-        if vid in vm_index:
-            raise ValueError(f"malformed VMR2L JSON: VM {vid!r} appears twice")
-        vm_index[vid] = j
-        host = _need(v, "host_id", f"VM {vid!r}")
-        if host not in pm_index:
-            raise ValueError(f"VM {vid!r} is on unknown host {host!r}")
-        parts = _need(v, "numa", f"VM {vid!r}")
-        if not isinstance(parts, list) or len(parts) not in (1, 2):
-            raise ValueError(f"VM {vid!r} must use 1 or 2 NUMA nodes, got {parts!r:.80}")
-        rows = []
-        for n in parts:
-            k = _num(_need(n, "node", f"VM {vid!r} numa"), f"VM {vid!r} numa node")
-            if k not in (0, 1):
-                raise ValueError(f"VM {vid!r} is on NUMA node {k} of host {host!r}, not 0 or 1")
-            rows.append((k, _num(_need(n, "cpu", f"VM {vid!r} numa"), f"VM {vid!r} cpu"),
-                         _num(_need(n, "mem_mb", f"VM {vid!r} numa"), f"VM {vid!r} mem_mb")))
-        if len(rows) == 2 and (rows[0][0] == rows[1][0] or rows[0][1:] != rows[1][1:]):
-            raise ValueError(f"VM {vid!r} uses two NUMA entries that are not an even split over nodes 0 and 1: {parts}")
-        ncpu.append(rows[0][1])
-        nmem.append(rows[0][2])
-        span.append(len(rows))
-        vpm.append(pm_index[host])
-        vnuma.append(rows[0][0] if len(rows) == 1 else -1)
-        movable.append(bool(v.get("allow_migration", True)))
-        tname = v.get("instance_type")
-        vtypes.append(str(tname))
-        t = types.get(tname)
-        if t is not None:
-            t_numa, t_cpu, t_mem = int(t.get("numa", len(rows))), t.get("request_cpu"), t.get("request_mem_mb")
-            p_cpu, p_mem = rows[0][1] * len(rows), rows[0][2] * len(rows)
-            if t_numa != len(rows) or (t_cpu is not None and t_cpu != p_cpu) or (t_mem is not None and t_mem != p_mem):
-                report.type_disagreements.append(dict(vm=vid, type=tname, type_numa=t_numa, type_cpu=t_cpu,
-                                                      type_mem_mb=t_mem, placed_numa=len(rows), placed_cpu=p_cpu,
-                                                      placed_mem_mb=p_mem))
-
-    groups = np.full(len(inst), -1, np.int64)
-    dsets = (c.get("other_requirement") or {}).get("deployment_set", []) or []
-    for g, entry in enumerate(dsets):
-        ids = entry
-        if isinstance(entry, dict):
-            ids = next((entry[k] for k in ("vm_list", "instance_ids", "instances") if k in entry), None)
-        if not isinstance(ids, list):
-            raise ValueError(f"malformed VMR2L JSON: deployment_set[{g}] holds no list of instance ids")
-        for vid in ids:
-            if vid not in vm_index:
-                raise ValueError(f"deployment_set[{g}] names unknown VM {vid!r}")
-            groups[vm_index[vid]] = g
-    report.n_groups = len(dsets)
-
-    names = list(pm_index)
-    cluster = Cluster(numa_cpu=numa_cpu, numa_mem=numa_mem, vm_ncpu=ncpu, vm_nmem=nmem, vm_span=span,
-                      vm_pm=vpm, vm_numa=vnuma, vm_movable=movable, vm_group=groups, pm_accepting=accepting,
-                      frag_unit=frag_unit, pm_names=names, vm_names=list(vm_index), vm_types=vtypes)
-    free = cluster.free.reshape(len(hosts), 2, 2)
-    for i in range(len(hosts)):
-        for k in range(2):
-            for d, fname in enumerate(("free_cpu", "memory_huge_free_mb")):
-                if abs(stated[i, k, d] - free[i, k, d]) > 1e-6:
-                    report.free_disagreements.append(dict(host=names[i], numa=k, field=fname,
-                                                          stated=float(stated[i, k, d]),
-                                                          recomputed=int(free[i, k, d])))
-    dis = report.free_disagreements
-    if dis and all(r["field"] == "memory_huge_free_mb" and r["numa"] == 1
-                   and r["stated"] == stated[pm_index[r["host"]], 0, 1] for r in dis):
-        report.note = ("every disagreement is NUMA 1's memory_huge_free_mb, which equals NUMA 0's stated value: "
-                       "the file's writer seems to have copied NUMA 0's free memory into NUMA 1")
-    if warn and (report.free_disagreements or report.type_disagreements):
-        by_field: dict[str, int] = {}
-        for r in report.free_disagreements:
-            by_field[r["field"]] = by_field.get(r["field"], 0) + 1
-        first = report.free_disagreements[0] if report.free_disagreements else None
-        warnings.warn(
-            f"{path.name}: free values recomputed from the VM placements; the file's stated values disagree on "
-            f"{len(report.free_disagreements)} NUMA entries ({by_field})"
-            + (f", e.g. host {first['host']!r} NUMA {first['numa']} {first['field']}: stated {first['stated']:g}, "
-               f"recomputed {first['recomputed']}" if first else "")
-            + (f" ({report.note})" if report.note else "")
-            + f"; {len(report.type_disagreements)} VMs are placed differently from their type's NUMA count or demand "
-            "(the placement is used). Details: the LoadReport returned by load_vmr2l_json.",
-            UserWarning, stacklevel=2)
-    return cluster, report
+# the loader of VMR2L's cluster JSON lives in .loader (re-exported here, where it used to be)
+from .loader import LoadReport, load_vmr2l_json  # noqa: E402,F401

@@ -58,9 +58,18 @@ class Cluster:
     vm_movable:
         ``[n_vms]`` bool, False for VMs that may not migrate.
     vm_group:
-        ``[n_vms]`` anti-affinity group (-1 for none): two VMs of one group never share a PM.
+        ``[n_vms]`` deployment set of each VM (-1 for none; a VM is in at most one set). By default a
+        set is host anti-affinity: two VMs of one set never share a PM.
     pm_accepting:
-        ``[n_pms]`` bool, False for PMs that may not receive VMs (e.g. not ACTIVE in a snapshot).
+        ``[n_pms]`` bool, False for PMs that are out of service (not ACTIVE in a snapshot): they
+        receive no VMs, their VMs stay where they are, and their NUMA nodes count neither in the
+        fragment rate nor in the free cores.
+    pm_rack:
+        ``[n_pms]`` rack of every PM (default: every PM its own rack).
+    group_rack, group_affinity:
+        ``[n_groups]`` bool per deployment set: the set's granularity is the rack (else the host),
+        and it is an affinity set (its VMs stay together on one host / rack) rather than an
+        anti-affinity one (its VMs never share a host / rack). Default: host anti-affinity.
     frag_unit:
         the fragment unit in cores (16 in VMR2L).
     """
@@ -76,6 +85,9 @@ class Cluster:
     vm_group: np.ndarray | None = None
     pm_accepting: np.ndarray | None = None
     frag_unit: int = 16
+    pm_rack: np.ndarray | None = None
+    group_rack: np.ndarray | None = None
+    group_affinity: np.ndarray | None = None
     pm_names: list[str] | None = None
     vm_names: list[str] | None = None
     vm_types: list[str] | None = None
@@ -99,6 +111,19 @@ class Cluster:
                          else np.array(self.vm_group, dtype=np.int64, copy=True))
         self.pm_accepting = (np.ones(n_pms, bool) if self.pm_accepting is None
                              else np.array(self.pm_accepting, dtype=bool, copy=True))
+        self.pm_rack = (np.arange(n_pms, dtype=np.int64) if self.pm_rack is None
+                        else np.array(self.pm_rack, dtype=np.int64, copy=True))
+        if self.pm_rack.shape != (n_pms,):
+            raise ValueError(f"pm_rack must have shape [{n_pms}], got {self.pm_rack.shape}")
+        n_groups = int(self.vm_group.max()) + 1 if n_vms else 0
+        for name in ("group_rack", "group_affinity"):
+            val = getattr(self, name)
+            arr = np.zeros(n_groups, bool) if val is None else np.array(val, dtype=bool, copy=True)
+            if arr.shape[0] < n_groups:
+                raise ValueError(f"{name} must have one entry per deployment set ({n_groups}), got {arr.shape[0]}")
+            setattr(self, name, arr)
+        # out-of-service PMs keep their VMs: they neither send nor receive
+        self.vm_movable &= self.pm_accepting[np.clip(self.vm_pm, 0, max(n_pms - 1, 0))] if n_pms else True
         if self.frag_unit < 1:
             raise ValueError(f"frag_unit must be >= 1, got {self.frag_unit}")
         bad_span = np.flatnonzero((self.vm_span != 1) & (self.vm_span != 2))
@@ -120,7 +145,52 @@ class Cluster:
         self.shapes, self.vm_shape = np.unique(keys, axis=0, return_inverse=True)
         self.vm_shape = self.vm_shape.reshape(-1).astype(np.int64)
         self.grouped = np.flatnonzero(self.vm_group >= 0)
+        order = np.argsort(self.vm_group[self.grouped], kind="stable")
+        gs = self.grouped[order]
+        cuts = np.flatnonzero(np.diff(self.vm_group[gs])) + 1
+        #: deployment set -> its VMs
+        self.group_members = {int(self.vm_group[m[0]]): m for m in np.split(gs, cuts) if len(m)}
+        self._check_groups()
         self._build_pool()
+
+    def _check_groups(self) -> None:
+        """Refuse a snapshot that already breaks one of its deployment sets."""
+        for g, members in self.group_members.items():
+            where = self.pm_rack[self.vm_pm[members]] if self.group_rack[g] else self.vm_pm[members]
+            level = "rack" if self.group_rack[g] else "host"
+            if self.group_affinity[g]:
+                if len(np.unique(where)) > 1:
+                    raise ValueError(f"deployment set {g} ({level} affinity) is broken in the snapshot: its VMs "
+                                     f"{', '.join(self._vm_name(int(v)) for v in members[:10])} are on "
+                                     f"{len(np.unique(where))} different {level}s")
+            else:
+                vals, counts = np.unique(where, return_counts=True)
+                if np.any(counts > 1):
+                    w = vals[counts > 1][0]
+                    on = [self._vm_name(int(v)) for v in members[where == w]]
+                    name = f"rack {int(w)}" if self.group_rack[g] else f"PM {self._pm_name(int(w))}"
+                    raise ValueError(f"deployment set {g} ({level} anti-affinity) is broken in the snapshot: "
+                                     f"VMs {', '.join(on)} share {name}")
+
+    def group_allowed_pms(self, v: int) -> np.ndarray | None:
+        """``[n_pms]`` bool: the PMs VM ``v``'s deployment set lets it be on (None: no set)."""
+        g = int(self.vm_group[v])
+        if g < 0:
+            return None
+        members = self.group_members[g]
+        others = members[members != v]
+        if self.group_rack[g]:
+            if self.group_affinity[g]:
+                return self.pm_rack == self.pm_rack[self.vm_pm[v]]
+            return ~np.isin(self.pm_rack, self.pm_rack[self.vm_pm[others]])
+        if self.group_affinity[g]:
+            out = np.zeros(self.n_pms, bool)
+            out[self.vm_pm[v]] = True
+            return out
+        out = np.ones(self.n_pms, bool)
+        out[self.vm_pm[others]] = False
+        out[self.vm_pm[v]] = True
+        return out
 
     # ----------------------------------------------------------------------------- set-up
     @property
@@ -160,10 +230,11 @@ class Cluster:
             raise ValueError(
                 f"PM {self._pm_name(p)} NUMA node {k} is over {('cpu', 'mem')[d]} capacity: "
                 f"{int(usage[node, d])} > {int(cap[node, d])} (VMs on it: {', '.join(on[:20])})")
+        self.node_active = np.repeat(self.pm_accepting, 2)
         self.pool = ResourcePool(cap, ("cpu", "mem"))
         self.pool.place_many(range(self.n_vms), [self.vm_nodes(v) for v in range(self.n_vms)],
                              [[self.vm_ncpu[v], self.vm_nmem[v]] for v in range(self.n_vms)])
-        self.total_free_cpu = int((cap[:, 0] - self.pool.usage[:, 0]).sum())
+        self.total_free_cpu = int(((cap[:, 0] - self.pool.usage[:, 0]) * self.node_active).sum())
         self.frag_total = int(self.node_fragments().sum())
 
     def copy(self) -> "Cluster":
@@ -184,17 +255,19 @@ class Cluster:
         return self.pool.free
 
     def node_fragments(self) -> np.ndarray:
-        """Fragmented free cores per NUMA node: ``free cpu mod unit`` ([n_nodes])."""
-        return self.pool.fragments(0, self.frag_unit)
+        """Fragmented free cores per NUMA node: ``free cpu mod unit`` ([n_nodes]; 0 on the nodes of
+        out-of-service PMs, which the fragment rate leaves out)."""
+        return self.pool.fragments(0, self.frag_unit) * self.node_active
 
     def fragment_rate(self) -> float:
-        """FR = sum of (free cores mod unit) over NUMA nodes / total free cores (0 if none free)."""
+        """FR = sum of (free cores mod unit) over NUMA nodes / total free cores (0 if none free), over
+        the NUMA nodes of in-service PMs."""
         return self.frag_total / self.total_free_cpu if self.total_free_cpu > 0 else 0.0
 
     def slots(self, unit: int | None = None) -> int:
         """How many whole ``unit``-core VMs (16 by default) fit on the NUMA nodes, cpu-wise."""
         unit = self.frag_unit if unit is None else unit
-        return int((self.free[:, 0] // unit).sum())
+        return int((self.free[:, 0] // unit * self.node_active).sum())
 
     def shape_slot_mask(self, free: np.ndarray | None = None) -> np.ndarray:
         """``[n_shapes, n_nodes]``: where a VM of each shape would fit (slots), ignoring its own place.
@@ -239,12 +312,9 @@ class Cluster:
             m[2 * self.vm_pm[v]] = False
         else:
             m[self.own_slot(v)] = False
-        g = self.vm_group[v]
-        if g >= 0:
-            others = np.flatnonzero((self.vm_group == g) & (np.arange(self.n_vms) != v))
-            for p in np.unique(self.vm_pm[others]):
-                if p != self.vm_pm[v]:
-                    m[2 * p: 2 * p + 2] = False
+        allowed = self.group_allowed_pms(v)
+        if allowed is not None:
+            m &= np.repeat(allowed, 2)
         return m
 
     def movable_mask(self, shape_mask: np.ndarray | None = None) -> np.ndarray:
@@ -325,9 +395,10 @@ class Cluster:
         assert np.array_equal(usage, self.pool.usage), "pool usage differs from the VM placements"
         assert np.all(usage <= self.pool.capacity), "a NUMA node is over capacity"
         assert self.frag_total == int(self.node_fragments().sum()), "fragment count drifted"
-        for g in np.unique(self.vm_group[self.vm_group >= 0]):
-            pms = self.vm_pm[self.vm_group == g]
-            assert len(np.unique(pms)) == len(pms), f"anti-affinity group {g} shares a PM"
+        try:
+            self._check_groups()
+        except ValueError as e:
+            raise AssertionError(str(e)) from None
 
 
 def cluster_from_lists(numa_cpu: Sequence, numa_mem: Sequence, vms: Sequence[tuple], frag_unit: int = 16,
