@@ -179,7 +179,7 @@ def test_failing_requests_does_not_beat_the_best_static_limit_on_memory(seed):
     # requests (shedding the start-up queue), then 10; it out-scored static_10 by failing requests.
     static, m_static = slo_return([0], seed, profile="memory")
     shed, m_shed = slo_return([2, 0], seed, profile="memory")
-    assert m_shed["error_rate"] > 0.005 and m_static["error_rate"] == 0.0
+    assert m_shed["error_rate"] > 0.0 and m_static["error_rate"] == 0.0
     assert shed < static
 
 

@@ -74,10 +74,10 @@ class EventSimulator(SimulatorBase):
         serving = ((self.state == READY) | (self.state == DRAINING)) & (self.down_until <= self._last_int + 1e-12)
         n_serv = int(serving.sum())
         self._bucket_acc += self._conc * dt
+        self.total["in_system_s"] += self._conc * dt
         self._pod_s_int += int((self.state != FREE).sum()) * dt
         self._ready_int += int(((self.state == READY) & (self.down_until <= self._last_int + 1e-12)).sum()) * dt
         used = 0.0
-        memf = 0.0
         for s in np.flatnonzero(serving):
             pod = self.pods[s]
             used += min(len(pod.cpu), c.pod_cpu)
@@ -85,7 +85,6 @@ class EventSimulator(SimulatorBase):
         self._cpu_cap_int += n_serv * c.pod_cpu * dt
         self._mem_int += (n_serv * c.pod_base_mem_mb + self._mem_inflight) * dt
         self._mem_cap_int += n_serv * c.pod_mem_mb * dt
-        del memf
         self._last_int = now
 
     def _on_pod_drained_check(self) -> None:
@@ -186,21 +185,22 @@ class EventSimulator(SimulatorBase):
 
     def _oom(self, s: int, rid: int) -> None:
         pod = self.pods[s]
-        victims = [rid] + list(pod.cpu) + list(pod.sleeping)
-        self._cpu_work.pop(rid, None)
-        for v in victims:
-            if v != rid:
-                self._mem_inflight -= self.req_mem[v]
+        in_flight = list(pod.cpu) + list(pod.sleeping)
+        queued = [rid] + list(pod.queue)      # the queue-proxy forwards to a dead container: 502
+        pod.queue.clear()
+        for v in in_flight:
+            self._mem_inflight -= self.req_mem[v]
+            self._fail(v)
+        for v in queued:
+            self._cpu_work.pop(v, None)
             self._fail(v)
         if pod.cpu_event is not None:
             self.clock.cancel(pod.cpu_event)
             pod.cpu_event = None
         pod.cpu.clear()
         pod.sleeping = set()      # pending sleep events see the request is gone
-        self.down_until[s] = self.now + self._draw_start()
+        self._crash(s)
         self.clock.schedule(self.down_until[s], "up", s)
-        self.total["oom_kills"] += 1
-        self._st.oom_kills += 1
 
     def _fail(self, rid: int) -> None:
         self._conc -= 1
@@ -221,6 +221,7 @@ class EventSimulator(SimulatorBase):
         self._st.completed += 1
         lat = self.now - self.req_t0[rid]
         self._lat_buf.append(lat)
+        self.total["latency_s"] += lat
         if self.workload.clients > 0:
             self.clock.schedule(self.now, "issue")
         self._admit(s)

@@ -83,11 +83,16 @@ class ClusterConfig:
     pod_cpu: float = 1.0            # cores requested = the pod's CPU limit
     pod_mem_mb: float = 512.0       # request = limit
     pod_base_mem_mb: float = 62.0   # runtime footprint, before requests
-    cold_start_median: float = 2.0  # seconds
+    cold_start_median: float = 1.5  # seconds: container start + init + readiness (log-normal median)
     cold_start_sigma: float = 0.3   # log-normal shape
+    image_mb: float = 100.0         # container image size, pulled once per node
+    pull_mb_per_s: float = 50.0     # registry -> node pull bandwidth
     contention: float = 0.01        # CPU efficiency loss per request over the pod's cores
     error_latency: float = 0.05     # seconds before a failed request's client sees the error
     initial_pods: int = 1
+    restart_backoff: float = 10.0   # CrashLoopBackOff: first restart delay after an OOM kill (0: none)
+    restart_backoff_max: float = 300.0   # the doubling back-off's cap
+    backoff_reset: float = 600.0    # a container up this long without a crash resets its back-off
 
     def __post_init__(self):
         """Validate every field (a ``ValueError`` names it as ``cluster.<field>``)."""
@@ -98,12 +103,19 @@ class ClusterConfig:
                                                ("pod_base_mem_mb", 0.0, 1e7, True),
                                                ("cold_start_median", 0.0, 600.0, False),
                                                ("cold_start_sigma", 0.0, 3.0, True), ("contention", 0.0, 10.0, True),
-                                               ("error_latency", 0.0, 60.0, True)):
+                                               ("error_latency", 0.0, 60.0, True), ("image_mb", 0.0, 1e6, True),
+                                               ("pull_mb_per_s", 0.0, 1e6, False),
+                                               ("restart_backoff", 0.0, 3600.0, True),
+                                               ("restart_backoff_max", 0.0, 86400.0, True),
+                                               ("backoff_reset", 0.0, 86400.0, True)):
             set_checked(self, name, check_float(f"cluster.{name}", getattr(self, name), low, high,
                                                 low_inclusive=low_inclusive))
         if self.pod_base_mem_mb >= self.pod_mem_mb:
             raise ValueError(f"cluster.pod_base_mem_mb must be below cluster.pod_mem_mb ({self.pod_mem_mb}), "
                              f"got {self.pod_base_mem_mb}")
+        if self.restart_backoff_max < self.restart_backoff:
+            raise ValueError(f"cluster.restart_backoff_max must be >= cluster.restart_backoff ({self.restart_backoff}), "
+                             f"got {self.restart_backoff_max}")
         if self.max_pods() < 1:
             raise ValueError(f"cluster.n_nodes / node_cpu / node_mem_mb: the cluster cannot hold a single pod of "
                              f"pod_cpu={self.pod_cpu}, pod_mem_mb={self.pod_mem_mb}")
@@ -111,6 +123,10 @@ class ClusterConfig:
     def max_pods(self) -> int:
         per_node = min(int(self.node_cpu // self.pod_cpu + 1e-9), int(self.node_mem_mb // self.pod_mem_mb + 1e-9))
         return max(0, per_node) * self.n_nodes
+
+    def pull_time(self) -> float:
+        """Seconds to pull the image onto a node that does not hold it yet."""
+        return self.image_mb / self.pull_mb_per_s
 
     def mem_cap(self, profile: Profile) -> float:
         """Requests a pod can hold in flight before an OOM kill (inf when requests need no memory)."""
@@ -262,7 +278,12 @@ class SimulatorBase:
         self.down_until = np.zeros(S)
         self.unscheduled = 0
         self.desired = c.initial_pods
-        self.total = dict(arrived=0.0, completed=0.0, failed=0.0, pod_seconds=0.0, cold_starts=0, oom_kills=0)
+        self.total = dict(arrived=0.0, completed=0.0, failed=0.0, pod_seconds=0.0, cold_starts=0, oom_kills=0,
+                          in_system_s=0.0, latency_s=0.0)
+        self.crashes = np.zeros(S, np.int64)         # CrashLoopBackOff count per pod
+        self.last_crash = np.full(S, -np.inf)
+        self.pod_node = np.full(S, -1, np.int64)
+        self.image_at = np.full(c.n_nodes, np.inf)   # when each node holds the image (pulled once per node)
         self.hist_total = LatencyHistogram()
         self._bucket_acc = 0.0
         self._next_bucket = self.kpa_cfg.bucket
@@ -272,14 +293,37 @@ class SimulatorBase:
             s = self._place_pod()
             if s is not None:
                 self.state[s] = READY
+                self.ready_at[s] = 0.0
+                self.image_at[self.pod_node[s]] = 0.0
         self.desired = c.initial_pods
 
     def _reset_requests(self) -> None:
         raise NotImplementedError
 
     def _draw_start(self) -> float:
+        """Container start (start + init + readiness): log-normal around ``cold_start_median``."""
         c = self.cluster
         return float(c.cold_start_median * math.exp(c.cold_start_sigma * self.rng.standard_normal()))
+
+    def _crash(self, s: int) -> None:
+        """OOM kill of pod ``s``'s container: it restarts after the kubelet's CrashLoopBackOff
+        (``restart_backoff`` doubling per crash up to ``restart_backoff_max``; the count resets
+        after ``backoff_reset`` seconds without a crash) plus a container start."""
+        c = self.cluster
+        if self.now - self.last_crash[s] > c.backoff_reset:
+            self.crashes[s] = 0
+        k = int(self.crashes[s])
+        wait = min(c.restart_backoff_max, c.restart_backoff * 2.0 ** k) if c.restart_backoff > 0 else 0.0
+        self.crashes[s] = k + 1
+        self.last_crash[s] = self.now
+        self.down_until[s] = self.now + wait + self._draw_start()
+        self.total["oom_kills"] += 1
+        self._st_oom()
+
+    def _st_oom(self) -> None:
+        st = getattr(self, "_st", None)
+        if st is not None:
+            st.oom_kills += 1
 
     def _place_pod(self) -> int | None:
         c = self.cluster
@@ -290,10 +334,18 @@ class SimulatorBase:
         if len(fits) == 0:
             return None
         s = int(free[0])
-        self.pool.place(s, int(fits[0]), [c.pod_cpu, c.pod_mem_mb])
+        # the scheduler prefers a node that already holds the image (no pull)
+        cached = fits[np.isfinite(self.image_at[fits])]
+        node = int(cached[0]) if len(cached) else int(fits[0])
+        self.pool.place(s, node, [c.pod_cpu, c.pod_mem_mb])
         self.state[s] = STARTING
-        self.ready_at[s] = self.now + self._draw_start()
+        if not np.isfinite(self.image_at[node]):         # the first pod on this node pulls the image
+            self.image_at[node] = self.now + c.pull_time()
+        self.pod_node[s] = node
+        self.ready_at[s] = max(self.now, float(self.image_at[node])) + self._draw_start()
         self.down_until[s] = 0.0
+        self.crashes[s] = 0
+        self.last_crash[s] = -np.inf
         return s
 
     def _release_pod(self, s: int) -> None:
