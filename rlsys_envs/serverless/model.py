@@ -114,8 +114,8 @@ class ClusterConfig:
             raise ValueError(f"cluster.pod_base_mem_mb must be below cluster.pod_mem_mb ({self.pod_mem_mb}), "
                              f"got {self.pod_base_mem_mb}")
         if self.restart_backoff_max < self.restart_backoff:
-            raise ValueError(f"cluster.restart_backoff_max must be >= cluster.restart_backoff ({self.restart_backoff}), "
-                             f"got {self.restart_backoff_max}")
+            raise ValueError(f"cluster.restart_backoff_max must be >= cluster.restart_backoff "
+                             f"({self.restart_backoff}), got {self.restart_backoff_max}")
         if self.max_pods() < 1:
             raise ValueError(f"cluster.n_nodes / node_cpu / node_mem_mb: the cluster cannot hold a single pod of "
                              f"pod_cpu={self.pod_cpu}, pod_mem_mb={self.pod_mem_mb}")
