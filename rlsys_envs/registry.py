@@ -75,6 +75,7 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
             "switching_random": {"workload": "switching", "profile": "memory", "switch_profile": "sleep",
                                  "switch_spread": 0.2},
             "slo": {"reward": "slo", "action_type": "absolute"},
+            "paper_reward": {"reward": "paper"},
         },
     ),
     EnvEntry(

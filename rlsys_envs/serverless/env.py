@@ -178,11 +178,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                  arrival_rate: float | None = None,
                  trace_path: str | None = None, trace_function: str | None = None, trace_scale: float | None = None,
                  cpu_s: float | None = None, sleep_s: float | None = None, mem_mb: float | None = None,
-                 work_cv: float | None = None, action_type: str = "delta", reward: str = "paper",
+                 work_cv: float | None = None, action_type: str = "delta", reward: str = "slo",
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
                  simulator: str = "fluid", dt: float = 0.5, throughput_ref: float = 100.0,
-                 slo_latency: float = 5.0, w_latency: float = 1.0, latency_cap: float = 1.0, w_error: float = 2.0,
-                 w_cost: float = 0.1, kpa: KPAConfig | Mapping | None = None,
+                 slo_latency: float = 5.0, w_latency: float = 0.5, latency_cap: float = 1.0, w_error: float = 2.0,
+                 w_cost: float = 0.1, w_tail: float = 0.5, kpa: KPAConfig | Mapping | None = None,
                  cluster: ClusterConfig | Mapping | None = None, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         if isinstance(workload, str):
@@ -216,10 +216,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.w_latency = check_float("w_latency", w_latency, 0.0, 1e6)
         self.latency_cap = check_float("latency_cap", latency_cap, 0.0, 1e6)
         self.w_error = check_float("w_error", w_error, 0.0, 1e6)
-        if self.w_latency * self.latency_cap > 1.0:
-            raise ValueError(f"w_latency * latency_cap must be <= 1 (a completed request is never worth less than "
-                             f"0, so never less than a failed one, -w_error); "
-                             f"got {self.w_latency} * {self.latency_cap}")
+        self.w_tail = check_float("w_tail", w_tail, 0.0, 1e6)
+        if (self.w_latency + self.w_tail) * self.latency_cap > 1.0 + 1e-12:
+            raise ValueError(f"(w_latency + w_tail) * latency_cap must be <= 1 (a completed request is never worth "
+                             f"less than 0, so never less than a failed one, -w_error); "
+                             f"got ({self.w_latency} + {self.w_tail}) * {self.latency_cap}")
         self.w_cost = check_float("w_cost", w_cost, 0.0, 1e6)
         kpa = config_of(KPAConfig, kpa, "kpa")
         if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
@@ -299,8 +300,13 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         T, ref = st.duration, self.throughput_ref
         slo, cap = self.slo_latency, self.latency_cap
         over = st.hist.mean_of(lambda lat: np.minimum(np.maximum(0.0, lat / slo - 1.0), cap))
-        return {"throughput": st.completed / T / ref,
-                "latency": -self.w_latency * st.completed / T / ref * over,
+        tail = 0.0
+        if st.completed > 0:
+            tail = sum(min(max(0.0, st.latency(q) / slo - 1.0), cap) for q in (0.95, 0.99)) / 2.0
+        x = st.completed / T / ref
+        return {"throughput": x,
+                "latency": -self.w_latency * x * over,
+                "tail": -self.w_tail * x * tail,
                 "error": -self.w_error * st.failed / T / ref,
                 "cost": -self.w_cost * st.pod_seconds / (T * self.max_pods)}
 
@@ -338,6 +344,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self._last = None
         self._limit_sum = 0.0
         self._terms: dict[str, float] = {}
+        self._slo_sum = 0.0
+        self._over_slo = 0
         self.history = {k: [] for k in ("t", "arrival_rate", "throughput", "pods_ready", "limit", "p95", "error_rate")}
 
     def _apply_action(self, action):
@@ -348,12 +356,15 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self._last = st
         self._t += 1
         x = st.throughput
+        self._terms = self.slo_terms(st)
+        slo_r = sum(self._terms.values())
+        self._slo_sum += slo_r
+        self._over_slo += int(st.completed > 0 and st.latency(0.95) > self.slo_latency) or int(st.error_rate > 0.01)
         if self.reward_kind == "paper":
             self._best = max(self._best, x)
             reward = 0.0 if self._best <= 0 else (1.0 if x >= 0.95 * self._best else x / self._best)
         else:
-            self._terms = self.slo_terms(st)
-            reward = sum(self._terms.values())
+            reward = slo_r
         h = self.history
         h["t"].append(self.sim.now)
         h["arrival_rate"].append(st.arrived / st.duration)
@@ -428,6 +439,10 @@ class ServerlessAutoscalingEnv(RlsysEnv):
             "oom_kills": float(tot["oom_kills"]),
             "mean_limit": self._limit_sum / max(self._t, 1),
             "arrived": tot["arrived"], "completed": tot["completed"], "failed": tot["failed"],
+            "slo_score": self._slo_sum / max(self._t, 1),
+            "slo_violation_rate": ((tot["completed"] * h.fraction_above(self.slo_latency) + tot["failed"]) / done
+                                   if done > 0 else 0.0),
+            "intervals_over_slo": self._over_slo / max(self._t, 1),
         }
 
     # ------------------------------------------------------------------------------- render

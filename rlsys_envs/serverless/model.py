@@ -177,6 +177,10 @@ class LatencyHistogram:
             return 0.0
         return float(np.dot(self.counts, f(_H_CENTRES)) / tot)
 
+    def fraction_above(self, x: float) -> float:
+        """Fraction of the recorded latencies above ``x`` seconds (0 when empty)."""
+        return self.mean_of(lambda lat: (lat > x).astype(float))
+
     def quantile(self, q: float) -> float:
         tot = self.counts.sum()
         if tot <= 0:
