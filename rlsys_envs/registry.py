@@ -76,6 +76,7 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
                                  "switch_spread": 0.2},
             "slo": {"reward": "slo", "action_type": "absolute"},
             "paper_reward": {"reward": "paper"},
+            "instant_limit": {"limit_change": "instant"},
         },
     ),
     EnvEntry(

@@ -180,7 +180,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                  cpu_s: float | None = None, sleep_s: float | None = None, mem_mb: float | None = None,
                  work_cv: float | None = None, action_type: str = "delta", reward: str = "slo",
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
-                 simulator: str = "fluid", dt: float = 0.5, throughput_ref: float = 100.0,
+                 simulator: str = "fluid", dt: float = 0.5, limit_change: str = "revision",
+                 throughput_ref: float = 100.0,
                  slo_latency: float = 5.0, w_latency: float = 0.5, latency_cap: float = 1.0, w_error: float = 2.0,
                  w_cost: float = 0.1, w_tail: float = 0.5, kpa: KPAConfig | Mapping | None = None,
                  cluster: ClusterConfig | Mapping | None = None, render_mode: str | None = None):
@@ -211,6 +212,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.episode_decisions = check_int("episode_decisions", episode_decisions, 1, 100_000)
         self.simulator_kind = check_choice("simulator", simulator, ("fluid", "event"))
         self.dt = check_choice("dt", dt, (0.1, 0.125, 0.2, 0.25, 0.5, 1.0))
+        self.limit_change = check_choice("limit_change", limit_change, ("revision", "instant"))
         self.throughput_ref = check_float("throughput_ref", throughput_ref, 0.0, 1e9, low_inclusive=False)
         self.slo_latency = check_float("slo_latency", slo_latency, 0.0, 1e6, low_inclusive=False)
         self.w_latency = check_float("w_latency", w_latency, 0.0, 1e6)
@@ -243,7 +245,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.instance_source = self._source(workload, "workload")
         self.kpa_cfg, self.cluster = kpa, cluster
         self.max_pods = cluster.max_pods()
-        self.sim = make_simulator(self.simulator_kind, cluster, kpa, dt=self.dt)
+        self.sim = make_simulator(self.simulator_kind, cluster, kpa, dt=self.dt,
+                                  rollout=self.limit_change == "revision")
 
         if self.action_type == "delta":       # sample() draws legal moves (core.MaskedDiscrete)
             self.action_space = self.masked_discrete(3)

@@ -111,6 +111,8 @@ class FluidSimulator(SimulatorBase):
         """Simulate ``duration`` seconds in steps of ``dt`` (see the module docstring)."""
         st = IntervalStats(duration=duration)
         self._st = st
+        self.started = True
+        qfac, timeout = self.cluster.queue_depth_factor, self.cluster.request_timeout
         c, dt = self.cluster, self.dt
         n_steps = int(round(duration / dt))
         wl = self.workload
@@ -149,21 +151,42 @@ class FluidSimulator(SimulatorBase):
                 new += self.returning
                 self.returning = 0.0
             st.arrived += new
+            failed = 0.0
+            plim = self.pod_limit.tolist()
             if new > 0 or self.act_n > 0:
-                routable = [s for s in range(S) if stl[s] == READY and down[s] <= t + 1e-9]
+                rev = self.serving_rev
+                prev = self.pod_rev.tolist()
+                routable = [s for s in range(S) if stl[s] == READY and down[s] <= t + 1e-9 and prev[s] == rev]
                 tot = self.act_n + new
                 age = self.act_n * self.act_age / tot
-                if routable:
+                if routable and self.act_in_path and plim[routable[0]] > 0:
+                    # the activator holds the requests and sends each pod only what it can admit now
+                    rooms = [plim[s] - ns[s] - q[s] for s in routable]
+                    free = sum(r for r in rooms if r > 0)
+                    share = 1.0 if free <= tot else tot / free
+                    sent = 0.0
+                    for s, r in zip(routable, rooms):
+                        if r > 0:
+                            add = r * share
+                            aq[s] = (aq[s] * q[s] + age * add) / (q[s] + add)
+                            q[s] += add
+                            sent += add
+                    self.act_n = tot - sent if tot - sent > 1e-12 else 0.0
+                    self.act_age = age if self.act_n > 0 else 0.0
+                elif routable:
                     self._route(tot, age, routable)
                     self.act_n, self.act_age = 0.0, 0.0
+                    for s in routable:          # a full queue-proxy queue answers 503
+                        cap_q = qfac * plim[s]
+                        if plim[s] > 0 and q[s] > cap_q:
+                            failed += q[s] - cap_q
+                            q[s] = cap_q
                 else:
                     self.act_n, self.act_age = tot, age
                     if self.unscheduled + stl.count(STARTING) + stl.count(READY) == 0:
                         self._scale_to(max(1, self.desired))       # the activator pokes the autoscaler
                         stl = self.state.tolist()
             # ---- admission from the proxy queues (with OOM kills), then service over [t, t + dt)
-            lim = self.limit
-            failed = 0.0
             l_step0 = l_int
             n_comp = 0.0
             n_live = 0
@@ -180,6 +203,7 @@ class FluidSimulator(SimulatorBase):
                 if sst == READY:
                     ready_acc += dt
                 n0, q0 = ns[s], q[s]
+                lim = plim[s]
                 if q0 > 0.0:
                     adm = q0
                     if lim > 0:
@@ -323,6 +347,23 @@ class FluidSimulator(SimulatorBase):
                 if stl[s] == STARTING and self.ready_at[s] <= t + 1e-9:
                     self.state[s] = READY
                     stl[s] = READY
+            if self.serving_rev != self.rev and self._check_switch():
+                stl = self.state.tolist()
+            # requests that waited past the revision timeout fail (the fluid's queues have one
+            # mean age: a queue whose mean age passes the timeout fails as a whole)
+            tfail = 0.0
+            for s in range(S):
+                if q[s] > 0 and aq[s] + dt > timeout:
+                    tfail += q[s]
+                    q[s] = 0.0
+                    aq[s] = 0.0
+            if self.act_n > 0 and self.act_age + dt > timeout:
+                tfail += self.act_n
+                self.act_n = self.act_age = 0.0
+            if tfail:
+                st.failed += tfail
+                if closed:
+                    self.returning += tfail
             # ---- ageing, metrics buckets, autoscaler ticks
             for s in range(S):
                 if q[s] > 0:

@@ -93,6 +93,9 @@ class ClusterConfig:
     restart_backoff: float = 10.0   # CrashLoopBackOff: first restart delay after an OOM kill (0: none)
     restart_backoff_max: float = 300.0   # the doubling back-off's cap
     backoff_reset: float = 600.0    # a container up this long without a crash resets its back-off
+    queue_depth_factor: float = 10.0     # queue-proxy queue = factor x containerConcurrency; 503 beyond
+    request_timeout: float = 300.0       # revision-timeout-seconds: a request still waiting after it fails
+    target_burst_capacity: float = 200.0  # activator in the path while excess burst capacity < 0; -1: always
 
     def __post_init__(self):
         """Validate every field (a ``ValueError`` names it as ``cluster.<field>``)."""
@@ -107,7 +110,10 @@ class ClusterConfig:
                                                ("pull_mb_per_s", 0.0, 1e6, False),
                                                ("restart_backoff", 0.0, 3600.0, True),
                                                ("restart_backoff_max", 0.0, 86400.0, True),
-                                               ("backoff_reset", 0.0, 86400.0, True)):
+                                               ("backoff_reset", 0.0, 86400.0, True),
+                                               ("queue_depth_factor", 0.0, 1e6, True),
+                                               ("request_timeout", 0.0, 86400.0, False),
+                                               ("target_burst_capacity", -1.0, 1e9, True)):
             set_checked(self, name, check_float(f"cluster.{name}", getattr(self, name), low, high,
                                                 low_inclusive=low_inclusive))
         if self.pod_base_mem_mb >= self.pod_mem_mb:
@@ -259,6 +265,8 @@ FREE, STARTING, READY, DRAINING = 0, 1, 2, 3
 class SimulatorBase:
     """State and logic both simulators share: pod slots on a ResourcePool, the KPA loop, stats."""
 
+    rollout = True
+
     def __init__(self, cluster: ClusterConfig, kpa: KPAConfig):
         self.cluster = cluster
         self.kpa_cfg = kpa
@@ -287,6 +295,11 @@ class SimulatorBase:
         self.crashes = np.zeros(S, np.int64)         # CrashLoopBackOff count per pod
         self.last_crash = np.full(S, -np.inf)
         self.pod_node = np.full(S, -1, np.int64)
+        self.pod_rev = np.zeros(S, np.int64)         # the revision each pod runs
+        self.pod_limit = np.zeros(S)                 # its containerConcurrency (0 = none)
+        self.rev = self.serving_rev = 0              # the latest revision, the one receiving traffic
+        self.started = False
+        self.act_in_path = True                      # the activator in the request path
         self.image_at = np.full(c.n_nodes, np.inf)   # when each node holds the image (pulled once per node)
         self.hist_total = LatencyHistogram()
         self._bucket_acc = 0.0
@@ -346,6 +359,8 @@ class SimulatorBase:
         if not np.isfinite(self.image_at[node]):         # the first pod on this node pulls the image
             self.image_at[node] = self.now + c.pull_time()
         self.pod_node[s] = node
+        self.pod_rev[s] = self.rev
+        self.pod_limit[s] = self.limit
         self.ready_at[s] = max(self.now, float(self.image_at[node])) + self._draw_start()
         self.down_until[s] = 0.0
         self.crashes[s] = 0
@@ -357,8 +372,8 @@ class SimulatorBase:
         self.state[s] = FREE
 
     def ready_mask(self) -> np.ndarray:
-        """Routable pods: ready, not being removed, container up."""
-        return (self.state == READY) & (self.down_until <= self.now + 1e-9)
+        """Routable pods: ready, of the revision receiving traffic, not being removed, container up."""
+        return (self.state == READY) & (self.down_until <= self.now + 1e-9) & (self.pod_rev == self.serving_rev)
 
     def pod_counts(self) -> tuple[int, int]:
         """(ready, pending) where pending = starting + unschedulable + restarting after OOM."""
@@ -375,7 +390,8 @@ class SimulatorBase:
     def _scale_to(self, desired: int) -> None:
         """Pod controller: create or remove pods until the count matches ``desired``."""
         self.desired = desired
-        current = self.unscheduled + int(((self.state == STARTING) | (self.state == READY)).sum())
+        mine = self.pod_rev == self.rev
+        current = self.unscheduled + int((((self.state == STARTING) | (self.state == READY)) & mine).sum())
         if desired > current:
             self.unscheduled += desired - current
         elif desired < current:
@@ -383,12 +399,12 @@ class SimulatorBase:
             take = min(k, self.unscheduled)
             self.unscheduled -= take
             k -= take
-            starting = np.flatnonzero(self.state == STARTING)
+            starting = np.flatnonzero((self.state == STARTING) & mine)
             for s in starting[::-1][:k]:
                 self._release_pod(int(s))
             k -= min(k, len(starting))
             if k > 0:
-                ready = np.flatnonzero(self.state == READY)
+                ready = np.flatnonzero((self.state == READY) & mine)
                 load = self._pod_load()[ready]
                 order = ready[np.lexsort((-ready, load))]   # least loaded first, newest first on ties
                 for s in order[:k]:
@@ -405,10 +421,52 @@ class SimulatorBase:
     def _kpa_tick(self) -> None:
         ready, _ = self.pod_counts()
         self._scale_to(self.kpa.decide(self.now, ready, self.limit))
+        # Knative's excess burst capacity: ready x capacity - target-burst-capacity - panic concurrency
+        tbc = self.cluster.target_burst_capacity
+        per_pod = self.limit if self.limit > 0 else self.kpa_cfg.target_default
+        ebc = math.floor(ready * per_pod - tbc - self.kpa.last_panic)
+        self.act_in_path = ready == 0 or tbc < 0 or ebc < 0
+
+    def _check_switch(self) -> bool:
+        """Route to the latest revision once one of its pods is ready; the old revision's pods
+        drain (no new requests; released when empty). True if the route switched."""
+        if self.serving_rev == self.rev:
+            return False
+        if not ((self.state == READY) & (self.pod_rev == self.rev)).any():
+            return False
+        self.serving_rev = self.rev
+        old = (self.pod_rev != self.rev) & (self.state == READY)
+        self.state[old] = DRAINING
+        self._on_pod_drained_check()
+        return True
 
     # ---- public
     def set_limit(self, limit: int) -> None:
-        self.limit = int(limit)
+        """Set ``containerConcurrency``. Before the first :meth:`advance` (the service is deployed
+        with it) or with ``rollout=False`` the change is instant on every pod; otherwise it is a
+        new revision: its pods start (cold starts, on the capacity the old pods leave), the route
+        moves to it once one of them is ready, and the old revision's pods drain. On a full cluster
+        the old revision's least-loaded pod drains first to make room."""
+        limit = int(limit)
+        if limit == self.limit:
+            return
+        self.limit = limit
+        if not self.started or not self.rollout:
+            self.pod_limit[self.state != FREE] = limit
+            return
+        self.rev += 1
+        for s in np.flatnonzero((self.state == STARTING) & (self.pod_rev != self.rev)):
+            self._release_pod(int(s))       # a superseded revision's pods that never became ready
+        self.unscheduled = 0
+        self._scale_to(max(1, self.desired))
+        if not ((self.pod_rev == self.rev) & (self.state != FREE)).any():
+            # a full cluster: free room for the new revision by draining the old revision's
+            # least-loaded pod (a rolling update without surge; Knative would leave it pending)
+            old = np.flatnonzero((self.state == READY) & (self.pod_rev != self.rev))
+            if len(old):
+                s = int(old[np.argmin(self._pod_load()[old])])
+                self.state[s] = DRAINING
+                self._on_pod_drained_check()
 
     def advance(self, duration: float) -> IntervalStats:
         raise NotImplementedError
@@ -420,14 +478,19 @@ class SimulatorBase:
         raise NotImplementedError
 
 
-def make_simulator(kind: str, cluster: ClusterConfig, kpa: KPAConfig, dt: float = 0.5) -> SimulatorBase:
-    """``"fluid"`` (fast, default) or ``"event"`` (request-level reference)."""
+def make_simulator(kind: str, cluster: ClusterConfig, kpa: KPAConfig, dt: float = 0.5,
+                   rollout: bool = True) -> SimulatorBase:
+    """``"fluid"`` (fast, default) or ``"event"`` (request-level reference); ``rollout``: a limit
+    change rolls out a new revision (else it is instant on every pod)."""
     if kind == "fluid":
         from .fluid import FluidSimulator
 
-        return FluidSimulator(cluster, kpa, dt=dt)
-    if kind == "event":
+        sim = FluidSimulator(cluster, kpa, dt=dt)
+    elif kind == "event":
         from .eventsim import EventSimulator
 
-        return EventSimulator(cluster, kpa)
-    raise ValueError(f"simulator must be 'fluid' or 'event', got {kind!r}")
+        sim = EventSimulator(cluster, kpa)
+    else:
+        raise ValueError(f"simulator must be 'fluid' or 'event', got {kind!r}")
+    sim.rollout = bool(rollout)
+    return sim
