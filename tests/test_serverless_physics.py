@@ -155,3 +155,72 @@ def test_different_seeds_give_different_episodes(kind, workload):
     a, b, a2 = metrics(0), metrics(1), metrics(0)
     assert a == a2
     assert a["throughput"] != b["throughput"] and a["p95_latency"] != b["p95_latency"]
+
+
+# ------------------------------------------------------------------------- Knative request path
+
+
+@pytest.mark.parametrize("kind", ["fluid", "event"])
+def test_a_full_queue_proxy_answers_503_when_the_activator_is_out_of_the_path(kind):
+    # target_burst_capacity 0: the activator leaves the path once a pod is ready; 3 pods at limit 2
+    # hold 2 in flight + 20 queued each, so 200 clients overflow the queues
+    cl = ClusterConfig(target_burst_capacity=0.0, initial_pods=3)
+    sim = make_simulator(kind, cl, KPAConfig(min_scale=3, max_scale=3))
+    sim.reset(np.random.default_rng(0), Workload(PROFILES["cpu"], clients=200), 2)
+    sim.advance(4.0)
+    st = sim.advance(10.0)
+    assert not sim.act_in_path and st.failed > 0 and st.oom_kills == 0
+    load = sim._pod_load()
+    assert load.max() <= 2 + 10 * 2 + 1e-9
+
+
+@pytest.mark.parametrize("kind", ["fluid", "event"])
+def test_the_activator_holds_what_the_pods_cannot_admit_without_errors(kind):
+    sim = make_simulator(kind, ClusterConfig(initial_pods=3), KPAConfig(min_scale=3, max_scale=3))
+    sim.reset(np.random.default_rng(0), Workload(PROFILES["cpu"], clients=200), 2)
+    sim.advance(4.0)
+    st = sim.advance(10.0)
+    assert sim.act_in_path and st.failed == 0
+    assert sim._pod_load().max() <= 2 + 1e-9          # no queue builds at the pods
+    assert sim.snapshot()["queued"] > 150              # the activator holds the rest
+
+
+@pytest.mark.parametrize("kind", ["fluid", "event"])
+def test_requests_waiting_past_the_timeout_fail(kind):
+    cl = ClusterConfig(request_timeout=5.0, initial_pods=1)
+    sim = make_simulator(kind, cl, KPAConfig(min_scale=1, max_scale=1))
+    sim.reset(np.random.default_rng(0), Workload(PROFILES["cpu"], clients=200), 10)
+    st = sim.advance(30.0)
+    assert st.failed > 50 and st.oom_kills == 0
+    assert st.latency(0.99) < 5.0 + 1.5               # nobody completes long after the deadline
+
+
+@pytest.mark.parametrize("kind", ["fluid", "event"])
+def test_a_limit_change_rolls_out_a_new_revision(kind):
+    sim = make_simulator(kind, ClusterConfig(), KPAConfig())
+    sim.reset(np.random.default_rng(0), Workload(PROFILES["sleep"], clients=300), 30)
+    sim.advance(60.0)
+    starts = sim.total["cold_starts"]
+    sim.set_limit(70)
+    assert sim.rev == 1 and sim.serving_rev == 0      # the old revision serves until a new pod is ready
+    assert set(sim.pod_limit[sim.pod_rev == 0]) == {30.0}
+    sim.advance(60.0)
+    assert sim.serving_rev == 1 and sim.total["cold_starts"] > starts
+    live = sim.state != 0
+    assert set(sim.pod_rev[live]) == {1} and set(sim.pod_limit[live]) == {70.0}
+    # the free change (a named variant) applies at once, with no cold start
+    free = make_simulator(kind, ClusterConfig(), KPAConfig(), rollout=False)
+    free.reset(np.random.default_rng(0), Workload(PROFILES["sleep"], clients=300), 30)
+    free.advance(60.0)
+    c0 = free.total["cold_starts"]
+    free.set_limit(70)
+    assert free.rev == 0 and set(free.pod_limit[free.state != 0]) == {70.0} and free.total["cold_starts"] == c0
+
+
+def test_the_limit_change_variant_is_a_constructor_argument():
+    with pytest.raises(ValueError, match="limit_change"):
+        ServerlessAutoscalingEnv(limit_change="free")
+    env = gym.make("rlsys/ServerlessAutoscaling-v0", limit_change="instant", action_type="absolute")
+    env.reset(seed=0)
+    env.step(0)
+    assert env.unwrapped.sim.rev == 0

@@ -425,7 +425,8 @@ class SimulatorBase:
         tbc = self.cluster.target_burst_capacity
         per_pod = self.limit if self.limit > 0 else self.kpa_cfg.target_default
         ebc = math.floor(ready * per_pod - tbc - self.kpa.last_panic)
-        self.act_in_path = ready == 0 or tbc < 0 or ebc < 0
+        # (target-burst-capacity 0: the activator is in the path only at zero pods; -1: always)
+        self.act_in_path = ready == 0 or tbc < 0 or (tbc > 0 and ebc < 0)
 
     def _check_switch(self) -> bool:
         """Route to the latest revision once one of its pods is ready; the old revision's pods
