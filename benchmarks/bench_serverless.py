@@ -34,8 +34,8 @@ from bench_common import add_out_option, default_figure, tee_stdout  # noqa: E40
 
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.serverless import LIMITS, ServerlessAutoscalingEnv  # noqa: E402
-from rlsys_envs.serverless.baselines import (KnativeDefaultPolicy, QLearningPolicy, StaticLimitPolicy,  # noqa: E402
-                                             train_q_learning)
+from rlsys_envs.serverless.baselines import (CPUThresholdPolicy, KnativeDefaultPolicy, QLearningPolicy,  # noqa: E402
+                                             StaticLimitPolicy, train_q_learning)
 
 ID = "rlsys/ServerlessAutoscaling-v0"
 SETTINGS = {
@@ -82,7 +82,12 @@ def evaluate(kwargs, policy, seeds):
     env = ServerlessAutoscalingEnv(**kwargs)
     rows = [{**(ep := play_episode(env, policy, s)).metrics, "return": ep.total_return} for s in seeds]
     means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    return means, {k: float(np.std([r[k] for r in rows])) for k in rows[0]}
+    # half-width of the 95 % confidence interval of the mean (t distribution over the episodes)
+    from scipy.stats import t as student_t
+    n = len(rows)
+    tq = float(student_t.ppf(0.975, n - 1)) if n > 1 else 0.0
+    return means, {k: tq * float(np.std([r[k] for r in rows], ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+                   for k in rows[0]}
 
 
 def sweep(kwargs, seeds):
@@ -93,13 +98,14 @@ def sweep(kwargs, seeds):
 
 
 def fmt_sweep(name, res):
-    best = max((k for k in res if k != "default"), key=lambda k: res[k]["throughput"])
-    lines = [f"\n### Static sweep: {name} (best static limit: {best})\n",
-             "| limit | throughput [req/s] | p95 [s] | error rate | pod-seconds |", "|---|---|---|---|---|"]
+    best = max((k for k in res if k != "default"), key=lambda k: res[k]["slo_score"])
+    lines = [f"\n### Static sweep: {name} (best static limit by slo score: {best})\n",
+             "| limit | throughput [req/s] | p95 [s] | error rate | pod-seconds | slo score |",
+             "|---|---|---|---|---|---|"]
     for k, m in res.items():
         mark = " **best**" if k == best else ""
         lines.append(f"| {k}{mark} | {m['throughput']:.1f} | {m['p95_latency']:.2f} | {m['error_rate']:.3f} | "
-                     f"{m['pod_seconds']:.0f} |")
+                     f"{m['pod_seconds']:.0f} | {m['slo_score']:.3f} |")
     return "\n".join(lines), best
 
 
@@ -177,7 +183,7 @@ def main(argv=None):
     ap.add_argument("--setting-checkpoint", action="append", default=[], metavar="SETTING=PATH[@JSON]",
                     help="checkpoint evaluated on one setting only (cpu, memory, sleep, switching), optional env "
                          "kwargs JSON after @; may repeat")
-    ap.add_argument("--reward", choices=("paper", "slo"), default="paper",
+    ap.add_argument("--reward", choices=("paper", "slo"), default="slo",
                     help="reward of every env (only the return column depends on it)")
     ap.add_argument("--policies-only", action="store_true",
                     help="skip the speed table, the sweep tables and the plot "
@@ -245,13 +251,14 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
     if best is None:
         best = {name: fmt_sweep(name, sweep(kw, sweep_seeds))[1] for name, kw in settings.items()}
 
-    print(f"\n### Policies over {episodes} seeded episodes (mean; +- is the std over episodes)\n")
+    print(f"\n### Policies over {episodes} seeded episodes (mean; +- is the 95 % confidence interval of the mean)\n")
     print(f"Q-learning: the paper's tabular agent (paper reward; with --reward slo also a second one trained on the "
           f"slo reward) trained online for {q_episodes} episodes on the same setting (training seeds 10000+), "
           "then greedy.\n")
     print(f"Return: sum of the `{args.reward}` reward over the episode's 30 decisions.\n")
-    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | pod-seconds | mean limit | return |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | SLO violations | pod-seconds | "
+          "mean limit | slo score | return |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, kw in settings.items():
         if name not in args.shown:
             continue
@@ -259,6 +266,7 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
         q, _ = train_q_learning({**kw, "reward": "paper"}, episodes=q_episodes)   # the paper's agent and reward
         q_time = time.time() - t0
         pols = [("knative_default", KnativeDefaultPolicy()), (f"static_{best[name]}", StaticLimitPolicy(best[name])),
+                ("cpu_threshold (HPA-style)", CPUThresholdPolicy()),
                 (f"q_learning ({q_time:.0f} s training)", QLearningPolicy(q=q))]
         if args.reward == "slo":     # the same tabular agent trained on the (Markov) slo reward
             t0 = time.time()
@@ -276,8 +284,9 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
             pname, pol = item[0], item[1]
             m, sd = evaluate(item[2] if len(item) > 2 else kw, pol, eval_seeds)
             print(f"| {name} | {pname} | {m['throughput']:.1f} +- {sd['throughput']:.1f} | "
-                  f"{m['p95_latency']:.2f} | {m['error_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} | "
-                  f"{m['return']:.1f} |")
+                  f"{m['p95_latency']:.2f} +- {sd['p95_latency']:.2f} | {m['error_rate']:.3f} | "
+                  f"{m['slo_violation_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} | "
+                  f"{m['slo_score']:.3f} +- {sd['slo_score']:.3f} | {m['return']:.1f} |")
     print(f"\n(total benchmark time {time.time() - t_start:.0f} s)")
 
 
