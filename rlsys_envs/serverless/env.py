@@ -11,7 +11,7 @@ from rlsys_envs.core.validation import config_of
 
 from .generator import WORKLOADS, load_trace_counts, make_profile, make_workload
 from .kpa import KPAConfig
-from .model import PROFILES, ClusterConfig, IntervalStats, Workload, make_simulator
+from .model import PROFILES, ClusterConfig, IntervalStats, SLOReward, Workload, make_simulator
 
 #: the limit grid of the paper's action space: 10, 30, ..., 310
 LIMITS = np.arange(10, 311, 20)
@@ -213,17 +213,11 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.simulator_kind = check_choice("simulator", simulator, ("fluid", "event"))
         self.dt = check_choice("dt", dt, (0.1, 0.125, 0.2, 0.25, 0.5, 1.0))
         self.limit_change = check_choice("limit_change", limit_change, ("revision", "instant"))
-        self.throughput_ref = check_float("throughput_ref", throughput_ref, 0.0, 1e9, low_inclusive=False)
-        self.slo_latency = check_float("slo_latency", slo_latency, 0.0, 1e6, low_inclusive=False)
-        self.w_latency = check_float("w_latency", w_latency, 0.0, 1e6)
-        self.latency_cap = check_float("latency_cap", latency_cap, 0.0, 1e6)
-        self.w_error = check_float("w_error", w_error, 0.0, 1e6)
-        self.w_tail = check_float("w_tail", w_tail, 0.0, 1e6)
-        if (self.w_latency + self.w_tail) * self.latency_cap > 1.0 + 1e-12:
-            raise ValueError(f"(w_latency + w_tail) * latency_cap must be <= 1 (a completed request is never worth "
-                             f"less than 0, so never less than a failed one, -w_error); "
-                             f"got ({self.w_latency} + {self.w_tail}) * {self.latency_cap}")
-        self.w_cost = check_float("w_cost", w_cost, 0.0, 1e6)
+        self.slo = SLOReward(throughput_ref=throughput_ref, slo_latency=slo_latency, w_latency=w_latency,
+                             w_tail=w_tail, latency_cap=latency_cap, w_error=w_error, w_cost=w_cost)
+        self.throughput_ref, self.slo_latency = self.slo.throughput_ref, self.slo.slo_latency
+        self.w_latency, self.w_tail, self.latency_cap = self.slo.w_latency, self.slo.w_tail, self.slo.latency_cap
+        self.w_error, self.w_cost = self.slo.w_error, self.slo.w_cost
         kpa = config_of(KPAConfig, kpa, "kpa")
         if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
             raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, "
@@ -294,24 +288,9 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self._pinned = True
 
     def slo_terms(self, st: IntervalStats) -> dict[str, float]:
-        """The four terms of the ``slo`` reward for one interval (they sum to the reward).
-
-        Per request, in units of ``throughput_ref`` requests per second: a completed request
-        with latency ``L`` earns ``1 - w_latency * min(max(0, L / slo_latency - 1), latency_cap)``
-        (1 within the SLO, at least ``1 - w_latency * latency_cap >= 0`` however late), a failed
-        request costs ``w_error``; plus the pod cost."""
-        T, ref = st.duration, self.throughput_ref
-        slo, cap = self.slo_latency, self.latency_cap
-        over = st.hist.mean_of(lambda lat: np.minimum(np.maximum(0.0, lat / slo - 1.0), cap))
-        tail = 0.0
-        if st.completed > 0:
-            tail = sum(min(max(0.0, st.latency(q) / slo - 1.0), cap) for q in (0.95, 0.99)) / 2.0
-        x = st.completed / T / ref
-        return {"throughput": x,
-                "latency": -self.w_latency * x * over,
-                "tail": -self.w_tail * x * tail,
-                "error": -self.w_error * st.failed / T / ref,
-                "cost": -self.w_cost * st.pod_seconds / (T * self.max_pods)}
+        """The five terms of the ``slo`` reward for one interval (they sum to the reward); see
+        :class:`~rlsys_envs.serverless.model.SLOReward`."""
+        return self.slo.terms(st, self.max_pods)
 
     def _source(self, value, field: str):
         """The workload generator that ``value`` (a ``workload`` argument) stands for: a name of

@@ -257,6 +257,76 @@ class IntervalStats:
         return self.hist.quantile(q)
 
 
+# --------------------------------------------------------------------------------- SLO reward
+
+
+@dataclass(frozen=True)
+class SLOReward:
+    """The ``slo`` reward of one interval, in units of ``throughput_ref`` requests per second.
+
+    A completed request earns 1, less ``w_latency`` times its capped overshoot of the SLO and
+    ``w_tail`` times the interval's mean capped p95 / p99 overshoot; a failed request costs
+    ``w_error``; pods cost ``w_cost`` per pod-second over the pod capacity. Validated so that a
+    completed request is never worth less than 0 (``(w_latency + w_tail) * latency_cap <= 1``)."""
+
+    throughput_ref: float = 100.0
+    slo_latency: float = 5.0
+    w_latency: float = 0.5
+    w_tail: float = 0.5
+    latency_cap: float = 1.0
+    w_error: float = 2.0
+    w_cost: float = 0.1
+
+    def __post_init__(self):
+        set_checked(self, "throughput_ref", check_float("throughput_ref", self.throughput_ref, 0.0, 1e9,
+                                                        low_inclusive=False))
+        set_checked(self, "slo_latency", check_float("slo_latency", self.slo_latency, 0.0, 1e6, low_inclusive=False))
+        for name in ("w_latency", "w_tail", "latency_cap", "w_error", "w_cost"):
+            set_checked(self, name, check_float(name, getattr(self, name), 0.0, 1e6))
+        if (self.w_latency + self.w_tail) * self.latency_cap > 1.0 + 1e-12:
+            raise ValueError(f"(w_latency + w_tail) * latency_cap must be <= 1 (a completed request is never worth "
+                             f"less than 0, so never less than a failed one, -w_error); "
+                             f"got ({self.w_latency} + {self.w_tail}) * {self.latency_cap}")
+
+    def terms(self, st: "IntervalStats", pod_capacity: int) -> dict[str, float]:
+        """The five signed terms (``throughput``, ``latency``, ``tail``, ``error``, ``cost``); they
+        sum to the reward."""
+        T, ref = st.duration, self.throughput_ref
+        slo, cap = self.slo_latency, self.latency_cap
+        over = st.hist.mean_of(lambda lat: np.minimum(np.maximum(0.0, lat / slo - 1.0), cap))
+        tail = 0.0
+        if st.completed > 0:
+            tail = sum(min(max(0.0, st.latency(q) / slo - 1.0), cap) for q in (0.95, 0.99)) / 2.0
+        x = st.completed / T / ref
+        return {"throughput": x,
+                "latency": -self.w_latency * x * over,
+                "tail": -self.w_tail * x * tail,
+                "error": -self.w_error * st.failed / T / ref,
+                "cost": -self.w_cost * st.pod_seconds / (T * pod_capacity)}
+
+
+def merge_stats(parts: list["IntervalStats"]) -> "IntervalStats":
+    """One interval's statistics from consecutive pieces of it."""
+    out = IntervalStats()
+    for p in parts:
+        out.duration += p.duration
+        out.arrived += p.arrived
+        out.completed += p.completed
+        out.failed += p.failed
+        out.pod_seconds += p.pod_seconds
+        out.cold_starts += p.cold_starts
+        out.oom_kills += p.oom_kills
+        out.ready_mean += p.ready_mean * p.duration
+        out.cpu_util += p.cpu_util * p.duration
+        out.mem_util += p.mem_util * p.duration
+        out.hist.merge(p.hist)
+    if out.duration > 0:
+        out.ready_mean /= out.duration
+        out.cpu_util /= out.duration
+        out.mem_util /= out.duration
+    return out
+
+
 # ------------------------------------------------------------------------------ pod controller
 
 FREE, STARTING, READY, DRAINING = 0, 1, 2, 3
@@ -275,15 +345,20 @@ class SimulatorBase:
             raise ValueError("the cluster cannot hold a single pod: raise n_nodes, node_cpu or node_mem_mb")
 
     # ---- lifecycle
-    def reset(self, rng: np.random.Generator, workload: Workload, limit: int) -> None:
+    def reset(self, rng: np.random.Generator, workload: Workload, limit: int, pool: ResourcePool | None = None,
+              key: object = None) -> None:
+        """Start an episode. ``pool`` (with this service's ``key``): a node pool shared with other
+        services, whose pods then compete for the nodes; default a pool of this service's own."""
         c = self.cluster
+        self._pkey = key
         self.rng = rng
         self.workload = workload
         workload.reset(rng)
         self.limit = int(limit)
         self.now = 0.0
         self.kpa = KPA(self.kpa_cfg)
-        self.pool = ResourcePool(np.tile([c.node_cpu, c.node_mem_mb], (c.n_nodes, 1)).astype(float), ("cpu", "mem"))
+        self.pool = pool if pool is not None else ResourcePool(
+            np.tile([c.node_cpu, c.node_mem_mb], (c.n_nodes, 1)).astype(float), ("cpu", "mem"))
         S = self.n_slots
         self.state = np.zeros(S, np.int8)
         self.ready_at = np.zeros(S)
@@ -354,7 +429,7 @@ class SimulatorBase:
         # the scheduler prefers a node that already holds the image (no pull)
         cached = fits[np.isfinite(self.image_at[fits])]
         node = int(cached[0]) if len(cached) else int(fits[0])
-        self.pool.place(s, node, [c.pod_cpu, c.pod_mem_mb])
+        self.pool.place(s if self._pkey is None else (self._pkey, s), node, [c.pod_cpu, c.pod_mem_mb])
         self.state[s] = STARTING
         if not np.isfinite(self.image_at[node]):         # the first pod on this node pulls the image
             self.image_at[node] = self.now + c.pull_time()
@@ -368,7 +443,7 @@ class SimulatorBase:
         return s
 
     def _release_pod(self, s: int) -> None:
-        self.pool.release(s)
+        self.pool.release(s if self._pkey is None else (self._pkey, s))
         self.state[s] = FREE
 
     def ready_mask(self) -> np.ndarray:
