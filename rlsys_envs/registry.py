@@ -80,6 +80,17 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         },
     ),
     EnvEntry(
+        id="rlsys/ServerlessMultiFunction-v0",
+        entry_point="rlsys_envs.serverless.multi:ServerlessMultiFunctionEnv",
+        baselines="rlsys_envs.serverless.multi:BASELINES",
+        summary="Several Knative functions on one shared cluster; Box limit per function; per-function metrics obs",
+        variants={
+            "diurnal": {"workload": "diurnal"},
+            "bursty": {"workload": "bursty"},
+            "instant_limit": {"limit_change": "instant"},
+        },
+    ),
+    EnvEntry(
         id="rlsys/VMRescheduling-v0",
         entry_point="rlsys_envs.vm.env:VMReschedulingEnv",
         baselines="rlsys_envs.vm.baselines:BASELINES",

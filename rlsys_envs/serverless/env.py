@@ -122,7 +122,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     has to detect the switch rather than learn its time from ``progress``; the drawn time (s) is
     ``env.switch_time``; ``clients`` [500, 1..100000]; ``arrival_rate`` [None = per
     profile: cpu 50, memory 60, sleep 300 req/s; (0, 1e6]]; ``trace_path`` [None],
-    ``trace_function`` [None = sum of all rows], ``trace_scale`` [None = match arrival_rate];
+    ``trace_function`` [None = sum of all rows], ``trace_scale`` [None = match arrival_rate],
+    ``trace_start`` [0, the first minute replayed];
     ``cpu_s``, ``sleep_s``, ``mem_mb``, ``work_cv`` [None = profile's] per-request knobs;
     ``action_type`` [delta]; ``reward`` [paper]; ``decision_interval`` [30.0, 2..3600 s, a
     multiple of the 2 s tick]; ``episode_decisions`` [30, 1..100000]; ``initial_limit`` [110, a
@@ -177,6 +178,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                  switch_at: float = 0.5, switch_spread: float = 0.0, clients: int = 500,
                  arrival_rate: float | None = None,
                  trace_path: str | None = None, trace_function: str | None = None, trace_scale: float | None = None,
+                 trace_start: int = 0,
                  cpu_s: float | None = None, sleep_s: float | None = None, mem_mb: float | None = None,
                  work_cv: float | None = None, action_type: str = "delta", reward: str = "slo",
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
@@ -228,10 +230,15 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         else:
             self.initial_limit = check_choice("initial_limit", initial_limit, tuple(int(x) for x in LIMITS))
         self.trace_counts = None
+        trace_start = check_int("trace_start", trace_start, 0, 10**7)
         if self.workload_kind == "trace":
             if trace_path is None:
                 raise ValueError("trace_path must name an Azure Functions 2019 invocations CSV when workload='trace'")
-            self.trace_counts = load_trace_counts(trace_path, function=trace_function)
+            counts = load_trace_counts(trace_path, function=trace_function)
+            start = check_int("trace_start", trace_start, 0, len(counts) - 1)
+            self.trace_counts = counts[start:]
+            if self.trace_counts.sum() <= 0:
+                raise ValueError(f"trace_start: {trace_path} has no invocations from minute {start} on")
         self.trace_scale = (None if trace_scale is None
                             else check_float("trace_scale", trace_scale, 0.0, 1e9, low_inclusive=False))
         self.profile = make_profile(self.profile_name, **knobs)
