@@ -244,7 +244,8 @@ def test_malformed_trace_files_raise_clear_errors(tmp_path, content, match):
     p.write_text(content)
     with pytest.raises(ValueError, match=match):
         load_azure_functions_trace(p)
-    with pytest.raises(ValueError, match=match):
+    # the env reads any number of minute columns 1..M (small traces), so a 3-minute header is legal
+    with pytest.raises(ValueError, match={"minute columns": "no row"}.get(match, match)):
         ServerlessAutoscalingEnv(workload="trace", trace_path=str(p))
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlsys_envs.core import DiurnalProcess, OnOffProcess, PoissonProcess, TraceReplay, load_azure_functions_trace
+from rlsys_envs.core import DiurnalProcess, OnOffProcess, PoissonProcess, TraceReplay
 
 from .model import PROFILES, Profile, Workload
 
@@ -44,8 +44,10 @@ def make_profile(name: str, cpu_s: float | None = None, sleep_s: float | None = 
 
 
 def load_trace_counts(path: str | Path, function: str | None = None) -> np.ndarray:
-    """Per-minute counts of an Azure Functions 2019 trace file (see ``core.load_azure_functions_trace``)."""
-    counts = load_azure_functions_trace(path, function=function)
+    """Per-minute counts of an Azure Functions 2019 trace file: one function's row, or the sum of
+    all rows (see :func:`load_azure_2019_functions`)."""
+    rows = load_azure_2019_functions(path, functions=None if function is None else [function])
+    counts = np.sum(list(rows.values()), axis=0)
     if counts.sum() <= 0:
         raise ValueError(f"{path}: the trace has no invocations")
     return counts
@@ -145,15 +147,15 @@ def load_azure_2019_functions(path: str | Path, functions=None, start_minute: in
         name = row[2].strip()
         if not name:
             raise ValueError(f"{path}:{lineno}: empty HashFunction")
-        counts = np.array([_number(path, lineno, f"minute {4 + j - 3}", v, int)
-                           for j, v in enumerate(row[4:], start=4)], np.int64)
+        counts = np.array([_number(path, lineno, f"minute {j}", v, int)
+                           for j, v in enumerate(row[4:], start=1)], np.int64)
         if np.any(counts < 0):
             bad = int(np.flatnonzero(counts < 0)[0]) + 1
             raise ValueError(f"{path}:{lineno}: minute {bad} has a negative count")
         w = counts[start:stop]
         rows[name] = rows[name] + w if name in rows else w
     if not rows:
-        raise ValueError(f"{path}: no data rows")
+        raise ValueError(f"{path}: no row of invocation counts (no data rows)")
     if functions is None:
         return rows
     if isinstance(functions, int) and not isinstance(functions, bool):
