@@ -188,6 +188,9 @@ def main(argv=None):
     ap.add_argument("--policies-only", action="store_true",
                     help="skip the speed table, the sweep tables and the plot "
                          "(the sweep still picks the best static limit)")
+    ap.add_argument("--no-multi", action="store_true", help="skip the several-functions table")
+    ap.add_argument("--multi-checkpoint", action="append", default=[],
+                    help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
     ap.add_argument("--plot", default=None,
                     help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
@@ -287,7 +290,59 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
                   f"{m['p95_latency']:.2f} +- {sd['p95_latency']:.2f} | {m['error_rate']:.3f} | "
                   f"{m['slo_violation_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} | "
                   f"{m['slo_score']:.3f} +- {sd['slo_score']:.3f} | {m['return']:.1f} |")
+    if not args.no_multi:
+        multi(args, eval_seeds, sweep_seeds)
     print(f"\n(total benchmark time {time.time() - t_start:.0f} s)")
+
+
+MULTI_SETTINGS = {"multi poisson (stationary)": dict(workload="poisson"),
+                  "multi diurnal (non-stationary)": dict(workload="diurnal")}
+
+
+def _multi_eval(kw, policy, seeds):
+    from rlsys_envs.serverless.multi import ServerlessMultiFunctionEnv
+
+    env = ServerlessMultiFunctionEnv(**kw)
+    rows = [play_episode(env, policy, s).metrics for s in seeds]
+    from scipy.stats import t as student_t
+    n = len(rows)
+    tq = float(student_t.ppf(0.975, n - 1)) if n > 1 else 0.0
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    ci = {k: tq * float(np.std([r[k] for r in rows], ddof=1)) / np.sqrt(n) if n > 1 else 0.0 for k in rows[0]}
+    return mean, ci
+
+
+def multi(args, eval_seeds, sweep_seeds):
+    """Three functions (cpu, memory, sleep profiles) on one 4-node cluster: Knative's default, the
+    best single static limit, the best static limit per function (coordinate search from the
+    best single one, on the sweep seeds), the HPA-style CPU rule, and any --multi-checkpoint."""
+    from rlsys_envs.serverless.multi import MultiCPUThresholdPolicy, MultiStaticPolicy
+
+    grid = [10, 30, 50, 70, 110, 150, 230, 310] if args.quick else [int(x) for x in LIMITS]
+    print("\n### Several functions on one cluster (rlsys/ServerlessMultiFunction-v0: cpu, memory and sleep "
+          f"functions, 4 nodes; {len(eval_seeds)} seeded episodes, +- the 95 % confidence interval of the mean)\n")
+    print("Best static limits chosen on the sweep seeds (0, 1, 2 or 0 with --quick), evaluated on the evaluation "
+          "seeds (1000+).\n")
+    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | SLO violations | slo score |")
+    print("|---|---|---|---|---|---|---|")
+    for name, kw in MULTI_SETTINGS.items():
+        def score(lims):
+            return _multi_eval(kw, MultiStaticPolicy(lims), sweep_seeds)[0]["slo_score"]
+        one = max(grid, key=lambda lim: score(lim))
+        per = [one] * 3
+        for i in range(3):
+            per[i] = max(grid, key=lambda lim: score(per[:i] + [lim] + per[i + 1:]))
+        pols = [("knative_default", MultiStaticPolicy(0)), (f"best static, one limit ({one})", MultiStaticPolicy(one)),
+                (f"best static per function {per}", MultiStaticPolicy(per)),
+                ("cpu_threshold (HPA-style)", MultiCPUThresholdPolicy())]
+        for ck in args.multi_checkpoint:
+            from agents.evaluation import load_policy
+            pols.append((Path(ck).name, load_policy(ck, "rlsys/ServerlessMultiFunction-v0", kw)))
+        for pname, pol in pols:
+            m, ci = _multi_eval(kw, pol, eval_seeds)
+            print(f"| {name} | {pname} | {m['throughput']:.1f} +- {ci['throughput']:.1f} | {m['p95_latency']:.2f} | "
+                  f"{m['error_rate']:.3f} | {m['slo_violation_rate']:.3f} | {m['slo_score']:.3f} +- "
+                  f"{ci['slo_score']:.3f} |")
 
 
 if __name__ == "__main__":
