@@ -22,13 +22,18 @@ Both simulators share the semantics below, the pod controller and the KPA:
 
 * requests arrive (open loop from an arrival process, or from a closed loop of ``clients``
   that re-issue immediately when a response, success or error, comes back);
-* while no pod is routable the activator holds them; otherwise each goes to the routable pod
-  with the fewest requests (in flight + queued), ties to the lowest slot;
+* while no pod is routable, or while the activator is in the path (excess burst capacity below
+  0), the activator holds them and sends a pod only what it can admit; otherwise each goes to
+  the routable pod with the fewest requests (in flight + queued), ties to the lowest slot, and a
+  full queue-proxy queue (``queue_depth_factor x containerConcurrency``) answers 503;
 * a pod admits queued requests while its in-flight count is below ``containerConcurrency``
-  (0 = unlimited); the rest wait FIFO in the pod's queue-proxy;
+  (0 = unlimited); the rest wait FIFO in the pod's queue-proxy; a request waiting past
+  ``request_timeout`` fails;
 * a request holds ``mem_mb`` while in flight; admitting one more request past the pod's memory
-  limit OOM-kills the container: every in-flight request (and the one admitted) fails, the pod
-  is down for a restart delay (drawn like a cold start) while its queue waits;
+  limit OOM-kills the container: every in-flight and queued request fails, and the container
+  restarts after CrashLoopBackOff plus a container start;
+* routable pods belong to the revision receiving traffic; a limit change is a new revision
+  (:meth:`SimulatorBase.set_limit`);
 * the KPA target per pod is ``containerConcurrency * target_utilisation`` (``100 * 0.7`` when the
   limit is 0) and it sees the total concurrency (in flight + queued + held by the activator).
 """
