@@ -290,9 +290,38 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
                   f"{m['p95_latency']:.2f} +- {sd['p95_latency']:.2f} | {m['error_rate']:.3f} | "
                   f"{m['slo_violation_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} | "
                   f"{m['slo_score']:.3f} +- {sd['slo_score']:.3f} | {m['return']:.1f} |")
+    if not args.policies_only:
+        sensitivity()
     if not args.no_multi:
         multi(args, eval_seeds, sweep_seeds)
     print(f"\n(total benchmark time {time.time() - t_start:.0f} s)")
+
+
+def sensitivity(seeds=(0, 1)):
+    """Rankings of static limits against the contention constant (cpu profile) and the pod memory
+    limit (memory profile): throughput req/s / slo score, whole episodes, mean over ``seeds``."""
+    lims = [10, 30, 50, 70, 110]
+
+    def cell(kw, pol):
+        ms = [play_episode(ServerlessAutoscalingEnv(**kw), pol, seed=s).metrics for s in seeds]
+        return float(np.mean([m["throughput"] for m in ms])), float(np.mean([m["slo_score"] for m in ms]))
+
+    print(f"\n### Sensitivity of the static ranking (throughput req/s / slo score, seeds {list(seeds)})\n")
+    print("| cpu profile, `contention` | " + " | ".join(f"static_{lim}" for lim in lims) + " | knative_default | best |")
+    print("|---" * (len(lims) + 3) + "|")
+    for k in (0.0, 0.005, 0.01, 0.02):
+        kw = dict(profile="cpu", cluster={"contention": k})
+        row = [cell(kw, StaticLimitPolicy(lim)) for lim in lims]
+        kd = cell(kw, KnativeDefaultPolicy())
+        best = lims[int(np.argmax([r[1] for r in row]))]
+        print(f"| {k} | " + " | ".join(f"{x:.1f} / {y:.2f}" for x, y in row) + f" | {kd[0]:.1f} / {kd[1]:.2f} | {best} |")
+    print("\n| memory profile, `pod_mem_mb` | " + " | ".join(f"static_{lim}" for lim in lims) + " | best |")
+    print("|---" * (len(lims) + 2) + "|")
+    for pm in (384.0, 512.0, 768.0):
+        kw = dict(profile="memory", cluster={"pod_mem_mb": pm})
+        row = [cell(kw, StaticLimitPolicy(lim)) for lim in lims]
+        best = lims[int(np.argmax([r[1] for r in row]))]
+        print(f"| {pm:.0f} | " + " | ".join(f"{x:.1f} / {y:.2f}" for x, y in row) + f" | {best} |")
 
 
 MULTI_SETTINGS = {"multi poisson (stationary)": dict(workload="poisson"),
