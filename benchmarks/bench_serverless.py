@@ -307,14 +307,16 @@ def sensitivity(seeds=(0, 1)):
         return float(np.mean([m["throughput"] for m in ms])), float(np.mean([m["slo_score"] for m in ms]))
 
     print(f"\n### Sensitivity of the static ranking (throughput req/s / slo score, seeds {list(seeds)})\n")
-    print("| cpu profile, `contention` | " + " | ".join(f"static_{lim}" for lim in lims) + " | knative_default | best |")
+    names = " | ".join(f"static_{lim}" for lim in lims)
+    print(f"| cpu profile, `contention` | {names} | knative_default | best |")
     print("|---" * (len(lims) + 3) + "|")
     for k in (0.0, 0.005, 0.01, 0.02):
         kw = dict(profile="cpu", cluster={"contention": k})
         row = [cell(kw, StaticLimitPolicy(lim)) for lim in lims]
         kd = cell(kw, KnativeDefaultPolicy())
         best = lims[int(np.argmax([r[1] for r in row]))]
-        print(f"| {k} | " + " | ".join(f"{x:.1f} / {y:.2f}" for x, y in row) + f" | {kd[0]:.1f} / {kd[1]:.2f} | {best} |")
+        cells = " | ".join(f"{x:.1f} / {y:.2f}" for x, y in row)
+        print(f"| {k} | {cells} | {kd[0]:.1f} / {kd[1]:.2f} | {best} |")
     print("\n| memory profile, `pod_mem_mb` | " + " | ".join(f"static_{lim}" for lim in lims) + " | best |")
     print("|---" * (len(lims) + 2) + "|")
     for pm in (384.0, 512.0, 768.0):
