@@ -198,20 +198,20 @@ def test_requests_waiting_past_the_timeout_fail(kind):
 @pytest.mark.parametrize("kind", ["fluid", "event"])
 def test_a_limit_change_rolls_out_a_new_revision(kind):
     sim = make_simulator(kind, ClusterConfig(), KPAConfig())
-    sim.reset(np.random.default_rng(0), Workload(PROFILES["sleep"], clients=300), 30)
-    sim.advance(60.0)
+    sim.reset(np.random.default_rng(0), Workload(PROFILES["sleep"], clients=60), 30)
+    sim.advance(20.0)
     starts = sim.total["cold_starts"]
     sim.set_limit(70)
     assert sim.rev == 1 and sim.serving_rev == 0      # the old revision serves until a new pod is ready
-    assert set(sim.pod_limit[sim.pod_rev == 0]) == {30.0}
-    sim.advance(60.0)
+    assert set(sim.pod_limit[(sim.pod_rev == 0) & (sim.state != 0)]) == {30.0}
+    sim.advance(30.0)
     assert sim.serving_rev == 1 and sim.total["cold_starts"] > starts
     live = sim.state != 0
     assert set(sim.pod_rev[live]) == {1} and set(sim.pod_limit[live]) == {70.0}
     # the free change (a named variant) applies at once, with no cold start
     free = make_simulator(kind, ClusterConfig(), KPAConfig(), rollout=False)
-    free.reset(np.random.default_rng(0), Workload(PROFILES["sleep"], clients=300), 30)
-    free.advance(60.0)
+    free.reset(np.random.default_rng(0), Workload(PROFILES["sleep"], clients=60), 30)
+    free.advance(20.0)
     c0 = free.total["cold_starts"]
     free.set_limit(70)
     assert free.rev == 0 and set(free.pod_limit[free.state != 0]) == {70.0} and free.total["cold_starts"] == c0
