@@ -155,21 +155,40 @@ def plot(sweeps, path):
     plt.close(fig)
 
 
-def speed(n_episodes, simulator="fluid", decisions=30, **kw):
-    env = ServerlessAutoscalingEnv(simulator=simulator, episode_decisions=decisions, **kw)
+def speed(n_episodes, simulator="fluid", decisions=30, multi=False, **kw):
+    """Decisions per CPU-second of this process (``time.process_time``, so other jobs on a shared
+    machine do not count): random legal delta actions, or fixed limits 30 / 10 / 70 for the
+    several-functions environment."""
+    if multi:
+        from rlsys_envs.serverless.multi import ServerlessMultiFunctionEnv
+        env = ServerlessMultiFunctionEnv(episode_decisions=decisions, **kw)
+    else:
+        env = ServerlessAutoscalingEnv(simulator=simulator, episode_decisions=decisions, **kw)
     rng = np.random.default_rng(0)
     n, t = 0, 0.0
     for ep in range(n_episodes):
         obs, info = env.reset(seed=ep)
         done = False
         while not done:
-            a = int(rng.choice(np.flatnonzero(info["action_mask"])))
-            t0 = time.perf_counter()
+            a = env.action_for_limits([30, 10, 70]) if multi else int(rng.choice(np.flatnonzero(info["action_mask"])))
+            t0 = time.process_time()
             obs, r, term, trunc, info = env.step(a)
-            t += time.perf_counter() - t0
+            t += time.process_time() - t0
             n += 1
             done = term or trunc
     return n / t
+
+
+def speed_table(quick):
+    print("### Simulator speed (decisions per CPU-second, 30 s of simulated time per decision)\n")
+    print("Random legal delta actions (every limit change rolls out a revision).\n")
+    print("| simulator | workload | decisions / CPU-s |\n|---|---|---|")
+    for name, kw in (("paper cpu (default)", {}), ("paper sleep", {"profile": "sleep"}),
+                     ("bursty cpu", {"workload": "bursty"})):
+        print(f"| fluid (dt 0.5 s) | {name} | {speed(2 if quick else 10, **kw):.0f} |")
+    print(f"| event (reference) | paper cpu (default) | {speed(1, 'event', decisions=4 if quick else 10):.1f} |")
+    print(f"| fluid, 3 functions (ServerlessMultiFunction-v0) | poisson, limits 30 / 10 / 70 | "
+          f"{speed(1 if quick else 3, multi=True):.0f} |")
 
 
 def main(argv=None):
@@ -189,6 +208,7 @@ def main(argv=None):
                     help="skip the speed table, the sweep tables and the plot "
                          "(the sweep still picks the best static limit)")
     ap.add_argument("--no-multi", action="store_true", help="skip the several-functions table")
+    ap.add_argument("--speed-only", action="store_true", help="only the simulator speed table")
     ap.add_argument("--multi-checkpoint", action="append", default=[],
                     help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
@@ -230,12 +250,9 @@ def run(ap, args):
     print("## rlsys/ServerlessAutoscaling-v0 benchmark (2 cores)\n")
     if args.policies_only:
         return policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start)
-    print("### Simulator speed (random legal delta actions, 30 s of simulated time per decision)\n")
-    print("| simulator | workload | decisions / s |\n|---|---|---|")
-    for name, kw in (("paper cpu (default)", {}), ("paper sleep", {"profile": "sleep"}),
-                     ("bursty cpu", {"workload": "bursty"})):
-        print(f"| fluid (dt 0.5 s) | {name} | {speed(2 if args.quick else 10, **kw):.0f} |")
-    print(f"| event (reference) | paper cpu (default) | {speed(1, 'event', decisions=4 if args.quick else 10):.1f} |")
+    speed_table(args.quick)
+    if args.speed_only:
+        return None
 
     sweeps, best = {}, {}
     for name, kw in settings.items():
