@@ -34,8 +34,8 @@ from bench_common import add_out_option, default_figure, tee_stdout  # noqa: E40
 
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.serverless import LIMITS, ServerlessAutoscalingEnv  # noqa: E402
-from rlsys_envs.serverless.baselines import (KnativeDefaultPolicy, QLearningPolicy, StaticLimitPolicy,  # noqa: E402
-                                             train_q_learning)
+from rlsys_envs.serverless.baselines import (CPUThresholdPolicy, KnativeDefaultPolicy, QLearningPolicy,  # noqa: E402
+                                             StaticLimitPolicy, train_q_learning)
 
 ID = "rlsys/ServerlessAutoscaling-v0"
 SETTINGS = {
@@ -82,7 +82,12 @@ def evaluate(kwargs, policy, seeds):
     env = ServerlessAutoscalingEnv(**kwargs)
     rows = [{**(ep := play_episode(env, policy, s)).metrics, "return": ep.total_return} for s in seeds]
     means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    return means, {k: float(np.std([r[k] for r in rows])) for k in rows[0]}
+    # half-width of the 95 % confidence interval of the mean (t distribution over the episodes)
+    from scipy.stats import t as student_t
+    n = len(rows)
+    tq = float(student_t.ppf(0.975, n - 1)) if n > 1 else 0.0
+    return means, {k: tq * float(np.std([r[k] for r in rows], ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+                   for k in rows[0]}
 
 
 def sweep(kwargs, seeds):
@@ -93,13 +98,14 @@ def sweep(kwargs, seeds):
 
 
 def fmt_sweep(name, res):
-    best = max((k for k in res if k != "default"), key=lambda k: res[k]["throughput"])
-    lines = [f"\n### Static sweep: {name} (best static limit: {best})\n",
-             "| limit | throughput [req/s] | p95 [s] | error rate | pod-seconds |", "|---|---|---|---|---|"]
+    best = max((k for k in res if k != "default"), key=lambda k: res[k]["slo_score"])
+    lines = [f"\n### Static sweep: {name} (best static limit by slo score: {best})\n",
+             "| limit | throughput [req/s] | p95 [s] | error rate | pod-seconds | slo score |",
+             "|---|---|---|---|---|---|"]
     for k, m in res.items():
         mark = " **best**" if k == best else ""
         lines.append(f"| {k}{mark} | {m['throughput']:.1f} | {m['p95_latency']:.2f} | {m['error_rate']:.3f} | "
-                     f"{m['pod_seconds']:.0f} |")
+                     f"{m['pod_seconds']:.0f} | {m['slo_score']:.3f} |")
     return "\n".join(lines), best
 
 
@@ -149,21 +155,40 @@ def plot(sweeps, path):
     plt.close(fig)
 
 
-def speed(n_episodes, simulator="fluid", decisions=30, **kw):
-    env = ServerlessAutoscalingEnv(simulator=simulator, episode_decisions=decisions, **kw)
+def speed(n_episodes, simulator="fluid", decisions=30, multi=False, **kw):
+    """Decisions per CPU-second of this process (``time.process_time``, so other jobs on a shared
+    machine do not count): random legal delta actions, or fixed limits 30 / 10 / 70 for the
+    several-functions environment."""
+    if multi:
+        from rlsys_envs.serverless.multi import ServerlessMultiFunctionEnv
+        env = ServerlessMultiFunctionEnv(episode_decisions=decisions, **kw)
+    else:
+        env = ServerlessAutoscalingEnv(simulator=simulator, episode_decisions=decisions, **kw)
     rng = np.random.default_rng(0)
     n, t = 0, 0.0
     for ep in range(n_episodes):
         obs, info = env.reset(seed=ep)
         done = False
         while not done:
-            a = int(rng.choice(np.flatnonzero(info["action_mask"])))
-            t0 = time.perf_counter()
+            a = env.action_for_limits([30, 10, 70]) if multi else int(rng.choice(np.flatnonzero(info["action_mask"])))
+            t0 = time.process_time()
             obs, r, term, trunc, info = env.step(a)
-            t += time.perf_counter() - t0
+            t += time.process_time() - t0
             n += 1
             done = term or trunc
     return n / t
+
+
+def speed_table(quick):
+    print("### Simulator speed (decisions per CPU-second, 30 s of simulated time per decision)\n")
+    print("Random legal delta actions (every limit change rolls out a revision).\n")
+    print("| simulator | workload | decisions / CPU-s |\n|---|---|---|")
+    for name, kw in (("paper cpu (default)", {}), ("paper sleep", {"profile": "sleep"}),
+                     ("bursty cpu", {"workload": "bursty"})):
+        print(f"| fluid (dt 0.5 s) | {name} | {speed(2 if quick else 10, **kw):.0f} |")
+    print(f"| event (reference) | paper cpu (default) | {speed(1, 'event', decisions=4 if quick else 10):.1f} |")
+    print(f"| fluid, 3 functions (ServerlessMultiFunction-v0) | poisson, limits 30 / 10 / 70 | "
+          f"{speed(1 if quick else 3, multi=True):.0f} |")
 
 
 def main(argv=None):
@@ -177,11 +202,15 @@ def main(argv=None):
     ap.add_argument("--setting-checkpoint", action="append", default=[], metavar="SETTING=PATH[@JSON]",
                     help="checkpoint evaluated on one setting only (cpu, memory, sleep, switching), optional env "
                          "kwargs JSON after @; may repeat")
-    ap.add_argument("--reward", choices=("paper", "slo"), default="paper",
+    ap.add_argument("--reward", choices=("paper", "slo"), default="slo",
                     help="reward of every env (only the return column depends on it)")
     ap.add_argument("--policies-only", action="store_true",
                     help="skip the speed table, the sweep tables and the plot "
                          "(the sweep still picks the best static limit)")
+    ap.add_argument("--no-multi", action="store_true", help="skip the several-functions table")
+    ap.add_argument("--speed-only", action="store_true", help="only the simulator speed table")
+    ap.add_argument("--multi-checkpoint", action="append", default=[],
+                    help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
     ap.add_argument("--plot", default=None,
                     help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
@@ -221,12 +250,9 @@ def run(ap, args):
     print("## rlsys/ServerlessAutoscaling-v0 benchmark (2 cores)\n")
     if args.policies_only:
         return policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, episodes, t_start)
-    print("### Simulator speed (random legal delta actions, 30 s of simulated time per decision)\n")
-    print("| simulator | workload | decisions / s |\n|---|---|---|")
-    for name, kw in (("paper cpu (default)", {}), ("paper sleep", {"profile": "sleep"}),
-                     ("bursty cpu", {"workload": "bursty"})):
-        print(f"| fluid (dt 0.5 s) | {name} | {speed(2 if args.quick else 10, **kw):.0f} |")
-    print(f"| event (reference) | paper cpu (default) | {speed(1, 'event', decisions=4 if args.quick else 10):.1f} |")
+    speed_table(args.quick)
+    if args.speed_only:
+        return None
 
     sweeps, best = {}, {}
     for name, kw in settings.items():
@@ -245,13 +271,14 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
     if best is None:
         best = {name: fmt_sweep(name, sweep(kw, sweep_seeds))[1] for name, kw in settings.items()}
 
-    print(f"\n### Policies over {episodes} seeded episodes (mean; +- is the std over episodes)\n")
+    print(f"\n### Policies over {episodes} seeded episodes (mean; +- is the 95 % confidence interval of the mean)\n")
     print(f"Q-learning: the paper's tabular agent (paper reward; with --reward slo also a second one trained on the "
           f"slo reward) trained online for {q_episodes} episodes on the same setting (training seeds 10000+), "
           "then greedy.\n")
     print(f"Return: sum of the `{args.reward}` reward over the episode's 30 decisions.\n")
-    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | pod-seconds | mean limit | return |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | SLO violations | pod-seconds | "
+          "mean limit | slo score | return |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, kw in settings.items():
         if name not in args.shown:
             continue
@@ -259,6 +286,7 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
         q, _ = train_q_learning({**kw, "reward": "paper"}, episodes=q_episodes)   # the paper's agent and reward
         q_time = time.time() - t0
         pols = [("knative_default", KnativeDefaultPolicy()), (f"static_{best[name]}", StaticLimitPolicy(best[name])),
+                ("cpu_threshold (HPA-style)", CPUThresholdPolicy()),
                 (f"q_learning ({q_time:.0f} s training)", QLearningPolicy(q=q))]
         if args.reward == "slo":     # the same tabular agent trained on the (Markov) slo reward
             t0 = time.time()
@@ -276,9 +304,93 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
             pname, pol = item[0], item[1]
             m, sd = evaluate(item[2] if len(item) > 2 else kw, pol, eval_seeds)
             print(f"| {name} | {pname} | {m['throughput']:.1f} +- {sd['throughput']:.1f} | "
-                  f"{m['p95_latency']:.2f} | {m['error_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} | "
-                  f"{m['return']:.1f} |")
+                  f"{m['p95_latency']:.2f} +- {sd['p95_latency']:.2f} | {m['error_rate']:.3f} | "
+                  f"{m['slo_violation_rate']:.3f} | {m['pod_seconds']:.0f} | {m['mean_limit']:.0f} | "
+                  f"{m['slo_score']:.3f} +- {sd['slo_score']:.3f} | {m['return']:.1f} |")
+    if not args.policies_only:
+        sensitivity()
+    if not args.no_multi:
+        multi(args, eval_seeds, sweep_seeds)
     print(f"\n(total benchmark time {time.time() - t_start:.0f} s)")
+
+
+def sensitivity(seeds=(0, 1)):
+    """Rankings of static limits against the contention constant (cpu profile) and the pod memory
+    limit (memory profile): throughput req/s / slo score, whole episodes, mean over ``seeds``."""
+    lims = [10, 30, 50, 70, 110]
+
+    def cell(kw, pol):
+        ms = [play_episode(ServerlessAutoscalingEnv(**kw), pol, seed=s).metrics for s in seeds]
+        return float(np.mean([m["throughput"] for m in ms])), float(np.mean([m["slo_score"] for m in ms]))
+
+    print(f"\n### Sensitivity of the static ranking (throughput req/s / slo score, seeds {list(seeds)})\n")
+    names = " | ".join(f"static_{lim}" for lim in lims)
+    print(f"| cpu profile, `contention` | {names} | knative_default | best |")
+    print("|---" * (len(lims) + 3) + "|")
+    for k in (0.0, 0.005, 0.01, 0.02):
+        kw = dict(profile="cpu", cluster={"contention": k})
+        row = [cell(kw, StaticLimitPolicy(lim)) for lim in lims]
+        kd = cell(kw, KnativeDefaultPolicy())
+        best = lims[int(np.argmax([r[1] for r in row]))]
+        cells = " | ".join(f"{x:.1f} / {y:.2f}" for x, y in row)
+        print(f"| {k} | {cells} | {kd[0]:.1f} / {kd[1]:.2f} | {best} |")
+    print("\n| memory profile, `pod_mem_mb` | " + " | ".join(f"static_{lim}" for lim in lims) + " | best |")
+    print("|---" * (len(lims) + 2) + "|")
+    for pm in (384.0, 512.0, 768.0):
+        kw = dict(profile="memory", cluster={"pod_mem_mb": pm})
+        row = [cell(kw, StaticLimitPolicy(lim)) for lim in lims]
+        best = lims[int(np.argmax([r[1] for r in row]))]
+        print(f"| {pm:.0f} | " + " | ".join(f"{x:.1f} / {y:.2f}" for x, y in row) + f" | {best} |")
+
+
+MULTI_SETTINGS = {"multi poisson (stationary)": dict(workload="poisson"),
+                  "multi diurnal (non-stationary)": dict(workload="diurnal")}
+
+
+def _multi_eval(kw, policy, seeds):
+    from rlsys_envs.serverless.multi import ServerlessMultiFunctionEnv
+
+    env = ServerlessMultiFunctionEnv(**kw)
+    rows = [play_episode(env, policy, s).metrics for s in seeds]
+    from scipy.stats import t as student_t
+    n = len(rows)
+    tq = float(student_t.ppf(0.975, n - 1)) if n > 1 else 0.0
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    ci = {k: tq * float(np.std([r[k] for r in rows], ddof=1)) / np.sqrt(n) if n > 1 else 0.0 for k in rows[0]}
+    return mean, ci
+
+
+def multi(args, eval_seeds, sweep_seeds):
+    """Three functions (cpu, memory, sleep profiles) on one 4-node cluster: Knative's default, the
+    best single static limit, the best static limit per function (coordinate search from the
+    best single one, on the sweep seeds), the HPA-style CPU rule, and any --multi-checkpoint."""
+    from rlsys_envs.serverless.multi import MultiCPUThresholdPolicy, MultiStaticPolicy
+
+    grid = [10, 30, 50, 70, 110, 150, 230, 310] if args.quick else [int(x) for x in LIMITS]
+    print("\n### Several functions on one cluster (rlsys/ServerlessMultiFunction-v0: cpu, memory and sleep "
+          f"functions, 4 nodes; {len(eval_seeds)} seeded episodes, +- the 95 % confidence interval of the mean)\n")
+    print("Best static limits chosen on the sweep seeds (0, 1, 2 or 0 with --quick), evaluated on the evaluation "
+          "seeds (1000+).\n")
+    print("| setting | policy | throughput [req/s] | p95 [s] | error rate | SLO violations | slo score |")
+    print("|---|---|---|---|---|---|---|")
+    for name, kw in MULTI_SETTINGS.items():
+        def score(lims):
+            return _multi_eval(kw, MultiStaticPolicy(lims), sweep_seeds)[0]["slo_score"]
+        one = max(grid, key=lambda lim: score(lim))
+        per = [one] * 3
+        for i in range(3):
+            per[i] = max(grid, key=lambda lim: score(per[:i] + [lim] + per[i + 1:]))
+        pols = [("knative_default", MultiStaticPolicy(0)), (f"best static, one limit ({one})", MultiStaticPolicy(one)),
+                (f"best static per function {per}", MultiStaticPolicy(per)),
+                ("cpu_threshold (HPA-style)", MultiCPUThresholdPolicy())]
+        for ck in args.multi_checkpoint:
+            from agents.evaluation import load_policy
+            pols.append((Path(ck).name, load_policy(ck, "rlsys/ServerlessMultiFunction-v0", kw)))
+        for pname, pol in pols:
+            m, ci = _multi_eval(kw, pol, eval_seeds)
+            print(f"| {name} | {pname} | {m['throughput']:.1f} +- {ci['throughput']:.1f} | {m['p95_latency']:.2f} | "
+                  f"{m['error_rate']:.3f} | {m['slo_violation_rate']:.3f} | {m['slo_score']:.3f} +- "
+                  f"{ci['slo_score']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,19 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
             "switching_random": {"workload": "switching", "profile": "memory", "switch_profile": "sleep",
                                  "switch_spread": 0.2},
             "slo": {"reward": "slo", "action_type": "absolute"},
+            "paper_reward": {"reward": "paper"},
+            "instant_limit": {"limit_change": "instant"},
+        },
+    ),
+    EnvEntry(
+        id="rlsys/ServerlessMultiFunction-v0",
+        entry_point="rlsys_envs.serverless.multi:ServerlessMultiFunctionEnv",
+        baselines="rlsys_envs.serverless.multi:BASELINES",
+        summary="Several Knative functions on one shared cluster; Box limit per function; per-function metrics obs",
+        variants={
+            "diurnal": {"workload": "diurnal"},
+            "bursty": {"workload": "bursty"},
+            "instant_limit": {"limit_change": "instant"},
         },
     ),
     EnvEntry(

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = {
     "rlsys/JobShop-v0": "docs/envs/jobshop.md",
     "rlsys/ServerlessAutoscaling-v0": "docs/envs/serverless.md",
+    "rlsys/ServerlessMultiFunction-v0": "docs/envs/serverless.md",
     "rlsys/VMRescheduling-v0": "docs/envs/vm.md",
     "rlsys/MemoryMapping-v0": "docs/envs/malloc.md",
     "rlsys/HybridStorage-v0": "docs/envs/storage.md",

@@ -163,8 +163,32 @@ class QLearningPolicy(Policy):
         return env.action_for_limit(target)
 
 
+class CPUThresholdPolicy(Policy):
+    """HPA-style CPU-threshold rule on the limit knob: after each interval, CPU utilisation of the
+    running pods above ``high`` (0.8) lowers the limit by 20 (the KPA then wants more pods, as
+    an HPA scaling out on CPU would), below ``low`` (0.5) raises it by 20; in between it keeps.
+    The threshold scaling of DRe-SCale's and Kubernetes' HPA (target 70-80 % CPU), transposed to
+    the concurrency knob the agent controls (our design)."""
+
+    name = "cpu_threshold"
+
+    def __init__(self, low: float = 0.5, high: float = 0.8):
+        self.low, self.high = float(low), float(high)
+
+    def act(self, env, obs, info):
+        iv = info.get("interval")
+        lim = env.limit
+        if iv is not None:
+            if iv["cpu_util"] > self.high:
+                lim = max(10, lim - 20)
+            elif iv["cpu_util"] < self.low:
+                lim = min(310, lim + 20)
+        return env.action_for_limit(lim)
+
+
 BASELINES: dict[str, Callable[[], Policy]] = {
     "knative_default": KnativeDefaultPolicy,
+    "cpu_threshold": CPUThresholdPolicy,
     **{f"static_{int(limit)}": (lambda limit=int(limit): StaticLimitPolicy(limit)) for limit in LIMITS},
     "q_learning": QLearningPolicy,
 }

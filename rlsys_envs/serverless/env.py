@@ -11,7 +11,7 @@ from rlsys_envs.core.validation import config_of
 
 from .generator import WORKLOADS, load_trace_counts, make_profile, make_workload
 from .kpa import KPAConfig
-from .model import PROFILES, ClusterConfig, IntervalStats, Workload, make_simulator
+from .model import PROFILES, ClusterConfig, IntervalStats, SLOReward, Workload, make_simulator
 
 #: the limit grid of the paper's action space: 10, 30, ..., 310
 LIMITS = np.arange(10, 311, 20)
@@ -30,20 +30,25 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     """Concurrency-limit autoscaling of a Knative service (Schuler, Jamil, Kühl, CCGrid 2021).
 
     **Description.** A Knative service runs on a small cluster (default: 3 nodes of 3.5
-    allocatable cores, so at most 9 one-core pods). Knative's Pod Autoscaler (KPA, simulated
-    faithfully: 1 s metric buckets, 60 s stable and 6 s panic windows, panic at 2x the ready
-    pods with no scale-down while panicking, a decision every 2 s, scale-up rate 1000x and
-    scale-down rate 2x per tick, scale to zero after 60 s idle plus a 30 s grace period, the
-    activator holding requests while no pod is ready) scales pods to keep the concurrency per
-    pod at ``0.7 x containerConcurrency``. The agent sets ``containerConcurrency``, the hard
-    per-pod limit: requests over it wait in the pod's queue-proxy. Each request burns CPU shared
-    by the requests in flight on its pod (processor sharing with a contention penalty), sleeps
-    (I/O, not shared) and holds memory while in flight; admitting a request past the pod's memory
-    limit OOM-kills the container (its in-flight requests fail; it restarts after a cold-start
-    delay). Pods take a log-normal cold start (median 2 s) and hold node cpu/mem from a
-    ``core.ResourcePool``, which bounds their number. Between decisions the simulator runs
-    ``decision_interval`` seconds (fast time-stepped fluid model by default; the request-level
-    reference with ``simulator="event"``).
+    allocatable cores, so at most 9 one-core pods, held on a ``core.ResourcePool``). Knative's
+    Pod Autoscaler (KPA, simulated faithfully: 1 s metric buckets, 60 s stable and 6 s panic
+    windows, panic at 2x the ready pods with no scale-down while panicking, a decision every 2 s,
+    scale-up rate 1000x and scale-down rate 2x per tick, scale to zero after 60 s idle plus a 30 s
+    grace period) scales pods to keep the concurrency per pod at ``0.7 x containerConcurrency``.
+    The agent sets ``containerConcurrency``, the hard per-pod limit, and Knative's request path
+    applies it: the queue-proxy queues up to 10x the limit and answers 503 beyond; the activator
+    is in the path while the excess burst capacity (target-burst-capacity 200) is negative and
+    then holds what the pods cannot admit; requests waiting past the 300 s revision timeout fail;
+    a limit change rolls out a new revision (cold starts, the route moves once a new pod is ready,
+    the old pods drain; ``limit_change="instant"`` keeps the free change). Each request burns CPU
+    shared by the requests in flight on its pod (processor sharing with a contention penalty),
+    sleeps (not shared) and holds memory; admitting a request past the pod's memory limit
+    OOM-kills the container (its in-flight and queued requests fail; it restarts after
+    CrashLoopBackOff: 10 s doubling to 300 s). A cold start is an image pull (once per node) plus
+    a log-normal container start. Between decisions the simulator runs ``decision_interval``
+    seconds (the fast fluid model by default, which holds Little's law; the request-level
+    reference with ``simulator="event"``). Arrivals, per-request work, cold starts and restarts
+    are random per seed.
 
     **Action Space.**
     * ``action_type="delta"`` (default, the paper's): ``Discrete(3)``: 0 = limit - 20,
@@ -78,31 +83,19 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     ================ ==============================================================
 
     **Rewards.**
+    * ``reward="slo"`` (default): :class:`~rlsys_envs.serverless.model.SLOReward`, in units of
+      ``throughput_ref`` requests per second (``T = decision_interval``, ``X = completed / T /
+      throughput_ref``): ``r = throughput + latency + tail + error + cost`` with
+      ``throughput = X``,
+      ``latency = -w_latency * X * mean_L min(max(0, L / slo_latency - 1), latency_cap)``,
+      ``tail = -w_tail * X * (capped p95 overshoot + capped p99 overshoot) / 2``,
+      ``error = -w_error * failed / T / throughput_ref``,
+      ``cost = -w_cost * pod_seconds / (T * pod capacity)``; ``info["reward_terms"]`` holds the
+      five terms. The constructor requires ``(w_latency + w_tail) * latency_cap <= 1``, so a
+      completed request, however late, is never worth less than 0, and more than a failed one.
     * ``reward="paper"``: throughput ``X`` of the interval over the best interval throughput
-      ``X*`` seen so far in the episode (including this one); 1 when ``X >= 0.95 X*``
-      (the paper's tolerance), 0 when nothing has completed yet.
-    * ``reward="slo"``: a sum over the interval's requests plus a pod cost, in units of
-      ``throughput_ref`` requests per second (``T = decision_interval``):
-
-      ``r = throughput - latency - error - cost`` with
-      ``throughput = completed / T / throughput_ref``,
-      ``latency = w_latency * completed / T / throughput_ref * mean_L min(max(0, L / slo_latency - 1), latency_cap)``
-      (the mean over the completed requests' latencies ``L``),
-      ``error = w_error * failed / T / throughput_ref``,
-      ``cost = w_cost * pod_seconds / (T * pod capacity)``.
-      ``info["reward_terms"]`` holds the four signed terms (they sum to the reward).
-
-      So a completed request earns ``1 - w_latency * min(max(0, L / slo - 1), latency_cap)``:
-      1 within the SLO, falling linearly to ``1 - w_latency * latency_cap`` (default 0, at twice
-      the SLO) and no lower; a failed request costs ``w_error`` (default 2). The constructor
-      requires ``w_latency * latency_cap <= 1``, so serving a request, however late, is always
-      worth more than failing it (by at least ``w_error``): shedding load through errors (e.g.
-      OOM kills) never pays. The reward depends only on what happened in the interval (no
-      hidden running maximum as in ``paper``); errors are counted per failed request, not as a
-      rate, because the closed loop's clients retry a failed request at once. (With an uncapped
-      p95 term and a per-interval error rate instead, failing requests could be cheaper than
-      serving them late: a policy could shed the start-up queue of the memory profile by OOM kills
-      and beat ``static_10``'s return with lower throughput.)
+      ``X*`` seen so far in the episode (including this one); 1 when ``X >= 0.95 X*`` (the
+      paper's tolerance), 0 when nothing has completed yet.
 
     **Starting State.** One warm ready pod, the limit at ``initial_limit``, empty queues; the
     workload starts at t = 0 (the closed loop's clients all send their first request at once).
@@ -122,15 +115,17 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     has to detect the switch rather than learn its time from ``progress``; the drawn time (s) is
     ``env.switch_time``; ``clients`` [500, 1..100000]; ``arrival_rate`` [None = per
     profile: cpu 50, memory 60, sleep 300 req/s; (0, 1e6]]; ``trace_path`` [None],
-    ``trace_function`` [None = sum of all rows], ``trace_scale`` [None = match arrival_rate];
+    ``trace_function`` [None = sum of all rows], ``trace_scale`` [None = match arrival_rate],
+    ``trace_start`` [0, the first minute replayed];
     ``cpu_s``, ``sleep_s``, ``mem_mb``, ``work_cv`` [None = profile's] per-request knobs;
-    ``action_type`` [delta]; ``reward`` [paper]; ``decision_interval`` [30.0, 2..3600 s, a
+    ``action_type`` [delta]; ``reward`` [slo]; ``limit_change`` [revision or instant];
+    ``decision_interval`` [30.0, 2..3600 s, a
     multiple of the 2 s tick]; ``episode_decisions`` [30, 1..100000]; ``initial_limit`` [110, a
     grid value 10..310 for discrete actions, any integer in [10, 310] for continuous];
     ``simulator`` [fluid] or event; ``dt`` [0.5, one of 0.1, 0.125, 0.2, 0.25, 0.5, 1.0];
-    ``throughput_ref`` [100.0], ``slo_latency`` [5.0 s], ``w_latency`` [1.0, >= 0],
-    ``latency_cap`` [1.0, >= 0; ``w_latency * latency_cap <= 1``], ``w_error`` [2.0],
-    ``w_cost`` [0.1]; ``kpa``: a :class:`~rlsys_envs.serverless.kpa.KPAConfig` or a mapping of
+    ``throughput_ref`` [100.0], ``slo_latency`` [5.0 s], ``w_latency`` [0.5, >= 0],
+    ``w_tail`` [0.5, >= 0], ``latency_cap`` [1.0, >= 0; ``(w_latency + w_tail) * latency_cap <= 1``],
+    ``w_error`` [2.0], ``w_cost`` [0.1]; ``kpa``: a :class:`~rlsys_envs.serverless.kpa.KPAConfig` or a mapping of
     its fields (Knative's defaults: ``target_default`` [100], ``target_utilisation`` [0.7],
     ``stable_window`` [60 s], ``panic_window_fraction`` [0.1], ``panic_threshold`` [2.0],
     ``max_scale_up_rate`` [1000], ``max_scale_down_rate`` [2], ``scale_to_zero_grace`` [30 s],
@@ -138,29 +133,28 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     ``max_scale`` [0 = unlimited]), e.g. ``kpa={"stable_window": 30}``; ``cluster``: a
     :class:`~rlsys_envs.serverless.model.ClusterConfig` or a mapping of its fields
     (``n_nodes`` [3], ``node_cpu`` [3.5], ``node_mem_mb`` [12288], ``pod_cpu`` [1.0],
-    ``pod_mem_mb`` [512], ``pod_base_mem_mb`` [62], ``cold_start_median`` [2.0 s],
-    ``cold_start_sigma`` [0.3], ``contention`` [0.01], ``error_latency`` [0.05 s],
-    ``initial_pods`` [1]); both validate their own fields and name
+    ``pod_mem_mb`` [512], ``pod_base_mem_mb`` [62], ``cold_start_median`` [1.5 s],
+    ``cold_start_sigma`` [0.3], ``image_mb`` [100], ``pull_mb_per_s`` [50], ``contention`` [0.01],
+    ``error_latency`` [0.05 s], ``initial_pods`` [1], ``restart_backoff`` [10 s],
+    ``restart_backoff_max`` [300 s], ``backoff_reset`` [600 s], ``queue_depth_factor`` [10],
+    ``request_timeout`` [300 s], ``target_burst_capacity`` [200]); both validate their own fields and name
     them (``cluster.n_nodes must be ...``); ``render_mode`` [None, ansi, rgb_array].
 
     **Metrics** (``info["metrics"]`` at the last step, whole episode): ``throughput`` (req/s),
     ``p50_latency``, ``p95_latency``, ``p99_latency`` (s, successful requests), ``error_rate``,
     ``pod_seconds``, ``cold_starts`` (pods started, OOM restarts excluded), ``oom_kills``,
-    ``mean_limit``, ``arrived``, ``completed``, ``failed``.
-    ``info`` at every step also holds ``limit`` and ``interval`` (this interval's numbers).
+    ``mean_limit``, ``arrived``, ``completed``, ``failed``, ``slo_score``, ``slo_violation_rate``,
+    ``intervals_over_slo``. ``info`` at every step also holds ``limit`` and ``interval`` (this interval's numbers).
 
-    **Simulators.** ``fluid`` (default) advances per-pod request counts every ``dt`` with a
-    mean-value analysis of processor sharing; ``event`` is the request-level reference on
-    ``core.EventClock`` (exact processor sharing, ~50x slower). In the paper's closed-loop setting
-    they agree within 5 % on throughput and p50 / p95 latency at limits 10..70 for the three
-    profiles (tests/test_serverless_model.py). Open-loop throughput agrees too, but the fluid
-    model has no stochastic queueing, so open-loop latency tails (p95) come out lower (up to
-    ~30 % at 60 % load) -- use ``simulator="event"`` where tails matter more than speed.
+    **Simulators.** ``fluid`` (default) advances per-pod queued and in-service counts every
+    ``dt`` with the service inside a step solved in closed form and exact request ages, so
+    ``L = lambda W`` holds; ``event`` is the request-level reference on ``core.EventClock``
+    (exact processor sharing, 30-50x slower). The fluid has no stochastic queueing inside a pod:
+    at high open-loop load without a limit its queues and tails come out lower.
 
-    **Simplifications** (documented, not Knative): a new limit applies to every pod at once (no
-    new revision roll-out); requests go to the routable pod with the fewest requests and the
-    activator buffers only while no pod is routable (no target-burst-capacity); an OOM kill fails
-    the pod's in-flight requests and the pod restarts after a cold-start-like delay.
+    **Simplifications** (documented, not Knative): least-loaded routing; one activator of
+    unbounded capacity; the old revision is not scaled while it drains; on a full cluster the
+    roll-out drains the old revision's least-loaded pod first.
 
     **Knative default.** :meth:`pin_limit` fixes the limit for the rest of the episode (0 = no
     hard limit, the Knative default with target 100 x 0.7); later actions are validated but do
@@ -168,7 +162,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
 
     **Variants** (registry): ``delta``, ``absolute``, ``continuous``, ``memory``, ``sleep``,
     ``poisson``, ``bursty``, ``diurnal``, ``switching``, ``switching_cpu``, ``switching_random``,
-    ``slo``; see ``docs/envs/serverless.md``.
+    ``slo``, ``paper_reward``, ``instant_limit``; see ``docs/envs/serverless.md``.
 
     **Version History.** v0: initial version.
     """
@@ -177,12 +171,14 @@ class ServerlessAutoscalingEnv(RlsysEnv):
                  switch_at: float = 0.5, switch_spread: float = 0.0, clients: int = 500,
                  arrival_rate: float | None = None,
                  trace_path: str | None = None, trace_function: str | None = None, trace_scale: float | None = None,
+                 trace_start: int = 0,
                  cpu_s: float | None = None, sleep_s: float | None = None, mem_mb: float | None = None,
-                 work_cv: float | None = None, action_type: str = "delta", reward: str = "paper",
+                 work_cv: float | None = None, action_type: str = "delta", reward: str = "slo",
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
-                 simulator: str = "fluid", dt: float = 0.5, throughput_ref: float = 100.0,
-                 slo_latency: float = 5.0, w_latency: float = 1.0, latency_cap: float = 1.0, w_error: float = 2.0,
-                 w_cost: float = 0.1, kpa: KPAConfig | Mapping | None = None,
+                 simulator: str = "fluid", dt: float = 0.5, limit_change: str = "revision",
+                 throughput_ref: float = 100.0,
+                 slo_latency: float = 5.0, w_latency: float = 0.5, latency_cap: float = 1.0, w_error: float = 2.0,
+                 w_cost: float = 0.1, w_tail: float = 0.5, kpa: KPAConfig | Mapping | None = None,
                  cluster: ClusterConfig | Mapping | None = None, render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         if isinstance(workload, str):
@@ -211,16 +207,12 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.episode_decisions = check_int("episode_decisions", episode_decisions, 1, 100_000)
         self.simulator_kind = check_choice("simulator", simulator, ("fluid", "event"))
         self.dt = check_choice("dt", dt, (0.1, 0.125, 0.2, 0.25, 0.5, 1.0))
-        self.throughput_ref = check_float("throughput_ref", throughput_ref, 0.0, 1e9, low_inclusive=False)
-        self.slo_latency = check_float("slo_latency", slo_latency, 0.0, 1e6, low_inclusive=False)
-        self.w_latency = check_float("w_latency", w_latency, 0.0, 1e6)
-        self.latency_cap = check_float("latency_cap", latency_cap, 0.0, 1e6)
-        self.w_error = check_float("w_error", w_error, 0.0, 1e6)
-        if self.w_latency * self.latency_cap > 1.0:
-            raise ValueError(f"w_latency * latency_cap must be <= 1 (a completed request is never worth less than "
-                             f"0, so never less than a failed one, -w_error); "
-                             f"got {self.w_latency} * {self.latency_cap}")
-        self.w_cost = check_float("w_cost", w_cost, 0.0, 1e6)
+        self.limit_change = check_choice("limit_change", limit_change, ("revision", "instant"))
+        self.slo = SLOReward(throughput_ref=throughput_ref, slo_latency=slo_latency, w_latency=w_latency,
+                             w_tail=w_tail, latency_cap=latency_cap, w_error=w_error, w_cost=w_cost)
+        self.throughput_ref, self.slo_latency = self.slo.throughput_ref, self.slo.slo_latency
+        self.w_latency, self.w_tail, self.latency_cap = self.slo.w_latency, self.slo.w_tail, self.slo.latency_cap
+        self.w_error, self.w_cost = self.slo.w_error, self.slo.w_cost
         kpa = config_of(KPAConfig, kpa, "kpa")
         if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
             raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, "
@@ -231,10 +223,15 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         else:
             self.initial_limit = check_choice("initial_limit", initial_limit, tuple(int(x) for x in LIMITS))
         self.trace_counts = None
+        trace_start = check_int("trace_start", trace_start, 0, 10**7)
         if self.workload_kind == "trace":
             if trace_path is None:
                 raise ValueError("trace_path must name an Azure Functions 2019 invocations CSV when workload='trace'")
-            self.trace_counts = load_trace_counts(trace_path, function=trace_function)
+            counts = load_trace_counts(trace_path, function=trace_function)
+            start = check_int("trace_start", trace_start, 0, len(counts) - 1)
+            self.trace_counts = counts[start:]
+            if self.trace_counts.sum() <= 0:
+                raise ValueError(f"trace_start: {trace_path} has no invocations from minute {start} on")
         self.trace_scale = (None if trace_scale is None
                             else check_float("trace_scale", trace_scale, 0.0, 1e9, low_inclusive=False))
         self.profile = make_profile(self.profile_name, **knobs)
@@ -242,7 +239,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.instance_source = self._source(workload, "workload")
         self.kpa_cfg, self.cluster = kpa, cluster
         self.max_pods = cluster.max_pods()
-        self.sim = make_simulator(self.simulator_kind, cluster, kpa, dt=self.dt)
+        self.sim = make_simulator(self.simulator_kind, cluster, kpa, dt=self.dt,
+                                  rollout=self.limit_change == "revision")
 
         if self.action_type == "delta":       # sample() draws legal moves (core.MaskedDiscrete)
             self.action_space = self.masked_discrete(3)
@@ -290,19 +288,9 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self._pinned = True
 
     def slo_terms(self, st: IntervalStats) -> dict[str, float]:
-        """The four terms of the ``slo`` reward for one interval (they sum to the reward).
-
-        Per request, in units of ``throughput_ref`` requests per second: a completed request
-        with latency ``L`` earns ``1 - w_latency * min(max(0, L / slo_latency - 1), latency_cap)``
-        (1 within the SLO, at least ``1 - w_latency * latency_cap >= 0`` however late), a failed
-        request costs ``w_error``; plus the pod cost."""
-        T, ref = st.duration, self.throughput_ref
-        slo, cap = self.slo_latency, self.latency_cap
-        over = st.hist.mean_of(lambda lat: np.minimum(np.maximum(0.0, lat / slo - 1.0), cap))
-        return {"throughput": st.completed / T / ref,
-                "latency": -self.w_latency * st.completed / T / ref * over,
-                "error": -self.w_error * st.failed / T / ref,
-                "cost": -self.w_cost * st.pod_seconds / (T * self.max_pods)}
+        """The five terms of the ``slo`` reward for one interval (they sum to the reward); see
+        :class:`~rlsys_envs.serverless.model.SLOReward`."""
+        return self.slo.terms(st, self.max_pods)
 
     def _source(self, value, field: str):
         """The workload generator that ``value`` (a ``workload`` argument) stands for: a name of
@@ -338,6 +326,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self._last = None
         self._limit_sum = 0.0
         self._terms: dict[str, float] = {}
+        self._slo_sum = 0.0
+        self._over_slo = 0
         self.history = {k: [] for k in ("t", "arrival_rate", "throughput", "pods_ready", "limit", "p95", "error_rate")}
 
     def _apply_action(self, action):
@@ -348,12 +338,15 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self._last = st
         self._t += 1
         x = st.throughput
+        self._terms = self.slo_terms(st)
+        slo_r = sum(self._terms.values())
+        self._slo_sum += slo_r
+        self._over_slo += int(st.completed > 0 and st.latency(0.95) > self.slo_latency) or int(st.error_rate > 0.01)
         if self.reward_kind == "paper":
             self._best = max(self._best, x)
             reward = 0.0 if self._best <= 0 else (1.0 if x >= 0.95 * self._best else x / self._best)
         else:
-            self._terms = self.slo_terms(st)
-            reward = sum(self._terms.values())
+            reward = slo_r
         h = self.history
         h["t"].append(self.sim.now)
         h["arrival_rate"].append(st.arrived / st.duration)
@@ -428,6 +421,10 @@ class ServerlessAutoscalingEnv(RlsysEnv):
             "oom_kills": float(tot["oom_kills"]),
             "mean_limit": self._limit_sum / max(self._t, 1),
             "arrived": tot["arrived"], "completed": tot["completed"], "failed": tot["failed"],
+            "slo_score": self._slo_sum / max(self._t, 1),
+            "slo_violation_rate": ((tot["completed"] * h.fraction_above(self.slo_latency) + tot["failed"]) / done
+                                   if done > 0 else 0.0),
+            "intervals_over_slo": self._over_slo / max(self._t, 1),
         }
 
     # ------------------------------------------------------------------------------- render

@@ -74,10 +74,10 @@ class EventSimulator(SimulatorBase):
         serving = ((self.state == READY) | (self.state == DRAINING)) & (self.down_until <= self._last_int + 1e-12)
         n_serv = int(serving.sum())
         self._bucket_acc += self._conc * dt
+        self.total["in_system_s"] += self._conc * dt
         self._pod_s_int += int((self.state != FREE).sum()) * dt
         self._ready_int += int(((self.state == READY) & (self.down_until <= self._last_int + 1e-12)).sum()) * dt
         used = 0.0
-        memf = 0.0
         for s in np.flatnonzero(serving):
             pod = self.pods[s]
             used += min(len(pod.cpu), c.pod_cpu)
@@ -85,7 +85,6 @@ class EventSimulator(SimulatorBase):
         self._cpu_cap_int += n_serv * c.pod_cpu * dt
         self._mem_int += (n_serv * c.pod_base_mem_mb + self._mem_inflight) * dt
         self._mem_cap_int += n_serv * c.pod_mem_mb * dt
-        del memf
         self._last_int = now
 
     def _on_pod_drained_check(self) -> None:
@@ -122,21 +121,36 @@ class EventSimulator(SimulatorBase):
         self._conc += 1
         return rid
 
-    def _dispatch(self, rid: int) -> None:
+    def _dispatch(self, rid: int, held: bool = False) -> bool:
+        """Route a request: to the activator while no pod is routable; through the activator
+        (only to a pod with a free slot, else held) while it is in the path; else straight to the
+        least-loaded pod, whose full queue-proxy queue answers 503. False if the activator holds it."""
         r = np.flatnonzero(self.ready_mask())
         if len(r) == 0:
-            self.activator.append(rid)
+            if not held:
+                self.activator.append(rid)
             if self.unscheduled + int(((self.state == STARTING) | (self.state == READY)).sum()) == 0:
                 self._scale_to(max(1, self.desired))
-            return
+            return False
         best, best_load = -1, None
         for s in r:
             p = self.pods[s]
             load = len(p.queue) + len(p.cpu) + len(p.sleeping)
             if best_load is None or load < best_load:
                 best, best_load = int(s), load
+        lim = self.pod_limit[best]
+        if self.act_in_path and lim > 0:
+            if best_load >= lim:
+                if not held:
+                    self.activator.append(rid)
+                return False
+        elif lim > 0 and len(self.pods[best].queue) >= self.cluster.queue_depth_factor * lim:
+            self._cpu_work.pop(rid, None)
+            self._fail(rid)
+            return True
         self.pods[best].queue.append(rid)
         self._admit(best)
+        return True
 
     def _ps_update(self, s: int) -> None:
         """Bring the remaining CPU work of pod ``s`` up to now."""
@@ -168,8 +182,14 @@ class EventSimulator(SimulatorBase):
         self._ps_update(s)
         cap = self.cluster.mem_cap(self.workload.profile_at(self.now))
         changed = False
-        while pod.queue and (self.limit <= 0 or len(pod.cpu) + len(pod.sleeping) < self.limit):
+        lim = self.pod_limit[s]
+        timeout = self.cluster.request_timeout
+        while pod.queue and (lim <= 0 or len(pod.cpu) + len(pod.sleeping) < lim):
             rid = pod.queue.popleft()
+            if self.now - self.req_t0[rid] > timeout:     # its deadline passed in the queue: 503
+                self._cpu_work.pop(rid, None)
+                self._fail(rid)
+                continue
             if len(pod.cpu) + len(pod.sleeping) + 1 > cap:
                 self._oom(s, rid)
                 return
@@ -186,21 +206,22 @@ class EventSimulator(SimulatorBase):
 
     def _oom(self, s: int, rid: int) -> None:
         pod = self.pods[s]
-        victims = [rid] + list(pod.cpu) + list(pod.sleeping)
-        self._cpu_work.pop(rid, None)
-        for v in victims:
-            if v != rid:
-                self._mem_inflight -= self.req_mem[v]
+        in_flight = list(pod.cpu) + list(pod.sleeping)
+        queued = [rid] + list(pod.queue)      # the queue-proxy forwards to a dead container: 502
+        pod.queue.clear()
+        for v in in_flight:
+            self._mem_inflight -= self.req_mem[v]
+            self._fail(v)
+        for v in queued:
+            self._cpu_work.pop(v, None)
             self._fail(v)
         if pod.cpu_event is not None:
             self.clock.cancel(pod.cpu_event)
             pod.cpu_event = None
         pod.cpu.clear()
         pod.sleeping = set()      # pending sleep events see the request is gone
-        self.down_until[s] = self.now + self._draw_start()
+        self._crash(s)
         self.clock.schedule(self.down_until[s], "up", s)
-        self.total["oom_kills"] += 1
-        self._st.oom_kills += 1
 
     def _fail(self, rid: int) -> None:
         self._conc -= 1
@@ -221,15 +242,19 @@ class EventSimulator(SimulatorBase):
         self._st.completed += 1
         lat = self.now - self.req_t0[rid]
         self._lat_buf.append(lat)
+        self.total["latency_s"] += lat
         if self.workload.clients > 0:
             self.clock.schedule(self.now, "issue")
         self._admit(s)
+        if self.activator and self.act_in_path:
+            self._flush_activator()
         if self.state[s] == DRAINING:
             self._on_pod_drained_check()
 
     def advance(self, duration: float) -> IntervalStats:
         st = IntervalStats(duration=duration)
         self._st = st
+        self.started = True
         self._lat_buf: list[float] = []
         end = self.now + duration
         c0 = self.total["cold_starts"]
@@ -275,6 +300,7 @@ class EventSimulator(SimulatorBase):
                 s = ev.payload
                 if self.state[s] == STARTING and abs(self.ready_at[s] - self.now) < 1e-9:
                     self.state[s] = READY
+                    self._check_switch()
                     self._flush_activator()
             elif k == "up":
                 s = ev.payload
@@ -308,8 +334,16 @@ class EventSimulator(SimulatorBase):
         return st
 
     def _flush_activator(self) -> None:
-        if self.activator and self.ready_mask().any():
-            held = list(self.activator)
-            self.activator.clear()
-            for rid in held:
-                self._dispatch(rid)
+        """Send the activator's requests on, oldest first, while pods take them (those that
+        waited past the request timeout fail)."""
+        timeout = self.cluster.request_timeout
+        while self.activator and self.ready_mask().any():
+            rid = self.activator[0]
+            if self.now - self.req_t0[rid] > timeout:
+                self.activator.popleft()
+                self._cpu_work.pop(rid, None)
+                self._fail(rid)
+                continue
+            if not self._dispatch(rid, held=True):
+                break
+            self.activator.popleft()

@@ -22,13 +22,18 @@ Both simulators share the semantics below, the pod controller and the KPA:
 
 * requests arrive (open loop from an arrival process, or from a closed loop of ``clients``
   that re-issue immediately when a response, success or error, comes back);
-* while no pod is routable the activator holds them; otherwise each goes to the routable pod
-  with the fewest requests (in flight + queued), ties to the lowest slot;
+* while no pod is routable, or while the activator is in the path (excess burst capacity below
+  0), the activator holds them and sends a pod only what it can admit; otherwise each goes to
+  the routable pod with the fewest requests (in flight + queued), ties to the lowest slot, and a
+  full queue-proxy queue (``queue_depth_factor x containerConcurrency``) answers 503;
 * a pod admits queued requests while its in-flight count is below ``containerConcurrency``
-  (0 = unlimited); the rest wait FIFO in the pod's queue-proxy;
+  (0 = unlimited); the rest wait FIFO in the pod's queue-proxy; a request waiting past
+  ``request_timeout`` fails;
 * a request holds ``mem_mb`` while in flight; admitting one more request past the pod's memory
-  limit OOM-kills the container: every in-flight request (and the one admitted) fails, the pod
-  is down for a restart delay (drawn like a cold start) while its queue waits;
+  limit OOM-kills the container: every in-flight and queued request fails, and the container
+  restarts after CrashLoopBackOff plus a container start;
+* routable pods belong to the revision receiving traffic; a limit change is a new revision
+  (:meth:`SimulatorBase.set_limit`);
 * the KPA target per pod is ``containerConcurrency * target_utilisation`` (``100 * 0.7`` when the
   limit is 0) and it sees the total concurrency (in flight + queued + held by the activator).
 """
@@ -83,11 +88,19 @@ class ClusterConfig:
     pod_cpu: float = 1.0            # cores requested = the pod's CPU limit
     pod_mem_mb: float = 512.0       # request = limit
     pod_base_mem_mb: float = 62.0   # runtime footprint, before requests
-    cold_start_median: float = 2.0  # seconds
+    cold_start_median: float = 1.5  # seconds: container start + init + readiness (log-normal median)
     cold_start_sigma: float = 0.3   # log-normal shape
+    image_mb: float = 100.0         # container image size, pulled once per node
+    pull_mb_per_s: float = 50.0     # registry -> node pull bandwidth
     contention: float = 0.01        # CPU efficiency loss per request over the pod's cores
     error_latency: float = 0.05     # seconds before a failed request's client sees the error
     initial_pods: int = 1
+    restart_backoff: float = 10.0   # CrashLoopBackOff: first restart delay after an OOM kill (0: none)
+    restart_backoff_max: float = 300.0   # the doubling back-off's cap
+    backoff_reset: float = 600.0    # a container up this long without a crash resets its back-off
+    queue_depth_factor: float = 10.0     # queue-proxy queue = factor x containerConcurrency; 503 beyond
+    request_timeout: float = 300.0       # revision-timeout-seconds: a request still waiting after it fails
+    target_burst_capacity: float = 200.0  # activator in the path while excess burst capacity < 0; -1: always
 
     def __post_init__(self):
         """Validate every field (a ``ValueError`` names it as ``cluster.<field>``)."""
@@ -98,12 +111,22 @@ class ClusterConfig:
                                                ("pod_base_mem_mb", 0.0, 1e7, True),
                                                ("cold_start_median", 0.0, 600.0, False),
                                                ("cold_start_sigma", 0.0, 3.0, True), ("contention", 0.0, 10.0, True),
-                                               ("error_latency", 0.0, 60.0, True)):
+                                               ("error_latency", 0.0, 60.0, True), ("image_mb", 0.0, 1e6, True),
+                                               ("pull_mb_per_s", 0.0, 1e6, False),
+                                               ("restart_backoff", 0.0, 3600.0, True),
+                                               ("restart_backoff_max", 0.0, 86400.0, True),
+                                               ("backoff_reset", 0.0, 86400.0, True),
+                                               ("queue_depth_factor", 0.0, 1e6, True),
+                                               ("request_timeout", 0.0, 86400.0, False),
+                                               ("target_burst_capacity", -1.0, 1e9, True)):
             set_checked(self, name, check_float(f"cluster.{name}", getattr(self, name), low, high,
                                                 low_inclusive=low_inclusive))
         if self.pod_base_mem_mb >= self.pod_mem_mb:
             raise ValueError(f"cluster.pod_base_mem_mb must be below cluster.pod_mem_mb ({self.pod_mem_mb}), "
                              f"got {self.pod_base_mem_mb}")
+        if self.restart_backoff_max < self.restart_backoff:
+            raise ValueError(f"cluster.restart_backoff_max must be >= cluster.restart_backoff "
+                             f"({self.restart_backoff}), got {self.restart_backoff_max}")
         if self.max_pods() < 1:
             raise ValueError(f"cluster.n_nodes / node_cpu / node_mem_mb: the cluster cannot hold a single pod of "
                              f"pod_cpu={self.pod_cpu}, pod_mem_mb={self.pod_mem_mb}")
@@ -111,6 +134,10 @@ class ClusterConfig:
     def max_pods(self) -> int:
         per_node = min(int(self.node_cpu // self.pod_cpu + 1e-9), int(self.node_mem_mb // self.pod_mem_mb + 1e-9))
         return max(0, per_node) * self.n_nodes
+
+    def pull_time(self) -> float:
+        """Seconds to pull the image onto a node that does not hold it yet."""
+        return self.image_mb / self.pull_mb_per_s
 
     def mem_cap(self, profile: Profile) -> float:
         """Requests a pod can hold in flight before an OOM kill (inf when requests need no memory)."""
@@ -160,6 +187,10 @@ class LatencyHistogram:
         if tot <= 0:
             return 0.0
         return float(np.dot(self.counts, f(_H_CENTRES)) / tot)
+
+    def fraction_above(self, x: float) -> float:
+        """Fraction of the recorded latencies above ``x`` seconds (0 when empty)."""
+        return self.mean_of(lambda lat: (lat > x).astype(float))
 
     def quantile(self, q: float) -> float:
         tot = self.counts.sum()
@@ -231,6 +262,76 @@ class IntervalStats:
         return self.hist.quantile(q)
 
 
+# --------------------------------------------------------------------------------- SLO reward
+
+
+@dataclass(frozen=True)
+class SLOReward:
+    """The ``slo`` reward of one interval, in units of ``throughput_ref`` requests per second.
+
+    A completed request earns 1, less ``w_latency`` times its capped overshoot of the SLO and
+    ``w_tail`` times the interval's mean capped p95 / p99 overshoot; a failed request costs
+    ``w_error``; pods cost ``w_cost`` per pod-second over the pod capacity. Validated so that a
+    completed request is never worth less than 0 (``(w_latency + w_tail) * latency_cap <= 1``)."""
+
+    throughput_ref: float = 100.0
+    slo_latency: float = 5.0
+    w_latency: float = 0.5
+    w_tail: float = 0.5
+    latency_cap: float = 1.0
+    w_error: float = 2.0
+    w_cost: float = 0.1
+
+    def __post_init__(self):
+        set_checked(self, "throughput_ref", check_float("throughput_ref", self.throughput_ref, 0.0, 1e9,
+                                                        low_inclusive=False))
+        set_checked(self, "slo_latency", check_float("slo_latency", self.slo_latency, 0.0, 1e6, low_inclusive=False))
+        for name in ("w_latency", "w_tail", "latency_cap", "w_error", "w_cost"):
+            set_checked(self, name, check_float(name, getattr(self, name), 0.0, 1e6))
+        if (self.w_latency + self.w_tail) * self.latency_cap > 1.0 + 1e-12:
+            raise ValueError(f"(w_latency + w_tail) * latency_cap must be <= 1 (a completed request is never worth "
+                             f"less than 0, so never less than a failed one, -w_error); "
+                             f"got ({self.w_latency} + {self.w_tail}) * {self.latency_cap}")
+
+    def terms(self, st: "IntervalStats", pod_capacity: int) -> dict[str, float]:
+        """The five signed terms (``throughput``, ``latency``, ``tail``, ``error``, ``cost``); they
+        sum to the reward."""
+        T, ref = st.duration, self.throughput_ref
+        slo, cap = self.slo_latency, self.latency_cap
+        over = st.hist.mean_of(lambda lat: np.minimum(np.maximum(0.0, lat / slo - 1.0), cap))
+        tail = 0.0
+        if st.completed > 0:
+            tail = sum(min(max(0.0, st.latency(q) / slo - 1.0), cap) for q in (0.95, 0.99)) / 2.0
+        x = st.completed / T / ref
+        return {"throughput": x,
+                "latency": -self.w_latency * x * over,
+                "tail": -self.w_tail * x * tail,
+                "error": -self.w_error * st.failed / T / ref,
+                "cost": -self.w_cost * st.pod_seconds / (T * pod_capacity)}
+
+
+def merge_stats(parts: list["IntervalStats"]) -> "IntervalStats":
+    """One interval's statistics from consecutive pieces of it."""
+    out = IntervalStats()
+    for p in parts:
+        out.duration += p.duration
+        out.arrived += p.arrived
+        out.completed += p.completed
+        out.failed += p.failed
+        out.pod_seconds += p.pod_seconds
+        out.cold_starts += p.cold_starts
+        out.oom_kills += p.oom_kills
+        out.ready_mean += p.ready_mean * p.duration
+        out.cpu_util += p.cpu_util * p.duration
+        out.mem_util += p.mem_util * p.duration
+        out.hist.merge(p.hist)
+    if out.duration > 0:
+        out.ready_mean /= out.duration
+        out.cpu_util /= out.duration
+        out.mem_util /= out.duration
+    return out
+
+
 # ------------------------------------------------------------------------------ pod controller
 
 FREE, STARTING, READY, DRAINING = 0, 1, 2, 3
@@ -238,6 +339,8 @@ FREE, STARTING, READY, DRAINING = 0, 1, 2, 3
 
 class SimulatorBase:
     """State and logic both simulators share: pod slots on a ResourcePool, the KPA loop, stats."""
+
+    rollout = True
 
     def __init__(self, cluster: ClusterConfig, kpa: KPAConfig):
         self.cluster = cluster
@@ -247,22 +350,37 @@ class SimulatorBase:
             raise ValueError("the cluster cannot hold a single pod: raise n_nodes, node_cpu or node_mem_mb")
 
     # ---- lifecycle
-    def reset(self, rng: np.random.Generator, workload: Workload, limit: int) -> None:
+    def reset(self, rng: np.random.Generator, workload: Workload, limit: int, pool: ResourcePool | None = None,
+              key: object = None) -> None:
+        """Start an episode. ``pool`` (with this service's ``key``): a node pool shared with other
+        services, whose pods then compete for the nodes; default a pool of this service's own."""
         c = self.cluster
+        self._pkey = key
         self.rng = rng
         self.workload = workload
         workload.reset(rng)
         self.limit = int(limit)
         self.now = 0.0
         self.kpa = KPA(self.kpa_cfg)
-        self.pool = ResourcePool(np.tile([c.node_cpu, c.node_mem_mb], (c.n_nodes, 1)).astype(float), ("cpu", "mem"))
+        self.pool = pool if pool is not None else ResourcePool(
+            np.tile([c.node_cpu, c.node_mem_mb], (c.n_nodes, 1)).astype(float), ("cpu", "mem"))
         S = self.n_slots
         self.state = np.zeros(S, np.int8)
         self.ready_at = np.zeros(S)
         self.down_until = np.zeros(S)
         self.unscheduled = 0
         self.desired = c.initial_pods
-        self.total = dict(arrived=0.0, completed=0.0, failed=0.0, pod_seconds=0.0, cold_starts=0, oom_kills=0)
+        self.total = dict(arrived=0.0, completed=0.0, failed=0.0, pod_seconds=0.0, cold_starts=0, oom_kills=0,
+                          in_system_s=0.0, latency_s=0.0)
+        self.crashes = np.zeros(S, np.int64)         # CrashLoopBackOff count per pod
+        self.last_crash = np.full(S, -np.inf)
+        self.pod_node = np.full(S, -1, np.int64)
+        self.pod_rev = np.zeros(S, np.int64)         # the revision each pod runs
+        self.pod_limit = np.zeros(S)                 # its containerConcurrency (0 = none)
+        self.rev = self.serving_rev = 0              # the latest revision, the one receiving traffic
+        self.started = False
+        self.act_in_path = True                      # the activator in the request path
+        self.image_at = np.full(c.n_nodes, np.inf)   # when each node holds the image (pulled once per node)
         self.hist_total = LatencyHistogram()
         self._bucket_acc = 0.0
         self._next_bucket = self.kpa_cfg.bucket
@@ -272,14 +390,37 @@ class SimulatorBase:
             s = self._place_pod()
             if s is not None:
                 self.state[s] = READY
+                self.ready_at[s] = 0.0
+                self.image_at[self.pod_node[s]] = 0.0
         self.desired = c.initial_pods
 
     def _reset_requests(self) -> None:
         raise NotImplementedError
 
     def _draw_start(self) -> float:
+        """Container start (start + init + readiness): log-normal around ``cold_start_median``."""
         c = self.cluster
         return float(c.cold_start_median * math.exp(c.cold_start_sigma * self.rng.standard_normal()))
+
+    def _crash(self, s: int) -> None:
+        """OOM kill of pod ``s``'s container: it restarts after the kubelet's CrashLoopBackOff
+        (``restart_backoff`` doubling per crash up to ``restart_backoff_max``; the count resets
+        after ``backoff_reset`` seconds without a crash) plus a container start."""
+        c = self.cluster
+        if self.now - self.last_crash[s] > c.backoff_reset:
+            self.crashes[s] = 0
+        k = int(self.crashes[s])
+        wait = min(c.restart_backoff_max, c.restart_backoff * 2.0 ** k) if c.restart_backoff > 0 else 0.0
+        self.crashes[s] = k + 1
+        self.last_crash[s] = self.now
+        self.down_until[s] = self.now + wait + self._draw_start()
+        self.total["oom_kills"] += 1
+        self._st_oom()
+
+    def _st_oom(self) -> None:
+        st = getattr(self, "_st", None)
+        if st is not None:
+            st.oom_kills += 1
 
     def _place_pod(self) -> int | None:
         c = self.cluster
@@ -290,19 +431,29 @@ class SimulatorBase:
         if len(fits) == 0:
             return None
         s = int(free[0])
-        self.pool.place(s, int(fits[0]), [c.pod_cpu, c.pod_mem_mb])
+        # the scheduler prefers a node that already holds the image (no pull)
+        cached = fits[np.isfinite(self.image_at[fits])]
+        node = int(cached[0]) if len(cached) else int(fits[0])
+        self.pool.place(s if self._pkey is None else (self._pkey, s), node, [c.pod_cpu, c.pod_mem_mb])
         self.state[s] = STARTING
-        self.ready_at[s] = self.now + self._draw_start()
+        if not np.isfinite(self.image_at[node]):         # the first pod on this node pulls the image
+            self.image_at[node] = self.now + c.pull_time()
+        self.pod_node[s] = node
+        self.pod_rev[s] = self.rev
+        self.pod_limit[s] = self.limit
+        self.ready_at[s] = max(self.now, float(self.image_at[node])) + self._draw_start()
         self.down_until[s] = 0.0
+        self.crashes[s] = 0
+        self.last_crash[s] = -np.inf
         return s
 
     def _release_pod(self, s: int) -> None:
-        self.pool.release(s)
+        self.pool.release(s if self._pkey is None else (self._pkey, s))
         self.state[s] = FREE
 
     def ready_mask(self) -> np.ndarray:
-        """Routable pods: ready, not being removed, container up."""
-        return (self.state == READY) & (self.down_until <= self.now + 1e-9)
+        """Routable pods: ready, of the revision receiving traffic, not being removed, container up."""
+        return (self.state == READY) & (self.down_until <= self.now + 1e-9) & (self.pod_rev == self.serving_rev)
 
     def pod_counts(self) -> tuple[int, int]:
         """(ready, pending) where pending = starting + unschedulable + restarting after OOM."""
@@ -319,7 +470,8 @@ class SimulatorBase:
     def _scale_to(self, desired: int) -> None:
         """Pod controller: create or remove pods until the count matches ``desired``."""
         self.desired = desired
-        current = self.unscheduled + int(((self.state == STARTING) | (self.state == READY)).sum())
+        mine = self.pod_rev == self.rev
+        current = self.unscheduled + int((((self.state == STARTING) | (self.state == READY)) & mine).sum())
         if desired > current:
             self.unscheduled += desired - current
         elif desired < current:
@@ -327,12 +479,12 @@ class SimulatorBase:
             take = min(k, self.unscheduled)
             self.unscheduled -= take
             k -= take
-            starting = np.flatnonzero(self.state == STARTING)
+            starting = np.flatnonzero((self.state == STARTING) & mine)
             for s in starting[::-1][:k]:
                 self._release_pod(int(s))
             k -= min(k, len(starting))
             if k > 0:
-                ready = np.flatnonzero(self.state == READY)
+                ready = np.flatnonzero((self.state == READY) & mine)
                 load = self._pod_load()[ready]
                 order = ready[np.lexsort((-ready, load))]   # least loaded first, newest first on ties
                 for s in order[:k]:
@@ -349,10 +501,53 @@ class SimulatorBase:
     def _kpa_tick(self) -> None:
         ready, _ = self.pod_counts()
         self._scale_to(self.kpa.decide(self.now, ready, self.limit))
+        # Knative's excess burst capacity: ready x capacity - target-burst-capacity - panic concurrency
+        tbc = self.cluster.target_burst_capacity
+        per_pod = self.limit if self.limit > 0 else self.kpa_cfg.target_default
+        ebc = math.floor(ready * per_pod - tbc - self.kpa.last_panic)
+        # (target-burst-capacity 0: the activator is in the path only at zero pods; -1: always)
+        self.act_in_path = ready == 0 or tbc < 0 or (tbc > 0 and ebc < 0)
+
+    def _check_switch(self) -> bool:
+        """Route to the latest revision once one of its pods is ready; the old revision's pods
+        drain (no new requests; released when empty). True if the route switched."""
+        if self.serving_rev == self.rev:
+            return False
+        if not ((self.state == READY) & (self.pod_rev == self.rev)).any():
+            return False
+        self.serving_rev = self.rev
+        old = (self.pod_rev != self.rev) & (self.state == READY)
+        self.state[old] = DRAINING
+        self._on_pod_drained_check()
+        return True
 
     # ---- public
     def set_limit(self, limit: int) -> None:
-        self.limit = int(limit)
+        """Set ``containerConcurrency``. Before the first :meth:`advance` (the service is deployed
+        with it) or with ``rollout=False`` the change is instant on every pod; otherwise it is a
+        new revision: its pods start (cold starts, on the capacity the old pods leave), the route
+        moves to it once one of them is ready, and the old revision's pods drain. On a full cluster
+        the old revision's least-loaded pod drains first to make room."""
+        limit = int(limit)
+        if limit == self.limit:
+            return
+        self.limit = limit
+        if not self.started or not self.rollout:
+            self.pod_limit[self.state != FREE] = limit
+            return
+        self.rev += 1
+        for s in np.flatnonzero((self.state == STARTING) & (self.pod_rev != self.rev)):
+            self._release_pod(int(s))       # a superseded revision's pods that never became ready
+        self.unscheduled = 0
+        self._scale_to(max(1, self.desired))
+        if not ((self.pod_rev == self.rev) & (self.state != FREE)).any():
+            # a full cluster: free room for the new revision by draining the old revision's
+            # least-loaded pod (a rolling update without surge; Knative would leave it pending)
+            old = np.flatnonzero((self.state == READY) & (self.pod_rev != self.rev))
+            if len(old):
+                s = int(old[np.argmin(self._pod_load()[old])])
+                self.state[s] = DRAINING
+                self._on_pod_drained_check()
 
     def advance(self, duration: float) -> IntervalStats:
         raise NotImplementedError
@@ -364,14 +559,19 @@ class SimulatorBase:
         raise NotImplementedError
 
 
-def make_simulator(kind: str, cluster: ClusterConfig, kpa: KPAConfig, dt: float = 0.5) -> SimulatorBase:
-    """``"fluid"`` (fast, default) or ``"event"`` (request-level reference)."""
+def make_simulator(kind: str, cluster: ClusterConfig, kpa: KPAConfig, dt: float = 0.5,
+                   rollout: bool = True) -> SimulatorBase:
+    """``"fluid"`` (fast, default) or ``"event"`` (request-level reference); ``rollout``: a limit
+    change rolls out a new revision (else it is instant on every pod)."""
     if kind == "fluid":
         from .fluid import FluidSimulator
 
-        return FluidSimulator(cluster, kpa, dt=dt)
-    if kind == "event":
+        sim = FluidSimulator(cluster, kpa, dt=dt)
+    elif kind == "event":
         from .eventsim import EventSimulator
 
-        return EventSimulator(cluster, kpa)
-    raise ValueError(f"simulator must be 'fluid' or 'event', got {kind!r}")
+        sim = EventSimulator(cluster, kpa)
+    else:
+        raise ValueError(f"simulator must be 'fluid' or 'event', got {kind!r}")
+    sim.rollout = bool(rollout)
+    return sim

@@ -1,0 +1,158 @@
+"""Several functions on one shared cluster, and the Azure trace formats."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlsys_envs  # noqa: F401
+from rlsys_envs.core import play_episode
+from rlsys_envs.serverless.generator import (load_azure_2019_functions, load_azure_2021_invocations,
+                                             profile_from_durations)
+from rlsys_envs.serverless.multi import MultiStaticPolicy, ServerlessMultiFunctionEnv
+
+ID = "rlsys/ServerlessMultiFunction-v0"
+
+
+def write_2019(path, rows, minutes=20):
+    lines = ["HashOwner,HashApp,HashFunction,Trigger," + ",".join(str(i) for i in range(1, minutes + 1))]
+    for name, counts in rows.items():
+        lines.append(f"o,a,{name},http," + ",".join(str(int(c)) for c in counts))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_2021(path, rows):
+    lines = ["app,func,end_timestamp,duration"] + [f"{a},{f},{e},{d}" for a, f, e, d in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_pods_of_all_functions_share_the_nodes_and_wait_pending_when_full():
+    env = ServerlessMultiFunctionEnv(n_functions=3, episode_decisions=4, cluster={"n_nodes": 2})
+    pol = MultiStaticPolicy(10)
+    env.reset(seed=0)
+    pol.reset(env, 0)
+    for _ in range(4):
+        *_, info = env.step(pol.act(env, None, {}))
+        pool = env.sim.pool
+        assert np.all(pool.usage <= pool.capacity + 1e-9)
+        live = sum(int((s.state != 0).sum()) for s in env.sim.sims)
+        assert live <= env.max_pods == 6
+    assert sum(s.pod_counts()[1] for s in env.sim.sims) > 0            # more wanted than fits
+    assert info["metrics"]["pending_pod_seconds"] > 0
+    keys = {k for k in info["metrics"] if k.startswith("throughput_")}
+    assert keys == {"throughput_0", "throughput_1", "throughput_2"}
+
+
+def test_per_function_limits_set_each_service_and_beat_one_limit_for_all():
+    ep_one = play_episode(ServerlessMultiFunctionEnv(episode_decisions=10), MultiStaticPolicy(10), seed=1)
+    ep_per = play_episode(ServerlessMultiFunctionEnv(episode_decisions=10), MultiStaticPolicy([10, 10, 70]), seed=1)
+    assert ep_per.metrics["slo_score"] > ep_one.metrics["slo_score"]
+    env = ServerlessMultiFunctionEnv(episode_decisions=2, limit_change="instant")
+    env.reset(seed=0)
+    env.step(env.action_for_limits([10, 50, 310]))
+    assert env.limits == [10, 50, 310]
+
+
+def test_same_seed_same_episode_and_different_seeds_differ():
+    def run(seed):
+        return play_episode(ServerlessMultiFunctionEnv(episode_decisions=3), MultiStaticPolicy(30), seed=seed).metrics
+    assert run(0) == run(0) and run(0)["throughput"] != run(1)["throughput"]
+
+
+def test_azure_2019_per_function_with_a_start_minute(tmp_path):
+    rows = {"fa": [0] * 10 + [600] * 10, "fb": [60] * 20, "fc": [1] * 20}
+    path = write_2019(tmp_path / "inv.csv", rows)
+    sel = load_azure_2019_functions(path, functions=2, start_minute=10)
+    assert list(sel) == ["fa", "fb"] and sel["fa"].tolist() == [600] * 10
+    assert load_azure_2019_functions(path, functions=["fc"])["fc"].sum() == 20
+    env = ServerlessMultiFunctionEnv(n_functions=2, workload="azure2019", trace_path=str(path), trace_start=10,
+                                     trace_scale=1.0, episode_decisions=4, profiles=["sleep", "sleep"])
+    env.reset(seed=0)
+    for _ in range(4):
+        *_, info = env.step(env.action_for_limits([70, 70]))
+    assert env.function_names == ["fa", "fb"]
+    arr = [s.total["arrived"] / 120.0 for s in env.sim.sims]
+    assert arr[0] == pytest.approx(10.0, rel=0.15) and arr[1] == pytest.approx(1.0, rel=0.3)
+
+
+def test_azure_2021_invocations_drive_arrivals_and_service_times(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(400):
+        start = k * 0.25
+        d = float(rng.lognormal(np.log(0.4), 0.3))
+        rows.append(("app1", "hot", round(start + d, 4), round(d, 4)))
+    rows += [("app2", "cold", 5.0 + 10 * k + 2.0, 2.0) for k in range(8)]
+    path = write_2021(tmp_path / "inv21.csv", rows)
+    inv = load_azure_2021_invocations(path)
+    times, durs = inv["app1/hot"]
+    assert times[0] == pytest.approx(0.0) and np.all(np.diff(times) >= 0) and durs.mean() == pytest.approx(0.41, 0.1)
+    p = profile_from_durations("hot", durs, cpu_fraction=0.25)
+    assert (p.cpu_s + p.sleep_s) * p.mean_factor() == pytest.approx(durs.mean(), rel=1e-6)
+    assert p.work_cv == pytest.approx(0.3, abs=0.08)
+    env = ServerlessMultiFunctionEnv(n_functions=2, workload="azure2021", trace_path=str(path), episode_decisions=3,
+                                     decision_interval=30.0, limit_change="instant")
+    env.reset(seed=0)
+    for _ in range(3):
+        *_, info = env.step(env.action_for_limits([50, 50]))
+    assert env.function_names == ["app1/hot", "app2/cold"]
+    assert env.sim.sims[0].total["arrived"] == 360        # 4 per second over the first 90 s
+    assert env.sim.sims[1].total["arrived"] == 8          # at 5, 15, ..., 75 s; the replay wraps after 85 s
+    m = info["metrics"]
+    assert m["throughput_0"] > 3.5 and m["error_rate_0"] == 0.0
+
+
+@pytest.mark.parametrize("content,match", [
+    ("HashOwner,HashApp,HashFunction\nx,y,z\n", r"inv\.csv:1: expected the columns"),
+    ("HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,1\n", r"inv\.csv:2: expected 6 fields"),
+    ("HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,1,x\n", r"inv\.csv:2: minute 2 is not a number"),
+    ("HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,1,-3\n", r"inv\.csv:2: minute 2 has a negative"),
+    ("HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,1,123456789012345678901\n",
+     r"inv\.csv:2: minute 2 is out of range"),
+])
+def test_malformed_2019_files_name_file_and_line(tmp_path, content, match):
+    path = tmp_path / "inv.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        load_azure_2019_functions(path)
+
+
+@pytest.mark.parametrize("content,match", [
+    ("app,func,end\n", r"inv21\.csv:1: expected the columns"),
+    ("app,func,end_timestamp,duration\na,f,10.0,abc\n", r"inv21\.csv:2: duration is not a number"),
+    ("app,func,end_timestamp,duration\na,f,10.0,1.0\na,f,inf,1.0\n", r"inv21\.csv:3: end_timestamp is not finite"),
+    ("app,func,end_timestamp,duration\na,f,10.0,-1\n", r"inv21\.csv:2: negative duration"),
+])
+def test_malformed_2021_files_name_file_and_line(tmp_path, content, match):
+    path = tmp_path / "inv21.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        load_azure_2021_invocations(path)
+
+
+def test_non_utf8_trace_names_file_and_line(tmp_path):
+    path = tmp_path / "inv21.csv"
+    path.write_bytes(b"app,func,end_timestamp,duration\na,f,1.0,0.5\n\xff\xfe,f,2,1\n")
+    with pytest.raises(ValueError, match=r"inv21\.csv:3: not UTF-8"):
+        load_azure_2021_invocations(path)
+
+
+def test_trace_arguments_are_checked():
+    with pytest.raises(ValueError, match="trace_path"):
+        ServerlessMultiFunctionEnv(workload="azure2019")
+    with pytest.raises(ValueError, match="profiles"):
+        ServerlessMultiFunctionEnv(n_functions=2, profiles=["cpu"])
+    with pytest.raises(ValueError, match="rates"):
+        ServerlessMultiFunctionEnv(n_functions=2, rates=[1.0, -1.0])
+
+
+def test_single_service_trace_start(tmp_path):
+    path = write_2019(tmp_path / "inv.csv", {"fa": [0] * 10 + [600] * 10})
+    env = gym.make("rlsys/ServerlessAutoscaling-v0", workload="trace", trace_path=str(path), trace_start=10,
+                   trace_scale=1.0, episode_decisions=2, profile="sleep")
+    env.reset(seed=0)
+    env.step(1)
+    *_, info = env.step(1)
+    assert info["metrics"]["arrived"] == pytest.approx(600, rel=0.15)
+    with pytest.raises(ValueError, match="trace_start"):
+        gym.make("rlsys/ServerlessAutoscaling-v0", workload="trace", trace_path=str(path), trace_start=25)
