@@ -21,7 +21,6 @@ the saved run time does not depend on the order):
 """
 from __future__ import annotations
 
-import numpy as np
 
 from rlsys_envs.core import Policy, RandomMaskedPolicy, simulate
 

@@ -149,15 +149,15 @@ def lp_bound(program: Program) -> float:
     # -t_o - sum_i d_io x_i <= -base_o
     rows = np.concatenate([p.acc_op, np.arange(T)])
     cols = np.concatenate([p.acc_buf, n + np.arange(T)])
-    vals = np.concatenate([-p.acc_saving, -np.ones(T)])
+    scale = 1.0 / p.slow_time          # times in units of the all-slow run time
+    vals = np.concatenate([-p.acc_saving * scale, -np.ones(T)])
     a_time = coo_matrix((vals, (rows, cols)), shape=(T, n + T))
     # live fast bytes at each position <= capacity
     lens = p.end - p.start
     r = np.concatenate([np.arange(s, e) for s, e in zip(p.start, p.end)])
     c = np.repeat(np.arange(n), lens)
     a_cap = coo_matrix((np.repeat(p.size.astype(float), lens), (r, c)), shape=(T, n + T))
-    scale = 1.0 / p.slow_time
-    a = vstack([a_time * scale, a_cap * (1.0 / max(p.capacity, 1))]).tocsr()
+    a = vstack([a_time, a_cap * (1.0 / max(p.capacity, 1))]).tocsr()
     b = np.concatenate([-p.slow_memory * scale, np.ones(T) * (p.capacity / max(p.capacity, 1))])
     bounds = [(0.0, 1.0 if p.size[i] <= p.capacity else 0.0) for i in range(n)] + \
              [(float(ci) * scale, None) for ci in p.compute]

@@ -10,7 +10,8 @@ buffer      live range                       accesses (each moves the whole buff
 ==========  ===============================  ===============================================
 ``W_l``     the whole program                read by ``F_l`` and ``B_l``, read + written by ``U_l``
 ``opt_l``   the whole program                optimizer state (2x ``W_l``): read + written by ``U_l``
-``a_l``     ``F_l`` .. ``B_{l+1}``           activation: written by ``F_l``, read by ``F_{l+1}`` (or the loss) and ``B_{l+1}`` (or ``B_L``)
+``a_l``     ``F_l`` .. ``B_{l+1}``           activation: written by ``F_l``, read by ``F_{l+1}`` (or the
+                                             loss) and ``B_{l+1}`` (or ``B_L``)
 ``g_l``     ``B_{l+1}`` .. ``B_l``           gradient of ``a_l``: written by ``B_{l+1}`` (or the loss), read by ``B_l``
 ``dW_l``    ``B_l`` .. ``U_l``               weight gradient: written by ``B_l``, read by ``U_l``
 ``tmp_l``   ``F_l`` only                     workspace (pre-activation, attention scores): written and read by ``F_l``
@@ -99,10 +100,10 @@ def generate_program(rng: np.random.Generator, n_layers: int, capacity_fraction:
     """One generated training step with ``n_layers`` layers (see the module docstring)."""
     L = int(n_layers)
     T = 3 * L + 1
-    F = lambda l: l - 1            # noqa: E731  (positions of the ops)
+    F = lambda k: k - 1            # noqa: E731  (positions of the ops)
     LOSS = L
-    B = lambda l: L + (L - l + 1)  # noqa: E731
-    U = lambda l: 2 * L + l        # noqa: E731
+    B = lambda k: L + (L - k + 1)  # noqa: E731
+    U = lambda k: 2 * L + k        # noqa: E731
     family = rng.choice(LAYER_TYPES)
     tokens = int(np.exp(rng.uniform(np.log(16), np.log(2048))))
     base_width = int(rng.choice([256, 512, 1024, 2048]))
@@ -129,38 +130,38 @@ def generate_program(rng: np.random.Generator, n_layers: int, capacity_fraction:
     prev_width = base_width
     acts, grads = [act_prev], []
     layer_kinds = [family if rng.random() < 0.7 else rng.choice(LAYER_TYPES) for _ in range(L)]
-    for l in range(1, L + 1):
-        width = int(prev_width * rng.choice([0.5, 1.0, 1.0, 2.0])) if l > 1 else base_width
+    for k in range(1, L + 1):
+        width = int(prev_width * rng.choice([0.5, 1.0, 1.0, 2.0])) if k > 1 else base_width
         width = int(np.clip(width, 128, 8192))
-        w_el, a_el, t_el, flops = _layer_shapes(rng, layer_kinds[l - 1], tokens, width)
+        w_el, a_el, t_el, flops = _layer_shapes(rng, layer_kinds[k - 1], tokens, width)
         prev_width = width
-        compute[F(l)] += flops / profile.peak_flops
-        compute[B(l)] += 2 * flops / profile.peak_flops
-        compute[U(l)] += 10.0 * w_el / profile.peak_flops          # Adam: ~10 flops per parameter
-        w = buffer(f"W{l}", "weight", w_el, 0, T)
-        opt = buffer(f"opt{l}", "optimizer", 2 * w_el, 0, T)
-        end_a = B(l + 1) + 1 if l < L else B(L) + 1
-        a = buffer(f"a{l}", "activation", a_el, F(l), end_a)
-        tmp = buffer(f"tmp{l}", "temporary", t_el, F(l), F(l) + 1)
-        dw = buffer(f"dW{l}", "gradient", w_el, B(l), U(l) + 1)
-        access(F(l), w)
-        access(B(l), w)
-        access(U(l), w, 2)
-        access(U(l), opt, 2)
-        access(F(l), a)
-        access(F(l) + 1 if l < L else LOSS, a)
-        access(B(l + 1) if l < L else B(L), a)
-        access(F(l), tmp, 2)
-        access(B(l), dw)
-        access(U(l), dw)
+        compute[F(k)] += flops / profile.peak_flops
+        compute[B(k)] += 2 * flops / profile.peak_flops
+        compute[U(k)] += 10.0 * w_el / profile.peak_flops          # Adam: ~10 flops per parameter
+        w = buffer(f"W{k}", "weight", w_el, 0, T)
+        opt = buffer(f"opt{k}", "optimizer", 2 * w_el, 0, T)
+        end_a = B(k + 1) + 1 if k < L else B(L) + 1
+        a = buffer(f"a{k}", "activation", a_el, F(k), end_a)
+        tmp = buffer(f"tmp{k}", "temporary", t_el, F(k), F(k) + 1)
+        dw = buffer(f"dW{k}", "gradient", w_el, B(k), U(k) + 1)
+        access(F(k), w)
+        access(B(k), w)
+        access(U(k), w, 2)
+        access(U(k), opt, 2)
+        access(F(k), a)
+        access(F(k) + 1 if k < L else LOSS, a)
+        access(B(k + 1) if k < L else B(L), a)
+        access(F(k), tmp, 2)
+        access(B(k), dw)
+        access(U(k), dw)
         acts.append(a)
     compute[LOSS] += 4.0 * tokens * prev_width / profile.peak_flops
-    # gradients of the activations: g_l written by B_{l+1} (the loss for g_L), read by B_l
-    for l in range(L, 0, -1):
-        lo = B(l + 1) if l < L else LOSS
-        g = buffer(f"g{l}", "gradient", sizes[acts[l]] // BYTES_PER_ELEMENT, lo, B(l) + 1)
+    # gradients of the activations: g_l written by B_{k+1} (the loss for g_L), read by B_l
+    for k in range(L, 0, -1):
+        lo = B(k + 1) if k < L else LOSS
+        g = buffer(f"g{k}", "gradient", sizes[acts[k]] // BYTES_PER_ELEMENT, lo, B(k) + 1)
         access(lo, g)
-        access(B(l), g)
+        access(B(k), g)
         grads.append(g)
     program = Program(compute, sizes, starts, ends, acc_op, acc_buf, acc_bytes, 0, profile, name, names, kinds)
     return program.with_capacity(_align(capacity_fraction * program.peak_live_bytes()))
