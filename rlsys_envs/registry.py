@@ -102,6 +102,7 @@ ENVIRONMENTS += (
         id="rlsys/MemoryMapping-v0",
         entry_point="rlsys_envs.malloc.env:MemoryMappingEnv",
         baselines="rlsys_envs.malloc.baselines:BASELINES",
+        experts="rlsys_envs.malloc.expert:EXPERTS",
         summary="mallocGame memory mapping (Wang et al. 2023): fast-memory offset or HBM per buffer; "
                 "Discrete(candidate offset + slow); buffer/candidate tables",
         kwargs={"instance": "medium", "objective": "map", "order": "xla", "max_candidates": 16},

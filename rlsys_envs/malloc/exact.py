@@ -46,10 +46,13 @@ def _time_overlap(program: Program) -> np.ndarray:
 
 
 def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: str = "map", canonical: bool = True,
-                time_limit: float = 10.0, seed: int = 0, hint: np.ndarray | None = None) -> CPSatResult:
+                time_limit: float = 10.0, seed: int = 0, hint: np.ndarray | None = None,
+                decided: np.ndarray | None = None, fixed: np.ndarray | None = None) -> CPSatResult:
     """The best mapping (``objective="map"``) or a full allocation (``"allocate"``); see the module
     docstring. ``order``: the presentation order (needed with ``canonical``); ``time_limit``: the
-    solver's deterministic time limit (about seconds); ``hint``: a placement to start from."""
+    solver's deterministic time limit (CP-SAT's work units, a few wall seconds each on one core);
+    ``hint``: a placement to start from; ``decided`` (bool ``[N]``) with ``fixed`` (offsets, -1 =
+    slow): buffers whose placement is given (the rest of an episode already under way)."""
     from ortools.sat.python import cp_model
 
     p = program
@@ -68,6 +71,13 @@ def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: st
         tiv.append(m.NewOptionalFixedSizeIntervalVar(int(p.start[i]), int(p.end[i] - p.start[i]), x[i], f"t{i}"))
         aiv.append(m.NewOptionalFixedSizeIntervalVar(o[i], int(p.size[i]), x[i], f"a{i}"))
     m.AddNoOverlap2D(tiv, aiv)
+    if decided is not None:
+        for i in np.flatnonzero(decided):
+            if fixed[i] >= 0:
+                m.Add(x[i] == 1)
+                m.Add(o[i] == int(fixed[i]))
+            elif fits[i]:
+                m.Add(x[i] == 0)
     if objective == "allocate":
         for i in range(n):
             m.Add(x[i] == 1)
