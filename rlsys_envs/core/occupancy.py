@@ -102,9 +102,18 @@ class TimeAddressMap:
         if len(rows) == 0:
             gaps = np.full(len(offsets), self.capacity, np.int64) - offsets
             return offsets, offsets + size <= self.capacity, gaps
-        inside = np.any((lo[None, :] <= offsets[:, None]) & (hi[None, :] > offsets[:, None]), axis=1)
-        above = np.where(lo[None, :] >= offsets[:, None], lo[None, :], self.capacity).min(axis=1)
-        gaps = np.where(inside, 0, np.minimum(above, self.capacity) - offsets)
+        # the union of the occupied address ranges as sorted disjoint segments (O(M log M))
+        order = np.argsort(lo, kind="stable")
+        lo, hi = lo[order], hi[order]
+        reach = np.maximum.accumulate(hi)
+        new = np.ones(len(lo), bool)
+        new[1:] = lo[1:] > reach[:-1]
+        seg_lo = lo[new]
+        seg_hi = np.maximum.reduceat(hi, np.flatnonzero(new))
+        seg = np.searchsorted(seg_lo, offsets, side="right") - 1
+        inside = (seg >= 0) & (offsets < seg_hi[np.maximum(seg, 0)])
+        nxt = np.append(seg_lo, self.capacity)[seg + 1]
+        gaps = np.where(inside, 0, np.minimum(nxt, self.capacity) - offsets)
         return offsets, (~inside) & (gaps >= size), gaps
 
     # ---------------------------------------------------------------------------- mutations

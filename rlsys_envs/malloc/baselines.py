@@ -69,8 +69,8 @@ class CPSatPolicy(Policy):
 
     name = "cpsat"
 
-    def __init__(self, time_limit: float = 10.0, canonical: bool = True):
-        self.time_limit, self.canonical = float(time_limit), bool(canonical)
+    def __init__(self, time_limit: float = 10.0, canonical: bool = True, wall_limit: float | None = None):
+        self.time_limit, self.canonical, self.wall_limit = float(time_limit), bool(canonical), wall_limit
         self.result = None
 
     def reset(self, env, seed=None):
@@ -79,7 +79,7 @@ class CPSatPolicy(Policy):
         super().reset(env, seed)
         _, twin = simulate(env, BestFitPolicy())
         self.result = solve_cpsat(env.program, env.order_index, env.objective, self.canonical, self.time_limit,
-                                  hint=twin.placement())
+                                  hint=twin.placement(), wall_limit=self.wall_limit)
         self.fallbacks = 0
 
     def act(self, env, obs, info):

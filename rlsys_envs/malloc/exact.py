@@ -8,7 +8,8 @@ minimise ``sum_o t_o``. Times are integers in units of ``slow_time / 10**6`` (th
 then scored with the float model). ``canonical=True`` (the default) adds the game's rule that a
 buffer sits at 0 or on top of a buffer presented *before it* that overlaps it in time (booleans
 ``z_ij``), so the optimum is the best return any sequence of actions reaches in the environment
-(with ``max_candidates`` large enough); ``canonical=False`` is the plain packing problem, whose
+(with ``max_candidates`` large enough); without an answer within the limit the ``hint`` is
+returned (status ``UNKNOWN``). ``canonical=False`` is the plain packing problem, whose
 optimum is at least as good and bounds every mapping of the program. ``objective="allocate"``
 fixes every ``x_i = 1`` and asks for a feasible packing. One worker, a fixed seed and a
 *deterministic* time limit make the answer reproducible; the status says whether it is proven.
@@ -47,7 +48,8 @@ def _time_overlap(program: Program) -> np.ndarray:
 
 def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: str = "map", canonical: bool = True,
                 time_limit: float = 10.0, seed: int = 0, hint: np.ndarray | None = None,
-                decided: np.ndarray | None = None, fixed: np.ndarray | None = None) -> CPSatResult:
+                decided: np.ndarray | None = None, fixed: np.ndarray | None = None,
+                wall_limit: float | None = None) -> CPSatResult:
     """The best mapping (``objective="map"``) or a full allocation (``"allocate"``); see the module
     docstring. ``order``: the presentation order (needed with ``canonical``); ``time_limit``: the
     solver's deterministic time limit (CP-SAT's work units, a few wall seconds each on one core);
@@ -129,6 +131,8 @@ def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: st
                     m.AddHint(o[i], int(hint[i]))
     solver = cp_model.CpSolver()
     solver.parameters.max_deterministic_time = float(time_limit)
+    if wall_limit is not None:
+        solver.parameters.max_time_in_seconds = float(wall_limit)
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = int(seed)
     status = solver.Solve(m)
@@ -136,6 +140,11 @@ def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: st
     wall = time.perf_counter() - t0
     stats = {"booleans_z": n_z, "deterministic_time": solver.deterministic_time}
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if hint is not None and objective == "map":   # no answer in time: the hint (legal by construction)
+            hint = np.asarray(hint, np.int64)
+            stats["returned_hint"] = True
+            return CPSatResult(hint.copy(), name, float((p.slow_time - p.program_time(hint >= 0)) / p.slow_time),
+                               1.0, wall, stats)
         return CPSatResult(np.full(n, -1), name, 0.0, 1.0 if name == "UNKNOWN" else 0.0, wall, stats)
     offsets = np.array([solver.Value(o[i]) if fits[i] and solver.Value(x[i]) else -1 for i in range(n)], np.int64)
     saved = (p.slow_time - p.program_time(offsets >= 0)) / p.slow_time
