@@ -222,7 +222,7 @@ def run(args):
         sections.append(("b", lambda size=size, n=n, cp_n=cp_n, limit=limit: bench_quality(
             size, n, args.quick, ckpt, args.best_of, budgets if size != "large" else [], limit, cp_n,
             search.get(size, 0))))
-    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 60.0)))
+    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0)))
     for key, fn in sections:
         if key in args.only:
             ts = time.perf_counter()
