@@ -60,3 +60,18 @@ def test_cpsat_at_least_xla_on_small_and_allocate_feasibility():
     roomy = MemoryMappingEnv(instance="small", instance_seed=0, objective="allocate", capacity_fraction=1.5)
     ep = play_episode(roomy, CPSatPolicy(time_limit=1), seed=0)
     assert ep.metrics["allocated"] == 1.0
+
+
+def test_cpsat_expert_demonstrates_its_plan_and_takes_over_after_a_prefix():
+    from rlsys_envs.malloc.expert import CPSatExpert
+
+    program = SeededDraw(LayeredPrograms("tiny", capacity_fraction=0.4), 1).instance
+    env = MemoryMappingEnv(instance=program)
+    demo = CPSatExpert(time_limit=5).demonstrate(env, seed=0)
+    assert demo.prefix == 0 and len(demo.actions) == program.n_buffers
+    reached = env.total_return
+    env.reset(seed=0)
+    assert reached == pytest.approx(brute_force(env), abs=program.n_ops * 2e-6)
+    late = CPSatExpert(time_limit=5).demonstrate(env, seed=0, prefix=[env.slow_action])
+    assert late.prefix == 1 and late.actions[0] == env.slow_action
+    assert env.state.decided.all() and not env.state.fast[env.order_index[0]]
