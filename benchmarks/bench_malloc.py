@@ -123,12 +123,12 @@ def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsa
                      f"{'units of deterministic time' if size == 'small' else 's wall clock'}, 1 worker")
     if ckpt is not None:
         results["policy (greedy)"] = run_method(size, seeds, lambda env: ckpt.policy(env))
-        if best_of:
+        if best_of and search_n:
             sub = seeds[:search_n]
             results[f"policy best-of-{best_of}"] = run_method(
                 size, sub, lambda env: BestOfK(lambda: ckpt.policy(env, deterministic=False), k=best_of,
                                                first=lambda: ckpt.policy(env)))
-        for sims in mcts_budgets:
+        for sims in mcts_budgets if search_n else []:
             sub = seeds[:search_n]
             results[f"policy MCTS {sims}"] = run_method(size, sub, lambda env, sims=sims: ckpt.mcts(env, sims))
     xla = results["xla_like"][0]
