@@ -113,6 +113,25 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
     ),
 )
 
+# memory mapping game (mallocGame, Wang et al. 2023) and its static-allocation mode
+ENVIRONMENTS += (
+    EnvEntry(
+        id="rlsys/MemoryMapping-v0",
+        entry_point="rlsys_envs.malloc.env:MemoryMappingEnv",
+        baselines="rlsys_envs.malloc.baselines:BASELINES",
+        experts="rlsys_envs.malloc.expert:EXPERTS",
+        summary="mallocGame memory mapping (Wang et al. 2023): fast-memory offset or HBM per buffer; "
+                "Discrete(candidate offset + slow); buffer/candidate tables",
+        kwargs={"instance": "medium", "objective": "map", "order": "xla", "max_candidates": 16},
+        variants={
+            "small": {"instance": "small"},
+            "start_order": {"instance": "small", "order": "start"},
+            # every buffer must be placed (MiniMalloc / TelaMalloc); room for the peak live bytes
+            "allocate": {"instance": "small", "objective": "allocate", "order": "size", "capacity_fraction": 1.25},
+        },
+    ),
+)
+
 # hybrid storage (Sibyl / Harmonia): one two-agent env and the two agents' single-agent views
 _STORAGE_VARIANTS = {
     "small": {"episode_requests": 1000, "migration_interval": 50},

@@ -23,6 +23,7 @@ ENVS = {
     "serverless_sac_": (SERVERLESS, {"action_type": "continuous", "reward": "slo"}, "throughput"),
     "storage_placement_": ("rlsys/HybridStorage-v0", {"episode_requests": 500}, "mean_latency_us"),
     "storage_migration_": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500}, "mean_latency_us"),
+    "malloc_": ("rlsys/MemoryMapping-v0", {"instance": "small"}, "saved_fraction"),
     "vm_": ("rlsys/VMRescheduling-v0", {"size": "S", "mnl": 10, "allow_stop": False, "observation": "graph"},
             "fr_final"),
 }

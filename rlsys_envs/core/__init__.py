@@ -8,6 +8,7 @@ from .graph import GLOBAL_ACTION, GRAPH_KEYS, NO_NODE, graph_keys, graph_prefixe
 from .instances import FileInstance, FixedInstance, InstanceGenerator, SeededDraw, draw_instance, instance_source
 from .policy import (BestOfK, Episode, PlannedPolicy, Policy, RandomMaskedPolicy, best_of_k, episode_key, play_episode,
                      play_on, simulate)
+from .occupancy import TimeAddressMap
 from .resources import CapacityError, Placement, ResourcePool
 from .spaces import MaskedDiscrete
 from .validation import check_bool, check_choice, check_float, check_int
@@ -20,6 +21,7 @@ __all__ = [
     "graph_spaces", "pack_graph", "FileInstance", "FixedInstance", "InstanceGenerator", "draw_instance",
     "instance_source", "SeededDraw", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",
     "episode_key", "play_episode", "play_on", "simulate", "CapacityError", "Placement", "ResourcePool",
-    "MaskedDiscrete", "check_bool", "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
+    "MaskedDiscrete",
+    "TimeAddressMap", "check_bool", "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
     "MMPPProcess", "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
 ]

@@ -1,0 +1,237 @@
+"""Benchmarks of ``rlsys/MemoryMapping-v0``; prints markdown tables.
+
+(a) throughput: steps per second of random masked play on medium and large programs (one process);
+(b) quality on held-out generated programs (reset seeds 0 .. n-1 of ``small`` / ``medium`` /
+``large``): run time saved by every baseline (each in its own order), CP-SAT (small: to proof,
+medium: a wall-clock limit, with its bound), the LP and all-fast upper bounds, and with
+``--checkpoint`` the trained policy (greedy, best of ``--best-of`` samples, MCTS at the
+``--mcts`` budgets), with wins / mean / worst difference against ``xla_like`` and wall time per
+program; (c) MiniMalloc's A-K benchmarks in allocation mode (``--minimalloc DIR``, skipped when
+absent): which ones each method allocates completely, and in what time.
+
+    python benchmarks/bench_malloc.py --quick
+    python benchmarks/bench_malloc.py --checkpoint agents/checkpoints/malloc_ppo.zip
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_common import add_out_option, table, tee_stdout  # noqa: E402  (this folder: the script's own)
+
+from rlsys_envs.core import BestOfK, RandomMaskedPolicy, play_episode  # noqa: E402
+from rlsys_envs.malloc.baselines import BASELINES, PREFERRED_ORDER, CPSatPolicy  # noqa: E402
+from rlsys_envs.malloc.env import MemoryMappingEnv  # noqa: E402
+from rlsys_envs.malloc.exact import lp_bound  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMALLOC = ROOT.parent / "shared" / "data" / "minimalloc"
+
+
+def pct(values) -> str:
+    v = 100 * np.asarray(values, float)
+    return f"{v.mean():.2f} ± {v.std():.2f}"
+
+
+# ---------------------------------------------------------------------------- (a) throughput
+def bench_throughput(quick):
+    rows = []
+    for size in ("medium", "large"):
+        env = MemoryMappingEnv(instance=size)
+        steps, t0, seed = 0, time.perf_counter(), 0
+        budget = 2.0 if quick else 8.0
+        while time.perf_counter() - t0 < budget:
+            steps += play_episode(env, RandomMaskedPolicy(), seed=seed).steps
+            seed += 1
+        dt = time.perf_counter() - t0
+        rows.append((size, env.program.n_buffers, seed, steps, f"{steps / dt:,.0f}"))
+    return "### (a) Throughput: random masked play, one process\n\n" + table(
+        ("programs", "buffers (last)", "episodes", "steps", "steps/s"), rows)
+
+
+# ------------------------------------------------------------------------------- (b) quality
+class Checkpoint:
+    def __init__(self, path):
+        self.path = path
+        self._models = {}
+
+    def model(self, env):
+        from agents.evaluation import load_sb3
+
+        key = (env.max_buffers, env.max_candidates)
+        if key not in self._models:
+            self._models[key] = load_sb3(self.path, env=env)[0]
+        return self._models[key]
+
+    def policy(self, env, deterministic=True, name="policy"):
+        from agents.evaluation import SB3Policy
+
+        return SB3Policy(self.model(env), True, deterministic, name=name)
+
+    def mcts(self, env, simulations):
+        from agents.mcts import MCTSPolicy, sb3_evaluator
+
+        return MCTSPolicy(sb3_evaluator(self.model(env)), simulations, name=f"mcts{simulations}")
+
+
+def run_method(size, seeds, make_policy, order="xla"):
+    env = MemoryMappingEnv(instance=size, order=order)
+    saved, walls = [], []
+    for s in seeds:
+        t0 = time.perf_counter()
+        ep = play_episode(env, make_policy(env), seed=int(s))
+        walls.append(time.perf_counter() - t0)
+        saved.append(ep.metrics["saved_fraction"])
+    return np.array(saved), np.array(walls)
+
+
+def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsat_n, search_n):
+    seeds = list(range(n))
+    results = {}
+    for name in ("xla_like", "first_fit", "best_fit_size", "greedy_density", "random"):
+        results[name] = run_method(size, seeds, lambda env, name=name: BASELINES[name](), PREFERRED_ORDER[name])
+    env = MemoryMappingEnv(instance=size)
+    programs = []
+    for s in seeds:
+        env.reset(seed=s)
+        programs.append(env.program)
+    fast = np.array([(p.slow_time - p.fast_time) / p.slow_time for p in programs])
+    t0 = time.perf_counter()
+    lp = np.array([lp_bound(p) for p in programs])
+    lp_wall = (time.perf_counter() - t0) / len(programs)
+    notes = []
+    proven = False
+    if cpsat_n:
+        sub = seeds[:cpsat_n]
+        policies = []
+
+        def make(env, limit=cpsat_limit):
+            pol = CPSatPolicy(time_limit=limit, wall_limit=None if size == "small" else limit)
+            policies.append(pol)
+            return pol
+
+        results["cpsat"] = run_method(size, sub, make)
+        status = [p.result.status for p in policies]
+        proven = all(x == "OPTIMAL" for x in status)
+        bound = np.array([p.result.bound_fraction for p in policies])
+        notes.append(f"cpsat: {status.count('OPTIMAL')} of {len(status)} proven optimal; mean bound "
+                     f"{100 * bound.mean():.2f} %; limit {cpsat_limit:g} "
+                     f"{'units of deterministic time' if size == 'small' else 's wall clock'}, 1 worker")
+    if ckpt is not None:
+        results["policy (greedy)"] = run_method(size, seeds, lambda env: ckpt.policy(env))
+        if best_of and search_n:
+            sub = seeds[:search_n]
+            results[f"policy best-of-{best_of}"] = run_method(
+                size, sub, lambda env: BestOfK(lambda: ckpt.policy(env, deterministic=False), k=best_of,
+                                               first=lambda: ckpt.policy(env)))
+        for sims in mcts_budgets if search_n else []:
+            sub = seeds[:search_n]
+            results[f"policy MCTS {sims}"] = run_method(size, sub, lambda env, sims=sims: ckpt.mcts(env, sims))
+    xla = results["xla_like"][0]
+    rows = []
+    for name, (saved, walls) in results.items():
+        k = len(saved)
+        diff = saved - xla[:k]
+        ref = results.get("cpsat") if proven else None     # a gap only to a proven optimum
+        gap = ""
+        if ref is not None and name != "cpsat":
+            m = min(k, len(ref[0]))
+            gap = f"{100 * np.mean(ref[0][:m] - saved[:m]):.2f}"
+        rows.append((name, k, pct(saved), f"{100 * np.mean(diff > 1e-9):.0f} %", f"{100 * diff.mean():+.2f}",
+                     f"{100 * diff.min():+.2f}", gap, f"{walls.mean():.3f}"))
+    rows.append(("LP bound", n, pct(lp), "", "", "", "", f"{lp_wall:.3f}"))
+    rows.append(("all-fast bound", n, pct(fast), "", "", "", "", "0"))
+    head = (f"### (b) {size}: run time saved on held-out programs (seeds 0-{n - 1}, "
+            f"{np.mean([p.n_buffers for p in programs]):.0f} buffers on average)\n\n")
+    cols = ("method", "programs", "saved % (mean ± sd)", "beats xla_like", "vs xla_like (pp, mean)",
+            "vs xla_like (pp, worst)", "below cpsat (pp)", "wall s / program")
+    return head + table(cols, rows) + ("\n\n" + "\n".join(f"- {x}" for x in notes) if notes else "")
+
+
+# --------------------------------------------------------------------------- (c) MiniMalloc
+def bench_minimalloc(folder, quick, cpsat_limit):
+    from rlsys_envs.malloc.exact import solve_cpsat
+
+    files = sorted(Path(folder).glob("[A-K].*.csv"))
+    if not files:
+        return f"### (c) MiniMalloc A-K\n\n(no files in {folder})"
+    rows = []
+    for path in files[:3] if quick else files:
+        row = [path.stem.split(".")[0]]
+        for name, order in (("xla_like", "size"), ("first_fit", "size"), ("xla_like", "start")):
+            env = MemoryMappingEnv(instance=str(path), objective="allocate", order=order)
+            t0 = time.perf_counter()
+            ep = play_episode(env, BASELINES[name](), seed=0)
+            row.append(f"{'yes' if ep.metrics['allocated'] else 'no'} ({100 * ep.metrics['allocated_fraction']:.0f} %,"
+                       f" {time.perf_counter() - t0:.2f} s)")
+        row.insert(1, env.program.n_buffers)
+        for canonical in (True, False):
+            r = solve_cpsat(env.program, env.order_index, "allocate", canonical, cpsat_limit, wall_limit=cpsat_limit)
+            row.append(f"{'yes' if r.status in ('OPTIMAL', 'FEASIBLE') else 'no'} ({r.status}, {r.wall_s:.1f} s)")
+        rows.append(row)
+    cols = ("instance", "buffers", "best fit, size order", "first fit, size order", "best fit, start order",
+            "CP-SAT canonical in size order", "CP-SAT packing")
+    return (f"### (c) MiniMalloc A-K in allocation mode (capacity 1 MiB; CP-SAT {cpsat_limit:g} s, 1 worker)\n\n"
+            + table(cols, rows))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short run")
+    ap.add_argument("--checkpoint", default=None, help="trained policy (.zip) to add to (b)")
+    ap.add_argument("--best-of", type=int, default=16, metavar="K")
+    ap.add_argument("--mcts", default="8,32", metavar="BUDGETS", help="MCTS simulations per decision, e.g. 8,32")
+    ap.add_argument("--episodes", default="small=50,medium=50,large=10", metavar="SIZE=N,...")
+    ap.add_argument("--search-episodes", default="small=50,medium=10,large=0", metavar="SIZE=N,...",
+                    help="programs for best-of-K and MCTS per size")
+    ap.add_argument("--cpsat-medium", type=int, default=5, metavar="N", help="medium programs given to CP-SAT")
+    ap.add_argument("--minimalloc", default=str(MINIMALLOC), metavar="DIR")
+    ap.add_argument("--only", default="abc", help="sections to run, e.g. 'bc'")
+    add_out_option(ap)
+    args = ap.parse_args(argv)
+    with tee_stdout(args.out):
+        run(args)
+
+
+def _sizes(spec):
+    return {k: int(v) for k, v in (item.split("=") for item in spec.split(",") if item)}
+
+
+def run(args):
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    t0 = time.perf_counter()
+    print(f"## MemoryMapping-v0 benchmark ({'quick' if args.quick else 'full'})\n")
+    ckpt = Checkpoint(args.checkpoint) if args.checkpoint else None
+    episodes = _sizes("small=5,medium=3,large=1" if args.quick else args.episodes)
+    search = _sizes("small=3,medium=1,large=0" if args.quick else args.search_episodes)
+    budgets = [int(b) for b in args.mcts.split(",") if b]
+    sections = [("a", lambda: bench_throughput(args.quick))]
+    for size, n in episodes.items():
+        cp_n = n if size == "small" else (min(args.cpsat_medium, n) if size == "medium" else 0)
+        limit = 10.0 if size == "small" else (10.0 if args.quick else 60.0)
+        if args.quick and size == "medium":
+            cp_n = 1
+        sections.append(("b", lambda size=size, n=n, cp_n=cp_n, limit=limit: bench_quality(
+            size, n, args.quick, ckpt, args.best_of, budgets if size != "large" else [], limit, cp_n,
+            search.get(size, 0))))
+    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0)))
+    for key, fn in sections:
+        if key in args.only:
+            ts = time.perf_counter()
+            print(fn())
+            print(f"\n_section ({key}): {time.perf_counter() - ts:.0f} s_\n", flush=True)
+    print(f"_total: {time.perf_counter() - t0:.0f} s_")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""An address range shared over time: rectangles (live range x address range) that may not overlap.
+
+:class:`ResourcePool` counts usage against a capacity; some resources are instead an *address
+range* ``[0, capacity)`` over time, where a consumer holds a contiguous block of addresses for a
+time interval: buffers in a scratchpad memory (static memory allocation, memory mapping), also
+contiguous slots of a device over a schedule. Two consumers whose time intervals overlap may not
+overlap in address. :class:`TimeAddressMap` keeps the placed rectangles in numpy arrays and answers,
+for a new block of ``size`` addresses live over ``[t0, t1)``:
+
+* :meth:`~TimeAddressMap.canonical_offsets`: the *canonical* positions, 0 and the end addresses of
+  the placed blocks that overlap it in time (the search space of MiniMalloc and TelaMalloc: a
+  packing can always be pushed down until every block rests on 0 or on another block), lowest
+  first, with whether the block fits there and the free span (gap) above each position;
+* :meth:`~TimeAddressMap.fits`: whether it fits at one offset;
+* :meth:`~TimeAddressMap.place` / :meth:`~TimeAddressMap.release`: checked changes that raise
+  :class:`~rlsys_envs.core.resources.CapacityError` and leave the map untouched on a conflict.
+
+Time and addresses are integers; intervals are half-open.
+"""
+from __future__ import annotations
+
+from typing import Hashable
+
+import numpy as np
+
+from .resources import CapacityError
+
+
+class TimeAddressMap:
+    """Non-overlapping rectangles ``[t0, t1) x [offset, offset + size)`` in ``[0, capacity)``.
+
+    ``max_blocks`` preallocates the arrays (they grow if needed).
+    """
+
+    def __init__(self, capacity: int, max_blocks: int = 64):
+        if int(capacity) < 0:
+            raise ValueError(f"capacity must be non-negative, got {capacity}")
+        self.capacity = int(capacity)
+        n = max(int(max_blocks), 1)
+        self.t0 = np.zeros(n, np.int64)
+        self.t1 = np.zeros(n, np.int64)
+        self.lo = np.zeros(n, np.int64)
+        self.hi = np.zeros(n, np.int64)
+        self.n = 0
+        self._row: dict[Hashable, int] = {}
+        self._ids: list[Hashable] = []
+
+    # ------------------------------------------------------------------------------ queries
+    def __len__(self) -> int:
+        return self.n
+
+    def __contains__(self, block: Hashable) -> bool:
+        return block in self._row
+
+    def blocks(self) -> list[Hashable]:
+        return list(self._ids)
+
+    def block(self, block: Hashable) -> tuple[int, int, int, int]:
+        """``(t0, t1, offset, size)`` of a placed block."""
+        try:
+            r = self._row[block]
+        except KeyError:
+            raise KeyError(f"block {block!r} is not placed") from None
+        return int(self.t0[r]), int(self.t1[r]), int(self.lo[r]), int(self.hi[r] - self.lo[r])
+
+    def overlapping(self, t0: int, t1: int) -> np.ndarray:
+        """Rows of the placed blocks whose time interval overlaps ``[t0, t1)``."""
+        n = self.n
+        return np.flatnonzero((self.t0[:n] < t1) & (self.t1[:n] > t0))
+
+    def peak(self, t0: int, t1: int) -> int:
+        """The highest address in use at any time of ``[t0, t1)`` (0 when nothing is placed there)."""
+        rows = self.overlapping(t0, t1)
+        return int(self.hi[rows].max()) if len(rows) else 0
+
+    def used_bytes(self, t: int) -> int:
+        """Addresses in use at time ``t``."""
+        n = self.n
+        live = (self.t0[:n] <= t) & (self.t1[:n] > t)
+        return int((self.hi[:n][live] - self.lo[:n][live]).sum())
+
+    def fits(self, t0: int, t1: int, offset: int, size: int) -> bool:
+        """Whether ``[offset, offset + size)`` over ``[t0, t1)`` is inside the range and free."""
+        if offset < 0 or size < 0 or offset + size > self.capacity:
+            return False
+        rows = self.overlapping(t0, t1)
+        return not bool(np.any((self.lo[rows] < offset + size) & (self.hi[rows] > offset)))
+
+    def canonical_offsets(self, t0: int, t1: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The canonical positions of a block of ``size`` over ``[t0, t1)``, lowest first.
+
+        Returns ``(offsets, fits, gaps)``: the distinct positions 0 and the end addresses of the
+        placed blocks that overlap ``[t0, t1)`` in time (below ``capacity``), whether the block
+        fits at each, and the free span above each position (up to the next block above it or
+        ``capacity``; 0 where the position is inside a block). A block that fits anywhere fits at
+        one of these positions (push it down until it rests on 0 or on another block).
+        """
+        rows = self.overlapping(t0, t1)
+        lo, hi = self.lo[rows], self.hi[rows]
+        offsets = np.unique(np.concatenate([[0], hi]))
+        offsets = offsets[offsets < max(self.capacity, 1)]
+        if len(rows) == 0:
+            gaps = np.full(len(offsets), self.capacity, np.int64) - offsets
+            return offsets, offsets + size <= self.capacity, gaps
+        # the union of the occupied address ranges as sorted disjoint segments (O(M log M))
+        order = np.argsort(lo, kind="stable")
+        lo, hi = lo[order], hi[order]
+        reach = np.maximum.accumulate(hi)
+        new = np.ones(len(lo), bool)
+        new[1:] = lo[1:] > reach[:-1]
+        seg_lo = lo[new]
+        seg_hi = np.maximum.reduceat(hi, np.flatnonzero(new))
+        seg = np.searchsorted(seg_lo, offsets, side="right") - 1
+        inside = (seg >= 0) & (offsets < seg_hi[np.maximum(seg, 0)])
+        nxt = np.append(seg_lo, self.capacity)[seg + 1]
+        gaps = np.where(inside, 0, np.minimum(nxt, self.capacity) - offsets)
+        return offsets, (~inside) & (gaps >= size), gaps
+
+    # ---------------------------------------------------------------------------- mutations
+    def place(self, block: Hashable, t0: int, t1: int, offset: int, size: int) -> None:
+        """Place ``block``; raises :class:`CapacityError` (nothing changes) if it leaves the range or
+        overlaps a placed block in time and address, ``ValueError`` for a bad interval or a block
+        placed already."""
+        if block in self._row:
+            raise ValueError(f"block {block!r} is placed already")
+        if t1 <= t0 or size <= 0:
+            raise ValueError(f"block {block!r} needs t1 > t0 and size > 0, got [{t0}, {t1}) and size {size}")
+        if offset < 0 or offset + size > self.capacity:
+            raise CapacityError(f"block {block!r} at [{offset}, {offset + size}) leaves the address range "
+                                f"[0, {self.capacity})")
+        rows = self.overlapping(t0, t1)
+        clash = rows[(self.lo[rows] < offset + size) & (self.hi[rows] > offset)]
+        if len(clash):
+            other = self._ids[int(clash[0])]
+            raise CapacityError(f"block {block!r} at [{offset}, {offset + size}) over [{t0}, {t1}) overlaps block "
+                                f"{other!r} at [{self.lo[clash[0]]}, {self.hi[clash[0]]}) over "
+                                f"[{self.t0[clash[0]]}, {self.t1[clash[0]]})")
+        if self.n == len(self.t0):
+            for name in ("t0", "t1", "lo", "hi"):
+                setattr(self, name, np.concatenate([getattr(self, name), np.zeros(len(self.t0), np.int64)]))
+        r = self.n
+        self.t0[r], self.t1[r], self.lo[r], self.hi[r] = t0, t1, offset, offset + size
+        self._row[block] = r
+        self._ids.append(block)
+        self.n += 1
+
+    def release(self, block: Hashable) -> tuple[int, int, int, int]:
+        """Remove ``block``; returns its ``(t0, t1, offset, size)``."""
+        out = self.block(block)
+        r = self._row.pop(block)
+        last = self.n - 1
+        if r != last:  # move the last row into the hole
+            for arr in (self.t0, self.t1, self.lo, self.hi):
+                arr[r] = arr[last]
+            moved = self._ids[last]
+            self._ids[r] = moved
+            self._row[moved] = r
+        self._ids.pop()
+        self.n -= 1
+        return out
+
+    def copy(self) -> "TimeAddressMap":
+        other = TimeAddressMap(self.capacity, len(self.t0))
+        for name in ("t0", "t1", "lo", "hi"):
+            getattr(other, name)[:] = getattr(self, name)
+        other.n, other._row, other._ids = self.n, dict(self._row), list(self._ids)
+        return other
+
+    def __repr__(self) -> str:
+        return f"TimeAddressMap(capacity={self.capacity}, blocks={self.n})"
+
+
+__all__ = ["TimeAddressMap", "CapacityError"]

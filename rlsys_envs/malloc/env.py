@@ -1,0 +1,350 @@
+"""The memory mapping game (``rlsys/MemoryMapping-v0``), after mallocGame (Wang et al., 2023)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from rlsys_envs.core import (FixedInstance, RlsysEnv, SeededDraw, check_choice, check_float, check_int, draw_instance,
+                             entity_spaces, instance_source, pack_entities)
+
+from .generator import SIZES, LayeredPrograms, load_csv
+from .generator import max_buffers as preset_max_buffers
+from .model import MemoryState, Program
+
+OBJECTIVES = ("map", "allocate")
+ORDERS = ("xla", "start", "size", "density")
+BUFFER_FEATURES = 11
+CANDIDATE_FEATURES = 14
+GLOBAL_FEATURES = 6
+OCCUPANCY_BINS = 32
+
+
+def buffer_order(program: Program, order: str) -> np.ndarray:
+    """The presentation order of the buffers (a permutation of ``0 .. N-1``).
+
+    ``xla``: decreasing standalone saving / sqrt(size) (XLA's memory-boundedness order); ``start``:
+    increasing start, larger first; ``size``: decreasing size, earlier first; ``density``:
+    decreasing standalone saving per byte. Ties: the lower index.
+    """
+    p = program
+    idx = np.arange(p.n_buffers)
+    if order == "xla":
+        return np.lexsort((idx, -p.standalone / np.sqrt(p.size)))
+    if order == "density":
+        return np.lexsort((idx, -p.standalone / p.size))
+    if order == "start":
+        return np.lexsort((idx, -p.size, p.start))
+    if order == "size":
+        return np.lexsort((idx, p.start, -p.size))
+    raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
+
+
+class MemoryMappingEnv(RlsysEnv):
+    """The memory mapping game: keep each buffer of an ML program in fast on-chip memory (and where),
+    or leave it in slow HBM, to minimise the program's run time.
+
+    **Description.** After mallocGame (Wang et al., "Optimizing Memory Mapping Using Deep
+    Reinforcement Learning", 2023), on public facts about XLA's memory-space assignment. A program
+    is a schedule of ``T`` operations; buffer ``i`` has a size, a live range ``[start_i, end_i)``
+    over positions and the accesses of the operations that read or write it. Operation time is
+    XLA's roofline ``max(compute, bytes from HBM / bw_slow + bytes from fast memory / bw_fast)`` and
+    program time is the sum (:mod:`rlsys_envs.malloc.model`): once an op is compute-bound, more fast
+    buffers do not help it, so savings are not additive. Fast memory is the address range
+    ``[0, capacity)``; two buffers live at the same time may not overlap in address
+    (``core.TimeAddressMap``). Buffers are presented one per step in a fixed ``order``.
+
+    **Action Space.** ``Discrete(max_candidates + 1)``. Action ``k < max_candidates`` puts the
+    current buffer at the ``k``-th candidate offset; action ``max_candidates`` leaves it in slow
+    memory. The candidates are the *canonical* positions where the buffer fits (0 and the end
+    addresses of placed buffers that overlap it in time, as in MiniMalloc / TelaMalloc), lowest
+    first: the lowest ``max_candidates`` of them, with the best-fit one (smallest free gap that
+    holds the buffer, XLA's choice) always included in place of the highest. Mask: the candidate
+    slots that hold a position (every offered position fits, so the mask is also "fits there"),
+    and the slow action. In ``objective="allocate"`` the slow action is legal only when the buffer
+    fits nowhere, and then it ends the episode as a failure. A masked-out action raises
+    :class:`~rlsys_envs.core.InvalidActionError` and changes nothing.
+
+    **Observation Space.** ``Dict`` of ``Box`` in ``[0, 1]`` (savings are normalised by the largest
+    standalone saving of the program, sizes and addresses by ``capacity``, positions by ``T``):
+
+    - ``buffers_features`` float32 ``[max_buffers, 11]``: start, end, size, standalone saving (in
+      fast memory alone), saving if placed now (0 once decided), in fast memory, in slow memory
+      (decided), offset (if fast), is the current buffer, overlaps the current buffer in time,
+      undecided. ``buffers_mask`` int8: real rows.
+    - ``candidates_features`` float32 ``[max_candidates + 1, 14]`` (row ``k`` = action ``k``;
+      empty slots are zero rows): is the slow action, offset, free gap above it, gap left after
+      placing (gap - size), top address after placing, is the best-fit one, is the lowest one;
+      then the current buffer's size, saving now, standalone saving, live length, progress of the
+      episode, peak address in use over its live range, and that peak after placing here.
+      ``candidates_mask`` int8: rows that are actions now.
+    - ``occupancy`` float32 ``[32]``: peak address in use per time bin (32 equal bins of ``T``).
+    - ``global_features`` float32 ``[6]``: progress, program time now / all-slow time, share of the
+      all-fast saving reached, share of buffers in fast memory, fast bytes live at the current
+      buffer's start / capacity, offered candidates / max_candidates.
+
+    **Rewards.** ``objective="map"``: the decrease of the modelled program time from this step's
+    decision divided by the all-slow program time, so the undiscounted return is the fraction of
+    run time saved. ``objective="allocate"``: ``1 / N`` per buffer placed (return 1.0 = all placed).
+
+    **Starting State.** Nothing in fast memory; the program drawn from ``instance``.
+
+    **Episode End.** Terminated after the last buffer; in ``allocate`` mode also when a buffer fits
+    nowhere (metric ``allocated = 0``). Never truncated.
+
+    **Arguments.**
+
+    - ``instance`` (``"medium"``): ``tiny`` / ``small`` / ``medium`` / ``large`` (generated training
+      steps of layered networks, about 7 / 50 / 300 / 2,000 buffers; :mod:`.generator`), a path to a
+      MiniMalloc / idealloc CSV, a :class:`~rlsys_envs.malloc.model.Program`, or a generator
+      ``rng -> Program``.
+    - ``objective`` (``"map"``): ``map`` (the game) or ``allocate`` (place every buffer, MiniMalloc's
+      static allocation problem).
+    - ``order`` (``"xla"``): ``xla``, ``start``, ``size`` or ``density`` (:func:`buffer_order`).
+    - ``max_candidates`` (16): candidate offsets per step, in ``[1, 1024]``.
+    - ``capacity_fraction`` (0.25): fast capacity / peak live bytes of generated programs (and of
+      CSV files whose name gives no capacity), in ``(0, 10]``.
+    - ``benefit_seed`` (0): seed of the synthetic access model of CSV files, in ``[0, 2**31)``.
+    - ``instance_seed`` (None): draw one generated program from this seed and play it every episode.
+    - ``max_buffers`` (None: the preset's largest count, or the fixed instance's; 512 for a
+      generator): rows of the buffer table, in ``[1, 100000]``.
+    - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"`` (the memory map).
+
+    **Metrics** (``info["metrics"]`` at the end): ``saved_fraction`` (run time saved / all-slow
+    time), ``saved_of_max`` (saved / the all-fast saving, an upper bound), ``speedup`` (all-slow /
+    final time), ``fast_buffers``, ``fast_bytes_fraction``, ``peak_address_fraction``,
+    ``allocated`` (1 if every buffer is in fast memory), ``allocated_fraction``, ``return``.
+
+    **Variants** (registry): ``small``, ``start_order``, ``allocate``; see ``docs/envs/malloc.md``.
+
+    **Version History.** v0: initial version.
+    """
+
+    shared_state_attributes = ("instance_source", "program", "order_index", "_static")
+
+    def __init__(self, *, instance: Any = "medium", objective: str = "map", order: str = "xla",
+                 max_candidates: int = 16, capacity_fraction: float = 0.25, benefit_seed: int = 0,
+                 instance_seed: int | None = None, max_buffers: int | None = None, render_mode: str | None = None):
+        super().__init__(render_mode=render_mode)
+        self.objective = check_choice("objective", objective, OBJECTIVES)
+        self.order = check_choice("order", order, ORDERS)
+        self.max_candidates = check_int("max_candidates", max_candidates, 1, 1024)
+        self.capacity_fraction = check_float("capacity_fraction", capacity_fraction, 0.0, 10.0, low_inclusive=False)
+        self.benefit_seed = check_int("benefit_seed", benefit_seed, 0, 2**31 - 1)
+        self._preset = instance if isinstance(instance, str) and instance in SIZES else None
+        self.instance_source = self._source(instance, "instance")
+        if instance_seed is not None:
+            if isinstance(self.instance_source, FixedInstance):
+                raise ValueError("instance_seed fixes a generated program; the instance is fixed already")
+            self.instance_source = SeededDraw(self.instance_source, check_int("instance_seed", instance_seed, 0,
+                                                                              2**63 - 1))
+        if isinstance(self.instance_source, FixedInstance):
+            auto = self.instance_source.instance.n_buffers
+        elif self._preset is not None:
+            auto = preset_max_buffers(self._preset)
+        else:
+            auto = 512
+        self.max_buffers = auto if max_buffers is None else check_int("max_buffers", max_buffers, 1, 100_000)
+        if isinstance(self.instance_source, FixedInstance) and self.max_buffers < auto:
+            raise ValueError(f"max_buffers must be >= the program's {auto} buffers, got {self.max_buffers}")
+        self.slow_action = self.max_candidates
+        self.action_space = self.masked_discrete(self.max_candidates + 1)
+        self.observation_space = spaces.Dict({
+            **entity_spaces("buffers", self.max_buffers, BUFFER_FEATURES),
+            **entity_spaces("candidates", self.max_candidates + 1, CANDIDATE_FEATURES),
+            "occupancy": spaces.Box(0.0, 1.0, (OCCUPANCY_BINS,), np.float32),
+            "global_features": spaces.Box(0.0, 1.0, (GLOBAL_FEATURES,), np.float32),
+        })
+        self.program: Program | None = None
+
+    # --------------------------------------------------------------------------- instances
+    def _source(self, value, field: str):
+        named = {name: (lambda name=name: LayeredPrograms(name, self.capacity_fraction)) for name in SIZES}
+        return instance_source(value, instance_type=Program, named=named, load=self._load, field=field,
+                               formats="MiniMalloc / idealloc CSV: id,lower,upper,size")
+
+    def _load(self, path) -> Program:
+        return load_csv(path, capacity_fraction=self.capacity_fraction, seed=self.benefit_seed)
+
+    # ----------------------------------------------------------------------------- episode
+    def _reset_model(self, options: dict) -> None:
+        given = options.get("instance")
+        source = self.instance_source if given is None else self._source(given, 'options["instance"]')
+        program = draw_instance(source, self.np_random, Program)
+        if program.n_buffers > self.max_buffers:
+            raise ValueError(f"program {program.name!r} has {program.n_buffers} buffers, more than "
+                             f"max_buffers={self.max_buffers}")
+        self.program = program
+        self.state = MemoryState(program)
+        self.order_index = buffer_order(program, self.order)
+        self.step_index = 0
+        self.failed = False
+        self.total_return = 0.0
+        p = program
+        self._scale = float(max(p.standalone.max(), 1e-300))
+        cap = max(p.capacity, 1)
+        static = np.zeros((p.n_buffers, 4), np.float32)
+        static[:, 0] = p.start / p.n_ops
+        static[:, 1] = p.end / p.n_ops
+        static[:, 2] = np.minimum(p.size / cap, 1.0)
+        static[:, 3] = p.standalone / self._scale
+        edges = np.linspace(0, p.n_ops, OCCUPANCY_BINS + 1)
+        self._static = (static, np.floor(edges[:-1]).astype(np.int64), np.ceil(edges[1:]).astype(np.int64))
+        self.occupancy = np.zeros(OCCUPANCY_BINS, np.float64)
+        self._gain = p.standalone.copy()
+        self._candidates()
+
+    @property
+    def current(self) -> int:
+        """The buffer to decide now (the last one once the episode is over)."""
+        return int(self.order_index[min(self.step_index, self.program.n_buffers - 1)])
+
+    @property
+    def done(self) -> bool:
+        return self.failed or self.step_index >= self.program.n_buffers
+
+    def _candidates(self) -> None:
+        """The offered offsets of the current buffer (``self.cand_offsets``, ``self.cand_gaps``)."""
+        if self.done:
+            self.cand_offsets = self.cand_gaps = np.zeros(0, np.int64)
+            self.best_fit = -1
+            return
+        p, i = self.program, self.current
+        offsets, fits, gaps = self.state.map.canonical_offsets(int(p.start[i]), int(p.end[i]), int(p.size[i]))
+        ok = np.flatnonzero(fits)
+        best = int(ok[np.argmin(gaps[ok])]) if len(ok) else -1
+        keep = ok[: self.max_candidates]
+        if best >= 0 and best not in set(keep.tolist()):
+            keep = np.concatenate([keep[:-1], [best]])
+        self.cand_offsets, self.cand_gaps = offsets[keep], gaps[keep]
+        self.best_fit = int(np.flatnonzero(keep == best)[0]) if best >= 0 else -1
+
+    def candidate_offsets(self) -> np.ndarray:
+        """The offsets of actions ``0 .. len - 1`` now (lowest first)."""
+        return self.cand_offsets.copy()
+
+    def action_of_offset(self, offset: int) -> int | None:
+        """The action that puts the current buffer at ``offset`` (None if it is not offered)."""
+        hit = np.flatnonzero(self.cand_offsets == int(offset))
+        return int(hit[0]) if len(hit) else None
+
+    def _apply_action(self, action) -> tuple[float, bool, bool]:
+        a = int(action)
+        i, p = self.current, self.program
+        reward = 0.0
+        if a == self.slow_action:
+            if self.objective == "allocate":
+                self.failed = True                   # legal only when the buffer fits nowhere
+            else:
+                self.state.spill(i)
+        else:
+            offset = int(self.cand_offsets[a])
+            saved = self.state.place(i, offset)
+            reward = 1.0 / p.n_buffers if self.objective == "allocate" else saved / p.slow_time
+            _, lo, hi = self._static
+            hit = (lo < p.end[i]) & (hi > p.start[i])
+            self.occupancy[hit] = np.maximum(self.occupancy[hit], offset + int(p.size[i]))
+            self._gain = p.marginal_saving(self.state.memory)
+        self.step_index += 1 if not self.failed else 0
+        self.total_return += reward
+        self._candidates()
+        return reward, self.done, False
+
+    def _action_mask(self) -> np.ndarray:
+        mask = np.zeros(self.max_candidates + 1, bool)
+        if self.done:
+            mask[self.slow_action] = True
+            return mask
+        mask[: len(self.cand_offsets)] = True
+        mask[self.slow_action] = self.objective == "map" or len(self.cand_offsets) == 0
+        return mask
+
+    # ------------------------------------------------------------------------- observation
+    def _observation(self) -> dict[str, np.ndarray]:
+        p, st = self.program, self.state
+        n, cap = p.n_buffers, max(p.capacity, 1)
+        static, _, _ = self._static
+        cur = self.current
+        undecided = ~st.decided
+        rows = np.zeros((n, BUFFER_FEATURES), np.float32)
+        rows[:, :4] = static
+        rows[:, 4] = np.where(undecided, np.minimum(self._gain / self._scale, 1.0), 0.0)
+        rows[:, 5] = st.fast
+        rows[:, 6] = st.decided & ~st.fast
+        rows[:, 7] = np.where(st.fast, st.offset / cap, 0.0)
+        overlap = (p.start < p.end[cur]) & (p.end > p.start[cur])
+        if not self.done:
+            rows[cur, 8] = 1.0
+            rows[:, 9] = overlap
+        rows[:, 10] = undecided
+        obs = pack_entities("buffers", rows, self.max_buffers)
+        k = len(self.cand_offsets)
+        cand = np.zeros((self.max_candidates + 1, CANDIDATE_FEATURES), np.float32)
+        size = int(p.size[cur])
+        peak = st.map.peak(int(p.start[cur]), int(p.end[cur])) if not self.done else 0
+        progress = self.step_index / n
+        if k:
+            off, gap = self.cand_offsets, self.cand_gaps
+            cand[:k, 1] = off / cap
+            cand[:k, 2] = np.minimum(gap / cap, 1.0)
+            cand[:k, 3] = np.minimum((gap - size) / cap, 1.0)
+            cand[:k, 4] = (off + size) / cap
+            if self.best_fit >= 0:
+                cand[self.best_fit, 5] = 1.0
+            cand[0, 6] = 1.0
+            cand[:k, 13] = np.maximum(peak, off + size) / cap
+        slow_row = self.max_candidates
+        cand[slow_row, 0] = 1.0
+        cand[slow_row, 13] = peak / cap
+        live = np.zeros(self.max_candidates + 1, bool)
+        live[:k] = True
+        live[slow_row] = True
+        gain = 0.0 if self.done else min(self._gain[cur] / self._scale, 1.0)
+        cand[live, 7] = min(size / cap, 1.0)
+        cand[live, 8] = gain
+        cand[live, 9] = static[cur, 3]
+        cand[live, 10] = (p.end[cur] - p.start[cur]) / p.n_ops
+        cand[live, 11] = progress
+        cand[live, 12] = peak / cap
+        obs["candidates_features"] = cand
+        obs["candidates_mask"] = self._action_mask().astype(np.int8)
+        obs["occupancy"] = (self.occupancy / cap).astype(np.float32)
+        saved_max = max(p.slow_time - p.fast_time, 1e-300)
+        obs["global_features"] = np.array([
+            progress, st.time / p.slow_time, min(max((p.slow_time - st.time) / saved_max, 0.0), 1.0), st.fast.mean(),
+            min(st.map.used_bytes(int(p.start[cur])) / cap, 1.0), k / self.max_candidates], np.float32)
+        return obs
+
+    # ----------------------------------------------------------------------------- metrics
+    def _episode_metrics(self) -> dict[str, float]:
+        p, st = self.program, self.state
+        saved = (p.slow_time - st.time) / p.slow_time
+        fast_bytes = float(p.size[st.fast].sum())
+        return {
+            "saved_fraction": saved,
+            "saved_of_max": (p.slow_time - st.time) / max(p.slow_time - p.fast_time, 1e-300),
+            "speedup": p.slow_time / st.time,
+            "fast_buffers": float(st.fast.sum()),
+            "fast_bytes_fraction": fast_bytes / float(p.size.sum()),
+            "peak_address_fraction": float(st.map.hi[: st.map.n].max(initial=0)) / max(p.capacity, 1),
+            "allocated": float(st.fast.all()),
+            "allocated_fraction": float(st.fast.mean()),
+            "return": self.total_return,
+        }
+
+    def placement(self) -> np.ndarray:
+        """Offsets of the buffers so far (``[N]``, -1 = slow memory or undecided)."""
+        return self.state.offset.copy()
+
+    # ------------------------------------------------------------------------------ render
+    def _render_ansi(self) -> str:
+        from .render import render_ansi
+
+        return render_ansi(self)
+
+    def _render_rgb(self) -> np.ndarray:
+        from .render import render_rgb
+
+        return render_rgb(self)
+
