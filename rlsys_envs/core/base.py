@@ -34,7 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .spaces import MaskedDiscrete
+from .spaces import MaskedDiscrete, MaskedMultiDiscrete
 
 #: ``render_mode`` values every rlsys environment supports
 RENDER_MODES = ("ansi", "rgb_array")
@@ -278,6 +278,12 @@ class RlsysEnv(EnvContract, gym.Env):
     def masked_discrete(self, n: int) -> MaskedDiscrete:
         """A ``Discrete(n)`` action space whose ``sample()`` draws among the legal actions."""
         return MaskedDiscrete(n, self._current_mask_or_none)
+
+    def masked_multi_discrete(self, nvec) -> MaskedMultiDiscrete:
+        """A 1-D ``MultiDiscrete(nvec)`` action space whose ``sample()`` draws every component among
+        the legal values of its dimension (the flat mask of :meth:`_action_mask`); pair it with
+        :func:`~rlsys_envs.core.spaces.multi_discrete_legal` in :meth:`_is_legal`."""
+        return MaskedMultiDiscrete(nvec, self._current_mask_or_none)
 
     def _current_mask_or_none(self) -> np.ndarray | None:
         return None if self._episode_over else self._action_mask()
