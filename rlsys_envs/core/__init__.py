@@ -20,6 +20,7 @@ __all__ = [
     "graph_spaces", "pack_graph", "FileInstance", "FixedInstance", "InstanceGenerator", "draw_instance",
     "instance_source", "SeededDraw", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",
     "episode_key", "play_episode", "play_on", "simulate", "CapacityError", "Placement", "ResourcePool",
-    "MaskedDiscrete", "MaskedMultiDiscrete", "multi_discrete_legal", "split_mask", "check_bool", "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
+    "MaskedDiscrete", "MaskedMultiDiscrete", "multi_discrete_legal", "split_mask", "check_bool", "check_choice",
+    "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
     "MMPPProcess", "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
 ]

@@ -34,7 +34,7 @@ import numpy as np
 
 from rlsys_envs.core import Policy
 
-from .exact import Epoch, solve_epoch
+from .exact import Epoch, cover_cost_bound, solve_epoch
 from .model import ASSIGN, PICK
 
 
@@ -75,7 +75,7 @@ class AllocationPolicy(Policy):
     def _next_pick(self, m, end: int) -> int:
         if m.phase != PICK:
             return end
-        useful = m.useful()
+        useful = m.pickable() & m.contributes()
         for e in self._plan.get(m.current_slot, []):
             if useful[e]:
                 return int(e)
@@ -158,15 +158,11 @@ class GreedyPolicy(AllocationPolicy):
 
 def _hopeless(env, epoch: Epoch, j: int) -> bool:
     """Whether no cover of task ``j`` by all the entities (busy ones included, at their current
-    positions) has a positive net value: then it may be declined."""
+    positions) can have a positive net value (its value is at most :func:`cover_cost_bound`, a
+    lower bound on the cost of any cover): then it may be declined."""
     m = env.model
-    s = int(epoch.slots[j])
-    every = np.arange(m.E)
-    cost = m.pair_cost()[:, s]
-    full = Epoch(every, epoch.slots[j: j + 1], m.inst.entity_cap, epoch.req[j: j + 1], epoch.value[j: j + 1],
-                 cost[:, None])
-    _plan, value, status = solve_epoch(full, time_limit=5.0)
-    return status == "OPTIMAL" and value <= 0
+    cost = m.pair_cost()[:, int(epoch.slots[j])]
+    return bool(epoch.value[j] <= cover_cost_bound(m.inst.entity_cap, cost, epoch.req[j]))
 
 
 def _with_declines(env, epoch: Epoch, plan: dict) -> dict:
@@ -190,11 +186,14 @@ class CPSATPolicy(AllocationPolicy):
 
     name = "cpsat"
 
-    def __init__(self, time_limit: float = 10.0, seed: int = 0):
+    def __init__(self, time_limit: float = 5.0, seed: int = 0):
         self.time_limit, self.seed = float(time_limit), int(seed)
+        self.statuses: list[str] = []
 
     def plan(self, env, epoch):
-        plan, self.last_value, self.last_status = solve_epoch(epoch, self.time_limit, 1, self.seed)
+        hint = GreedyPolicy().plan(env, epoch)
+        plan, self.last_value, status = solve_epoch(epoch, self.time_limit, 1, self.seed, hint=hint)
+        self.statuses.append(status)
         return _with_declines(env, epoch, plan)
 
 

@@ -55,15 +55,17 @@ class TaskAllocationEnv(RlsysEnv):
 
     **Action Space.** ``mode="two_stage"``: ``MultiDiscrete([max_slots + 1] * max_entities +
     [max_entities + 1])``. Stage 1 (one step per epoch): component ``e < max_entities`` pre-assigns
-    entity ``e`` to a slot, or to none (value ``max_slots``); the stage-2 component must be END.
-    Stage 2 (micro-steps, one per pick): the last component picks an entity among the current task's
-    candidates that still contribute to its remaining requirement, or END (value ``max_entities``:
-    abandon the task for this epoch); the stage-1 components must be none. The mask
-    (``action_masks()``, flat: the per-component masks concatenated, as sb3-contrib's
+    entity ``e`` to a slot, or to none (value ``max_slots``); the last (stage-2) component is ignored
+    (every value legal). Stage 2 (micro-steps, one per pick): the last component picks an entity
+    among the current task's candidates not picked yet, or END
+    (value ``max_entities``: abandon the task for this epoch); the stage-1 components must be none.
+    The mask (``action_masks()``, flat: the per-component masks concatenated, as sb3-contrib's
     ``MaskablePPO`` takes it) is exact per component: stage-1 components are chosen independently,
-    and the components of the other stage have a single legal value.
+    in stage 2 the stage-1 components have a single legal value, and in stage 1 the ignored
+    component does not change the outcome (the attention policy gives it constant logits, so its
+    log-probability is a constant).
     ``mode="sequential"``: ``Discrete(max_entities + 1)``, stage 2 only, over every free
-    contributing entity, tasks in slot order.
+    entity not picked yet, tasks in slot order.
 
     **Observation Space.** ``Dict`` of ``Box``: the entity table ``entities_features``
     ``[max_entities, 1 + d + 2 + 4]`` (cost, capabilities, position, available, working, candidate
@@ -217,7 +219,7 @@ class TaskAllocationEnv(RlsysEnv):
         m, E, K = self.model, self.max_entities, self.max_slots
         last = np.zeros(E + 1, bool)
         if m.phase == PICK:
-            last[: m.E] = m.useful()
+            last[: m.E] = m.pickable()
         last[E] = True
         if self.mode == "sequential":
             return last
@@ -225,7 +227,7 @@ class TaskAllocationEnv(RlsysEnv):
         first[:, K] = True
         if m.phase == ASSIGN:
             first[: m.E, : m.K] = m.assign_mask()[:, : m.K]
-            last[:E] = False
+            last[:] = True         # the stage-2 component is ignored in stage 1: every value is legal
         return np.concatenate([first.reshape(-1), last])
 
     def _is_legal(self, action, mask):

@@ -17,9 +17,10 @@ their net value; value decay and refills apply; the episode ends at the step cap
 queue and the slots are empty.
 
 **Picks.** A task's picks are tentative until the summed capabilities cover its requirement, at
-which moment the allocation is committed automatically (more entities would only add cost). Only
-entities that still contribute to the remaining requirement may be picked. ``END`` (or running out
-of useful candidates) abandons the task for this epoch: its picks are dropped and it stays open.
+which moment the allocation is committed automatically (more entities would only add cost). Any candidate not
+picked yet may be picked (one that adds nothing to the remaining requirement only adds its cost).
+``END`` (or running out of candidates) abandons the task for this epoch: its picks are dropped and
+it stays open.
 
 **Decline rule.** When a covering allocation's net value (current task value minus the costs of
 its entities) is <= 0 the allocation is discarded and the task declined: it leaves its slot for
@@ -130,12 +131,13 @@ class TaskAllocModel:
         dist = {"manhattan": diff.sum(1), "chebyshev": diff.max(1), "euclidean": np.sqrt((diff ** 2).sum(1))}[metric]
         return np.ceil(dist / self.inst.speed - 1e-9).astype(np.int64)
 
-    def useful(self) -> np.ndarray:
-        """Stage 2: entities that may be picked for the current task (bool [E])."""
+    def pickable(self) -> np.ndarray:
+        """Stage 2: entities that may be picked for the current task (bool [E]): its candidates
+        (two-stage: those pre-assigned to it; sequential: every free entity) not picked yet."""
         s = self.current_slot
         if s < 0:
             return np.zeros(self.E, bool)
-        ok = self._epoch_avail & (self.inst.entity_cap @ (self.remaining > 0) > 0)
+        ok = self._epoch_avail.copy()
         if self.two_stage:
             ok &= self.candidate == s
         if self.picks:
@@ -165,8 +167,12 @@ class TaskAllocModel:
         self._start_pick()
         self._settle()
 
+    def contributes(self) -> np.ndarray:
+        """Stage 2: entities whose capabilities still reduce the current task's remaining requirement."""
+        return self.inst.entity_cap @ (self.remaining > 0) > 0
+
     def pick(self, e: int) -> None:
-        """Stage 2: add entity ``e`` (useful) to the current task; commits on coverage."""
+        """Stage 2: add entity ``e`` (pickable) to the current task; commits on coverage."""
         assert self.phase == PICK
         s = self.current_slot
         self.picks.append(int(e))
@@ -235,11 +241,11 @@ class TaskAllocModel:
         return True
 
     def _settle(self) -> None:
-        """Run until the agent has a real choice (or the episode is over): tasks without useful
+        """Run until the agent has a real choice (or the episode is over): tasks without
         candidates are abandoned, and time advances when the epoch is over."""
         while not self.done:
             if self.phase == PICK:
-                if self.useful().any():
+                if self.pickable().any():
                     return
                 self._next_task()
                 continue
