@@ -5,7 +5,7 @@ tasks, capabilities, requirements, current values and the entity-task costs. The
 
     maximise   sum_s value_s * y_s - sum_{e,s} cost_{e,s} * x_{e,s}
     subject to sum_s x_{e,s} <= 1                      (an entity on at most one task)
-               x_{e,s} <= y_s                          (entities only on chosen tasks)
+               x_{e,s} <= y_s <= sum_e x_{e,s}         (entities only on chosen tasks, at least one)
                sum_e cap_{e,d} * x_{e,s} >= req_{s,d} * y_s   (a chosen task is covered)
 
 with booleans ``x`` (only for entities that contribute to the task) and ``y``. Values and costs
@@ -49,8 +49,9 @@ class Epoch:
                    model._epoch_cost[np.ix_(ent, slots)])
 
     def contributes(self) -> np.ndarray:
-        """[n, m]: entity i has some capability that task j requires."""
-        return (self.cap @ (self.req > 0).T) > 0
+        """[n, m]: entity i has some capability that task j requires (any entity for a task that
+        requires nothing: a task needs at least one entity)."""
+        return ((self.cap @ (self.req > 0).T) > 0) | (self.req.sum(1) == 0)[None, :]
 
     def score(self, plan: dict[int, list[int]]) -> float:
         """Net value of a plan (slot -> entity indices): the sum over covered tasks with a positive net."""
@@ -112,6 +113,8 @@ def solve_epoch(epoch: Epoch, time_limit: float = 10.0, workers: int = 1, seed: 
             model.AddAtMostOne(row)
     for (i, j), v in x.items():
         model.AddImplication(v, y[j])
+    for j in range(m):
+        model.Add(sum(x[i, j] for i in range(n) if (i, j) in x) >= y[j])
     for j in range(m):
         for d in np.flatnonzero(epoch.req[j] > 0):
             terms = [int(epoch.cap[i, d]) * x[i, j] for i in range(n) if (i, j) in x and epoch.cap[i, d] > 0]

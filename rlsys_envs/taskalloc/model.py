@@ -169,6 +169,8 @@ class TaskAllocModel:
 
     def contributes(self) -> np.ndarray:
         """Stage 2: entities whose capabilities still reduce the current task's remaining requirement."""
+        if not self.remaining.any():          # a task that requires nothing: any entity does it
+            return np.ones(self.E, bool)
         return self.inst.entity_cap @ (self.remaining > 0) > 0
 
     def pick(self, e: int) -> None:
