@@ -81,29 +81,32 @@ def check_action_in_space(space: gym.Space, action, who: str = "action") -> None
     space's shape whose values are finite and within the bounds; MultiDiscrete spaces integer
     arrays within ``nvec``.
     """
-    shown = describe_action(action)
     if isinstance(space, gym.spaces.Discrete):
         if not is_integer_action(action):
-            raise InvalidActionError(f"{who} {shown} is not an integer; the action space is {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is not an integer; the action space is {space}")
         a = int(np.asarray(action).reshape(-1)[0])
         if not space.start <= a < space.start + space.n:
-            raise InvalidActionError(f"{who} {shown} is outside the action space {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
         return
     try:
         arr = np.asarray(action)
     except (TypeError, ValueError):
-        raise InvalidActionError(f"{who} {shown} is not an array; the action space is {space}") from None
+        raise InvalidActionError(f"{who} {describe_action(action)} is not an array"
+                                 f"; the action space is {space}") from None
     if isinstance(space, gym.spaces.MultiDiscrete):
         if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-            raise InvalidActionError(f"{who} {shown} is not an integer array; the action space is {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is not an integer array"
+                                     f"; the action space is {space}")
     elif isinstance(space, gym.spaces.Box):
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)) or arr.dtype == bool:
-            raise InvalidActionError(f"{who} {shown} is not a real-valued array; the action space is {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is not a real-valued array"
+                                     f"; the action space is {space}")
         if arr.shape == space.shape and not np.all(np.isfinite(arr)):
-            raise InvalidActionError(f"{who} {shown} has a value that is not finite (NaN or infinite)")
+            raise InvalidActionError(f"{who} {describe_action(action)}"
+                                     " has a value that is not finite (NaN or infinite)")
         arr = arr.astype(space.dtype)
     if not space.contains(arr):
-        raise InvalidActionError(f"{who} {shown} is outside the action space {space}")
+        raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
 
 
 class EnvContract:

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import (RlsysEnv, check_choice, check_int, draw_instance, entity_spaces, graph_spaces,
+from rlsys_envs.core import (RlsysEnv, check_choice, check_float, check_int, draw_instance, entity_spaces, graph_spaces,
                              instance_source, multi_discrete_legal, pack_entities, pack_graph)
 
 from .generator import SCENARIOS, ScenarioGenerator, TaskAllocInstance
@@ -79,7 +79,8 @@ class TaskAllocationEnv(RlsysEnv):
     eligible, pre-assigned candidate, working).
 
     **Rewards.** The net value (value when committed - sum of the costs of its entities) of every
-    task that completes during the step; the return is the episode's total net value.
+    task that completes during the step, times ``reward_scale`` (default 1); the return is the
+    episode's total net value (times ``reward_scale``; the metrics are never scaled).
 
     **Starting State.** An instance drawn from the scenario (or ``instance``); the first
     ``n_slots`` tasks of the queue are active; entities at their start positions.
@@ -91,8 +92,8 @@ class TaskAllocationEnv(RlsysEnv):
     ``mode`` (``"two_stage"`` or ``"sequential"``), ``n_entities`` / ``n_tasks`` (int or a
     ``(low, high)`` range drawn per episode; default the scenario's), ``n_slots``, ``max_entities`` /
     ``max_slots`` (padding; default the largest count), ``observation`` (``"tables"`` or
-    ``"graph"``), ``instance`` (a :class:`TaskAllocInstance` or generator; overrides the scenario),
-    ``render_mode``.
+    ``"graph"``), ``reward_scale`` (> 0, default 1.0), ``instance`` (a :class:`TaskAllocInstance`
+    or generator; overrides the scenario), ``render_mode``.
 
     **Variants** (registry): ``material``, ``electric``, ``almighty``, ``sequential``,
     ``almighty_sequential``, ``varied_counts``, ``graph_obs``.
@@ -105,11 +106,13 @@ class TaskAllocationEnv(RlsysEnv):
 
     def __init__(self, *, scenario: str = "rbf", mode: str = "two_stage", n_entities=None, n_tasks=None,
                  n_slots: int | None = None, max_entities: int | None = None, max_slots: int | None = None,
-                 observation: str = "tables", instance: Any = None, render_mode: str | None = None):
+                 observation: str = "tables", reward_scale: float = 1.0, instance: Any = None,
+                 render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         self.scenario = check_choice("scenario", scenario, tuple(SCENARIOS))
         self.mode = check_choice("mode", mode, MODES)
         self.observation = check_choice("observation", observation, OBSERVATIONS)
+        self.reward_scale = check_float("reward_scale", reward_scale, 0.0, 1e6, low_inclusive=False)
         sizes = SCENARIOS[self.scenario]
         n_entities = _count_arg("n_entities", n_entities)
         n_tasks = _count_arg("n_tasks", n_tasks)
@@ -187,7 +190,7 @@ class TaskAllocationEnv(RlsysEnv):
                 self._pick(int(a[-1]))
         else:
             self._pick(int(np.asarray(action).reshape(-1)[0]))
-        return m.collect_reward(), m.done, False
+        return m.collect_reward() * self.reward_scale, m.done, False
 
     def _pick(self, e: int):
         if e >= self.max_entities:
