@@ -1,0 +1,157 @@
+"""Benchmarks of ``rlsys/TaskAllocation-v0``; prints markdown tables.
+
+(a) quality per scenario (two-stage mode): total net value of every baseline (random, sequential,
+greedy, ga, cpsat = the per-epoch optimum) and of a trained checkpoint (``--checkpoint``, on the
+scenario it was trained on, ``--checkpoint-scenario``), mean +- std over seeded episodes, with the
+wall time per decision (env step) and per decision epoch; (b) zero-shot: the same on the
+checkpoint's scenario with twice the entities, tasks and slots (the checkpoint unchanged);
+(c) throughput: steps/s of random masked play per scenario and mode.
+
+    python benchmarks/bench_taskalloc.py --quick
+    python benchmarks/bench_taskalloc.py --checkpoint agents/checkpoints/taskalloc_ppo.zip
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_common import add_out_option, table, tee_stdout  # noqa: E402  (this folder: the script's own)
+
+from rlsys_envs.core import play_episode  # noqa: E402
+from rlsys_envs.taskalloc.baselines import BASELINES, RandomPolicy  # noqa: E402
+from rlsys_envs.taskalloc.env import TaskAllocationEnv  # noqa: E402
+from rlsys_envs.taskalloc.generator import SCENARIOS  # noqa: E402
+
+ENV_ID = "rlsys/TaskAllocation-v0"
+NAMES = ["random", "sequential", "greedy", "ga", "cpsat"]
+
+
+def _policy(name, ckpt, kwargs):
+    if name == "policy":
+        from agents.evaluation import load_policy  # lazy: torch only when asked
+        return load_policy(ckpt, ENV_ID, kwargs, deterministic=True)
+    return BASELINES[name]()
+
+
+def evaluate(kwargs, names, episodes, seed, ckpt=None):
+    """{name: dict of per-episode lists} over ``episodes`` seeded episodes."""
+    env = TaskAllocationEnv(**kwargs)
+    out = {}
+    for name in names:
+        policy = _policy(name, ckpt, kwargs)
+        vals, steps, epochs, wall, statuses = [], 0, 0, 0.0, Counter()
+        for i in range(episodes):
+            if hasattr(policy, "statuses"):
+                policy.statuses = []
+            t0 = time.perf_counter()
+            ep = play_episode(env, policy, seed + i)
+            wall += time.perf_counter() - t0
+            vals.append(ep.metrics["total_net_value"])
+            steps += ep.steps
+            epochs += int(ep.metrics["epochs"])
+            statuses.update(getattr(policy, "statuses", []))
+            completed = ep.metrics["tasks_completed"]
+        out[name] = {"value": vals, "ms_step": 1000 * wall / max(steps, 1), "ms_epoch": 1000 * wall / max(epochs, 1),
+                     "completed": completed, "statuses": statuses}
+    return out
+
+
+def quality_table(title, results, reference="cpsat"):
+    ref = np.asarray(results[reference]["value"]) if reference in results else None
+    rows = []
+    for name, r in results.items():
+        v = np.asarray(r["value"])
+        gap = "-" if ref is None else f"{100 * np.mean((v - ref) / np.maximum(np.abs(ref), 1e-9)):+.1f}%"
+        proven = ""
+        if r["statuses"]:
+            proven = f"{r['statuses'].get('OPTIMAL', 0)}/{sum(r['statuses'].values())} epochs proven"
+        rows.append([name, f"{v.mean():.2f} +- {v.std():.2f}", gap, f"{r['ms_step']:.2f}", f"{r['ms_epoch']:.1f}",
+                     proven])
+    return f"### {title}\n\n" + table(["policy", "total net value (mean +- std)", f"vs {reference}",
+                                       "ms / decision", "ms / epoch", "CP-SAT status"], rows)
+
+
+def bench_quality(args):
+    parts = []
+    for scenario in args.scenarios:
+        names = list(NAMES)
+        if args.checkpoint and scenario == args.checkpoint_scenario:
+            names.append("policy")
+        n = 1 if scenario == "almighty" else args.episodes
+        res = evaluate({"scenario": scenario, **(args.checkpoint_kwargs if "policy" in names else {})}, names, n,
+                       args.seed, args.checkpoint)
+        parts.append(quality_table(f"(a) {scenario}: {n} seeded episodes (seeds {args.seed}..{args.seed + n - 1}), "
+                                   "two-stage mode", res))
+    return "\n\n".join(parts)
+
+
+def bench_zero_shot(args):
+    sizes = SCENARIOS[args.checkpoint_scenario]
+    kwargs = {"scenario": args.checkpoint_scenario, "n_entities": 2 * sizes["n_entities"],
+              "n_tasks": 2 * sizes["n_tasks"], "n_slots": 2 * sizes["n_slots"]}
+    names = ["random", "sequential", "greedy", "ga"] + (["policy"] if args.checkpoint else [])
+    res = evaluate(kwargs, names, args.episodes, args.seed, args.checkpoint)
+    return quality_table(f"(b) zero-shot: {args.checkpoint_scenario} with 2x entities / tasks / slots "
+                         f"({kwargs['n_entities']}, {kwargs['n_tasks']}, {kwargs['n_slots']}), {args.episodes} "
+                         "episodes; the checkpoint unchanged", res, reference="greedy")
+
+
+def bench_throughput(args):
+    secs = 2.0 if args.quick else 6.0
+    rows = []
+    for scenario in ["rbf", "material", "electric", "almighty"]:
+        for mode in ["two_stage", "sequential"]:
+            env, policy = TaskAllocationEnv(scenario=scenario, mode=mode), RandomPolicy()
+            steps = episodes = 0
+            t0, c0 = time.perf_counter(), time.process_time()
+            while time.perf_counter() - t0 < secs:
+                obs, info = env.reset(seed=episodes)
+                policy.reset(env, episodes)
+                done = False
+                while not done:
+                    obs, r, term, trunc, info = env.step(policy.act(env, obs, info))
+                    steps += 1
+                    done = term or trunc
+                episodes += 1
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+            rows.append([scenario, mode, f"{steps / dt:,.0f}", f"{steps / max(cpu, 1e-9):,.0f}",
+                         f"{steps / episodes:.0f}"])
+    return (f"### (c) Throughput: uniformly random legal actions (the `random` baseline), one process, {secs:.0f} s "
+            "each, episode resets included\n\n"
+            + table(["scenario", "mode", "steps/s", "steps per CPU-s", "steps/episode"], rows))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 episodes per scenario, short throughput runs")
+    ap.add_argument("--episodes", type=int, default=None, help="seeded episodes per scenario (default 20)")
+    ap.add_argument("--seed", type=int, default=10_000)
+    ap.add_argument("--checkpoint", default=None, help="a trained MaskablePPO checkpoint (.zip)")
+    ap.add_argument("--checkpoint-scenario", default="rbf", choices=list(SCENARIOS))
+    ap.add_argument("--only", default="abc", help="sections to run, e.g. 'ac'")
+    add_out_option(ap)
+    args = ap.parse_args(argv)
+    args.episodes = args.episodes or (3 if args.quick else 20)
+    args.scenarios = list(SCENARIOS)
+    args.checkpoint_kwargs = {}
+    import torch
+    torch.set_num_threads(1)
+    with tee_stdout(args.out):
+        print("## Task allocation\n")
+        if "a" in args.only:
+            print(bench_quality(args) + "\n")
+        if "b" in args.only:
+            print(bench_zero_shot(args) + "\n")
+        if "c" in args.only:
+            print(bench_throughput(args) + "\n")
+
+
+if __name__ == "__main__":
+    main()
