@@ -7,7 +7,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlsys_envs.core import (RlsysEnv, check_choice, check_float, check_int, draw_instance, entity_spaces, graph_spaces,
-                             instance_source, multi_discrete_legal, pack_entities, pack_graph)
+                             instance_source, pack_entities, pack_graph)
 
 from .generator import SCENARIOS, ScenarioGenerator, TaskAllocInstance
 from .model import ASSIGN, OPEN, PICK, WORKING, TaskAllocModel
@@ -134,6 +134,7 @@ class TaskAllocationEnv(RlsysEnv):
         self.task_dim = 1 + 2 * d + 2 + TASK_FLAGS
         if self.mode == "two_stage":
             self.nvec = np.array([K + 1] * E + [E + 1], np.int64)
+            self._offsets = np.concatenate([[0], np.cumsum(self.nvec)[:-1]])
             self.action_space = self.masked_multi_discrete(self.nvec)
         else:
             self.nvec = None
@@ -236,7 +237,8 @@ class TaskAllocationEnv(RlsysEnv):
     def _is_legal(self, action, mask):
         if self.mode == "sequential":
             return super()._is_legal(action, mask)
-        return multi_discrete_legal(mask, self.nvec, action)
+        # (multi_discrete_legal with the offsets computed once)
+        return bool(np.all(mask[self._offsets + np.asarray(action, np.int64).reshape(-1)]))
 
     def at_decision_boundary(self) -> bool:
         return self._episode_over or self.model.phase == ASSIGN or (self.mode == "sequential" and not self.model.picks)
