@@ -13,6 +13,7 @@ checkpoint's scenario with twice the entities, tasks and slots (the checkpoint u
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -40,11 +41,20 @@ def _policy(name, ckpt, kwargs):
     return BASELINES[name]()
 
 
+CACHE: dict = {}
+CACHE_PATH: list = []
+
+
 def evaluate(kwargs, names, episodes, seed, ckpt=None):
-    """{name: dict of per-episode lists} over ``episodes`` seeded episodes."""
+    """{name: dict of per-episode lists} over ``episodes`` seeded episodes (baselines' results are
+    kept in ``--cache FILE.json`` when given, so a rerun with a checkpoint reuses them)."""
     env = TaskAllocationEnv(**kwargs)
     out = {}
     for name in names:
+        key = json.dumps([kwargs, name, episodes, seed], sort_keys=True)
+        if name != "policy" and key in CACHE:
+            out[name] = {**CACHE[key], "statuses": Counter(CACHE[key]["statuses"])}
+            continue
         policy = _policy(name, ckpt, kwargs)
         vals, steps, epochs, wall, statuses = [], 0, 0, 0.0, Counter()
         for i in range(episodes):
@@ -60,6 +70,10 @@ def evaluate(kwargs, names, episodes, seed, ckpt=None):
             completed = ep.metrics["tasks_completed"]
         out[name] = {"value": vals, "ms_step": 1000 * wall / max(steps, 1), "ms_epoch": 1000 * wall / max(epochs, 1),
                      "completed": completed, "statuses": statuses}
+        if name != "policy":
+            CACHE[key] = {**out[name], "statuses": dict(statuses)}
+            if CACHE_PATH:
+                Path(CACHE_PATH[0]).write_text(json.dumps(CACHE))
     return out
 
 
@@ -136,6 +150,7 @@ def main(argv=None):
     ap.add_argument("--checkpoint", default=None, help="a trained MaskablePPO checkpoint (.zip)")
     ap.add_argument("--checkpoint-scenario", default="rbf", choices=list(SCENARIOS))
     ap.add_argument("--only", default="abc", help="sections to run, e.g. 'ac'")
+    ap.add_argument("--cache", default=None, metavar="FILE.json", help="keep / reuse the baselines' results here")
     add_out_option(ap)
     args = ap.parse_args(argv)
     args.episodes = args.episodes or (3 if args.quick else 20)
@@ -143,6 +158,14 @@ def main(argv=None):
     args.checkpoint_kwargs = {}
     import torch
     torch.set_num_threads(1)
+    if args.cache:
+        CACHE_PATH.append(args.cache)
+        if Path(args.cache).is_file():
+            CACHE.update(json.loads(Path(args.cache).read_text()))
+    run(args)
+
+
+def run(args):
     with tee_stdout(args.out):
         print("## Task allocation\n")
         if "a" in args.only:

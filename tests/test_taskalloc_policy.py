@@ -80,3 +80,18 @@ def test_the_same_weights_run_on_twice_the_entities_and_tasks():
         if term or trunc or steps > 3000:
             break
     assert term and info["metrics"]["epochs"] >= 1
+
+
+def test_the_shipped_almighty_checkpoint_escapes_the_trap():
+    from pathlib import Path
+
+    from agents.evaluation import load_policy
+    from rlsys_envs.core import play_episode
+
+    path = Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / "taskalloc_almighty_ppo.zip"
+    if not path.is_file():
+        pytest.skip("the Almighty checkpoint is not in this checkout")
+    policy = load_policy(str(path), "rlsys/TaskAllocation-v0", {"scenario": "almighty"})
+    for mode_seed in (0, 1):
+        ep = play_episode(TaskAllocationEnv(scenario="almighty"), policy, seed=mode_seed)
+        assert ep.metrics["total_net_value"] == 35.0
