@@ -50,7 +50,7 @@ def test_policy_acts_legally_and_inactive_components_are_parameter_free(mode):
     env = TaskAllocationEnv(scenario="electric", mode=mode)
     policy = make_policy(env)
     obs, _ = env.reset(seed=0)
-    for _ in range(30):
+    for _ in range(12):
         mask = torch.as_tensor(env.action_masks()[None])
         with torch.no_grad():
             action, _, _ = policy(batch(obs), deterministic=False, action_masks=mask)
