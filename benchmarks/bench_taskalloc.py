@@ -1,14 +1,19 @@
 """Benchmarks of ``rlsys/TaskAllocation-v0``; prints markdown tables.
 
 (a) quality per scenario (two-stage mode): total net value of every baseline (random, sequential,
-greedy, ga, cpsat = the per-epoch optimum) and of a trained checkpoint (``--checkpoint``, on the
-scenario it was trained on, ``--checkpoint-scenario``), mean +- std over seeded episodes, with the
-wall time per decision (env step) and per decision epoch; (b) zero-shot: the same on the
-checkpoint's scenario with twice the entities, tasks and slots (the checkpoint unchanged);
+greedy, ga, cpsat = the per-epoch optimum) and of the trained checkpoints (``--checkpoint
+SCENARIO=PATH``, default: the shipped ``taskalloc_electric_ppo.zip`` on electric and
+``taskalloc_almighty_ppo.zip`` on almighty), mean +- std over seeded episodes, with the wall time
+per decision (env step) and per decision epoch; (b) zero-shot: the checkpoint of
+``--zero-shot`` (default electric) on twice the entities, tasks and slots, unchanged;
 (c) throughput: steps/s of random masked play per scenario and mode.
 
-    python benchmarks/bench_taskalloc.py --quick
-    python benchmarks/bench_taskalloc.py --checkpoint agents/checkpoints/taskalloc_ppo.zip
+    python benchmarks/bench_taskalloc.py --quick     # a few minutes
+    python benchmarks/bench_taskalloc.py             # the published tables (about an hour on 2 shared cores)
+    python benchmarks/bench_taskalloc.py --only a --scenarios rbf --cache /tmp/taskalloc.json
+
+``--cache FILE.json`` keeps the baselines' results, so a rerun (e.g. with another checkpoint)
+reuses them.
 """
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ from rlsys_envs.taskalloc.generator import SCENARIOS  # noqa: E402
 
 ENV_ID = "rlsys/TaskAllocation-v0"
 NAMES = ["random", "sequential", "greedy", "ga", "cpsat"]
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINTS = [f"electric={ROOT / 'agents/checkpoints/taskalloc_electric_ppo.zip'}",
+                       f"almighty={ROOT / 'agents/checkpoints/taskalloc_almighty_ppo.zip'}"]
 
 
 def _policy(name, ckpt, kwargs):
@@ -97,13 +105,14 @@ def bench_quality(args):
     parts = []
     for scenario in args.scenarios:
         names = list(NAMES)
-        if args.checkpoint and scenario == args.checkpoint_scenario:
+        ckpt = args.checkpoints.get(scenario)
+        if ckpt:
             names.append("policy")
         n = 1 if scenario == "almighty" else args.episodes
-        slow = n if scenario in ("almighty", "electric") else min(n, args.expensive_episodes)
+        slow = n if scenario != "material" else min(n, args.expensive_episodes)
         kwargs = {"scenario": scenario}
-        res = evaluate(kwargs, [x for x in names if x not in ("ga", "cpsat")], n, args.seed, args.checkpoint)
-        res.update(evaluate(kwargs, [x for x in names if x in ("ga", "cpsat")], slow, args.seed, args.checkpoint))
+        res = evaluate(kwargs, [x for x in names if x not in ("ga", "cpsat")], n, args.seed, ckpt)
+        res.update(evaluate(kwargs, [x for x in names if x in ("ga", "cpsat")], slow, args.seed, ckpt))
         which = f"{n} seeded episodes (seeds {args.seed}..{args.seed + n - 1})"
         if slow < n:
             which += f"; ga and cpsat on the first {slow} (their gap column compares those episodes only)"
@@ -112,12 +121,14 @@ def bench_quality(args):
 
 
 def bench_zero_shot(args):
-    sizes = SCENARIOS[args.checkpoint_scenario]
-    kwargs = {"scenario": args.checkpoint_scenario, "n_entities": 2 * sizes["n_entities"],
+    scenario = args.zero_shot
+    sizes = SCENARIOS[scenario]
+    kwargs = {"scenario": scenario, "n_entities": 2 * sizes["n_entities"],
               "n_tasks": 2 * sizes["n_tasks"], "n_slots": 2 * sizes["n_slots"]}
-    names = ["random", "sequential", "greedy", "ga"] + (["policy"] if args.checkpoint else [])
-    res = evaluate(kwargs, names, args.zero_shot_episodes, args.seed, args.checkpoint)
-    return quality_table(f"(b) zero-shot: {args.checkpoint_scenario} with 2x entities / tasks / slots "
+    ckpt = args.checkpoints.get(scenario)
+    names = ["random", "sequential", "greedy", "ga"] + (["policy"] if ckpt else [])
+    res = evaluate(kwargs, names, args.zero_shot_episodes, args.seed, ckpt)
+    return quality_table(f"(b) zero-shot: {scenario} with 2x entities / tasks / slots "
                          f"({kwargs['n_entities']}, {kwargs['n_tasks']}, {kwargs['n_slots']}), "
                          f"{args.zero_shot_episodes} episodes; the checkpoint unchanged", res, reference="greedy")
 
@@ -152,18 +163,31 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 episodes per scenario, short throughput runs")
     ap.add_argument("--episodes", type=int, default=None, help="seeded episodes per scenario (default 20)")
     ap.add_argument("--seed", type=int, default=10_000)
-    ap.add_argument("--expensive-episodes", type=int, default=None,
-                    help="episodes of ga and cpsat on rbf and material (default: --episodes)")
+    ap.add_argument("--expensive-episodes", type=int, default=10,
+                    help="episodes of ga and cpsat on material (default 10; rbf always gets --episodes)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios of (a)")
-    ap.add_argument("--checkpoint", default=None, help="a trained MaskablePPO checkpoint (.zip)")
-    ap.add_argument("--checkpoint-scenario", default="rbf", choices=list(SCENARIOS))
+    ap.add_argument("--checkpoint", action="append", default=None, metavar="SCENARIO=PATH",
+                    help="a trained checkpoint (.zip) and the scenario it plays (repeatable; default: the shipped "
+                         "ones; 'none' for no checkpoint)")
+    ap.add_argument("--zero-shot", default="electric", choices=list(SCENARIOS),
+                    help="scenario of (b): its checkpoint on twice the entities, tasks and slots")
     ap.add_argument("--only", default="abc", help="sections to run, e.g. 'ac'")
     ap.add_argument("--cache", default=None, metavar="FILE.json", help="keep / reuse the baselines' results here")
     add_out_option(ap)
     args = ap.parse_args(argv)
     args.episodes = args.episodes or (3 if args.quick else 20)
-    args.expensive_episodes = args.expensive_episodes or args.episodes
     args.zero_shot_episodes = args.episodes
+    args.checkpoints = {}
+    for item in args.checkpoint if args.checkpoint is not None else DEFAULT_CHECKPOINTS:
+        if item == "none":
+            continue
+        scenario, _, path = item.partition("=")
+        if scenario not in SCENARIOS or not path:
+            ap.error(f"--checkpoint takes SCENARIO=PATH with a scenario of {', '.join(SCENARIOS)}; got {item!r}")
+        if Path(path).is_file():
+            args.checkpoints[scenario] = path
+        elif args.checkpoint is not None:
+            ap.error(f"--checkpoint: {path} does not exist")
     args.scenarios = [x for x in args.scenarios.split(",") if x]
     unknown = [x for x in args.scenarios if x not in SCENARIOS]
     if unknown:
