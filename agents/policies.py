@@ -145,7 +145,8 @@ class GroupedCategorical:
     the flat per-component masks concatenated (sb3-contrib's ``MultiDiscrete`` layout). It has the
     methods MaskablePPO uses (``get_actions``, ``log_prob``, ``entropy``) and computes in one pass
     what sb3-contrib's ``MaskableMultiCategoricalDistribution`` does with one ``Categorical`` per
-    component (for 60 components, about 30 times faster on CPU); the numbers are the same."""
+    component (RBF-like, 61 components, a batch of 8: sample + log-prob + entropy in 0.25 ms of CPU
+    instead of 12 ms); the numbers are the same (``tests/test_taskalloc_policy.py``)."""
 
     def __init__(self, groups, masks=None):
         self.sizes = [g.shape[1] * g.shape[2] for g in groups]
