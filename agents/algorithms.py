@@ -13,6 +13,7 @@ pointer    :class:`agents.policies.PointerPolicy` over the graph (GNN, needs ``a
 rowpointer :class:`agents.policies.PointerPolicy` over an entity table whose row a is action a
            (:class:`agents.extractors.EntityNodeExtractor`; job-shop ``jobs`` table, flat obs)
 attention  ``MultiInputPolicy`` + :class:`agents.extractors.EntityAttentionExtractor`
+allocation :class:`agents.policies.AllocationPolicy` (task allocation: entity-task attention, two stages)
 ==========  ==================================================================================
 
 ``gnn_ppo`` is MaskablePPO whose default preset is ``gnn``.
@@ -51,7 +52,7 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("sac", "stable_baselines3:SAC", "mlp", False, True, "continuous"),
 )}
 
-POLICIES = ("auto", "mlp", "gnn", "pointer", "rowpointer", "attention")
+POLICIES = ("auto", "mlp", "gnn", "pointer", "rowpointer", "attention", "allocation")
 
 
 def get_algorithm(name: str) -> Algorithm:
@@ -99,6 +100,14 @@ def policy_spec(algo: Algorithm, preset: str, observation_space: gym.Space, poli
         kwargs["features_extractor_kwargs"] = dict(extractor_kwargs)
         kwargs.pop("net_arch", None)
         return PointerPolicy, kwargs
+    if preset == "allocation":
+        if algo.name not in ("maskable_ppo", "gnn_ppo"):
+            raise ValueError(f"the allocation policy runs with MaskablePPO (maskable_ppo), not {algo.name!r}")
+        from .policies import AllocationPolicy
+
+        kwargs["features_extractor_kwargs"] = dict(extractor_kwargs)
+        kwargs.pop("net_arch", None)
+        return AllocationPolicy, kwargs
     from . import extractors
 
     cls = extractors.GraphExtractor if preset == "gnn" else extractors.EntityAttentionExtractor
@@ -124,7 +133,9 @@ def check_action_space(algo: Algorithm, action_space: gym.Space, env_id: str) ->
     if algo.name == "ppo" and discrete:
         raise ValueError(f"ppo ignores action masks, and {env_id} refuses masked-out actions: use maskable_ppo "
                          "for a Discrete action space (ppo is for Box actions, e.g. a continuous variant)")
-    if algo.actions == "discrete" and not discrete:
+    # sb3-contrib's MaskablePPO also takes MultiDiscrete actions (the mask: per-dimension masks concatenated)
+    multi = isinstance(action_space, gym.spaces.MultiDiscrete) and algo.cls == "sb3_contrib:MaskablePPO"
+    if algo.actions == "discrete" and not discrete and not multi:
         raise ValueError(f"{algo.name} needs a Discrete action space; {env_id} has {action_space}")
     if algo.actions == "continuous" and not isinstance(action_space, gym.spaces.Box):
         raise ValueError(f"{algo.name} needs a Box action space; {env_id} has {action_space} "

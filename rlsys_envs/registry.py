@@ -167,6 +167,27 @@ ENVIRONMENTS += (
     ),
 )
 
+# multi-entity task allocation (Gong et al. 2024): scenarios and modes as variants
+ENVIRONMENTS += (
+    EnvEntry(
+        id="rlsys/TaskAllocation-v0",
+        entry_point="rlsys_envs.taskalloc.env:TaskAllocationEnv",
+        baselines="rlsys_envs.taskalloc.baselines:BASELINES",
+        summary="Multi-entity task allocation, two-stage (Gong et al. 2024); MultiDiscrete pre-assign then "
+                "Discrete picks; entity/task tables",
+        kwargs={"scenario": "rbf", "mode": "two_stage"},
+        variants={
+            "material": {"scenario": "material"},
+            "electric": {"scenario": "electric"},
+            "almighty": {"scenario": "almighty"},
+            "sequential": {"mode": "sequential"},
+            "almighty_sequential": {"scenario": "almighty", "mode": "sequential"},
+            "varied_counts": {"n_entities": (40, 60), "n_tasks": (20, 30)},
+            "graph_obs": {"scenario": "electric", "observation": "graph"},
+        },
+    ),
+)
+
 _BY_ID: dict[str, EnvEntry] = {e.id: e for e in ENVIRONMENTS}
 
 

@@ -15,7 +15,7 @@ import pytest
 import toy_parallel
 
 import rlsys_envs
-from rlsys_envs.core import InvalidActionError, Policy
+from rlsys_envs.core import InvalidActionError, Policy, split_mask
 
 toy_parallel.register()
 SINGLE = [e for e in rlsys_envs.entries() if e.kind == "single"]
@@ -33,6 +33,9 @@ def legal_action(env, rng):
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):
         return int(rng.choice(np.flatnonzero(env.unwrapped.action_masks())))
+    if isinstance(space, gym.spaces.MultiDiscrete):   # per-dimension masks, concatenated
+        parts = split_mask(env.unwrapped.action_masks(), space.nvec)
+        return np.array([rng.choice(np.flatnonzero(p)) for p in parts], space.dtype)
     return rng.uniform(space.low, space.high).astype(space.dtype)
 
 
@@ -121,6 +124,15 @@ def test_illegal_action_raises_and_leaves_state_unchanged(env_id, kwargs):
     if isinstance(space, gym.spaces.Discrete):
         illegal = np.flatnonzero(~env.unwrapped.action_masks())
         bad = [int(illegal[0]) if len(illegal) else int(space.start + space.n), int(space.start + space.n), -1]
+    elif isinstance(space, gym.spaces.MultiDiscrete):
+        good = legal_action(env, np.random.default_rng(1))
+        bad = [space.nvec.copy(), np.full(space.shape, -1, space.dtype), good.astype(float)]
+        for d, part in enumerate(split_mask(env.unwrapped.action_masks(), space.nvec)):
+            if not part.all():           # one component set to a value its dimension's mask refuses
+                wrong = good.copy()
+                wrong[d] = int(np.flatnonzero(~part)[0])
+                bad.append(wrong)
+                break
     else:
         bad = [np.full(space.shape, np.nan, space.dtype), (space.high + 1).astype(space.dtype)]
     for action in bad:

@@ -26,6 +26,10 @@ def batch_actions(envs, infos, rng):
         # autoreset ignores that sub-env's next action and resets it)
         masks = infos["action_mask"]
         return np.array([rng.choice(np.flatnonzero(m)) if m.any() else 0 for m in masks], dtype=np.int64)
+    if isinstance(space, gym.spaces.MultiDiscrete):   # flat per-dimension masks (task allocation)
+        from rlsys_envs.core import split_mask
+        return np.stack([np.array([rng.choice(np.flatnonzero(p)) if p.any() else 0 for p in split_mask(m, space.nvec)],
+                                  space.dtype) for m in infos["action_mask"]])
     return np.stack([rng.uniform(space.low, space.high).astype(space.dtype) for _ in range(envs.num_envs)])
 
 

@@ -10,7 +10,7 @@ from .policy import (BestOfK, Episode, PlannedPolicy, Policy, RandomMaskedPolicy
                      play_on, simulate)
 from .occupancy import TimeAddressMap
 from .resources import CapacityError, Placement, ResourcePool
-from .spaces import MaskedDiscrete
+from .spaces import MaskedDiscrete, MaskedMultiDiscrete, multi_discrete_legal, split_mask
 from .validation import check_bool, check_choice, check_float, check_int
 from .workloads import (ArrivalProcess, DiurnalProcess, MMPPProcess, OnOffProcess, PoissonProcess,
                         TraceReplay, load_azure_functions_trace)
@@ -21,7 +21,7 @@ __all__ = [
     "graph_spaces", "pack_graph", "FileInstance", "FixedInstance", "InstanceGenerator", "draw_instance",
     "instance_source", "SeededDraw", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",
     "episode_key", "play_episode", "play_on", "simulate", "CapacityError", "Placement", "ResourcePool",
-    "MaskedDiscrete",
+    "MaskedDiscrete", "MaskedMultiDiscrete", "multi_discrete_legal", "split_mask",
     "TimeAddressMap", "check_bool", "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
     "MMPPProcess", "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
 ]

@@ -34,7 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .spaces import MaskedDiscrete
+from .spaces import MaskedDiscrete, MaskedMultiDiscrete
 
 #: ``render_mode`` values every rlsys environment supports
 RENDER_MODES = ("ansi", "rgb_array")
@@ -88,27 +88,31 @@ def check_action_in_space(space: gym.Space, action, who: str = "action") -> None
             raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
         shown = describe_action(action)
         if not is_integer_action(action):
-            raise InvalidActionError(f"{who} {shown} is not an integer; the action space is {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is not an integer; the action space is {space}")
         a = int(np.asarray(action).reshape(-1)[0])
         if not space.start <= a < space.start + space.n:
-            raise InvalidActionError(f"{who} {shown} is outside the action space {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
         return
     shown = describe_action(action)
     try:
         arr = np.asarray(action)
     except (TypeError, ValueError):
-        raise InvalidActionError(f"{who} {shown} is not an array; the action space is {space}") from None
+        raise InvalidActionError(f"{who} {describe_action(action)} is not an array"
+                                 f"; the action space is {space}") from None
     if isinstance(space, gym.spaces.MultiDiscrete):
         if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-            raise InvalidActionError(f"{who} {shown} is not an integer array; the action space is {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is not an integer array"
+                                     f"; the action space is {space}")
     elif isinstance(space, gym.spaces.Box):
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)) or arr.dtype == bool:
-            raise InvalidActionError(f"{who} {shown} is not a real-valued array; the action space is {space}")
+            raise InvalidActionError(f"{who} {describe_action(action)} is not a real-valued array"
+                                     f"; the action space is {space}")
         if arr.shape == space.shape and not np.all(np.isfinite(arr)):
-            raise InvalidActionError(f"{who} {shown} has a value that is not finite (NaN or infinite)")
+            raise InvalidActionError(f"{who} {describe_action(action)}"
+                                     " has a value that is not finite (NaN or infinite)")
         arr = arr.astype(space.dtype)
     if not space.contains(arr):
-        raise InvalidActionError(f"{who} {shown} is outside the action space {space}")
+        raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
 
 
 class EnvContract:
@@ -285,6 +289,12 @@ class RlsysEnv(EnvContract, gym.Env):
     def masked_discrete(self, n: int) -> MaskedDiscrete:
         """A ``Discrete(n)`` action space whose ``sample()`` draws among the legal actions."""
         return MaskedDiscrete(n, self._current_mask_or_none)
+
+    def masked_multi_discrete(self, nvec) -> MaskedMultiDiscrete:
+        """A 1-D ``MultiDiscrete(nvec)`` action space whose ``sample()`` draws every component among
+        the legal values of its dimension (the flat mask of :meth:`_action_mask`); pair it with
+        :func:`~rlsys_envs.core.spaces.multi_discrete_legal` in :meth:`_is_legal`."""
+        return MaskedMultiDiscrete(nvec, self._current_mask_or_none)
 
     def _current_mask_or_none(self) -> np.ndarray | None:
         return None if self._episode_over else self._action_mask()

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 
-def run_cpsat(model, time_limit: float, workers: int, seed: int = 0, deterministic_time: float | None = None):
+def run_cpsat(model, time_limit: float, workers: int, seed: int = 0, deterministic_time: float | None = None,
+              **parameters):
     """Solve a ``cp_model.CpModel`` under a wall-clock ``time_limit`` (seconds) with ``workers``
     search threads and a fixed ``seed``; returns ``(solver, status, status_name)``.
+    ``parameters``: further CP-SAT parameters by name (e.g. ``linearization_level=2``).
 
     The seed makes a single-worker search reproducible; with several workers, or when the time
     limit cuts the search, CP-SAT's answer can still vary with the machine's load, which is why
@@ -23,5 +25,7 @@ def run_cpsat(model, time_limit: float, workers: int, seed: int = 0, determinist
         if not deterministic_time > 0:
             raise ValueError(f"run_cpsat: deterministic_time must be > 0, got {deterministic_time!r}")
         solver.parameters.max_deterministic_time = float(deterministic_time)
+    for name, value in parameters.items():
+        setattr(solver.parameters, name, value)
     status = solver.Solve(model)
     return solver, status, solver.StatusName(status)
