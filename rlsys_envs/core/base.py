@@ -86,14 +86,12 @@ def check_action_in_space(space: gym.Space, action, who: str = "action") -> None
             if space.start <= action < space.start + space.n:
                 return
             raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
-        shown = describe_action(action)
         if not is_integer_action(action):
             raise InvalidActionError(f"{who} {describe_action(action)} is not an integer; the action space is {space}")
         a = int(np.asarray(action).reshape(-1)[0])
         if not space.start <= a < space.start + space.n:
             raise InvalidActionError(f"{who} {describe_action(action)} is outside the action space {space}")
         return
-    shown = describe_action(action)
     try:
         arr = np.asarray(action)
     except (TypeError, ValueError):
