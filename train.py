@@ -8,12 +8,12 @@
 
 Runs go to ``runs/<experiment>/seed_<s>/`` (TensorBoard events, ``config.yaml``, ``checkpoints/``,
 ``final_model.zip``, ``results.md``); ``tensorboard --logdir runs`` shows them. See
-:mod:`agents.config` for every config key. ``rlsys train ...`` is the same command where the
-package is installed (both call :func:`agents.training.main`).
+:mod:`rlsys_agents.config` for every config key. ``rlsys train ...`` is the same command where the
+package is installed (both call :func:`rlsys_agents.training.main`).
 """
 import sys
 
-from agents.training import main
+from rlsys_agents.training import main
 
 if __name__ == "__main__":
     sys.exit(main(prog="train.py"))

@@ -1,18 +1,18 @@
 """Learning side of rlsys: algorithms, feature extractors, callbacks, evaluation, configs.
 
-This package is import-light on purpose: ``import agents`` loads neither torch nor
+This package is import-light on purpose: ``import rlsys_agents`` loads neither torch nor
 stable-baselines3. Import the submodules you need:
 
-* :mod:`agents.config`      -- experiment config dataclasses, YAML loading, ``key=value`` overrides
-* :mod:`agents.algorithms`  -- algorithm registry (``ppo``, ``maskable_ppo``, ``sac``, ``dqn``,
+* :mod:`rlsys_agents.config`      -- experiment config dataclasses, YAML loading, ``key=value`` overrides
+* :mod:`rlsys_agents.algorithms`  -- algorithm registry (``ppo``, ``maskable_ppo``, ``sac``, ``dqn``,
   ``qrdqn``, ``gnn_ppo``) and policy/extractor presets (``mlp``, ``gnn``, ``pointer``, ``attention``)
-* :mod:`agents.extractors`  -- torch-geometric GNN extractor (vectorised unpadding), attention
+* :mod:`rlsys_agents.extractors`  -- torch-geometric GNN extractor (vectorised unpadding), attention
   extractor over entity tables
-* :mod:`agents.policies`    -- size-agnostic pointer policy for MaskablePPO
-* :mod:`agents.callbacks`   -- episode metrics to TensorBoard, evaluation vs baselines, checkpoints
-* :mod:`agents.evaluation`  -- ``evaluate`` on seeded episodes, ``load_policy`` (baseline or checkpoint)
-* :mod:`agents.training`    -- what ``train.py`` and ``rlsys train`` run
-* :mod:`agents.shipped`     -- the shipped configs (``configs/``, linked as ``agents/configs``) and
+* :mod:`rlsys_agents.policies`    -- size-agnostic pointer policy for MaskablePPO
+* :mod:`rlsys_agents.callbacks`   -- episode metrics to TensorBoard, evaluation vs baselines, checkpoints
+* :mod:`rlsys_agents.evaluation`  -- ``evaluate`` on seeded episodes, ``load_policy`` (baseline or checkpoint)
+* :mod:`rlsys_agents.training`    -- what ``train.py`` and ``rlsys train`` run
+* :mod:`rlsys_agents.shipped`     -- the shipped configs (``configs/``, linked as ``agents/configs``) and
   checkpoints (``agents/checkpoints/``) by name
 """
 

@@ -8,7 +8,7 @@ package of the old name is importable: a different package that really has that 
 package, say) keeps it, and the aliases are not used.
 
 ``agents/__init__.py`` calls it when the package is imported under a name other than ``agents``.
-Only ``importlib`` is imported here, so ``import agents`` stays light.
+Only ``importlib`` is imported here, so ``import rlsys_agents`` stays light.
 """
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ preset      policy
 ==========  ==================================================================================
 auto       the algorithm's default (below)
 mlp        SB3's ``MultiInputPolicy`` (CombinedExtractor) for Dict obs, ``MlpPolicy`` for Box obs
-gnn        ``MultiInputPolicy`` + :class:`agents.extractors.GraphExtractor` (torch-geometric)
-pointer    :class:`agents.policies.PointerPolicy` over the graph (GNN, needs ``action_node``)
-rowpointer :class:`agents.policies.PointerPolicy` over an entity table whose row a is action a
-           (:class:`agents.extractors.EntityNodeExtractor`; job-shop ``jobs`` table, flat obs)
-attention  ``MultiInputPolicy`` + :class:`agents.extractors.EntityAttentionExtractor`
-allocation :class:`agents.policies.AllocationPolicy` (task allocation: entity-task attention, two stages)
+gnn        ``MultiInputPolicy`` + :class:`rlsys_agents.extractors.GraphExtractor` (torch-geometric)
+pointer    :class:`rlsys_agents.policies.PointerPolicy` over the graph (GNN, needs ``action_node``)
+rowpointer :class:`rlsys_agents.policies.PointerPolicy` over an entity table whose row a is action a
+           (:class:`rlsys_agents.extractors.EntityNodeExtractor`; job-shop ``jobs`` table, flat obs)
+attention  ``MultiInputPolicy`` + :class:`rlsys_agents.extractors.EntityAttentionExtractor`
+allocation :class:`rlsys_agents.policies.AllocationPolicy` (task allocation: entity-task attention, two stages)
 ==========  ==================================================================================
 
 ``gnn_ppo`` is MaskablePPO whose default preset is ``gnn``.
@@ -46,9 +46,9 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("ppo", "stable_baselines3:PPO", "mlp", False, False, "any"),
     Algorithm("maskable_ppo", "sb3_contrib:MaskablePPO", "mlp", True, False, "discrete"),
     Algorithm("gnn_ppo", "sb3_contrib:MaskablePPO", "gnn", True, False, "discrete"),
-    # DQN / QR-DQN act greedily among the legal actions (agents.masked_q); checkpoints are plain zips
-    Algorithm("dqn", "agents.masked_q:MaskableDQN", "mlp", True, True, "discrete"),
-    Algorithm("qrdqn", "agents.masked_q:MaskableQRDQN", "mlp", True, True, "discrete"),
+    # DQN / QR-DQN act greedily among the legal actions (rlsys_agents.masked_q); checkpoints are plain zips
+    Algorithm("dqn", "rlsys_agents.masked_q:MaskableDQN", "mlp", True, True, "discrete"),
+    Algorithm("qrdqn", "rlsys_agents.masked_q:MaskableQRDQN", "mlp", True, True, "discrete"),
     Algorithm("sac", "stable_baselines3:SAC", "mlp", False, True, "continuous"),
 )}
 

@@ -59,7 +59,7 @@ class EvalBaselinesCallback(BaseCallback):
     """Every ``freq`` env steps, evaluate the policy on the seeded episodes and log it beside the baselines.
 
     ``baseline_results``: ``{baseline: {metric: [values]}}`` computed once (see
-    :func:`agents.training.baseline_results`).
+    :func:`rlsys_agents.training.baseline_results`).
     """
 
     def __init__(self, env_id: str, env_kwargs: dict | list, episodes: int, seed: int, freq: int,
@@ -196,7 +196,7 @@ def save_model(model, path: str | Path, meta: dict | None = None) -> None:
     temporary file and renamed over ``path``: a kill leaves the old file or the new one, never a part.
 
     ``meta`` (default: the model's ``rlsys_env`` attribute, which ``train.py`` sets) is written
-    into the zip as its environment record (:mod:`agents.checkpoint_env`)."""
+    into the zip as its environment record (:mod:`rlsys_agents.checkpoint_env`)."""
     from .checkpoint_env import add_env_metadata
     from .files import atomic_path
 

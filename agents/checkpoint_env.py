@@ -10,10 +10,10 @@ entries (SB3's loader reads only ``data`` and the ``.pth`` files, so the zip loa
      "action_layout": {"type": "Discrete", "n": 26},
      "algo": "maskable_ppo", "policy": "gnn", "experiment": "vm_gnn_bc"}
 
-:func:`agents.evaluation.load_policy` and ``rlsys evaluate`` use it: without env kwargs a
+:func:`rlsys_agents.evaluation.load_policy` and ``rlsys evaluate`` use it: without env kwargs a
 checkpoint runs on the environment it was trained on, and a target environment whose spaces do
-not fit is refused naming what differs. ``python -m agents.checkpoint_env ZIP`` prints the entry;
-``python -m agents.checkpoint_env ZIP --env-id ID --env-kwargs JSON`` writes it into a zip saved
+not fit is refused naming what differs. ``python -m rlsys_agents.checkpoint_env ZIP`` prints the entry;
+``python -m rlsys_agents.checkpoint_env ZIP --env-id ID --env-kwargs JSON`` writes it into a zip saved
 without one (it checks that the spaces of that environment fit the saved model first).
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def read_env_metadata(path: str | Path) -> dict | None:
 
 def add_env_metadata(zip_path: str | Path, meta: dict) -> None:
     """Write ``meta`` as the ``rlsys_env.json`` entry of ``zip_path`` in place (no temporary file:
-    call it on a file that is not the final one, e.g. inside :func:`agents.files.atomic_path`)."""
+    call it on a file that is not the final one, e.g. inside :func:`rlsys_agents.files.atomic_path`)."""
     zip_path = Path(zip_path)
     with zipfile.ZipFile(zip_path) as zf:
         has = ENTRY in zf.namelist()
@@ -158,7 +158,7 @@ def check_env_fits(name: str, model, env, meta: dict | None, size_agnostic: bool
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agents.checkpoint_env",
+    p = argparse.ArgumentParser(prog="python -m rlsys_agents.checkpoint_env",
                                 description="show, or write, the environment record of a checkpoint zip")
     p.add_argument("zip")
     p.add_argument("--env-id", default=None, help="write the record: the environment ID it was trained on")

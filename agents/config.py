@@ -98,7 +98,7 @@ class TrainConfig:
 
 @dataclass
 class PretrainConfig:
-    """Behaviour cloning before RL (``agents.imitation``): off unless ``expert`` is set."""
+    """Behaviour cloning before RL (``rlsys_agents.imitation``): off unless ``expert`` is set."""
 
     #: name of an expert of the environment (``rlsys_envs.experts(env_id)``, e.g. ``cpsat``); null: none
     expert: typing.Optional[str] = None
@@ -121,7 +121,7 @@ class PretrainConfig:
     dagger_episodes: int = 100
     #: cloning epochs after each DAgger round
     dagger_epochs: int = 2
-    #: fraction in [0, 1) of the earliest hand-over points left out (agents.imitation.learner_prefixes):
+    #: fraction in [0, 1) of the earliest hand-over points left out (rlsys_agents.imitation.learner_prefixes):
     #: 0.5 lets the expert take over only in the second half of the learner's episode
     dagger_cut_from: float = 0.0
     #: validation: after every epoch the policy (deterministic) plays this many episodes
@@ -159,7 +159,7 @@ class EvalConfig:
     objective: str = "return"
     #: lower ``objective`` is better (e.g. makespan); false: higher is better
     minimise: bool = False
-    #: bootstrap resamples of every confidence interval (agents.statistics)
+    #: bootstrap resamples of every confidence interval (rlsys_agents.statistics)
     bootstrap_reps: int = 10_000
 
 
@@ -298,7 +298,7 @@ def apply_override(config: Config, dotted: str, value: Any) -> None:
 def load_config(path: str | Path | None = "default", overrides: list[str] | None = None) -> Config:
     """The field defaults, then the YAML file (if any), then the dotted overrides.
 
-    ``path`` is a file or the name of a shipped config (:mod:`agents.shipped`): ``load_config()``
+    ``path`` is a file or the name of a shipped config (:mod:`rlsys_agents.shipped`): ``load_config()``
     is the default experiment ``configs/default.yaml`` (what ``train.py`` runs without ``--config``),
     ``load_config("jobshop_gnn_ppo")`` a shipped one; None reads no file (the field defaults)."""
     from .shipped import resolve_config

@@ -150,7 +150,7 @@ def load_sb3(path: str | Path, env_id: str | None = None, env_kwargs: dict | Non
 def checkpoint_env_kwargs(path: str | Path, env_id: str | None = None) -> dict | list | None:
     """The env kwargs a checkpoint is evaluated on by default: the evaluation kwargs of the run that
     made it (a dict, or a list of dicts, one per episode), from the environment record inside the
-    zip (:mod:`agents.checkpoint_env`), else from the ``config.yaml`` of its run folder. None when
+    zip (:mod:`rlsys_agents.checkpoint_env`), else from the ``config.yaml`` of its run folder. None when
     neither is there, or when the checkpoint was trained on another environment than ``env_id``."""
     from .checkpoint_env import read_env_metadata
 

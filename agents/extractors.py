@@ -9,7 +9,7 @@
   mean+max pooled graph embedding ``[B, 2H]``. Its weights do not depend on ``max_nodes``.
 * :class:`GraphExtractor` -- SB3 features extractor: pooled graph embedding plus the other
   (non-graph) observation keys flattened. Used by ``gnn_ppo`` with SB3's standard action head.
-* :class:`GraphNodeExtractor` -- the encoder wrapped for :class:`agents.policies.PointerPolicy`.
+* :class:`GraphNodeExtractor` -- the encoder wrapped for :class:`rlsys_agents.policies.PointerPolicy`.
 * :class:`EntityAttentionExtractor` -- transformer encoder over entity tables (e.g. PMs and VMs):
   every 2-D ``Box`` key ``[n_entities, F]`` is a table of entities of one type.
 """

@@ -6,13 +6,13 @@ at every request of a hybrid-storage episode pays that on every step. :class:`Nu
 copies the weights of a checkpoint once and computes the same greedy action in numpy:
 
 * DQN / QR-DQN (``MlpPolicy`` / ``MultiInputPolicy``): argmax over the legal actions of the Q-values
-  (the mean over quantiles for QR-DQN), as :class:`agents.masked_q.MaskableQRDQN` does;
+  (the mean over quantiles for QR-DQN), as :class:`rlsys_agents.masked_q.MaskableQRDQN` does;
 * MaskablePPO / PPO with SB3's MLP policy: argmax of the masked action logits (the mode of the
   masked categorical distribution, i.e. ``predict(deterministic=True)``).
 
 Only flatten feature extractors (``FlattenExtractor``, ``CombinedExtractor`` over Box keys) and
 ``Linear`` + elementwise activation stacks are supported; :func:`supports` says whether a model
-qualifies and :func:`numpy_partner` falls back to :class:`agents.multiagent.CheckpointPartner`
+qualifies and :func:`numpy_partner` falls back to :class:`rlsys_agents.multiagent.CheckpointPartner`
 otherwise. Ties and float32 rounding aside, the actions equal SB3's (the tests compare them).
 """
 from __future__ import annotations
@@ -152,7 +152,7 @@ class NumpyGreedyPolicy(Policy):
 def numpy_partner(path: str | Path):
     """A zero-argument factory of the fastest exact partner for the checkpoint ``path``: a
     :class:`NumpyGreedyPolicy` when the model qualifies, else a deterministic
-    :class:`agents.multiagent.CheckpointPartner`."""
+    :class:`rlsys_agents.multiagent.CheckpointPartner`."""
     import torch
 
     from .evaluation import load_sb3

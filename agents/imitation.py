@@ -204,7 +204,7 @@ def replay(env, demo: Demonstration):
 
 def logits_and_values(policy, obs: dict):
     """Action logits ``[B, n]`` (unmasked) and values ``[B, 1]`` of an SB3 actor-critic policy, one
-    feature pass where the policy allows it (:class:`agents.policies.PointerPolicy`)."""
+    feature pass where the policy allows it (:class:`rlsys_agents.policies.PointerPolicy`)."""
     if hasattr(policy, "logits_and_values"):
         return policy.logits_and_values(obs)
     features = policy.extract_features(obs)
@@ -229,7 +229,7 @@ def behaviour_clone(policy, env_id: str, env_kwargs: dict, demos: list[Demonstra
                     chunk_episodes: int = 16, seed: int = 0, logger=None, log=print,
                     on_epoch: Callable[[int, dict], None] | None = None, start_epoch: int = 0,
                     log_step_offset: int = 0) -> list[dict]:
-    """Train ``policy`` (a MaskablePPO policy, e.g. :class:`agents.policies.PointerPolicy`) on ``demos``.
+    """Train ``policy`` (a MaskablePPO policy, e.g. :class:`rlsys_agents.policies.PointerPolicy`) on ``demos``.
 
     Each epoch shuffles the episodes (numpy generator seeded by ``seed`` and the epoch), replays
     ``chunk_episodes`` at a time and takes Adam steps on shuffled minibatches of their steps.

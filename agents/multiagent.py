@@ -26,7 +26,7 @@ class CheckpointPartner(Policy):
     The mask comes from the agent's ``info["action_mask"]`` (PettingZoo convention of rlsys),
     for maskable algorithms (as SB3's ``predict`` takes it); the model is loaded once per process
     and shared by the copies a snapshot makes. Greedy play of an MLP checkpoint runs on a numpy
-    copy of its weights (:class:`agents.fast_inference.NumpyGreedyPolicy`, the same actions as
+    copy of its weights (:class:`rlsys_agents.fast_inference.NumpyGreedyPolicy`, the same actions as
     ``predict(deterministic=True)`` at a fraction of its cost) unless ``fast=False``; other
     checkpoints, and ``deterministic=False``, use SB3's ``predict``.
     """

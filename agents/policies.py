@@ -2,13 +2,13 @@
 
 The environment gives, for each discrete action ``a``, the graph node that represents it
 (observation key ``action_node``, -1 if none). The policy embeds the graph with a GNN
-(:class:`agents.extractors.GraphNodeExtractor`), reads the embedding of node ``action_node[a]``
-(or, with :class:`agents.extractors.EntityNodeExtractor`, the embedding of row ``a`` of an
+(:class:`rlsys_agents.extractors.GraphNodeExtractor`), reads the embedding of node ``action_node[a]``
+(or, with :class:`rlsys_agents.extractors.EntityNodeExtractor`, the embedding of row ``a`` of an
 entity table such as the job-shop ``jobs`` table),
 and scores it with a small MLP (together with the pooled graph embedding) to get the logit of
 ``a``. The value is an MLP of the mean+max pooled graph embedding. No weight depends on the
 number of nodes or actions, so a checkpoint trained on small padding runs on a larger
-environment: load it with :func:`agents.evaluation.load_policy`, which overrides the spaces.
+environment: load it with :func:`rlsys_agents.evaluation.load_policy`, which overrides the spaces.
 
 ``action_node`` values: ``>= 0`` the node of the action; ``-1`` no node (the action gets a logit
 of -1e8, i.e. it is never chosen); ``-2`` a *global* action such as "stop", scored by an MLP of
@@ -36,7 +36,7 @@ _NO_NODE_LOGIT = -1e8
 class PointerPolicy(MaskableActorCriticPolicy):
     """MaskableActorCriticPolicy whose logits are per-node scores read at ``action_node``."""
 
-    #: tells :func:`agents.evaluation.load_policy` to load with the target env's spaces
+    #: tells :func:`rlsys_agents.evaluation.load_policy` to load with the target env's spaces
     size_agnostic = True
 
     def __init__(self, observation_space, action_space, lr_schedule, net_arch=None, activation_fn=nn.Tanh,
@@ -189,7 +189,7 @@ class AllocationPolicy(MaskableActorCriticPolicy):
     critic with an attention mixer over the entities.
 
     The entity table ``entities_features`` ``[E, Fe]`` and the task table ``tasks_features``
-    ``[K, Ft]`` go through :class:`agents.extractors.EntityAttentionExtractor` (one transformer over
+    ``[K, Ft]`` go through :class:`rlsys_agents.extractors.EntityAttentionExtractor` (one transformer over
     entities and tasks together; ``stage`` and ``time`` as global features). Then
 
     * stage 1 (``MultiDiscrete``: component ``e`` is entity ``e``'s task, or none): logit of
@@ -205,7 +205,7 @@ class AllocationPolicy(MaskableActorCriticPolicy):
       (masked), the mixed value vector and the context go through an MLP.
 
     No weight depends on the numbers of entities or tasks: a checkpoint runs with other counts
-    (:func:`agents.evaluation.load_policy` loads it with the target environment's spaces).
+    (:func:`rlsys_agents.evaluation.load_policy` loads it with the target environment's spaces).
     """
 
     size_agnostic = True

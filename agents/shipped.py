@@ -67,7 +67,7 @@ def _shipped(value: str | Path, folder: Path, suffix: str, prefixes: tuple[str, 
 
 def resolve_config(value: str | Path) -> Path:
     """``value`` if it is a file, else the shipped config it names (``default``, ``default.yaml`` or
-    ``configs/default.yaml``); a :class:`agents.config.ConfigError` naming the shipped ones if neither."""
+    ``configs/default.yaml``); a :class:`rlsys_agents.config.ConfigError` naming the shipped ones if neither."""
     path = Path(value)
     if path.is_file():
         return path

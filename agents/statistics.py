@@ -285,7 +285,7 @@ def format_comparison(cmp: Comparison, title: str | None = None) -> str:
                              f"{_ci(mean, percent)} | {_num(mid.point, percent)} | {_ci(mid, percent)} |")
     lines.append("")
     lines.append(f"{pct} CIs: percentile intervals of {cmp.reps} stratified bootstrap resamples (episodes drawn with "
-                 f"replacement, then seeds within each episode; agents.statistics). IQM: mean of the middle 50 % "
+                 f"replacement, then seeds within each episode; rlsys_agents.statistics). IQM: mean of the middle 50 % "
                  f"of all seed x episode scores.")
     if cmp.improvement:
         direction = "higher" if cmp.higher_is_better else "lower"

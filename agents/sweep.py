@@ -4,7 +4,7 @@
     python train.py --sweep configs/sweeps/jobshop_lr.yaml --resume     # continue a killed sweep
     python train.py --sweep FILE --address ray://head:10001             # an existing cluster (or RAY_ADDRESS)
 
-Every trial is one seed of one configuration, trained by :func:`agents.training.train_seed` exactly
+Every trial is one seed of one configuration, trained by :func:`rlsys_agents.training.train_seed` exactly
 as ``train.py`` trains it (run folder ``<sweep>/trials/<trial id>/seed_<s>/`` with ``config.yaml``,
 checkpoints, TensorBoard events, ``results.json``); each evaluation of the policy is reported to Tune
 (``timesteps`` and the mean of every metric), which is what the ASHA scheduler stops trials on.
@@ -28,7 +28,7 @@ The sweep file (see ``docs/sweeps.md``)::
 Folder ``<train.run_dir>/sweeps/<name>/``: ``sweep.json`` (the resolved sweep), ``tune/`` (Tune's
 experiment state, for ``--resume``), ``trials/``, and when it ends ``results.md``, ``results.csv``,
 ``results.json`` (every trial; per configuration the mean and IQM over its seeds with 95% CIs and
-the probability of improvement over the best baseline, see :mod:`agents.statistics`) and
+the probability of improvement over the best baseline, see :mod:`rlsys_agents.statistics`) and
 ``best_config.yaml`` (a ``train.py --config`` file of the best configuration by mean metric).
 
 Resume: ``--resume`` restores the Tune experiment (finished trials stay finished, the searcher's
@@ -90,7 +90,7 @@ def _err(path, msg: str) -> ConfigError:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep file (unknown keys, value types, distributions); ``path`` is a file or
-    the name of a shipped sweep (``smoke``: :func:`agents.shipped.resolve_sweep`)."""
+    the name of a shipped sweep (``smoke``: :func:`rlsys_agents.shipped.resolve_sweep`)."""
     from .shipped import resolve_sweep, sweep_names
 
     path = resolve_sweep(path)
@@ -255,7 +255,7 @@ def grid_points(spec: SweepSpec) -> list[dict]:
 
 def preflight_sweep(spec: SweepSpec, base: Config) -> None:
     """Every configuration of the grid is a valid config (keys, types), and the distinct env and
-    algorithm settings among them build (``agents.training.preflight``)."""
+    algorithm settings among them build (``rlsys_agents.training.preflight``)."""
     from .training import preflight
 
     seen = set()
@@ -319,7 +319,7 @@ def share_baselines(trials_dir: Path, run_dir: Path) -> None:
     """Seed ``run_dir/baselines.json`` with the baseline evaluations other trials have already made.
 
     The entries are keyed by the evaluation spec (env, eval kwargs, episodes, seed, baseline: see
-    ``agents.training.baseline_results``), so a trial takes only those of its own evaluation, and a
+    ``rlsys_agents.training.baseline_results``), so a trial takes only those of its own evaluation, and a
     slow baseline (e.g. CP-SAT) is evaluated once per distinct evaluation setting, not per trial.
     """
     own = run_dir / "baselines.json"
@@ -374,7 +374,7 @@ def collect_trials(sweep_dir: Path, metric: str) -> list[dict]:
 
 def group_trials(trials: list[dict], base: Config, metric: str, higher_is_better: bool) -> list[dict]:
     """Finished trials grouped by configuration (params without the seed), best mean metric first,
-    each with the interval estimates of :func:`agents.training.seeds_comparison` over its seeds."""
+    each with the interval estimates of :func:`rlsys_agents.training.seeds_comparison` over its seeds."""
     from .training import seeds_comparison
 
     groups: dict[str, list[dict]] = {}
@@ -429,7 +429,7 @@ def sweep_tables(spec: SweepSpec, trials: list[dict], groups: list[dict], metric
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(f"CIs: stratified bootstrap over eval episodes and seeds ({groups[0]['comparison'].reps} "
-                     f"resamples, agents.statistics); rank by mean {metric}.")
+                     f"resamples, rlsys_agents.statistics); rank by mean {metric}.")
         lines.append("")
     lines += ["### Trials", ""]
     header = ["trial", "seed"] + [_short(k) for k in keys] + ["status", "steps", f"{metric} (last eval)"]

@@ -1,4 +1,4 @@
-"""What ``train.py`` runs: build envs and model from a :class:`agents.config.Config`, train with
+"""What ``train.py`` runs: build envs and model from a :class:`rlsys_agents.config.Config`, train with
 callbacks, checkpoint, resume, and print the final table of the policy against the baselines."""
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def train_seed(config: Config, seed: int, resume: bool = False, log=print, on_ev
     else:
         venv = make_vec_env(config, seed)
         model = build_model(config, venv, seed)
-    # every model this run saves carries its environment (agents.checkpoint_env)
+    # every model this run saves carries its environment (rlsys_agents.checkpoint_env)
     model.rlsys_env = checkpoint_metadata(config, venv)
     purge_step = None
     if found is not None:
@@ -261,7 +261,7 @@ def pretraining_unfinished(config: Config, run_dir: Path) -> bool:
 
 
 def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool = False, log=print):
-    """Behaviour cloning of ``config.pretrain.expert`` into ``model.policy`` (see agents.imitation).
+    """Behaviour cloning of ``config.pretrain.expert`` into ``model.policy`` (see rlsys_agents.imitation).
 
     Stage 0 clones demonstrations from ``env.reset(seed=pretrain.seed + i)``; each DAgger stage
     ``r >= 1`` lets the current policy play ``dagger_episodes`` further seeds, hands over to the
@@ -359,7 +359,7 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
 
 
 def checkpoint_metadata(config: Config, venv) -> dict:
-    """The environment record saved inside every checkpoint of a run (:mod:`agents.checkpoint_env`)."""
+    """The environment record saved inside every checkpoint of a run (:mod:`rlsys_agents.checkpoint_env`)."""
     from .checkpoint_env import env_metadata
 
     return env_metadata(config.env.id, config.env.kwargs, venv.observation_space, venv.action_space,
@@ -584,7 +584,7 @@ def with_algo_kwargs(model, kwargs: dict, venv, device: str):
 
 def main(argv=None, prog=None) -> int:
     """The one training entry point: ``python train.py``, ``rlsys train`` and ``python -m
-    agents.training`` all call it (``prog``: the command name their help shows)."""
+    rlsys_agents.training`` all call it (``prog``: the command name their help shows)."""
     if hasattr(sys.stdout, "reconfigure"):  # progress lines appear at once even when redirected to a file
         sys.stdout.reconfigure(line_buffering=True)
     args = parse_args(argv, prog)
@@ -644,4 +644,4 @@ def main(argv=None, prog=None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(prog="python -m agents.training"))
+    sys.exit(main(prog="python -m rlsys_agents.training"))

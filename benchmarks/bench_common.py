@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.files import write_atomic  # noqa: E402  (light: no torch)
+from rlsys_agents.files import write_atomic  # noqa: E402  (light: no torch)
 
 
 def table(header, rows) -> str:

@@ -5,7 +5,7 @@ this env with flat and with graph observations vs the ``JSSEnv`` package's ``jss
 (c) quality on ta01-ta10: gap to the optimum of every dispatching rule under both candidate
 rules; (d) the ISBJSSP (blocking + swaps) at shutdown probabilities 0 / 0.05 / 0.1: mean makespan
 per rule over seeded episodes on ta01-ta10. ``--checkpoint PATH`` adds a trained policy (loaded
-with ``agents.evaluation.load_policy``) as rows of (c) (greedy, and best of ``--best-of`` K sampled
+with ``rlsys_agents.evaluation.load_policy``) as rows of (c) (greedy, and best of ``--best-of`` K sampled
 episodes) and of (d) (``--isbjssp-checkpoint`` gives (d) its own policy); ``--sets`` runs (c) on
 other instance ranges (e.g. ``ta21-ta30``), ``--episodes-d`` sets the episodes per instance in (d).
 
@@ -124,7 +124,7 @@ class _Checkpoint:
     def policy_for(self, kwargs, deterministic=True):
         key = (repr(sorted(kwargs.items())), deterministic)
         if key not in self.cache:
-            from agents.evaluation import load_policy  # lazy: torch only when asked
+            from rlsys_agents.evaluation import load_policy  # lazy: torch only when asked
             self.cache[key] = load_policy(self.path, ENV_ID, kwargs, deterministic=deterministic)
         return self.cache[key]
 

@@ -62,7 +62,7 @@ class Checkpoint:
         self._models = {}
 
     def model(self, env):
-        from agents.evaluation import load_sb3
+        from rlsys_agents.evaluation import load_sb3
 
         key = (env.max_buffers, env.max_candidates)
         if key not in self._models:
@@ -70,12 +70,12 @@ class Checkpoint:
         return self._models[key]
 
     def policy(self, env, deterministic=True, name="policy"):
-        from agents.evaluation import SB3Policy
+        from rlsys_agents.evaluation import SB3Policy
 
         return SB3Policy(self.model(env), True, deterministic, name=name)
 
     def mcts(self, env, simulations):
-        from agents.mcts import MCTSPolicy, sb3_evaluator
+        from rlsys_agents.mcts import MCTSPolicy, sb3_evaluator
 
         return MCTSPolicy(sb3_evaluator(self.model(env)), simulations, name=f"mcts{simulations}")
 

@@ -297,7 +297,7 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
             pols.append((f"oracle static_{b1} -> static_{b2} at the switch", PhasedLimitPolicy(b1, b2)))
         cks = [(ck, json.loads(args.checkpoint_env)) for ck in args.checkpoint] + per_setting.get(name, [])
         for ck, extra in cks:
-            from agents.evaluation import load_policy   # lazy: the learning side is optional here
+            from rlsys_agents.evaluation import load_policy   # lazy: the learning side is optional here
             ck_kw = {**kw, **extra}
             pols.append((Path(ck).name, load_policy(ck, ID, ck_kw), ck_kw))
         for item in pols:
@@ -384,7 +384,7 @@ def multi(args, eval_seeds, sweep_seeds):
                 (f"best static per function {per}", MultiStaticPolicy(per)),
                 ("cpu_threshold (HPA-style)", MultiCPUThresholdPolicy())]
         for ck in args.multi_checkpoint:
-            from agents.evaluation import load_policy
+            from rlsys_agents.evaluation import load_policy
             pols.append((Path(ck).name, load_policy(ck, "rlsys/ServerlessMultiFunction-v0", kw)))
         for pname, pol in pols:
             m, ci = _multi_eval(kw, pol, eval_seeds)

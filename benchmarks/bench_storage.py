@@ -75,7 +75,7 @@ _LOADED: dict = {}
 
 def checkpoint_policy(path: str) -> Policy:
     """The greedy checkpoint (numpy copy of its MLP, the same actions as SB3's predict)."""
-    from agents.fast_inference import numpy_partner
+    from rlsys_agents.fast_inference import numpy_partner
 
     if path not in _LOADED:
         _LOADED[path] = numpy_partner(path)
@@ -87,8 +87,8 @@ def sb3_inference_cost(path: str, env, n: int = 2000) -> tuple[float, float]:
     of ``env`` (a view of the checkpoint's agent) under random play."""
     import torch
 
-    from agents.evaluation import load_sb3
-    from agents.fast_inference import NumpyGreedyPolicy
+    from rlsys_agents.evaluation import load_sb3
+    from rlsys_agents.fast_inference import NumpyGreedyPolicy
 
     torch.set_num_threads(1)
     model, _ = load_sb3(path)

@@ -44,7 +44,7 @@ DEFAULT_CHECKPOINTS = [f"electric={ROOT / 'agents/checkpoints/taskalloc_electric
 
 def _policy(name, ckpt, kwargs):
     if name == "policy":
-        from agents.evaluation import load_policy  # lazy: torch only when asked
+        from rlsys_agents.evaluation import load_policy  # lazy: torch only when asked
         return load_policy(ckpt, ENV_ID, kwargs, deterministic=True)
     return BASELINES[name]()
 

@@ -8,7 +8,7 @@ exact model's) at each ``--cpsat`` limit (1 worker, hinted with the greedy plan)
 policy, deterministic ("greedy"), best-of-16 sampled (VMR2L's risk-seeking evaluation), best of
 the deterministic plan and 15 sampled ones, and the deterministic plan completed by the look-ahead
 (:class:`rlsys_envs.vm.baselines.LookaheadCompletion`), loaded lazily with
-``agents.evaluation.load_policy``;
+``rlsys_agents.evaluation.load_policy``;
 (b) the same table on both public VMR2L snapshots, whole (every cluster of the file pooled:
 279 PMs / 2,089 VMs and 1,176 PMs / 4,546 VMs; ``--real-dir``, skipped when absent);
 (c) throughput under random masked actions on M and L size: env steps and migrations per second
@@ -77,7 +77,7 @@ def policies(args, env_kwargs):
     for limit in args.cpsat:
         out.append((f"CP-SAT staged {limit:g} s", lambda limit=limit: CPSatPolicy(time_limit=limit, workers=1)))
     if args.checkpoint:
-        from agents.evaluation import load_policy  # lazy: the learning side is optional here
+        from rlsys_agents.evaluation import load_policy  # lazy: the learning side is optional here
 
         # loaded once per table (not per episode / rollout, which would time the zip loading): the
         # sampling policy re-seeds torch at each reset, so one object serves all 16 rollouts
@@ -274,7 +274,7 @@ def dynamic(args, snapshots):
                    [run_plan(worlds(c, i), lambda cc, m, i=i: plans[i], mnl, solve_s=declared)
                     for i, (_, c) in enumerate(snapshots)])
     if args.checkpoint:
-        from agents.evaluation import load_policy  # lazy: the learning side is optional here
+        from rlsys_agents.evaluation import load_policy  # lazy: the learning side is optional here
 
         for cost in args.step_cost:
             results = []

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.files import write_atomic  # noqa: E402
+from rlsys_agents.files import write_atomic  # noqa: E402
 
 LIBRARIES = ("numpy", "torch", "gymnasium", "stable_baselines3", "sb3_contrib", "torch_geometric", "ortools", "scipy")
 

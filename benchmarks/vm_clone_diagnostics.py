@@ -37,7 +37,7 @@ def accuracy(args, env, policy) -> str:
     import torch
     from stable_baselines3.common.utils import obs_as_tensor
 
-    from agents.imitation import demonstrations_key
+    from rlsys_agents.imitation import demonstrations_key
 
     key = demonstrations_key(ENV_ID, ENV_KWARGS, "cpsat", {"time_limit": args.time_limit_key})
     records = [r for r in map(json.loads, Path(args.demonstrations).read_text().splitlines()) if r.get("key") == key]
@@ -111,7 +111,7 @@ def main(argv=None) -> None:
     import torch
 
     import rlsys_envs  # noqa: F401
-    from agents.evaluation import load_policy
+    from rlsys_agents.evaluation import load_policy
 
     torch.set_num_threads(1)
     env = gym.make(ENV_ID, **ENV_KWARGS)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 
 def _configs_by_env() -> dict[str, list[str]]:
-    """Names of the shipped configs (``--config NAME``) by env ID (``agents.shipped``: yaml only)."""
-    from agents.shipped import configs_by_env
+    """Names of the shipped configs (``--config NAME``) by env ID (``rlsys_agents.shipped``: yaml only)."""
+    from rlsys_agents.shipped import configs_by_env
 
     return configs_by_env()
 
@@ -30,7 +30,7 @@ def _configs_by_env() -> dict[str, list[str]]:
 def _shipped_checkpoint(name: str, env_id: str) -> str:
     """The path of the shipped checkpoint ``name`` (``jobshop_gnn_ppo``, from any directory), else
     ``name`` as given (a baseline, a file, or unknown: reported where it is loaded)."""
-    from agents.shipped import resolve_checkpoint
+    from rlsys_agents.shipped import resolve_checkpoint
 
     from .registry import baselines
 
@@ -72,14 +72,14 @@ def _default_kwargs_for(policy: str, env_kwargs, env_id: str | None = None):
     (the environment record inside the zip, else the run folder's config.yaml)."""
     if env_kwargs is not None or not _is_checkpoint(policy):
         return env_kwargs
-    from agents.evaluation import checkpoint_env_kwargs
+    from rlsys_agents.evaluation import checkpoint_env_kwargs
 
     path = policy if policy.endswith(".zip") or Path(policy).is_file() else policy + ".zip"
     return checkpoint_env_kwargs(path, env_id)
 
 
 def _load(policy: str, env_id: str, env_kwargs, sample: bool):
-    from agents.evaluation import episode_kwargs, load_policy
+    from rlsys_agents.evaluation import episode_kwargs, load_policy
 
     first = episode_kwargs(env_kwargs, 1)[0]
     try:
@@ -89,7 +89,7 @@ def _load(policy: str, env_id: str, env_kwargs, sample: bool):
 
 
 def _evaluate(env_id, policy, episodes, seed, env_kwargs):
-    from agents.evaluation import evaluate
+    from rlsys_agents.evaluation import evaluate
 
     try:
         return evaluate(env_id, policy, episodes, seed, env_kwargs)
@@ -117,7 +117,7 @@ def cmd_list(args) -> int:
         except Exception:  # as for baselines: never break the listing
             expert_names = []
         rows.append((e.id, names, ", ".join(configs.get(e.id, [])) or "-", e.summary, expert_names))
-    from agents import shipped
+    from rlsys_agents import shipped
 
     if args.json:
         print(json.dumps([{"env_id": r[0], "baselines": r[1].split(", ") if not r[1].startswith("(") else [],
@@ -147,7 +147,7 @@ def cmd_evaluate(args) -> int:
     policy = _load(args.policy, args.env_id, env_kwargs, args.sample or args.best_of > 1)
     start = time.perf_counter()
     if args.best_of > 1:
-        from agents.evaluation import best_of_k
+        from rlsys_agents.evaluation import best_of_k
 
         try:
             res = best_of_k(args.env_id, lambda: policy, args.best_of, args.episodes, args.seed, args.metric,
@@ -162,7 +162,7 @@ def cmd_evaluate(args) -> int:
                           "env_kwargs": env_kwargs or {},
                           "metrics": {k: {"values": v, "mean": sum(v) / len(v)} for k, v in res.items()}}))
         return 0
-    from agents.evaluation import format_table, summarise
+    from rlsys_agents.evaluation import format_table, summarise
 
     print(format_table(summarise({args.policy: res}),
                        title=f"{args.env_id}: {args.episodes} episodes, "
@@ -175,7 +175,7 @@ def cmd_bench(args) -> int:
     _check_env_id(args.env_id)
     import numpy as np
 
-    from agents.evaluation import episode_kwargs, make_env
+    from rlsys_agents.evaluation import episode_kwargs, make_env
 
     kwargs = episode_kwargs(_env_kwargs(args.env_kwargs), 1)[0]
     try:
@@ -239,8 +239,8 @@ def cmd_compare(args) -> int:
         start = time.perf_counter()
         results[name] = _evaluate(args.env_id, policy, args.episodes, args.seed, env_kwargs)
         print(f"  {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    from agents.evaluation import format_table, summarise
-    from agents.statistics import compare, format_comparison, plot_comparison
+    from rlsys_agents.evaluation import format_table, summarise
+    from rlsys_agents.statistics import compare, format_comparison, plot_comparison
 
     summary = summarise(results, args.reference, args.gap or [])
     if args.metrics:
@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
-        from agents.training import main as train
+        from rlsys_agents.training import main as train
 
         return int(train(argv[1:], prog="rlsys train") or 0)
     args = build_parser().parse_args(argv)

@@ -26,7 +26,7 @@ class EnvEntry:
     max_episode_steps: int | None = None
     #: documented variants (name -> kwargs) that the test-suite runs check_env on
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: "module:DICT" of name -> expert class for behaviour cloning (``agents.imitation``), or None
+    #: "module:DICT" of name -> expert class for behaviour cloning (``rlsys_agents.imitation``), or None
     experts: str | Mapping[str, Callable[..., Any]] | None = None
     #: "single" (a Gymnasium env, registered with ``gym.register``) or "parallel" (a PettingZoo
     #: ``ParallelEnv``, made with :func:`make_parallel`; its baselines are joint: name -> factory of

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import rlsys_envs  # noqa: F401
-from agents.algorithms import ALGORITHMS, check_action_space, get_algorithm, policy_spec
+from rlsys_agents.algorithms import ALGORITHMS, check_action_space, get_algorithm, policy_spec
 
 torch.set_num_threads(1)
 SMALL = dict(n_jobs=(3, 5), n_machines=(3, 4), max_jobs=6, max_machines=6, observation="flat")
@@ -18,7 +18,7 @@ def test_registry_names():
 
 @pytest.mark.parametrize("name", ["dqn", "qrdqn"])
 def test_masked_q_learning_trains_and_evaluates_on_jobshop(name, tmp_path):
-    from agents.evaluation import evaluate, load_policy
+    from rlsys_agents.evaluation import evaluate, load_policy
 
     algo = get_algorithm(name)
     env = gym.make("rlsys/JobShop-v0", **SMALL)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import rlsys_envs  # noqa: F401  (registers the rlsys/ IDs)
-from agents.evaluation import evaluate, format_table, load_policy, summarise
+from rlsys_agents.evaluation import evaluate, format_table, load_policy, summarise
 
 torch.set_num_threads(1)
 ENV = "rlsys/JobShop-v0"
@@ -61,8 +61,8 @@ def test_load_policy_of_saved_checkpoint_evaluates(tmp_path):
 
 
 def test_pointer_checkpoint_runs_on_a_larger_env(tmp_path):
-    from agents.extractors import GraphNodeExtractor
-    from agents.policies import PointerPolicy
+    from rlsys_agents.extractors import GraphNodeExtractor
+    from rlsys_agents.policies import PointerPolicy
 
     path = _train_tiny(tmp_path, dict(features_extractor_class=GraphNodeExtractor,
                                       features_extractor_kwargs=dict(hidden=8, layers=1)), SMALL, PointerPolicy)
@@ -74,7 +74,7 @@ def test_pointer_checkpoint_runs_on_a_larger_env(tmp_path):
 
 
 def test_best_of_k_keeps_the_best_sampled_run():
-    from agents.evaluation import best_of_k
+    from rlsys_agents.evaluation import best_of_k
     from rlsys_envs.core import RandomMaskedPolicy
 
     single = evaluate(ENV, "random", episodes=3, seed=0, env_kwargs=SMALL)

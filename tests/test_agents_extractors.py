@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import rlsys_envs  # noqa: F401
-from agents.extractors import EntityAttentionExtractor, GraphEncoder, GraphExtractor, unpad_graph_batch
-from agents.policies import PointerPolicy
+from rlsys_agents.extractors import EntityAttentionExtractor, GraphEncoder, GraphExtractor, unpad_graph_batch
+from rlsys_agents.policies import PointerPolicy
 from rlsys_envs.core.graph import graph_spaces, pack_graph
 
 torch.set_num_threads(1)

@@ -1,11 +1,11 @@
-"""agents.fast_inference: the numpy copy of an MLP checkpoint takes SB3's greedy action (QR-DQN on
+"""rlsys_agents.fast_inference: the numpy copy of an MLP checkpoint takes SB3's greedy action (QR-DQN on
 the storage placement view, MaskablePPO on its migration view) and plays as a partner."""
 import numpy as np
 import pytest
 import torch
 
-from agents.fast_inference import NumpyGreedyPolicy, numpy_partner, supports
-from agents.masked_q import MaskableQRDQN
+from rlsys_agents.fast_inference import NumpyGreedyPolicy, numpy_partner, supports
+from rlsys_agents.masked_q import MaskableQRDQN
 from rlsys_envs.core import RandomMaskedPolicy
 from rlsys_envs.storage import HybridStorageEnv, HybridStorageMigrationEnv
 
@@ -60,7 +60,7 @@ def test_maskable_ppo_numpy_copy_takes_the_mode_of_the_masked_distribution(tmp_p
 
 
 def test_unsupported_layers_are_refused():
-    from agents.fast_inference import _layers
+    from rlsys_agents.fast_inference import _layers
 
     with pytest.raises(ValueError, match="not supported"):
         _layers(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Softplus()))
@@ -74,7 +74,7 @@ def test_checkpoint_partner_plays_the_numpy_copy_with_the_actions_of_sb3_predict
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import PPO
 
-    from agents.multiagent import CheckpointPartner
+    from rlsys_agents.multiagent import CheckpointPartner
 
     view = toy_parallel.make_placer_view(n_slots=3, horizon=20)
     if algo == "qrdqn":      # untrained networks: their actions vary with the observation

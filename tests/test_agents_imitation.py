@@ -1,4 +1,4 @@
-"""Behaviour cloning (agents.imitation) and the VM CP-SAT expert it learns from."""
+"""Behaviour cloning (rlsys_agents.imitation) and the VM CP-SAT expert it learns from."""
 import json
 from pathlib import Path
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import rlsys_envs  # noqa: F401
-from agents.imitation import behaviour_clone, collect_demonstrations, replay
-from agents.training import main
+from rlsys_agents.imitation import behaviour_clone, collect_demonstrations, replay
+from rlsys_agents.training import main
 from rlsys_envs.core import Demonstration
 from rlsys_envs.vm.exact import solve_cpsat
 from rlsys_envs.vm.expert import CPSatExpert
@@ -161,7 +161,7 @@ class _FirstLegal:
 
 
 def test_dagger_cut_points_can_be_kept_to_the_late_part_of_the_learner_episode():
-    from agents.imitation import learner_prefixes
+    from rlsys_agents.imitation import learner_prefixes
 
     kw = {**TINY, "mnl": 8, "allow_stop": False}      # 8 migrations: cut points after 1..7 of them
     seeds = list(range(40))
@@ -178,8 +178,8 @@ def test_dagger_cut_points_can_be_kept_to_the_late_part_of_the_learner_episode()
 
 
 def test_behaviour_cloning_fits_the_expert_on_a_tiny_cluster():
-    from agents.config import load_config
-    from agents.training import build_model, make_vec_env
+    from rlsys_agents.config import load_config
+    from rlsys_agents.training import build_model, make_vec_env
 
     kw = {**TINY, "allow_stop": False}
     demos = collect_demonstrations(ENV, kw, "cpsat", {"time_limit": 2}, list(range(6)), progress=False)

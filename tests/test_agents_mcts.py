@@ -1,10 +1,10 @@
-"""The general policy-guided MCTS (agents.mcts): it leaves the environment where it was, and with
+"""The general policy-guided MCTS (rlsys_agents.mcts): it leaves the environment where it was, and with
 enough simulations and uninformed priors it finds the best action sequence of a small
 deterministic game (checked against brute force over the memory mapping game's tiny programs)."""
 import numpy as np
 import pytest
 
-from agents.mcts import MCTS, MCTSPolicy
+from rlsys_agents.mcts import MCTS, MCTSPolicy
 from rlsys_envs.core import SeededDraw, play_episode
 from rlsys_envs.malloc.baselines import BestFitPolicy
 from rlsys_envs.malloc.env import MemoryMappingEnv

@@ -7,8 +7,8 @@ import pytest
 import toy_parallel
 
 import rlsys_envs
-from agents.multiagent import CheckpointPartner, evaluate_joint, partner
-from agents.training import main
+from rlsys_agents.multiagent import CheckpointPartner, evaluate_joint, partner
+from rlsys_agents.training import main
 from rlsys_envs.core.parallel import SingleAgentView, play_joint_episode
 
 toy_parallel.register()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import rlsys_envs  # noqa: F401
-from agents.evaluation import evaluate, load_policy
+from rlsys_agents.evaluation import evaluate, load_policy
 
 torch.set_num_threads(1)
 CKPT = Path(__file__).resolve().parents[1] / "agents" / "checkpoints"
@@ -48,7 +48,7 @@ def test_shipped_checkpoint_loads_and_plays(path):
 
 @pytest.mark.parametrize("path", sorted(CKPT.glob("*.zip")), ids=lambda p: p.name)
 def test_shipped_checkpoint_carries_its_environment(path):
-    from agents.checkpoint_env import read_env_metadata
+    from rlsys_agents.checkpoint_env import read_env_metadata
 
     env_id = _entry(path.name)[0]
     meta = read_env_metadata(path)
@@ -59,7 +59,7 @@ def test_shipped_checkpoint_carries_its_environment(path):
 
 
 def test_a_checkpoint_without_env_kwargs_runs_on_its_own_environment(capsys):
-    from agents.evaluation import checkpoint_env_kwargs
+    from rlsys_agents.evaluation import checkpoint_env_kwargs
     from rlsys_envs.cli import main
 
     # the VM policy was trained with allow_stop=False; the default env allows stopping

@@ -30,7 +30,7 @@ def test_list_shows_ids_baselines_and_configs():
 
 
 def test_evaluate_json_on_a_baseline_matches_the_library():
-    from agents.evaluation import evaluate
+    from rlsys_agents.evaluation import evaluate
 
     r = rlsys("evaluate", ENV, "--policy", "MWKR", "--episodes", "3", "--seed", "7", "--env-kwargs", SMALL, "--json")
     assert r.returncode == 0, r.stderr

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from agents.training import main
+from rlsys_agents.training import main
 from rlsys_envs.jobshop.generator import InstanceFormatError, load_file, load_standard, load_taillard
 
 torch.set_num_threads(1)
@@ -53,8 +53,8 @@ def test_cuda_without_cuda_is_a_config_error(tmp_path):
 
 
 def test_nested_experiment_names_stay_inside_run_dir(tmp_path):
-    from agents.config import load_config
-    from agents.config_checks import check_experiment
+    from rlsys_agents.config import load_config
+    from rlsys_agents.config_checks import check_experiment
 
     check_experiment(load_config(None, ["experiment=ablations/small"]))   # a relative folder is fine
     for bad in ("a/../../b", "~/x", ""):

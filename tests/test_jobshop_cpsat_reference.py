@@ -2,7 +2,7 @@
 and the replay through the env as its own row."""
 import numpy as np
 
-from agents.evaluation import evaluate, summarise
+from rlsys_agents.evaluation import evaluate, summarise
 from rlsys_envs.core.policy import play_episode
 from rlsys_envs.jobshop import baselines as jb
 from rlsys_envs.jobshop.env import JobShopEnv

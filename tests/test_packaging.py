@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import shipped
-from agents.config import ConfigError, load_config
+from rlsys_agents import shipped
+from rlsys_agents.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "rlsys/JobShop-v0"
@@ -43,8 +43,8 @@ def test_configs_resolve_by_name_and_by_path(tmp_path, monkeypatch):
 
 
 def test_the_default_experiment_is_configs_default_yaml(monkeypatch):
-    """train.py, rlsys train, python -m agents.training and load_config() all mean configs/default.yaml."""
-    from agents import training
+    """train.py, rlsys train, python -m rlsys_agents.training and load_config() all mean configs/default.yaml."""
+    from rlsys_agents import training
     from rlsys_envs import cli
 
     expected = load_config(ROOT / "configs" / "default.yaml").to_dict()
@@ -73,7 +73,7 @@ def test_list_shows_environments_registered_at_run_time(capsys):
 @pytest.mark.parametrize("command, prog", [
     (["train.py"], "train.py"),
     (["-m", "rlsys_envs.cli", "train"], "rlsys train"),
-    (["-m", "agents.training"], "python -m agents.training"),
+    (["-m", "rlsys_agents.training"], "python -m rlsys_agents.training"),
 ])
 def test_training_help_names_its_command(command, prog):
     if command[0] == "train.py":
@@ -84,7 +84,7 @@ def test_training_help_names_its_command(command, prog):
 
 
 def test_checkpoints_resolve_by_name(tmp_path, monkeypatch):
-    from agents.evaluation import load_policy
+    from rlsys_agents.evaluation import load_policy
 
     monkeypatch.chdir(tmp_path)
     zip_ = ROOT / "agents" / "checkpoints" / "jobshop_gnn_ppo.zip"
@@ -111,10 +111,10 @@ def test_one_import_name_for_the_learning_package():
 
 
 def test_an_old_import_name_loads_pickles_saved_under_it(tmp_path, monkeypatch):
-    """agents._compat: a class pickled as oldpkg.mod.C loads as newpkg.mod.C, the same object."""
+    """rlsys_agents._compat: a class pickled as oldpkg.mod.C loads as newpkg.mod.C, the same object."""
     import pickle
 
-    from agents._compat import AliasFinder, alias
+    from rlsys_agents._compat import AliasFinder, alias
 
     new = tmp_path / "newpkg_compat"
     new.mkdir()

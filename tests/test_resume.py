@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.callbacks import read_history_steps, truncate_history, unreadable_reason
-from agents.files import atomic_path, remove_stale_temporaries
-from agents.training import main
+from rlsys_agents.callbacks import read_history_steps, truncate_history, unreadable_reason
+from rlsys_agents.files import atomic_path, remove_stale_temporaries
+from rlsys_agents.training import main
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_the_progress_bar_total_is_where_the_run_really_ends(algo, kwargs, n_env
     import stable_baselines3
     from stable_baselines3.common.env_util import make_vec_env
 
-    from agents.callbacks import ProgressBar, final_timesteps
+    from rlsys_agents.callbacks import ProgressBar, final_timesteps
 
     venv = make_vec_env("CartPole-v1", n_envs=n_envs, seed=0)
     model = getattr(stable_baselines3, algo)("MlpPolicy", venv, seed=0, policy_kwargs={"net_arch": [8]}, **kwargs)
@@ -180,7 +180,7 @@ def test_the_progress_bar_total_is_where_the_run_really_ends(algo, kwargs, n_env
 def test_a_part_written_demonstration_record_is_dropped(tmp_path):
     """A run killed while appending to demonstrations.jsonl leaves a part of a line; the cache
     drops it (appends would otherwise glue the next record onto it)."""
-    from agents.imitation import collect_demonstrations
+    from rlsys_agents.imitation import collect_demonstrations
 
     cache = tmp_path / "demonstrations.jsonl"
     cache.write_text('{"key": "k", "seed": 1, "actions": [1, 2')

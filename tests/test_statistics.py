@@ -1,9 +1,10 @@
-"""agents.statistics: bootstrap intervals (rliable's stratified method via scipy), IQM, probability of improvement."""
+"""rlsys_agents.statistics: bootstrap intervals (rliable's stratified method via scipy), IQM,
+probability of improvement."""
 import numpy as np
 import pytest
 from scipy.stats import bootstrap as scipy_bootstrap, mannwhitneyu, trim_mean
 
-from agents import statistics as S
+from rlsys_agents import statistics as S
 
 
 def test_one_run_interval_is_scipys_percentile_bootstrap_over_episodes():

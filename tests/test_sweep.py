@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from agents.config import ConfigError, load_config
-from agents.sweep import (draw_samples, grid_points, load_spec, run_sweep, trial_config, write_results)
-from agents.training import main
+from rlsys_agents.config import ConfigError, load_config
+from rlsys_agents.sweep import (draw_samples, grid_points, load_spec, run_sweep, trial_config, write_results)
+from rlsys_agents.training import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["env.kwargs.observation=flat", "env.kwargs.n_jobs=[3,5]", "env.kwargs.n_machines=[3,4]",
@@ -62,13 +62,13 @@ def test_grid_random_samples_and_trial_configs(tmp_path):
                for s in samples)
     points = grid_points(spec)
     assert len(points) == 6 and {p["algo.kwargs.n_epochs"] for p in points} == {1, 2}
-    from agents.sweep import base_config
+    from rlsys_agents.sweep import base_config
 
     cfg = trial_config(base_config(spec), points[0], 7, tmp_path / "trials", "abc_00001")
     assert cfg.train.seeds == [7] and cfg.train.torch_threads == 1 and not cfg.train.progress_bar
     assert cfg.algo.kwargs["n_epochs"] == points[0]["algo.kwargs.n_epochs"] and cfg.algo.kwargs["n_steps"] == 64
     assert cfg.env.kwargs["reward"] == points[0]["env.kwargs.reward"]
-    from agents.training import run_dir_of
+    from rlsys_agents.training import run_dir_of
 
     assert run_dir_of(cfg, 7) == tmp_path / "trials" / "abc_00001" / "seed_7"
     # every grid point is checked before anything starts
@@ -95,7 +95,7 @@ def _fake_trial(folder: Path, trial_id: str, seed: int, params: dict, offset: fl
 
 def test_results_are_gathered_per_configuration_with_intervals_and_best_config(tmp_path):
     spec = load_spec(write_sweep(tmp_path, grid={"algo.kwargs.learning_rate": [1e-3, 1e-4]}, seeds=[0, 1]))
-    from agents.sweep import base_config
+    from rlsys_agents.sweep import base_config
 
     base = base_config(spec)
     sweep = tmp_path / "sweep"
@@ -121,8 +121,8 @@ def test_results_are_gathered_per_configuration_with_intervals_and_best_config(t
 
 def test_without_ray_the_package_works_and_sweep_says_what_to_install(tmp_path, monkeypatch):
     code = ("import sys; sys.modules['ray'] = None; sys.modules['optuna'] = None\n"
-            "import agents.training, agents.sweep, agents.statistics, rlsys_envs.cli\n"
-            "print(agents.statistics.mean_interval([1.0, 2.0, 3.0]).point)")
+            "import rlsys_agents.training, rlsys_agents.sweep, rlsys_agents.statistics, rlsys_envs.cli\n"
+            "print(rlsys_agents.statistics.mean_interval([1.0, 2.0, 3.0]).point)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "2.0", r.stderr
     monkeypatch.setitem(sys.modules, "ray", None)             # `import ray` fails as if not installed
@@ -194,7 +194,7 @@ def test_killed_sweep_resumes_its_trials_from_their_checkpoints(tmp_path, ray_in
 
 
 def test_trials_share_the_baseline_evaluations_they_have_made(tmp_path):
-    from agents.sweep import share_baselines
+    from rlsys_agents.sweep import share_baselines
 
     for i, entries in enumerate([{"k1": {"baseline": "cpsat", "metrics": {"makespan": [55.0]}}},
                                  {"k2": {"baseline": "SPT", "metrics": {"makespan": [60.0]}}}]):
@@ -211,7 +211,7 @@ def test_trials_share_the_baseline_evaluations_they_have_made(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_sweep_is_valid(path):
-    from agents.sweep import base_config, preflight_sweep
+    from rlsys_agents.sweep import base_config, preflight_sweep
 
     spec = load_spec(path)
     preflight_sweep(spec, base_config(spec))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
 
-from agents.policies import AllocationPolicy, GroupedCategorical
+from rlsys_agents.policies import AllocationPolicy, GroupedCategorical
 from rlsys_envs.core import multi_discrete_legal
 from rlsys_envs.taskalloc.env import TaskAllocationEnv
 
@@ -85,7 +85,7 @@ def test_the_same_weights_run_on_twice_the_entities_and_tasks():
 def test_the_shipped_almighty_checkpoint_escapes_the_trap():
     from pathlib import Path
 
-    from agents.evaluation import load_policy
+    from rlsys_agents.evaluation import load_policy
     from rlsys_envs.core import play_episode
 
     path = Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / "taskalloc_almighty_ppo.zip"

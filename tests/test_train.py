@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from agents.config import ConfigError, load_config, parse_overrides
-from agents.training import main, preflight
+from rlsys_agents.config import ConfigError, load_config, parse_overrides
+from rlsys_agents.training import main, preflight
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +70,8 @@ def test_smoke_run_writes_tensorboard_checkpoints_and_results(trained, capsys):
 def test_every_saved_model_carries_its_environment(trained):
     from sb3_contrib import MaskablePPO
 
-    from agents.checkpoint_env import read_env_metadata
-    from agents.evaluation import checkpoint_env_kwargs
+    from rlsys_agents.checkpoint_env import read_env_metadata
+    from rlsys_agents.evaluation import checkpoint_env_kwargs
 
     for path in [trained / "final_model.zip", *(trained / "checkpoints").glob("*.zip")]:
         meta = read_env_metadata(path)
@@ -165,7 +165,7 @@ def test_off_policy_checkpoints_save_and_resume_the_replay_buffer(tmp_path, caps
     main(["--resume", str(run), "train.total_timesteps=120"])
     out = capsys.readouterr().out
     assert "at 80 steps, replay buffer of 80 transitions" in out
-    from agents.masked_q import MaskableDQN
+    from rlsys_agents.masked_q import MaskableDQN
 
     assert MaskableDQN.load(run / "final_model.zip").num_timesteps == 120
 

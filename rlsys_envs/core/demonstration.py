@@ -1,4 +1,4 @@
-"""Expert demonstrations for behaviour cloning (``agents.imitation``).
+"""Expert demonstrations for behaviour cloning (``rlsys_agents.imitation``).
 
 An *expert* is an environment-specific planner, typically an exact reference such as CP-SAT, that
 plays an episode from ``env.reset(seed=...)`` and records, at every step, the action it took and

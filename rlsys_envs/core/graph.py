@@ -15,7 +15,7 @@ key                        shape / dtype        meaning
 
 .. [#] or a smaller integer type given to :func:`graph_spaces` (the VM env uses int32 / int8).
 
-``agents.extractors`` turns a batch of these back into a ``torch_geometric`` batch. Node ``i`` of
+``rlsys_agents.extractors`` turns a batch of these back into a ``torch_geometric`` batch. Node ``i`` of
 the padded array is node ``i`` of the graph, so an environment can address nodes by position
 (e.g. "the next operation of job j is node k").
 """

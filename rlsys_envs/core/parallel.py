@@ -18,7 +18,7 @@ with :meth:`RlsysParallelEnv._declare_agent` and implement ``_reset_model(option
 :class:`SingleAgentView` turns one agent into a :class:`~rlsys_envs.core.base.RlsysEnv` (so
 Gymnasium's and SB3's checkers, vector envs and every trainer apply), the other agents played by
 *partner* policies: :class:`~rlsys_envs.core.policy.Policy` objects whose ``act(env, obs, info)``
-gets the parallel environment and that agent's observation and info. ``agents.multiagent`` adds
+gets the parallel environment and that agent's observation and info. ``rlsys_agents.multiagent`` adds
 frozen checkpoints as partners and the joint evaluation.
 """
 from __future__ import annotations

@@ -77,7 +77,7 @@ class JobShopEnv(RlsysEnv):
       its edges by ``graph_edge_mask = 0``. Rows past the instance's operations are padding.
       (Keeping positions fixed, rather than renumbering the live nodes, saves a renumbering of
       every edge per step and gives each operation a stable node index; unpadding by the masks,
-      as ``agents.extractors`` does, handles it.) ``graph_x``: ``[max_jobs*max_machines, 11]``
+      as ``rlsys_agents.extractors`` does, handles it.) ``graph_x``: ``[max_jobs*max_machines, 11]``
       float32, columns ``NODE_FEATURES``: waiting (not yet dispatched), processing, blocked,
       candidate, processing time / max_p, completion ratio of the operation, job work from this
       operation on / max job work, waiting time of a job's next operation (squashed),

@@ -1,4 +1,4 @@
-"""Behaviour-cloning demonstrations of the memory mapping game from CP-SAT's plans (``agents.imitation``)."""
+"""Behaviour-cloning demonstrations of the memory mapping game from CP-SAT's plans (``rlsys_agents.imitation``)."""
 from __future__ import annotations
 
 from typing import Callable

@@ -292,12 +292,12 @@ _LOADED: dict = {}
 
 def shipped(name: str):
     """A zero-argument factory of a shipped checkpoint as a greedy policy (numpy copy of its MLP,
-    ``agents.fast_inference``; torch is imported only when the factory is called). The checkpoints
+    ``rlsys_agents.fast_inference``; torch is imported only when the factory is called). The checkpoints
     were trained on H&M and run on two-device configurations."""
     def make():
         if name not in _LOADED:
-            from agents.fast_inference import NumpyGreedyPolicy
-            from agents.shipped import checkpoints_dir
+            from rlsys_agents.fast_inference import NumpyGreedyPolicy
+            from rlsys_agents.shipped import checkpoints_dir
 
             _LOADED[name] = NumpyGreedyPolicy.load(checkpoints_dir() / SHIPPED[name])
             _LOADED[name].name = name

@@ -493,21 +493,21 @@ def _storage_env(env) -> HybridStorageParallelEnv:
 def partner_factory(value, agent: str, field: str):
     """A zero-argument factory of the policy that plays ``agent``: a heuristic name of that agent
     (``rlsys_envs.storage.baselines``), a checkpoint ``.zip`` path or shipped name (greedy; loaded with
-    ``agents.fast_inference.numpy_partner``, i.e. torch, only then: a numpy copy of an MLP policy, else
-    ``agents.multiagent.CheckpointPartner``), or a factory / Policy class."""
+    ``rlsys_agents.fast_inference.numpy_partner``, i.e. torch, only then: a numpy copy of an MLP policy, else
+    ``rlsys_agents.multiagent.CheckpointPartner``), or a factory / Policy class."""
     from .baselines import BASELINES, MIGRATION_BASELINES
 
     table = BASELINES if agent == "placement" else MIGRATION_BASELINES
     if isinstance(value, str) and value in table:
         return table[value]
     if isinstance(value, (str, os.PathLike)):
-        from agents.shipped import is_checkpoint, resolve_checkpoint    # a shipped checkpoint by name, too
+        from rlsys_agents.shipped import is_checkpoint, resolve_checkpoint    # a shipped checkpoint by name, too
 
         value = resolve_checkpoint(value) if is_checkpoint(value) else value
     if isinstance(value, (str, os.PathLike)) and str(value).endswith(".zip"):
         if not Path(value).is_file():
             raise ValueError(f"{field}: checkpoint {str(value)!r} does not exist")
-        from agents.fast_inference import numpy_partner    # torch is imported only for a checkpoint partner
+        from rlsys_agents.fast_inference import numpy_partner    # torch is imported only for a checkpoint partner
 
         make = numpy_partner(value)
         return lambda: copy.deepcopy(make())

@@ -99,7 +99,7 @@ class VMReschedulingEnv(RlsysEnv):
       ``[-2, 2 * max_pms + max_vms - 1]``: for each action, the node of graph ``graph`` it points to
       *in the current phase*: phase 0 action ``v`` -> VM node ``2 * max_pms + v``; phase 1 action
       ``s`` -> NUMA node ``s``; padding -> -1; stop (phase 0) -> -2, a *global* action that a
-      pointer policy scores from the pooled graph (``agents.policies.PointerPolicy``). A pointer
+      pointer policy scores from the pooled graph (``rlsys_agents.policies.PointerPolicy``). A pointer
       policy scores the nodes and reads the action logits through this index.
 
     **Rewards.** Phase-1 (and joint) steps: the drop in fragmented cores on the source and

@@ -1,4 +1,4 @@
-"""Behaviour-cloning demonstrations of VM rescheduling from CP-SAT's plans (``agents.imitation``).
+"""Behaviour-cloning demonstrations of VM rescheduling from CP-SAT's plans (``rlsys_agents.imitation``).
 
 :class:`CPSatExpert` plans with :func:`~rlsys_envs.vm.exact.plan_cpsat` and records, at every step,
 the set of actions as good as the planned one (interchangeable VMs and destinations), so a policy
@@ -18,7 +18,7 @@ from .planning import best_migration
 
 
 class CPSatExpert:
-    """Behaviour-cloning demonstrations (``agents.imitation``) from CP-SAT's plan.
+    """Behaviour-cloning demonstrations (``rlsys_agents.imitation``) from CP-SAT's plan.
 
     At reset a plan is made with :func:`plan_cpsat` (``scope``: by default the fragmented model,
     near-optimal on M size within ``time_limit`` = 2 s; greedy-hinted, then :func:`sequence_moves`)
@@ -242,5 +242,5 @@ def demonstration_from_plan(env, seed: int, sequence: list[tuple[int, int]], inf
     return Demonstration(int(seed), actions, targets, info, prefix=len(prefix))
 
 
-#: name -> class of the experts that :mod:`agents.imitation` can clone (``pretrain.expert``)
+#: name -> class of the experts that :mod:`rlsys_agents.imitation` can clone (``pretrain.expert``)
 EXPERTS: dict[str, Callable[..., CPSatExpert]] = {"cpsat": CPSatExpert}
