@@ -73,3 +73,17 @@ def default_figure(args, option: str, name: str) -> None:
     """With ``--out`` and no ``--<option>``, ``args.<option>`` becomes :func:`figure_beside` ``(out, name)``."""
     if args.out and not getattr(args, option):
         setattr(args, option, str(figure_beside(args.out, name)))
+
+
+def run_sections(sections, only: str, started: float) -> None:
+    """Print the tables of the ``(key, make_table)`` sections whose key is in ``only`` (e.g. "abc"),
+    each followed by its wall time, then the script's total time since ``started``
+    (``time.perf_counter()``)."""
+    import time
+
+    for key, make_table in sections:
+        if key in only:
+            ts = time.perf_counter()
+            print(make_table())
+            print(f"\n_section ({key}): {time.perf_counter() - ts:.0f} s_\n", flush=True)
+    print(f"_total: {time.perf_counter() - started:.0f} s_")

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import add_out_option, default_figure, table, tee_stdout  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, default_figure, run_sections, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.core import best_of_k, episode_key, play_episode  # noqa: E402
 from rlsys_envs.jobshop.baselines import BASELINES, RULES, solve_cpsat  # noqa: E402
@@ -317,12 +317,7 @@ def run(args):
     sections = [("a", lambda: bench_cpsat(args.quick)), ("b", lambda: bench_throughput(args.quick))]
     sections += [("c", lambda s=s: bench_quality(args.quick, ckpt, s, args.best_of)) for s in args.sets.split(",")]
     sections += [("d", lambda: bench_isbjssp(args.quick, ckpt_d, args.episodes_d, args.best_of_d))]
-    for key, fn in sections:
-        if key in args.only:
-            ts = time.perf_counter()
-            print(fn())
-            print(f"\n_section ({key}): {time.perf_counter() - ts:.0f} s_\n", flush=True)
-    print(f"_total: {time.perf_counter() - t0:.0f} s_")
+    run_sections(sections, args.only, t0)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import add_out_option, table, tee_stdout  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, run_sections, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.core import BestOfK, RandomMaskedPolicy, play_episode  # noqa: E402
 from rlsys_envs.malloc.baselines import BASELINES, PREFERRED_ORDER, CPSatPolicy  # noqa: E402
@@ -225,12 +225,7 @@ def run(args):
             size, n, args.quick, ckpt, args.best_of, budgets if size != "large" else [], limit, cp_n,
             search.get(size, 0))))
     sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0)))
-    for key, fn in sections:
-        if key in args.only:
-            ts = time.perf_counter()
-            print(fn())
-            print(f"\n_section ({key}): {time.perf_counter() - ts:.0f} s_\n", flush=True)
-    print(f"_total: {time.perf_counter() - t0:.0f} s_")
+    run_sections(sections, args.only, t0)
 
 
 if __name__ == "__main__":
