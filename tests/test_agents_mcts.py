@@ -10,27 +10,12 @@ from rlsys_envs.malloc.baselines import BestFitPolicy
 from rlsys_envs.malloc.env import MemoryMappingEnv
 from rlsys_envs.malloc.generator import LayeredPrograms
 
+from exhaustive import best_return
+
 
 def uniform(obs, mask):
     return np.ones(len(mask)), 0.0
 
-
-def brute_force(env):
-    best = -1.0
-
-    def search(total):
-        nonlocal best
-        state = env.get_state()
-        for a in np.flatnonzero(env.action_masks()):
-            env.set_state(state)
-            _, r, term, _, _ = env.step(int(a))
-            best = max(best, total + r) if term else best
-            if not term:
-                search(total + r)
-        env.set_state(state)
-
-    search(0.0)
-    return best
 
 
 def test_search_leaves_the_env_unchanged():
@@ -48,7 +33,7 @@ def test_mcts_finds_the_optimum_of_tiny_programs(seed):
     program = SeededDraw(LayeredPrograms("tiny", capacity_fraction=0.4), seed).instance
     env = MemoryMappingEnv(instance=program)
     env.reset(seed=0)
-    optimum = brute_force(env)
+    optimum = best_return(env)
     ep = play_episode(env, MCTSPolicy(uniform, simulations=300), seed=0)
     assert ep.total_return == pytest.approx(optimum, abs=1e-12)
     assert ep.total_return >= play_episode(env, BestFitPolicy(), seed=0).total_return - 1e-12

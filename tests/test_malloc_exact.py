@@ -1,6 +1,5 @@
 """The CP-SAT reference equals brute force over every action sequence on tiny programs, and the
 bounds hold: game optimum <= packing optimum <= LP bound <= all-fast saving."""
-import numpy as np
 import pytest
 
 from rlsys_envs.core import SeededDraw, play_episode
@@ -9,25 +8,8 @@ from rlsys_envs.malloc.env import MemoryMappingEnv
 from rlsys_envs.malloc.exact import lp_bound, solve_cpsat
 from rlsys_envs.malloc.generator import LayeredPrograms
 
+from exhaustive import best_return
 
-def brute_force(env):
-    """The best return over every legal action sequence from the reset state (snapshots)."""
-    best = -1.0
-
-    def search(total):
-        nonlocal best
-        state = env.get_state()
-        for a in np.flatnonzero(env.action_masks()):
-            env.set_state(state)
-            _, r, term, _, _ = env.step(int(a))
-            if term:
-                best = max(best, total + r)
-            else:
-                search(total + r)
-        env.set_state(state)
-
-    search(0.0)
-    return best
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -36,7 +18,7 @@ def test_cpsat_equals_brute_force_on_tiny_programs(seed, fraction):
     program = SeededDraw(LayeredPrograms("tiny", capacity_fraction=fraction), seed).instance
     env = MemoryMappingEnv(instance=program, max_candidates=64)
     env.reset(seed=0)
-    optimum = brute_force(env)
+    optimum = best_return(env)
     result = solve_cpsat(program, env.order_index, canonical=True, time_limit=30)
     assert result.status == "OPTIMAL"
     # the integer model's rounding is below 1e-6 of the run time per op
@@ -71,7 +53,7 @@ def test_cpsat_expert_demonstrates_its_plan_and_takes_over_after_a_prefix():
     assert demo.prefix == 0 and len(demo.actions) == program.n_buffers
     reached = env.total_return
     env.reset(seed=0)
-    assert reached == pytest.approx(brute_force(env), abs=program.n_ops * 2e-6)
+    assert reached == pytest.approx(best_return(env), abs=program.n_ops * 2e-6)
     late = CPSatExpert(time_limit=5).demonstrate(env, seed=0, prefix=[env.slow_action])
     assert late.prefix == 1 and late.actions[0] == env.slow_action
     assert env.state.decided.all() and not env.state.fast[env.order_index[0]]
