@@ -315,3 +315,12 @@ def test_sampling_the_delta_space_never_leaves_the_grid():
     for _ in range(40):
         env.step(env.action_space.sample())          # would raise on a masked move
         assert 10 <= env.limit <= 310
+
+
+@pytest.mark.parametrize("env_id", ["rlsys/ServerlessAutoscaling-v0", "rlsys/ServerlessMultiFunction-v0"])
+def test_decision_interval_must_be_whole_autoscaler_ticks(env_id):
+    with pytest.raises(ValueError, match="decision_interval must be a multiple of the 2.0 s autoscaler tick"):
+        gym.make(env_id, decision_interval=5.0)
+    with pytest.raises(ValueError, match="multiple of the 3.0 s autoscaler tick"):
+        gym.make(env_id, decision_interval=10.0, kpa={"tick": 3.0})
+    gym.make(env_id, decision_interval=6.0, kpa={"tick": 3.0}).close()

@@ -10,7 +10,7 @@ from rlsys_envs.core import RlsysEnv, check_choice, check_float, check_int, draw
 from rlsys_envs.core.validation import config_of
 
 from .generator import WORKLOADS, load_trace_counts, make_profile, make_workload
-from .kpa import KPAConfig
+from .kpa import KPAConfig, kpa_for_interval
 from .model import PROFILES, ClusterConfig, IntervalStats, SLOReward, Workload, make_simulator
 
 #: the limit grid of the paper's action space: 10, 30, ..., 310
@@ -213,10 +213,7 @@ class ServerlessAutoscalingEnv(RlsysEnv):
         self.throughput_ref, self.slo_latency = self.slo.throughput_ref, self.slo.slo_latency
         self.w_latency, self.w_tail, self.latency_cap = self.slo.w_latency, self.slo.w_tail, self.slo.latency_cap
         self.w_error, self.w_cost = self.slo.w_error, self.slo.w_cost
-        kpa = config_of(KPAConfig, kpa, "kpa")
-        if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
-            raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, "
-                             f"got {decision_interval}")
+        kpa = kpa_for_interval(kpa, self.decision_interval)
         cluster = config_of(ClusterConfig, cluster, "cluster")
         if self.action_type == "continuous":
             self.initial_limit = check_int("initial_limit", initial_limit, 10, 310)

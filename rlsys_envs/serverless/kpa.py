@@ -12,7 +12,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from rlsys_envs.core.validation import check_bool, check_float, check_int, set_checked
+from rlsys_envs.core.validation import check_bool, check_float, check_int, config_of, set_checked
 
 
 @dataclass(frozen=True)
@@ -130,3 +130,14 @@ class KPA:
         if cfg.max_scale > 0:
             desired = min(desired, cfg.max_scale)
         return int(desired)
+
+
+def kpa_for_interval(kpa, decision_interval: float) -> KPAConfig:
+    """The ``kpa=`` argument of an environment (None, a mapping of :class:`KPAConfig` fields or a
+    config) as a checked :class:`KPAConfig` whose tick divides ``decision_interval`` (the
+    autoscaler must tick a whole number of times per decision); a ``ValueError`` otherwise."""
+    kpa = config_of(KPAConfig, kpa, "kpa")
+    if abs(decision_interval / kpa.tick - round(decision_interval / kpa.tick)) > 1e-9:
+        raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, "
+                         f"got {decision_interval}")
+    return kpa

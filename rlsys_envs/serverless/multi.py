@@ -21,7 +21,7 @@ from rlsys_envs.core.validation import config_of
 from .env import OBS_KEYS, _squash
 from .generator import (DEFAULT_RATES, TimesReplay, load_azure_2019_functions, load_azure_2021_invocations,
                         make_profile, profile_from_durations)
-from .kpa import KPAConfig
+from .kpa import KPAConfig, kpa_for_interval
 from .model import PROFILES, ClusterConfig, IntervalStats, SLOReward, Workload, make_simulator, merge_stats
 
 MULTI_WORKLOADS = ("poisson", "diurnal", "bursty", "azure2019", "azure2021")
@@ -143,10 +143,7 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
         self.limit_change = check_choice("limit_change", limit_change, ("revision", "instant"))
         self.slo = SLOReward(throughput_ref=throughput_ref, slo_latency=slo_latency, w_latency=w_latency,
                              w_tail=w_tail, latency_cap=latency_cap, w_error=w_error, w_cost=w_cost)
-        kpa = config_of(KPAConfig, kpa, "kpa")
-        if abs(self.decision_interval / kpa.tick - round(self.decision_interval / kpa.tick)) > 1e-9:
-            raise ValueError(f"decision_interval must be a multiple of the {kpa.tick} s autoscaler tick, "
-                             f"got {decision_interval}")
+        kpa = kpa_for_interval(kpa, self.decision_interval)
         cluster = config_of(ClusterConfig, cluster if cluster is not None else {"n_nodes": 4}, "cluster")
         self.cluster, self.kpa_cfg = cluster, kpa
         self.max_pods = cluster.max_pods()
