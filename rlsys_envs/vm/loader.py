@@ -83,6 +83,11 @@ def _num(x, where) -> int:
     return int(v)
 
 
+def _is_id(x) -> bool:
+    """A host, VM or rack identifier as VMR2L files write them: a string or an integer (not a bool)."""
+    return isinstance(x, (str, int)) and not isinstance(x, bool)
+
+
 def _list(x, where, sizes=None) -> list:
     if not isinstance(x, list) or (sizes is not None and len(x) not in sizes):
         want = "a list" if sizes is None else f"a list of {' or '.join(map(str, sizes))} entries"
@@ -160,7 +165,7 @@ def _load(data, path: Path, frag_unit: int, warn: bool, cluster) -> tuple[Cluste
         report.clusters.append(dict(name=cname, index=ci, hosts=len(hosts), vms=len(inst)))
         for i, h in enumerate(hosts):
             name = _need(h, "node_id", f"{where_c} host_info[{i}]")
-            if not isinstance(name, (str, int)) or isinstance(name, bool):
+            if not _is_id(name):
                 raise ValueError(f"{where_c} host_info[{i}] node_id must be a string, got {name!r}")
             if name in pm_index:
                 raise ValueError(f"host {name!r} appears twice ({pm_cluster[name]!r} and {cname!r})")
@@ -194,19 +199,19 @@ def _load(data, path: Path, frag_unit: int, warn: bool, cluster) -> tuple[Cluste
             if status != "ACTIVE":
                 report.inactive_hosts.append(name)
             rack = h.get("rack_id")
-            if rack is not None and (isinstance(rack, bool) or not isinstance(rack, (int, str))):
+            if rack is not None and not _is_id(rack):
                 raise ValueError(f"{w_h} field 'rack_id' must be an integer or a string, got {rack!r}")
             rack_keys.append(("rack", rack) if rack is not None else ("host", name))
         for j, v in enumerate(inst):
             vid = _need(v, "instance_id", f"{where_c} vm_instance[{j}]")
-            if not isinstance(vid, (str, int)) or isinstance(vid, bool):
+            if not _is_id(vid):
                 raise ValueError(f"{where_c} vm_instance[{j}] instance_id must be a string, got {vid!r}")
             if vid in vm_index:
                 raise ValueError(f"VM {vid!r} appears twice")
             vm_index[vid] = len(vm_index)
             w_v = f"VM {vid!r}"
             host = _need(v, "host_id", w_v)
-            if not isinstance(host, (str, int)) or isinstance(host, bool) or host not in pm_index:
+            if not _is_id(host) or host not in pm_index:
                 raise ValueError(f"{w_v} is on unknown host {host!r}")
             parts = _list(_need(v, "numa", w_v), f"{w_v} field 'numa'", sizes=(1, 2))
             rows = []
@@ -269,7 +274,7 @@ def _load(data, path: Path, frag_unit: int, warn: bool, cluster) -> tuple[Cluste
                              f"'data': [...]}} or a list), got {entry!r:.80}")
         gid = len(g_rack)
         for vid in ids:
-            if not isinstance(vid, (str, int)) or isinstance(vid, bool) or vid not in vm_index:
+            if not _is_id(vid) or vid not in vm_index:
                 raise ValueError(f"{w} names unknown VM {vid!r}")
             if vid in set_of:
                 raise ValueError(f"VM {vid!r} is in two deployment sets ({set_of[vid]} and {w}); "
