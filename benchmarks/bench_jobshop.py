@@ -4,7 +4,9 @@
 this env with flat and with graph observations vs the ``JSSEnv`` package's ``jss-v1``;
 (c) quality on ta01-ta10: gap to the optimum of every dispatching rule under both candidate
 rules; (d) the ISBJSSP (blocking + swaps) at shutdown probabilities 0 / 0.05 / 0.1: mean makespan
-per rule over seeded episodes on ta01-ta10. ``--checkpoint PATH`` adds a trained policy (loaded
+per rule over seeded episodes on ta01-ta10; (e) the default experiment: ``python train.py`` (the
+shipped ``configs/default.yaml``) over ``--train-seeds``, in a temporary run folder, and its tables
+(per seed and over seeds, with confidence intervals). ``--checkpoint PATH`` adds a trained policy (loaded
 with ``rlsys_agents.evaluation.load_policy``) as rows of (c) (greedy, and best of ``--best-of`` K sampled
 episodes) and of (d) (``--isbjssp-checkpoint`` gives (d) its own policy); ``--sets`` runs (c) on
 other instance ranges (e.g. ``ta21-ta30``), ``--episodes-d`` sets the episodes per instance in (d).
@@ -14,6 +16,7 @@ other instance ranges (e.g. ``ta21-ta30``), ``--episodes-d`` sets the episodes p
     python benchmarks/bench_jobshop.py --only cd --checkpoint agents/checkpoints/jobshop_gnn_ppo.zip \
         --isbjssp-checkpoint agents/checkpoints/jobshop_isbjssp_gnn_ppo.zip --sets ta01-ta10,ta21-ta30 \
         --episodes-d 20
+    python benchmarks/bench_jobshop.py --only e --train-seeds 0,1,2   # the default experiment, 3 seeds
 """
 from __future__ import annotations
 
@@ -37,6 +40,27 @@ from rlsys_envs.jobshop.env import JobShopEnv  # noqa: E402
 from rlsys_envs.jobshop.generator import load_benchmark, write_standard  # noqa: E402
 
 ENV_ID = "rlsys/JobShop-v0"
+
+# The runs of the published tables (``python benchmarks/report.py`` runs each; see its docstring).
+PUBLISHED = [
+    {"args": "--only e --train-seeds 0,1,2",
+     "about": "The default experiment, as a user runs it (`python train.py`, `configs/default.yaml`: MaskablePPO, "
+              "row-pointer policy, flat observation, random 6x6..10x10 instances, 61,440 steps per seed) for "
+              "three training seeds, then the tables it prints. Training is deterministic on one machine; "
+              "floating-point differences between machines part the curves after the first updates, so read "
+              "the policy rows as a range over seeds. Baselines are deterministic (CP-SAT: one worker, seed 0, "
+              "deterministic time limit)."},
+    {"args": "--only ab",
+     "about": "(a) CP-SAT on the classic ft06 / ft10 (60 s wall clock, 2 workers); (b) steps per second of "
+              "random legal play on ta01, flat and graph observations."},
+    {"args": "--only c --checkpoint agents/checkpoints/jobshop_gnn_ppo.zip --sets ta01-ta10,ta21-ta30",
+     "about": "Classic JSSP on the Taillard instances (gap to the best known makespan): every dispatching rule "
+              "under both candidate rules, and the shipped GNN policy (trained on random 6x6..15x15 "
+              "instances, never on these), greedy and best of 16 sampled episodes."},
+    {"args": "--only d --isbjssp-checkpoint agents/checkpoints/jobshop_isbjssp_gnn_ppo.zip --episodes-d 20",
+     "about": "ISBJSSP (blocking buffers, swaps, machine shutdowns) at three shutdown probabilities: mean "
+              "makespan of each rule and of the shipped ISBJSSP policy over seeded episodes on ta01-ta10."},
+]
 
 
 # ------------------------------------------------------------------------------ (a) CP-SAT
@@ -270,6 +294,32 @@ def save_ft06_gantt(path):
     print(f"saved {path}\n", file=sys.stderr)
 
 
+def bench_default_experiment(quick, seeds):
+    """(e) ``python train.py train.seeds=[...]`` on the shipped default config, in a temporary run folder:
+    the per-seed table of the first seed and the over-seeds comparison (mean / IQM with 95 % CIs).
+    ``quick``: 2,048 steps and 4 evaluation episodes, to check the path."""
+    from rlsys_agents.config import load_config
+    from rlsys_agents.training import run
+
+    overrides = [f"train.seeds=[{','.join(map(str, seeds))}]", "train.progress_bar=false"]
+    if quick:
+        overrides += ["train.total_timesteps=2048", "eval.episodes=4", "eval.freq=0", "train.checkpoint_freq=0"]
+    with tempfile.TemporaryDirectory(prefix="rlsys_bench_train_") as tmp:
+        config = load_config("default", overrides + [f"train.run_dir={tmp}"])
+        t0 = time.perf_counter()
+        run(config, log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+        wall = time.perf_counter() - t0
+        folder = Path(tmp) / config.experiment
+        out = [f"### (e) The default experiment: `python train.py train.seeds=[{','.join(map(str, seeds))}]`"
+               f"{' (quick: ' + ' '.join(overrides[2:]) + ')' if quick else ''}\n",
+               f"{config.train.total_timesteps:,} steps per seed, {wall:.0f} s for {len(seeds)} seed(s) "
+               f"(training and evaluation).\n"]
+        for seed in seeds:
+            out.append((folder / f"seed_{seed}" / "results.md").read_text().strip() + "\n")
+        out.append((folder / "summary.md").read_text().strip())
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short run")
@@ -288,7 +338,9 @@ def main(argv=None):
                     help="comma-separated instance ranges for (c), one table each (e.g. ta01-ta10,ta21-ta30)")
     ap.add_argument("--episodes-d", type=int, default=5, metavar="N",
                     help="seeded episodes per instance in (d) (default 5)")
-    ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
+    ap.add_argument("--train-seeds", default="0", metavar="SEEDS",
+                    help="training seeds of (e), comma-separated (default 0)")
+    ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc' (e, the training run, only if named)")
     ap.add_argument("--gantt", default=None, metavar="PNG",
                     help="also save a Gantt chart of the CP-SAT plan of ft06 replayed through the env")
     add_out_option(ap, "the Gantt chart FILE_gantt.png")
@@ -317,6 +369,7 @@ def run(args):
     sections = [("a", lambda: bench_cpsat(args.quick)), ("b", lambda: bench_throughput(args.quick))]
     sections += [("c", lambda s=s: bench_quality(args.quick, ckpt, s, args.best_of)) for s in args.sets.split(",")]
     sections += [("d", lambda: bench_isbjssp(args.quick, ckpt_d, args.episodes_d, args.best_of_d))]
+    sections += [("e", lambda: bench_default_experiment(args.quick, [int(x) for x in args.train_seeds.split(",")]))]
     run_sections(sections, args.only, t0)
 
 

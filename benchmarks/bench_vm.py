@@ -58,6 +58,48 @@ from rlsys_envs.vm.planning import greedy_plan, lookahead_plan  # noqa: E402
 ENV_ID = "rlsys/VMRescheduling-v0"
 REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "vmr2l"
 REAL_FILES = ("reset_vm_pm_id_clear_big2.json", "reset_vm_pm_id_clear2.json")
+# The runs of the published tables (``python benchmarks/report.py`` runs each; see its docstring).
+PUBLISHED = [
+    {"args": "--checkpoint agents/checkpoints/vm_gnn_bc.zip --skip-throughput --skip-real --skip-dynamic --cpsat "
+             "--fragmented",
+     "about": "Generated M-size high-workload snapshots, seeds 0-9 (279 PMs, about 2,315 VMs each), MNL 50, means "
+              "over the 10 snapshots: baselines, CP-SAT (1 worker, hinted with the greedy plan; 'fragmented': the "
+              "restricted model alone; 'staged': the fragmented model for a quarter of the limit, then the exact "
+              "model, its proof and bound) and the shipped policy (`allow_stop=False`, its training budget; best "
+              "of 16 sampled; best of greedy + 15 sampled; completed by `LookaheadCompletion`)."},
+    {"args": "--skip-throughput --skip-real --skip-dynamic --fragmented 1 2",
+     "about": "The same snapshots: the fragmented CP-SAT model at short limits."},
+    {"args": "--skip-throughput --skip-real --skip-dynamic --snapshots 2 --cpsat 300",
+     "about": "CP-SAT with a 300 s limit on the first two snapshots: its proof of optimality where it gets one."},
+    {"args": "--skip-throughput --skip-real --skip-dynamic --snapshots 50 --first-seed 1000 --cpsat --fragmented 2 "
+             "--checkpoint agents/checkpoints/vm_gnn_bc.zip --skip-sampled",
+     "about": "50 other generated snapshots (seeds 1000-1049, used for nothing else: not for training, "
+              "validation or choosing a checkpoint); means over the 50."},
+    {"args": "--skip-throughput --skip-real --skip-dynamic --snapshots 50 --first-seed 1000 --cpsat --fragmented 10",
+     "about": "The same 50 snapshots: the fragmented model at 10 s."},
+    {"args": "--skip-generated --skip-throughput --skip-dynamic --cpsat 20 60 --fragmented 1 5 "
+             "--checkpoint agents/checkpoints/vm_gnn_bc.zip "
+             "--skip-sampled",
+     "about": "Both public files of VMR2L's repository, whole (every cluster pooled as VMR2L does: its L and M "
+              "sizes; read from `--real-dir`, by default `../shared/data/vmr2l` beside the clone, skipped "
+              "without them), MNL 50, one snapshot each (no spread). The shipped policy was trained on generated "
+              "M / high snapshots only."},
+    {"args": "--size L --snapshots 3 --cpsat 20 --fragmented 2 --skip-real --skip-throughput --skip-dynamic",
+     "about": "Generated L-size high-workload snapshots, seeds 0-2 (1,176 PMs, about 5,285 VMs each): CP-SAT rows."},
+    {"args": "--size L --snapshots 3 --cpsat --fragmented --skip-real --skip-throughput --skip-dynamic "
+             "--checkpoint agents/checkpoints/vm_gnn_bc.zip "
+             "--skip-sampled",
+     "about": "The same L snapshots: baselines and the shipped policy (trained on M snapshots only), unchanged."},
+    {"args": "--dynamic-only --checkpoint agents/checkpoints/vm_gnn_bc.zip",
+     "about": "The dynamic setting (`rlsys_envs.vm.dynamic`): VMs arrive and leave while the planner computes "
+              "(mean lifetime 2 h, arrivals keep the VM count stationary); generated M / high snapshots, seeds "
+              "0-2, MNL 50. Plans are computed on the snapshot at time 0, charged their measured wall time or a "
+              "declared one, and applied to the state at that time; the policy acts step by step at a fixed "
+              "cost per step."},
+    {"args": "--skip-generated --skip-real --skip-dynamic",
+     "about": "Throughput: random masked actions, one process, the mask read from `info['action_mask']`; "
+              "wall-clock and CPU-second rates (the latter what the loop does with a core to itself)."},
+]
 
 
 def run(env, policy, seed, options=None):

@@ -266,12 +266,33 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _report(argv: list[str]) -> int:
+    """``rlsys report``: ``benchmarks/report.py`` of the source checkout this package is installed from
+    (the benchmark scripts and the results page belong to the repository, not to the wheel)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
+    if not script.is_file():
+        raise SystemExit(f"rlsys report runs the benchmark scripts of a source checkout ({script} is not there: "
+                         "this package is installed from a wheel); clone the repository, install it with "
+                         "pip install -e . and run rlsys report (or python benchmarks/report.py) there")
+    spec = importlib.util.spec_from_file_location("rlsys_report", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return int(module.main(argv, prog="rlsys report") or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rlsys", description="rlsys environments: list, train, evaluate, bench, compare")
+    p = argparse.ArgumentParser(prog="rlsys",
+                                description="rlsys environments: list, train, evaluate, bench, compare, report")
     sub = p.add_subparsers(dest="command", required=True)
 
     # `rlsys train ARGS` is `python train.py ARGS` (main() hands the arguments over before parsing)
     sub.add_parser("train", add_help=False, help="train an experiment, as python train.py (rlsys train --help)")
+    # `rlsys report ARGS` is `python benchmarks/report.py ARGS` in a source checkout
+    sub.add_parser("report", add_help=False,
+                   help="run the benchmarks and write docs/results.md, as python benchmarks/report.py")
 
     s = sub.add_parser("list", help="environment IDs, their baselines and configs")
     s.add_argument("--json", action="store_true")
@@ -327,6 +348,8 @@ def main(argv=None) -> int:
         from rlsys_agents.training import main as train
 
         return int(train(argv[1:], prog="rlsys train") or 0)
+    if argv[:1] == ["report"]:
+        return _report(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "policy", None) is not None:
         args.policy = _shipped_checkpoint(args.policy, args.env_id)

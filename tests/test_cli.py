@@ -86,3 +86,14 @@ def test_compare_reports_the_probability_of_improvement_of_a_policy(tmp_path):
     p, lo, hi = (float(v) for v in found.groups()[1:])
     assert 0.0 <= lo <= p <= hi <= 1.0
     assert png.is_file()
+
+
+def test_rlsys_report_is_the_report_script_of_the_checkout(capsys):
+    from rlsys_envs import cli
+
+    assert cli.main(["report", "--list", "--only", "jobshop,vm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith(("python benchmarks/bench_jobshop.py", "python benchmarks/bench_vm.py"))
+                         for line in lines)
+    with pytest.raises(SystemExit, match="--only: no benchmarks/bench_<env>.py for nope"):
+        cli.main(["report", "--only", "nope"])

@@ -231,6 +231,9 @@ def test_wheel_installs_and_works_outside_the_repository(tmp_path):
     assert load_config(run_dir / "config.yaml").env.kwargs == load_config("default").env.kwargs
 
     res = json.loads(run(rlsys, "evaluate", ENV, "--policy", "jobshop_gnn_ppo", "--episodes", "1", "--json"))
+    r = subprocess.run([str(rlsys), "report", "--list"], capture_output=True, text=True, cwd=work, env=env,
+                       timeout=120)   # the benchmarks belong to the repository: a wheel says so, and where
+    assert r.returncode != 0 and "rlsys report runs the benchmark scripts of a source checkout" in r.stderr
     assert res["metrics"]["makespan"]["mean"] > 0
 
     out = run(py, "-c", _vector_script())
