@@ -196,13 +196,15 @@ def summary_row(env: str, runs: list[dict], quick: bool, provenance: dict) -> st
 
 def page(sections: dict[str, str], rows: dict[str, str], argv: list[str]) -> str:
     """The whole page: the header, one summary row per environment, the sections in name order."""
-    failed = [env for env, row in rows.items() if "| ok |" not in row]
+    failed = [env for env, row in rows.items() if "failed (exit" in row or "timed out" in row]
     lines = ["# Results", "",
              "Written by `python benchmarks/report.py` (`rlsys report`), last as `python benchmarks/report.py"
              f"{' ' + ' '.join(argv) if argv else ''}`; every number below is what the benchmark scripts printed "
              "(regenerate the page or a section with `--only ENV`, do not edit it). Each section says when, at "
              "which commit and on which machine it ran; wall times and throughput depend on the machine and "
-             "its load, results of wall-clock-limited solvers can too.", "",
+             "its load, results of wall-clock-limited solvers can too. How the shipped checkpoints were trained: "
+             "[agents/checkpoints/README.md](../agents/checkpoints/README.md); statistics over training seeds and "
+             "sweeps: [sweeps.md](sweeps.md).", "",
              "| environment | runs | budget | status | wall time | ran | commit |", "|---|---|---|---|---|---|---|"]
     lines += [rows[env] for env in sorted(rows)]
     if failed:
