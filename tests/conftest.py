@@ -1,4 +1,6 @@
-"""Test-suite settings: one torch thread, a hypothesis profile sized for a 2-core CI machine."""
+"""Test-suite settings: one torch thread, a hypothesis profile sized for a 2-core CI machine, and
+SB3's fallback log folder inside pytest's temporary directory."""
+import os
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_logs_in_pytest_temp(tmp_path_factory):
+    """An SB3 ``learn()`` without a logger (a test's bare model) makes a log folder: ``$SB3_LOGDIR``,
+    else a new ``SB3-<date>`` in the system temporary directory that nothing removes. Point it at
+    pytest's temporary directory, which pytest prunes."""
+    old = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3_logs"))
+    yield
+    if old is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = old
