@@ -167,6 +167,17 @@ def checkpoint_env_kwargs(path: str | Path, env_id: str | None = None) -> dict |
     return [{**base, **item} for item in suite] if suite else base
 
 
+def recorded_env_kwargs(name_or_path: str | Path, keys, env_id: str | None = None) -> dict:
+    """The entries ``keys`` of the env kwargs a checkpoint was evaluated on (:func:`checkpoint_env_kwargs`,
+    its first episode's): the ones that shape its observation and action spaces, for a caller that plays
+    it on instances of its own (a benchmark's snapshots) and must give it the spaces it was trained with.
+    ``name_or_path``: a file or a shipped checkpoint's name; ``{}`` when nothing is recorded."""
+    from .shipped import resolve_checkpoint
+
+    kwargs = episode_kwargs(checkpoint_env_kwargs(resolve_checkpoint(str(name_or_path)), env_id), 1)[0]
+    return {k: kwargs[k] for k in keys if k in kwargs}
+
+
 def load_policy(name_or_path: str, env_id: str, env_kwargs: dict | None = None, deterministic: bool = True,
                 device: str = "cpu") -> Policy:
     """A baseline by name, or a checkpoint ``.zip`` by path, as a :class:`Policy`.

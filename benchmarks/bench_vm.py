@@ -123,8 +123,9 @@ def policies(args, env_kwargs):
 
         # loaded once per table (not per episode / rollout, which would time the zip loading): the
         # sampling policy re-seeds torch at each reset, so one object serves all 16 rollouts
-        det = load_policy(args.checkpoint, ENV_ID, env_kwargs, deterministic=True)
-        sto = load_policy(args.checkpoint, ENV_ID, env_kwargs, deterministic=False)
+        kwargs = policy_env_kwargs(args, env_kwargs)
+        det = load_policy(args.checkpoint, ENV_ID, kwargs, deterministic=True)
+        sto = load_policy(args.checkpoint, ENV_ID, kwargs, deterministic=False)
         out.append(("policy (greedy)", lambda: det))
         if not args.skip_sampled:
             out.append(("policy best-of-16", lambda: BestOfK(lambda: sto, 16)))
@@ -138,12 +139,22 @@ def policies(args, env_kwargs):
 #: env kwargs of the policy rows: the shipped policy was trained with a fixed budget (no stop action,
 #: as in VMR2L), so it is evaluated that way; the other rows may stop early
 POLICY_ENV_KWARGS = {"allow_stop": False}
+#: env kwargs that shape a checkpoint's observation, taken from its environment record
+OBSERVATION_KWARGS = ("observation",)
+
+
+def policy_env_kwargs(args, env_kwargs: dict) -> dict:
+    """The env kwargs of the policy rows: the benchmark's instances, a fixed budget, and the
+    observation the checkpoint was trained with (its ``rlsys_env.json``)."""
+    from rlsys_agents.evaluation import recorded_env_kwargs  # lazy: the learning side is optional here
+
+    return {**env_kwargs, **POLICY_ENV_KWARGS, **recorded_env_kwargs(args.checkpoint, OBSERVATION_KWARGS, ENV_ID)}
 
 
 def quality(args, env_kwargs, episodes, title, options_of=None, first_seed=0):
     env = VMReschedulingEnv(**env_kwargs)
     # a second env (and, for a snapshot file, a second load) only when there are policy rows
-    policy_env = VMReschedulingEnv(**{**env_kwargs, **POLICY_ENV_KWARGS}) if args.checkpoint else env
+    policy_env = VMReschedulingEnv(**policy_env_kwargs(args, env_kwargs)) if args.checkpoint else env
     rows = []
     for name, factory in policies(args, env_kwargs):
         frs0, frs, migs, walls, slots, notes = [], [], [], [], [], []
@@ -321,7 +332,7 @@ def dynamic(args, snapshots):
         for cost in args.step_cost:
             results = []
             for i, (_, c) in enumerate(snapshots):
-                kw = dict(instance=c, mnl=mnl, allow_stop=False, max_vms=c.n_vms + 600)
+                kw = policy_env_kwargs(args, dict(instance=c, mnl=mnl, max_vms=c.n_vms + 600))
                 env = VMReschedulingEnv(**kw)
                 pol = load_policy(args.checkpoint, ENV_ID, {**kw, "instance": "generated", "size": args.size},
                                   deterministic=True)

@@ -117,3 +117,25 @@ def test_the_docs_checkpoint_commands_work_as_written(argv, monkeypatch, capsys)
     monkeypatch.chdir(CKPT.parents[1])
     assert main(argv) == 0
     assert "agents/checkpoints/" in capsys.readouterr().out
+
+
+def test_a_benchmark_gives_a_checkpoint_the_observation_it_was_trained_with():
+    """bench_vm plays the shipped policy on its own snapshots: the observation comes from the
+    checkpoint's record (without it the graph-trained policy would be refused on the default one)."""
+    import argparse
+    import sys
+
+    from rlsys_agents.evaluation import recorded_env_kwargs
+
+    ENV = "rlsys/VMRescheduling-v0"
+    assert recorded_env_kwargs("vm_gnn_bc", ("observation", "no_such_key"), ENV) == {"observation": "graph"}
+    assert recorded_env_kwargs("vm_gnn_bc", ("observation",), "rlsys/JobShop-v0") == {}   # another env's record
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_vm
+
+    kwargs = bench_vm.policy_env_kwargs(argparse.Namespace(checkpoint="agents/checkpoints/vm_gnn_bc.zip"),
+                                        {"size": "M", "workload": "high", "mnl": 50})
+    assert kwargs == {"size": "M", "workload": "high", "mnl": 50, "allow_stop": False, "observation": "graph"}
+    load_policy("vm_gnn_bc", ENV, kwargs)                                          # fits: no error
+    with pytest.raises(ValueError, match="does not fit the target environment"):
+        load_policy("vm_gnn_bc", ENV, {"size": "M", "workload": "high", "mnl": 50, "allow_stop": False})
