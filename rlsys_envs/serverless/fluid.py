@@ -113,6 +113,7 @@ class FluidSimulator(SimulatorBase):
         self._st = st
         self.started = True
         qfac, timeout = self.cluster.queue_depth_factor, self.cluster.request_timeout
+        act_depth = self.cluster.activator_queue_depth
         c, dt = self.cluster, self.dt
         n_steps = int(round(duration / dt))
         wl = self.workload
@@ -130,6 +131,7 @@ class FluidSimulator(SimulatorBase):
         base_mem, pod_mem = c.pod_base_mem_mb, c.pod_mem_mb
         closed = wl.clients > 0
         q, aq, ns, wn, an = self.q, self.aq, self.n, self.wn, self.an
+        pacc = self._slot_acc
         lat_w, lat_s, lat_n = [], [], []
         exp = math.exp
         prof = None
@@ -183,9 +185,13 @@ class FluidSimulator(SimulatorBase):
                             q[s] = cap_q
                 else:
                     self.act_n, self.act_age = tot, age
-                    if self.unscheduled + stl.count(STARTING) + stl.count(READY) == 0:
+                    if not self._latest_has_pods():
                         self._scale_to(max(1, self.desired))       # the activator pokes the autoscaler
                         stl = self.state.tolist()
+                if self.act_n > act_depth:       # the activator's full queue answers 503
+                    failed += self.act_n - act_depth
+                    self.activator_503 += self.act_n - act_depth
+                    self.act_n = act_depth
             # ---- admission from the proxy queues (with OOM kills), then service over [t, t + dt)
             l_step0 = l_int
             n_comp = 0.0
@@ -198,6 +204,7 @@ class FluidSimulator(SimulatorBase):
                 pod_s += dt
                 if sst == STARTING or down[s] > t + 1e-9:
                     l_int += q[s] * dt
+                    pacc[s] += q[s] * dt
                     continue
                 n_live += 1
                 if sst == READY:
@@ -229,6 +236,7 @@ class FluidSimulator(SimulatorBase):
                 if n0 <= 0.0:
                     mem_used += base_mem * dt
                     l_int += q0 * dt
+                    pacc[s] += q0 * dt
                     continue
                 # this step's mean work: the cohort's sample mean of log-normal factors
                 s2 = math.log1p(var1 / (n0 if n0 > 1.0 else 1.0))
@@ -324,6 +332,7 @@ class FluidSimulator(SimulatorBase):
                         an[s] = wn[s] = 0.0
                 ns[s] = n_end
                 l_int += int_n + int_q
+                pacc[s] += int_n + int_q
                 if comp > 0.0:
                     lat_w.append(exit_wait)
                     lat_s.append(exit_age)
@@ -374,8 +383,8 @@ class FluidSimulator(SimulatorBase):
             if DRAINING in stl:
                 self._on_pod_drained_check()
             if t >= self._next_bucket - 1e-9:
-                self.kpa.record(self._bucket_acc / self.kpa_cfg.bucket)
-                self._bucket_acc = 0.0
+                self._record_buckets()
+                pacc = self._slot_acc
                 self._next_bucket += self.kpa_cfg.bucket
                 if t >= self._next_tick - 1e-9:
                     cs = self.total["cold_starts"]
