@@ -33,9 +33,13 @@ Both simulators share the semantics below, the pod controller and the KPA:
   limit OOM-kills the container: every in-flight and queued request fails, and the container
   restarts after CrashLoopBackOff plus a container start;
 * routable pods belong to the revision receiving traffic; a limit change is a new revision
-  (:meth:`SimulatorBase.set_limit`);
+  (:meth:`SimulatorBase.set_limit`) with its own KPA; the old revision's pods keep serving what
+  they hold and follow their own KPA down (:meth:`SimulatorBase._kpa_tick`);
+* the activator holds at most ``activator_queue_depth`` requests (Knative's per-revision
+  ``breakerQueueDepth``, 10000) and answers 503 beyond;
 * the KPA target per pod is ``containerConcurrency * target_utilisation`` (``100 * 0.7`` when the
-  limit is 0) and it sees the total concurrency (in flight + queued + held by the activator).
+  limit is 0); the serving revision's KPA sees its pods' concurrency plus the activator's
+  requests, an old revision's KPA its own pods'.
 """
 from __future__ import annotations
 
