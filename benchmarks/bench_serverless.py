@@ -209,13 +209,16 @@ def main(argv=None):
                     help="skip the speed table, the sweep tables and the plot "
                          "(the sweep still picks the best static limit)")
     ap.add_argument("--no-multi", action="store_true", help="skip the several-functions table")
+    ap.add_argument("--multi-only", action="store_true", help="only the several-functions table")
     ap.add_argument("--speed-only", action="store_true", help="only the simulator speed table")
     ap.add_argument("--calibration", action="store_true",
                     help="only the reproduction of Schuler et al.'s sweep and the published-fact table")
     ap.add_argument("--calibration-simulator", choices=("event", "fluid"), default="event",
                     help="simulator of the calibration sweep (default the request-level reference)")
     ap.add_argument("--multi-checkpoint", action="append", default=[],
-                    help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table")
+                    metavar="PATH[@JSON]",
+                    help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table, "
+                         "optional env kwargs JSON after @ (e.g. its action type); may repeat")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
     ap.add_argument("--plot", default=None,
                     help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
@@ -253,6 +256,9 @@ def run(ap, args):
         args.shown = list(settings)
 
     print("## rlsys/ServerlessAutoscaling-v0 benchmark (2 cores)\n")
+    if args.multi_only:
+        multi(args, eval_seeds, sweep_seeds)
+        return None
     if args.calibration:
         calibration(seeds=range(1) if args.quick else range(3), simulator=args.calibration_simulator)
         return None
@@ -502,11 +508,14 @@ def multi(args, eval_seeds, sweep_seeds):
         pols = [("knative_default", MultiStaticPolicy(0)), (f"best static, one limit ({one})", MultiStaticPolicy(one)),
                 (f"best static per function {per}", MultiStaticPolicy(per)),
                 ("cpu_threshold (HPA-style)", MultiCPUThresholdPolicy())]
-        for ck in args.multi_checkpoint:
+        for item in args.multi_checkpoint:
             from rlsys_agents.evaluation import load_policy
-            pols.append((Path(ck).name, load_policy(ck, "rlsys/ServerlessMultiFunction-v0", kw)))
-        for pname, pol in pols:
-            m, ci = _multi_eval(kw, pol, eval_seeds)
+            ck, _, js = item.partition("@")
+            ck_kw = {**kw, **(json.loads(js) if js else {})}
+            pols.append((Path(ck).name, load_policy(ck, "rlsys/ServerlessMultiFunction-v0", ck_kw), ck_kw))
+        for item in pols:
+            pname, pol = item[0], item[1]
+            m, ci = _multi_eval(item[2] if len(item) > 2 else kw, pol, eval_seeds)
             print(f"| {name} | {pname} | {m['throughput']:.1f} +- {ci['throughput']:.1f} | {m['p95_latency']:.2f} | "
                   f"{m['error_rate']:.3f} | {m['slo_violation_rate']:.3f} | {m['slo_score']:.3f} +- "
                   f"{ci['slo_score']:.3f} |")
