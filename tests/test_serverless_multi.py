@@ -156,3 +156,29 @@ def test_single_service_trace_start(tmp_path):
     assert info["metrics"]["arrived"] == pytest.approx(600, rel=0.15)
     with pytest.raises(ValueError, match="trace_start"):
         gym.make("rlsys/ServerlessAutoscaling-v0", workload="trace", trace_path=str(path), trace_start=25)
+
+
+@pytest.mark.parametrize("action_type", ["absolute", "delta"])
+def test_discrete_action_types_set_each_functions_limit(action_type):
+    from rlsys_envs.core import InvalidActionError
+
+    env = ServerlessMultiFunctionEnv(action_type=action_type, episode_decisions=3, initial_limit=10)
+    env.reset(seed=0)
+    if action_type == "absolute":
+        assert list(env.action_space.nvec) == [16, 16, 16] and env.action_masks().all()
+        env.step(np.array([0, 1, 15]))
+        assert env.limits == [10, 30, 310]
+    else:
+        assert list(env.action_space.nvec) == [3, 3, 3]
+        assert list(env.action_masks()) == [False, True, True] * 3    # 10 - 20 is off the grid
+        with pytest.raises(InvalidActionError, match="masked out"):
+            env.step(np.array([0, 1, 1]))
+        env.step(np.array([2, 1, 2]))
+        assert env.limits == [30, 10, 30]
+    # the baselines plan in limits and convert, whatever the action type
+    m = play_episode(env, MultiStaticPolicy([10, 30, 70]), seed=1).metrics
+    assert env.limits == [10, 30, 70] and np.isfinite(m["slo_score"])
+    for _ in range(20):
+        assert env.action_space.contains(env.action_space.sample())
+    with pytest.raises(ValueError, match="initial_limit"):
+        ServerlessMultiFunctionEnv(action_type=action_type, initial_limit=100)

@@ -38,9 +38,12 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     The agent sets ``containerConcurrency``, the hard per-pod limit, and Knative's request path
     applies it: the queue-proxy queues up to 10x the limit and answers 503 beyond; the activator
     is in the path while the excess burst capacity (target-burst-capacity 200) is negative and
-    then holds what the pods cannot admit; requests waiting past the 300 s revision timeout fail;
-    a limit change rolls out a new revision (cold starts, the route moves once a new pod is ready,
-    the old pods drain; ``limit_change="instant"`` keeps the free change). Each request burns CPU
+    then holds what the pods cannot admit (up to 10000 requests, 503 beyond); requests waiting
+    past the 300 s revision timeout fail; a limit change rolls out a new revision with its own
+    autoscaler (initial scale 1, cold starts; the route moves once a new pod is ready; the old
+    revision's pods finish their requests and its own KPA scales them down, so they hold their
+    nodes for up to a stable window and its grace period; ``limit_change="instant"`` keeps the
+    free change). Each request burns CPU
     shared by the requests in flight on its pod (processor sharing with a contention penalty),
     sleeps (not shared) and holds memory; admitting a request past the pod's memory limit
     OOM-kills the container (its in-flight and queued requests fail; it restarts after
@@ -137,7 +140,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     ``cold_start_sigma`` [0.3], ``image_mb`` [100], ``pull_mb_per_s`` [50], ``contention`` [0.01],
     ``error_latency`` [0.05 s], ``initial_pods`` [1], ``restart_backoff`` [10 s],
     ``restart_backoff_max`` [300 s], ``backoff_reset`` [600 s], ``queue_depth_factor`` [10],
-    ``request_timeout`` [300 s], ``target_burst_capacity`` [200]); both validate their own fields and name
+    ``request_timeout`` [300 s], ``target_burst_capacity`` [200], ``activator_queue_depth``
+    [10000]); both validate their own fields and name
     them (``cluster.n_nodes must be ...``); ``render_mode`` [None, ansi, rgb_array].
 
     **Metrics** (``info["metrics"]`` at the last step, whole episode): ``throughput`` (req/s),
@@ -150,11 +154,13 @@ class ServerlessAutoscalingEnv(RlsysEnv):
     ``dt`` with the service inside a step solved in closed form and exact request ages, so
     ``L = lambda W`` holds; ``event`` is the request-level reference on ``core.EventClock``
     (exact processor sharing, 30-50x slower). The fluid has no stochastic queueing inside a pod:
-    at high open-loop load without a limit its queues and tails come out lower.
+    at high open-loop load without a limit its queues and tails come out lower; under a
+    synchronised closed loop it overstates the throughput of requests much faster than ``dt``.
 
-    **Simplifications** (documented, not Knative): least-loaded routing; one activator of
-    unbounded capacity; the old revision is not scaled while it drains; on a full cluster the
-    roll-out drains the old revision's least-loaded pod first.
+    **Simplifications** (documented, not Knative): least-loaded routing; one activator queue per
+    revision (Knative shards it over ``activator-capacity``-sized activator pods, which does not
+    change what is held); a revision that no longer is the latest only scales down; on a full
+    cluster the roll-out drains the old revision's least-loaded pod first.
 
     **Knative default.** :meth:`pin_limit` fixes the limit for the rest of the episode (0 = no
     hard limit, the Knative default with target 100 x 0.7); later actions are validated but do

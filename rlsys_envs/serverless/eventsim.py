@@ -74,6 +74,10 @@ class EventSimulator(SimulatorBase):
         serving = ((self.state == READY) | (self.state == DRAINING)) & (self.down_until <= self._last_int + 1e-12)
         n_serv = int(serving.sum())
         self._bucket_acc += self._conc * dt
+        if len(self.kpas) > 1:      # the old revisions' autoscalers see their own pods' requests
+            for s in np.flatnonzero((self.pod_rev != self.serving_rev) & (self.state != FREE)):
+                p = self.pods[s]
+                self._slot_acc[s] += (len(p.queue) + len(p.cpu) + len(p.sleeping)) * dt
         self.total["in_system_s"] += self._conc * dt
         self._pod_s_int += int((self.state != FREE).sum()) * dt
         self._ready_int += int(((self.state == READY) & (self.down_until <= self._last_int + 1e-12)).sum()) * dt
@@ -127,9 +131,9 @@ class EventSimulator(SimulatorBase):
         least-loaded pod, whose full queue-proxy queue answers 503. False if the activator holds it."""
         r = np.flatnonzero(self.ready_mask())
         if len(r) == 0:
-            if not held:
-                self.activator.append(rid)
-            if self.unscheduled + int(((self.state == STARTING) | (self.state == READY)).sum()) == 0:
+            if not held and not self._hold(rid):
+                return True
+            if not self._latest_has_pods():
                 self._scale_to(max(1, self.desired))
             return False
         best, best_load = -1, None
@@ -141,8 +145,8 @@ class EventSimulator(SimulatorBase):
         lim = self.pod_limit[best]
         if self.act_in_path and lim > 0:
             if best_load >= lim:
-                if not held:
-                    self.activator.append(rid)
+                if not held and not self._hold(rid):
+                    return True
                 return False
         elif lim > 0 and len(self.pods[best].queue) >= self.cluster.queue_depth_factor * lim:
             self._cpu_work.pop(rid, None)
@@ -150,6 +154,17 @@ class EventSimulator(SimulatorBase):
             return True
         self.pods[best].queue.append(rid)
         self._admit(best)
+        return True
+
+    def _hold(self, rid: int) -> bool:
+        """The activator takes request ``rid``; False (and the request fails, 503) when its queue
+        is full (``activator_queue_depth``)."""
+        if len(self.activator) >= self.cluster.activator_queue_depth:
+            self._cpu_work.pop(rid, None)
+            self._fail(rid)
+            self.activator_503 += 1
+            return False
+        self.activator.append(rid)
         return True
 
     def _ps_update(self, s: int) -> None:
@@ -311,8 +326,7 @@ class EventSimulator(SimulatorBase):
                         self._flush_activator()
                     self._on_pod_drained_check()
             elif k == "bucket":
-                self.kpa.record(self._bucket_acc / self.kpa_cfg.bucket)
-                self._bucket_acc = 0.0
+                self._record_buckets()
                 self._n_buckets += 1
                 self.clock.schedule(self.now + self.kpa_cfg.bucket, "bucket")
                 if self._n_buckets % int(round(self.kpa_cfg.tick / self.kpa_cfg.bucket)) == 0:

@@ -57,10 +57,29 @@ class FluidSimulator(SimulatorBase):
         self.n = [0.0] * S      # in service (in flight)
         self.wn = [0.0] * S     # mean queue wait of the in-service requests
         self.an = [0.0] * S     # mean age in service (time since admission) of the in-service requests
+        self._t_lim: dict[tuple, float] = {}    # (profile, limit) -> mean time in service at the limit
         self.act_age = 0.0
         self.returning = 0.0       # closed-loop clients whose response came back during the last step
         self.act_n = float(self.workload.clients)      # the closed loop's first requests, at t = 0
         self.total["arrived"] += self.act_n
+
+    def _t_at_limit(self, p, limit: float) -> float:
+        """Mean time in service of a pod holding ``limit`` requests of profile ``p`` (the mean-value
+        analysis of :meth:`advance` at a constant count), cached per (profile, limit)."""
+        key = (p, limit)
+        t = self._t_lim.get(key)
+        if t is None:
+            c = self.cluster
+            w, sl, m = p.cpu_s * p.mean_factor(), p.sleep_s * p.mean_factor(), float(limit)
+            cpu_t = w
+            for _ in range(self._FP_ITERS):
+                if w <= 0.0:
+                    break
+                nce = m * cpu_t / (cpu_t + sl)
+                seen = (m - 1.0) / m if m > 1.0 else 0.0
+                cpu_t = w * max(1.0, (1.0 + nce * seen) / c.pod_cpu) * (1.0 + c.contention * max(0.0, nce - c.pod_cpu))
+            t = self._t_lim[key] = max(cpu_t + sl, 1e-9)
+        return t
 
     def _pod_load(self) -> np.ndarray:
         return np.array([a + b for a, b in zip(self.q, self.n)])
@@ -113,6 +132,7 @@ class FluidSimulator(SimulatorBase):
         self._st = st
         self.started = True
         qfac, timeout = self.cluster.queue_depth_factor, self.cluster.request_timeout
+        act_depth = self.cluster.activator_queue_depth
         c, dt = self.cluster, self.dt
         n_steps = int(round(duration / dt))
         wl = self.workload
@@ -130,6 +150,7 @@ class FluidSimulator(SimulatorBase):
         base_mem, pod_mem = c.pod_base_mem_mb, c.pod_mem_mb
         closed = wl.clients > 0
         q, aq, ns, wn, an = self.q, self.aq, self.n, self.wn, self.an
+        pacc = self._slot_acc
         lat_w, lat_s, lat_n = [], [], []
         exp = math.exp
         prof = None
@@ -152,6 +173,7 @@ class FluidSimulator(SimulatorBase):
                 self.returning = 0.0
             st.arrived += new
             failed = 0.0
+            lent = None
             plim = self.pod_limit.tolist()
             if new > 0 or self.act_n > 0:
                 rev = self.serving_rev
@@ -160,17 +182,25 @@ class FluidSimulator(SimulatorBase):
                 tot = self.act_n + new
                 age = self.act_n * self.act_age / tot
                 if routable and self.act_in_path and plim[routable[0]] > 0:
-                    # the activator holds the requests and sends each pod only what it can admit now
-                    rooms = [plim[s] - ns[s] - q[s] for s in routable]
+                    # the activator holds the requests and sends each pod what it can admit: its free
+                    # slots now and, for requests faster than a step, one per completion within the
+                    # step (limit x dt / T, T the time in service at the limit; the pod's refill
+                    # keeps it at its limit, as the activator forwards on each completion)
+                    rooms = []
+                    for s in routable:
+                        ts = self._t_at_limit(p, plim[s])
+                        rooms.append(plim[s] * (1.0 + dt / ts if ts < dt else 1.0) - ns[s] - q[s])
                     free = sum(r for r in rooms if r > 0)
                     share = 1.0 if free <= tot else tot / free
                     sent = 0.0
+                    lent = []
                     for s, r in zip(routable, rooms):
                         if r > 0:
                             add = r * share
                             aq[s] = (aq[s] * q[s] + age * add) / (q[s] + add)
                             q[s] += add
                             sent += add
+                            lent.append((s, add))
                     self.act_n = tot - sent if tot - sent > 1e-12 else 0.0
                     self.act_age = age if self.act_n > 0 else 0.0
                 elif routable:
@@ -183,9 +213,13 @@ class FluidSimulator(SimulatorBase):
                             q[s] = cap_q
                 else:
                     self.act_n, self.act_age = tot, age
-                    if self.unscheduled + stl.count(STARTING) + stl.count(READY) == 0:
+                    if not self._latest_has_pods():
                         self._scale_to(max(1, self.desired))       # the activator pokes the autoscaler
                         stl = self.state.tolist()
+                if self.act_n > act_depth:       # the activator's full queue answers 503
+                    failed += self.act_n - act_depth
+                    self.activator_503 += self.act_n - act_depth
+                    self.act_n = act_depth
             # ---- admission from the proxy queues (with OOM kills), then service over [t, t + dt)
             l_step0 = l_int
             n_comp = 0.0
@@ -198,6 +232,7 @@ class FluidSimulator(SimulatorBase):
                 pod_s += dt
                 if sst == STARTING or down[s] > t + 1e-9:
                     l_int += q[s] * dt
+                    pacc[s] += q[s] * dt
                     continue
                 n_live += 1
                 if sst == READY:
@@ -229,6 +264,7 @@ class FluidSimulator(SimulatorBase):
                 if n0 <= 0.0:
                     mem_used += base_mem * dt
                     l_int += q0 * dt
+                    pacc[s] += q0 * dt
                     continue
                 # this step's mean work: the cohort's sample mean of log-normal factors
                 s2 = math.log1p(var1 / (n0 if n0 > 1.0 else 1.0))
@@ -324,6 +360,7 @@ class FluidSimulator(SimulatorBase):
                         an[s] = wn[s] = 0.0
                 ns[s] = n_end
                 l_int += int_n + int_q
+                pacc[s] += int_n + int_q
                 if comp > 0.0:
                     lat_w.append(exit_wait)
                     lat_s.append(exit_age)
@@ -336,6 +373,14 @@ class FluidSimulator(SimulatorBase):
             cpu_cap += n_live * cores * dt
             mem_cap += n_live * pod_mem * dt
             l_int += self.act_n * dt
+            if lent:
+                # what the activator forwarded for completions that did not come goes back to it
+                for s, add in lent:
+                    back = q[s] if q[s] < add else add
+                    if back > 1e-12:
+                        self.act_age = (self.act_n * self.act_age + back * aq[s]) / (self.act_n + back)
+                        self.act_n += back
+                        q[s] -= back
             st.completed += n_comp
             if failed:
                 st.failed += failed
@@ -374,8 +419,8 @@ class FluidSimulator(SimulatorBase):
             if DRAINING in stl:
                 self._on_pod_drained_check()
             if t >= self._next_bucket - 1e-9:
-                self.kpa.record(self._bucket_acc / self.kpa_cfg.bucket)
-                self._bucket_acc = 0.0
+                self._record_buckets()
+                pacc = self._slot_acc
                 self._next_bucket += self.kpa_cfg.bucket
                 if t >= self._next_tick - 1e-9:
                     cs = self.total["cold_starts"]

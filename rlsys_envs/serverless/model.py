@@ -33,9 +33,13 @@ Both simulators share the semantics below, the pod controller and the KPA:
   limit OOM-kills the container: every in-flight and queued request fails, and the container
   restarts after CrashLoopBackOff plus a container start;
 * routable pods belong to the revision receiving traffic; a limit change is a new revision
-  (:meth:`SimulatorBase.set_limit`);
+  (:meth:`SimulatorBase.set_limit`) with its own KPA; the old revision's pods keep serving what
+  they hold and follow their own KPA down (:meth:`SimulatorBase._kpa_tick`);
+* the activator holds at most ``activator_queue_depth`` requests (Knative's per-revision
+  ``breakerQueueDepth``, 10000) and answers 503 beyond;
 * the KPA target per pod is ``containerConcurrency * target_utilisation`` (``100 * 0.7`` when the
-  limit is 0) and it sees the total concurrency (in flight + queued + held by the activator).
+  limit is 0); the serving revision's KPA sees its pods' concurrency plus the activator's
+  requests, an old revision's KPA its own pods'.
 """
 from __future__ import annotations
 
@@ -101,6 +105,7 @@ class ClusterConfig:
     queue_depth_factor: float = 10.0     # queue-proxy queue = factor x containerConcurrency; 503 beyond
     request_timeout: float = 300.0       # revision-timeout-seconds: a request still waiting after it fails
     target_burst_capacity: float = 200.0  # activator in the path while excess burst capacity < 0; -1: always
+    activator_queue_depth: float = 10000.0  # requests the activator holds per revision; 503 beyond (breakerQueueDepth)
 
     def __post_init__(self):
         """Validate every field (a ``ValueError`` names it as ``cluster.<field>``)."""
@@ -118,7 +123,8 @@ class ClusterConfig:
                                                ("backoff_reset", 0.0, 86400.0, True),
                                                ("queue_depth_factor", 0.0, 1e6, True),
                                                ("request_timeout", 0.0, 86400.0, False),
-                                               ("target_burst_capacity", -1.0, 1e9, True)):
+                                               ("target_burst_capacity", -1.0, 1e9, True),
+                                               ("activator_queue_depth", 0.0, 1e9, True)):
             set_checked(self, name, check_float(f"cluster.{name}", getattr(self, name), low, high,
                                                 low_inclusive=low_inclusive))
         if self.pod_base_mem_mb >= self.pod_mem_mb:
@@ -361,7 +367,9 @@ class SimulatorBase:
         workload.reset(rng)
         self.limit = int(limit)
         self.now = 0.0
-        self.kpa = KPA(self.kpa_cfg)
+        # one autoscaler per live revision (Knative: a PodAutoscaler per revision), with its limit
+        self.kpas: dict[int, KPA] = {0: KPA(self.kpa_cfg)}
+        self.rev_limit: dict[int, int] = {0: self.limit}
         self.pool = pool if pool is not None else ResourcePool(
             np.tile([c.node_cpu, c.node_mem_mb], (c.n_nodes, 1)).astype(float), ("cpu", "mem"))
         S = self.n_slots
@@ -382,7 +390,10 @@ class SimulatorBase:
         self.act_in_path = True                      # the activator in the request path
         self.image_at = np.full(c.n_nodes, np.inf)   # when each node holds the image (pulled once per node)
         self.hist_total = LatencyHistogram()
-        self._bucket_acc = 0.0
+        self._bucket_acc = 0.0                       # this bucket's integral of the in-system count
+        self._slot_acc = [0.0] * S                   # ... of each pod's requests (for the old revisions)
+        self._rev_acc_left: dict[int, float] = {}    # ... of pods released during the bucket, per revision
+        self.activator_503 = 0.0                     # requests the activator's full queue answered 503
         self._next_bucket = self.kpa_cfg.bucket
         self._next_tick = self.kpa_cfg.tick
         self._reset_requests()
@@ -396,6 +407,33 @@ class SimulatorBase:
 
     def _reset_requests(self) -> None:
         raise NotImplementedError
+
+    @property
+    def kpa(self) -> KPA:
+        """The autoscaler of the revision receiving traffic."""
+        return self.kpas[self.serving_rev]
+
+    def _record_buckets(self) -> None:
+        """Close a metric bucket: each old (draining) revision's autoscaler records the mean
+        concurrency of its own pods over the bucket, the serving revision's the rest (its pods,
+        the activator's requests)."""
+        b = self.kpa_cfg.bucket
+        total = self._bucket_acc
+        if len(self.kpas) > 1:
+            per = dict(self._rev_acc_left)
+            revs = self.pod_rev.tolist()
+            for s, a in enumerate(self._slot_acc):
+                if a:
+                    per[revs[s]] = per.get(revs[s], 0.0) + a
+            for r, kpa in self.kpas.items():
+                if r < self.serving_rev:
+                    v = per.get(r, 0.0)
+                    kpa.record(v / b)
+                    total -= v
+        self.kpas[self.serving_rev].record(max(0.0, total) / b)
+        self._bucket_acc = 0.0
+        self._slot_acc = [0.0] * self.n_slots
+        self._rev_acc_left = {}
 
     def _draw_start(self) -> float:
         """Container start (start + init + readiness): log-normal around ``cold_start_median``."""
@@ -448,6 +486,11 @@ class SimulatorBase:
         return s
 
     def _release_pod(self, s: int) -> None:
+        a = self._slot_acc[s]
+        if a:
+            r = int(self.pod_rev[s])
+            self._rev_acc_left[r] = self._rev_acc_left.get(r, 0.0) + a
+            self._slot_acc[s] = 0.0
         self.pool.release(s if self._pkey is None else (self._pkey, s))
         self.state[s] = FREE
 
@@ -490,7 +533,10 @@ class SimulatorBase:
                 for s in order[:k]:
                     self.state[int(s)] = DRAINING
                 self._on_pod_drained_check()
-        # schedule what fits
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Place the latest revision's pods waiting for a node, as far as they fit."""
         while self.unscheduled > 0:
             s = self._place_pod()
             if s is None:
@@ -498,48 +544,91 @@ class SimulatorBase:
             self.unscheduled -= 1
             self.total["cold_starts"] += 1
 
+    def _scale_down_old(self, r: int, desired: int) -> None:
+        """An old revision's pod count follows its own autoscaler down (it adds no pods): pods over
+        ``desired`` drain, least loaded first; a drained pod goes when its requests are done."""
+        mine = np.flatnonzero((self.state == READY) & (self.pod_rev == r))
+        k = len(mine) - desired
+        if k > 0:
+            load = self._pod_load()[mine]
+            for s in mine[np.lexsort((-mine, load))][:k]:
+                self.state[int(s)] = DRAINING
+            self._on_pod_drained_check()
+
     def _kpa_tick(self) -> None:
+        """Every revision's autoscaler decides. The latest revision, once it receives traffic,
+        scales up or down (Knative's pod controller); before that it holds its initial scale (no
+        metrics yet). A revision the route left (or is leaving: the latest is still starting) only
+        scales down, by its own KPA on its own pods' concurrency, and is forgotten when its last
+        pod is gone (Knative: an unreachable revision ignores min-scale and its autoscaler takes it
+        to zero)."""
+        now = self.now
+        up = (self.state == READY) & (self.down_until <= now + 1e-9)
+        for r in list(self.kpas):
+            if r > self.serving_rev:
+                self._schedule()        # its initial pods, as room frees up
+                continue
+            mine = self.pod_rev == r
+            d = self.kpas[r].decide(now, int((up & mine).sum()), self.rev_limit[r])
+            if r == self.rev:
+                self._scale_to(d)
+            else:
+                self._scale_down_old(r, d)
+                if r < self.serving_rev and not (mine & (self.state != FREE)).any():
+                    del self.kpas[r], self.rev_limit[r]
+        # Knative's excess burst capacity of the serving revision:
+        # ready x capacity - target-burst-capacity - panic concurrency
         ready, _ = self.pod_counts()
-        self._scale_to(self.kpa.decide(self.now, ready, self.limit))
-        # Knative's excess burst capacity: ready x capacity - target-burst-capacity - panic concurrency
         tbc = self.cluster.target_burst_capacity
-        per_pod = self.limit if self.limit > 0 else self.kpa_cfg.target_default
+        lim = self.rev_limit[self.serving_rev]
+        per_pod = lim if lim > 0 else self.kpa_cfg.target_default
         ebc = math.floor(ready * per_pod - tbc - self.kpa.last_panic)
         # (target-burst-capacity 0: the activator is in the path only at zero pods; -1: always)
         self.act_in_path = ready == 0 or tbc < 0 or (tbc > 0 and ebc < 0)
 
     def _check_switch(self) -> bool:
-        """Route to the latest revision once one of its pods is ready; the old revision's pods
-        drain (no new requests; released when empty). True if the route switched."""
+        """Route to the latest revision once one of its pods is ready. The old revision's pods
+        take no new requests but stay up, finishing what they hold, until its own autoscaler
+        (which sees their falling concurrency) scales them down. True if the route switched."""
         if self.serving_rev == self.rev:
             return False
         if not ((self.state == READY) & (self.pod_rev == self.rev)).any():
             return False
         self.serving_rev = self.rev
-        old = (self.pod_rev != self.rev) & (self.state == READY)
-        self.state[old] = DRAINING
-        self._on_pod_drained_check()
         return True
+
+    def _latest_has_pods(self) -> bool:
+        """Whether the latest revision has a pod starting, ready or waiting for a node."""
+        live = (self.state == STARTING) | (self.state == READY)
+        return self.unscheduled > 0 or bool((live & (self.pod_rev == self.rev)).any())
 
     # ---- public
     def set_limit(self, limit: int) -> None:
         """Set ``containerConcurrency``. Before the first :meth:`advance` (the service is deployed
         with it) or with ``rollout=False`` the change is instant on every pod; otherwise it is a
-        new revision: its pods start (cold starts, on the capacity the old pods leave), the route
-        moves to it once one of them is ready, and the old revision's pods drain. On a full cluster
-        the old revision's least-loaded pod drains first to make room."""
+        new revision with its own autoscaler: it starts at Knative's initial scale
+        (``max(1, initial_pods)`` pods, cold starts, on the capacity the old pods leave), the route
+        moves to it once one of them is ready, and the old revision's pods finish their requests
+        while its own autoscaler scales them down (:meth:`_kpa_tick`). On a full cluster the old
+        revision's least-loaded pod drains first to make room."""
         limit = int(limit)
         if limit == self.limit:
             return
         self.limit = limit
         if not self.started or not self.rollout:
             self.pod_limit[self.state != FREE] = limit
+            for r in self.rev_limit:
+                self.rev_limit[r] = limit
             return
         self.rev += 1
         for s in np.flatnonzero((self.state == STARTING) & (self.pod_rev != self.rev)):
             self._release_pod(int(s))       # a superseded revision's pods that never became ready
+        for r in [r for r in self.kpas if r > self.serving_rev]:
+            del self.kpas[r], self.rev_limit[r]      # a superseded revision that never served
+        self.kpas[self.rev] = KPA(self.kpa_cfg)
+        self.rev_limit[self.rev] = limit
         self.unscheduled = 0
-        self._scale_to(max(1, self.desired))
+        self._scale_to(max(1, self.cluster.initial_pods))     # Knative's initial-scale (default 1)
         if not ((self.pod_rev == self.rev) & (self.state != FREE)).any():
             # a full cluster: free room for the new revision by draining the old revision's
             # least-loaded pod (a rolling update without surge; Knative would leave it pending)

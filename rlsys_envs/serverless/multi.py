@@ -16,9 +16,10 @@ import numpy as np
 from gymnasium import spaces
 
 from rlsys_envs.core import Policy, ResourcePool, RlsysEnv, check_choice, check_float, check_int
+from rlsys_envs.core.spaces import multi_discrete_legal
 from rlsys_envs.core.validation import config_of
 
-from .env import OBS_KEYS, _squash
+from .env import DELTAS, LIMITS, OBS_KEYS, _squash
 from .generator import (DEFAULT_RATES, TimesReplay, load_azure_2019_functions, load_azure_2021_invocations,
                         make_profile, profile_from_durations)
 from .kpa import KPAConfig, kpa_for_interval
@@ -73,8 +74,13 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
     queue-proxy cap, activator, timeouts, OOM kills with CrashLoopBackOff, cold starts); their
     pods compete for the nodes and wait pending while the cluster is full.
 
-    **Action Space.** ``Box(-1, 1, (n_functions,), float32)``: function ``i``'s limit is
-    ``round(10 + (a_i + 1) / 2 * 300)`` (10 .. 310). No mask; values outside the box raise.
+    **Action Space.** ``action_type="continuous"`` (default): ``Box(-1, 1, (n_functions,),
+    float32)``, function ``i``'s limit is ``round(10 + (a_i + 1) / 2 * 300)`` (10 .. 310); no mask,
+    values outside the box raise. ``"absolute"``: ``MultiDiscrete([16] * n_functions)``, component
+    ``a_i`` sets function ``i``'s limit to ``10 + 20 a_i``; every action is legal. ``"delta"``:
+    ``MultiDiscrete([3] * n_functions)``, per function -20 / keep / +20 (the single-service
+    ``delta``); a move off the grid [10, 310] is masked out (the flat mask of length
+    ``3 n_functions``, ``action_masks()``) and raises. The discrete types suit MaskablePPO.
 
     **Observation Space.** ``Dict``: for each key of the single-service observation but
     ``progress`` a ``Box(0, 1, (n_functions,))`` (the same normalisation, per function), plus
@@ -96,7 +102,8 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
     replayed at their arrival times ``end - duration``; the durations set each function's work:
     ``trace_cpu_fraction`` of the mean duration is CPU, the log-normal shape fits their spread);
     ``rates`` [None: the profiles' default rates x 0.6]; ``decision_interval`` [30.0];
-    ``episode_decisions`` [30]; ``initial_limit`` [110]; ``simulator`` [fluid]; ``dt`` [0.5];
+    ``episode_decisions`` [30]; ``initial_limit`` [110, a grid value for the discrete action
+    types]; ``action_type`` [continuous, absolute or delta]; ``simulator`` [fluid]; ``dt`` [0.5];
     ``limit_change`` [revision]; the ``slo`` reward weights (``throughput_ref`` ... ``w_cost``);
     ``kpa``, ``cluster`` as in the single-service environment; ``render_mode``.
 
@@ -114,6 +121,7 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
                  trace_scale: float | None = None, trace_cpu_fraction: float = 0.5,
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
                  simulator: str = "fluid", dt: float = 0.5, limit_change: str = "revision",
+                 action_type: str = "continuous",
                  throughput_ref: float = 100.0, slo_latency: float = 5.0, w_latency: float = 0.5, w_tail: float = 0.5,
                  latency_cap: float = 1.0, w_error: float = 2.0, w_cost: float = 0.1,
                  kpa: KPAConfig | Mapping | None = None, cluster: ClusterConfig | Mapping | None = None,
@@ -138,6 +146,10 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
         self.decision_interval = check_float("decision_interval", decision_interval, 2.0, 3600.0)
         self.episode_decisions = check_int("episode_decisions", episode_decisions, 1, 100_000)
         self.initial_limit = check_int("initial_limit", initial_limit, 10, 310)
+        self.action_type = check_choice("action_type", action_type, ("continuous", "absolute", "delta"))
+        if self.action_type != "continuous" and self.initial_limit not in LIMITS:
+            raise ValueError(f"initial_limit must be a grid value 10, 30, ..., 310 with action_type="
+                             f"{self.action_type!r}, got {self.initial_limit}")
         self.simulator_kind = check_choice("simulator", simulator, ("fluid", "event"))
         self.dt = check_choice("dt", dt, (0.1, 0.125, 0.2, 0.25, 0.5, 1.0))
         self.limit_change = check_choice("limit_change", limit_change, ("revision", "instant"))
@@ -158,7 +170,11 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
             raise ValueError(f"trace_path is only read by the azure2019 / azure2021 workloads, not {workload!r}")
         self.sim = MultiSimulator(self.n, cluster, kpa, kind=self.simulator_kind, dt=self.dt,
                                   rollout=self.limit_change == "revision")
-        self.action_space = spaces.Box(-1.0, 1.0, (self.n,), np.float32)
+        if self.action_type == "continuous":
+            self.action_space = spaces.Box(-1.0, 1.0, (self.n,), np.float32)
+        else:
+            self.action_space = self.masked_multi_discrete([len(LIMITS) if self.action_type == "absolute"
+                                                            else len(DELTAS)] * self.n)
         obs = {k: spaces.Box(0.0, 1.0, (self.n,), np.float32) for k in FUNC_KEYS}
         obs["cluster_cpu"] = spaces.Box(0.0, 1.0, (1,), np.float32)
         obs["progress"] = spaces.Box(0.0, 1.0, (1,), np.float32)
@@ -220,10 +236,26 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
 
     # ------------------------------------------------------------------------------ helpers
     def limits_for_action(self, action) -> list[int]:
+        """The limits an action would set now, per function."""
+        if self.action_type == "absolute":
+            return [int(LIMITS[int(x)]) for x in np.asarray(action).reshape(-1)]
+        if self.action_type == "delta":
+            return [int(s.limit + DELTAS[int(x)]) for s, x in zip(self.sim.sims, np.asarray(action).reshape(-1))]
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         return [int(round(10 + (x + 1.0) / 2.0 * 300.0)) for x in a]
 
     def action_for_limits(self, limits) -> np.ndarray:
+        """An action moving every function's limit towards ``limits`` (one step of 20 for
+        ``delta``)."""
+        if self.action_type == "absolute":
+            return np.array([int(np.argmin(np.abs(LIMITS - lim))) for lim in limits], np.int64)
+        if self.action_type == "delta":
+            out = []
+            for s, lim in zip(self.sim.sims, limits):
+                cur = s.limit
+                out.append(2 if lim > cur and cur + DELTAS[2] <= LIMITS[-1] else
+                           0 if lim < cur and cur + DELTAS[0] >= LIMITS[0] else 1)
+            return np.array(out, np.int64)
         return np.array([(min(max(lim, 10), 310) - 10) / 300.0 * 2.0 - 1.0 for lim in limits], np.float32)
 
     @property
@@ -292,11 +324,25 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
         out["progress"] = np.array([min(1.0, self._t / self.episode_decisions)], np.float32)
         return out
 
+    def _action_mask(self) -> np.ndarray | None:
+        if self.action_type == "continuous":
+            return None
+        if self.action_type == "absolute":
+            return np.ones(len(LIMITS) * self.n, dtype=bool)
+        m = []
+        for s in self.sim.sims:
+            m += [s.limit + DELTAS[0] >= LIMITS[0], True, s.limit + DELTAS[2] <= LIMITS[-1]]
+        return np.array(m, dtype=bool)
+
     def _is_legal(self, action, mask) -> bool:
-        return True
+        if self.action_type == "continuous":
+            return True       # every value inside the Box is legal (the base checked the box)
+        return multi_discrete_legal(mask, self.action_space.nvec, action)
 
     def action_masks(self) -> np.ndarray:
-        return np.ones(1, dtype=bool)
+        if self.action_type == "continuous":
+            return np.ones(1, dtype=bool)
+        return self._action_mask()
 
     def _step_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"limits": self.limits}
