@@ -27,11 +27,13 @@ from rlsys_envs.core.parallel import RlsysParallelEnv, SingleAgentView
 from .generator import SHAPE_GROUPS, SHAPES, BlockTrace, SyntheticWorkload, episode_trace, load_trace
 from .model import CONFIGS, FREQ_DECAY, PROFILES, StorageModel, capacities
 
-REWARDS = ("latency", "sibyl")
+REWARDS = ("latency", "sibyl", "hindsight")
+PLACEMENT_FEATURES = ("base", "reuse")
 ARRIVALS = ("trace", "closed")
 INITIAL_PLACEMENTS = ("slow", "fast_first")
 EVICTIONS = ("lru", "belady")
 REQUEST_FEATURES = 6
+REUSE_FEATURES = 2                      # placement_features="reuse": last reuse distance, fast LRU age
 DEVICE_FEATURES = 3
 CANDIDATE_FEATURES = 8
 GLOBAL_FEATURES = 4
@@ -99,7 +101,12 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     request's queueing wait plus service time (us) and background_io the device time (us) of the
     page moves and evictions this placement caused (with the default weight 0 the reward is the
     negative request latency; the background I/O then costs through the queues it delays).
-    Reward ``"sibyl"`` (the Sibyl code's): ``0.1 / latency_ms - evictions ** 0.09``.
+    Reward ``"sibyl"`` (the Sibyl code's): ``0.1 / latency_ms - evictions ** 0.09``. Reward
+    ``"hindsight"`` (ours, for training; future knowledge): the latency reward minus
+    ``future_read_cost / S``, the extra read service time (over the fastest device's) of the
+    request's pages and of the pages its placement evicted, for each whose next access is a read
+    within the fastest device's LRU age (:meth:`_future_read_cost`), so that a placement's delayed
+    effect on later hits and misses shows in its own reward.
     ``migration`` (both variants), at every step:
     ``(gain - migration_wait - migration_io_weight * migration_io) / S``, where ``gain`` is the
     counterfactual service-time saving on this step's request of the pages moved by the agent's
@@ -142,10 +149,13 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     - ``migration_budget`` (4): migrations per interval, in ``[1, migration_interval]``.
     - ``candidates`` (8): hot and cold candidates each, in ``[1, 64]``.
     - ``migration_window`` (1,000): requests after a migration during which its gain counts.
-    - ``reward`` (``"latency"``): ``latency`` or ``sibyl`` (the placement reward above).
+    - ``reward`` (``"latency"``): ``latency``, ``sibyl`` or ``hindsight`` (the placement reward above).
     - ``placement_io_weight`` (0.0): weight of the placement's background I/O in its reward, ``[0, 100]``.
     - ``migration_io_weight`` (0.0): extra charge per us of migration device time in the migration
       reward (its latency cost is ``migration_wait``), ``[0, 100]``.
+    - ``placement_features`` (``"base"``): ``base`` (the placement features above) or ``reuse``
+      (two more at the end: the shortest last reuse distance of the request's pages and the
+      fastest device's LRU age, see :meth:`_reuse_values`).
     - ``trace_limit`` (2,000,000): requests read from a trace file, in ``[1, 10^9]``.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
@@ -166,7 +176,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
                  migration_interval: int = 100, migration_budget: int = 4, candidates: int = 8,
                  migration_window: int = 1000,
                  reward: str = "latency", placement_io_weight: float = 0.0, migration_io_weight: float = 0.0,
-                 trace_limit: int = 2_000_000,
+                 placement_features: str = "base", trace_limit: int = 2_000_000,
                  render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         self.config = check_choice("config", config, tuple(CONFIGS))
@@ -184,7 +194,10 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.n_candidates = check_int("candidates", candidates, 1, 64)
         self.migration_window = check_int("migration_window", migration_window, 1, 10_000_000)
         self.reward_kind = check_choice("reward", reward, REWARDS)
-        self._latency_reward = self.reward_kind == "latency"
+        self._latency_reward = self.reward_kind != "sibyl"
+        self._hindsight = self.reward_kind == "hindsight"
+        self.placement_features = check_choice("placement_features", placement_features, PLACEMENT_FEATURES)
+        self._reuse_features = self.placement_features == "reuse"
         self.placement_io_weight = check_float("placement_io_weight", placement_io_weight, 0.0, 100.0)
         self.migration_io_weight = check_float("migration_io_weight", migration_io_weight, 0.0, 100.0)
         self.trace_limit = check_int("trace_limit", trace_limit, 1, 1_000_000_000)
@@ -197,7 +210,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         n = self.n_devices
         k2 = 2 * self.n_candidates
         self._declare_agent("placement", {
-            "features": spaces.Box(0.0, 1.0, (REQUEST_FEATURES + DEVICE_FEATURES * n,), np.float32)},
+            "features": spaces.Box(0.0, 1.0, (REQUEST_FEATURES + DEVICE_FEATURES * n
+                                              + (REUSE_FEATURES if self._reuse_features else 0),), np.float32)},
             spaces.Discrete(n), masked=True)
         self._declare_agent("migration", {
             **entity_spaces("candidate", k2, CANDIDATE_FEATURES),
@@ -210,6 +224,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self._zero_rows = np.zeros(k2, np.int8)
         self._zero_backlog = [0.0] * n
         self._zero_request = [0.0] * (REQUEST_FEATURES + n)
+        self._zero_reuse = [0.0] * REUSE_FEATURES
         self._log_size_1 = min(1.0, math.log2(2.0) / LOG2_SIZE)
 
     # --------------------------------------------------------------------------- instances
@@ -238,6 +253,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.model = StorageModel(ep, self.devices, cap, queueing=self.queueing, arrival=self.arrival,
                                   load_factor=self.load_factor, initial=self.initial_placement,
                                   eviction=self.eviction, gc_draws=gc)
+        if self._hindsight:
+            self.model.victims = []
         self._all_legal = np.ones(self.n_devices, bool)
         self.decisions_left = 0
         self.hot: list = []
@@ -318,10 +335,17 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             self.migration_marks.append((m.i, 1 if row < k else 0))
             self.decisions_left -= 1
         d = actions["placement"]
-        latency, bg, evictions = m.serve(d if type(d) is int else int(d))
+        d = d if type(d) is int else int(d)
+        if self._hindsight:
+            horizon = self._residency_horizon()
+            i = m.i
+            m.victims.clear()           # the migrations' evictions are not this placement's
+        latency, bg, evictions = m.serve(d)
         self._window_latency += latency
         if self._latency_reward:
             r_place = -(latency + self.placement_io_weight * bg) / scale
+            if self._hindsight:
+                r_place -= self._future_read_cost(i, d, horizon) / scale
         else:
             r_place = 0.1 / max(latency / 1000.0, 1e-6) - evictions ** 0.09
         g, w = m.migration_gain, m.migration_wait
@@ -335,6 +359,40 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         if done or m.i % self.migration_interval == 0:
             self._end_window()
         return {"placement": r_place, "migration": r_mig}, done, False
+
+    def _residency_horizon(self) -> int:
+        """How many requests a page placed on the fastest device now is expected to stay there
+        unused: the age of its least recently used page (the LRU stack's cycle), or the rest of the
+        episode while it has free room."""
+        age = self.model.lru_age(0)
+        return self.model.tr.n if age < 0 else age
+
+    def _future_read_cost(self, i: int, d: int, horizon: int) -> float:
+        """The ``hindsight`` reward's extra term (us, future knowledge of the trace, for training
+        only): the read service time above the fastest device's that request ``i``'s placement on
+        ``d`` commits its pages and the pages it evicted to, counted for every such page whose next
+        access is a read within ``horizon`` requests (4 KiB random reads)."""
+        m = self.model
+        tr = m.tr
+        pr = m.page_read
+        fast = pr[0]
+        until = i + horizon
+        cost = 0.0
+        if d:
+            extra = pr[d] - fast
+            nr = tr.next_read
+            for j in range(tr.ptr[i], tr.ptr[i + 1]):
+                if nr[j] <= until:
+                    cost += extra
+        victims = m.victims
+        if victims:
+            write = tr.write
+            for v, src, dst in victims:
+                r = tr.next_request(v, i)
+                if r <= until and r < tr.n and not write[r]:
+                    cost += pr[dst] - pr[src]
+            victims.clear()
+        return cost
 
     def _end_window(self) -> None:
         m = self.model
@@ -388,7 +446,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         tr = m.tr
         i = m.i
         if i >= tr.n:
-            return np.array(self._zero_request + free + backlog, np.float32)
+            return np.array(self._zero_request + free + backlog
+                            + (self._zero_reuse if self._reuse_features else []), np.float32)
         lo, hi = tr.ptr[i], tr.ptr[i + 1]
         loc, count, last, freq = m.pool.loc, m.count, m.last, m.freq
         share = [0.0] * self.n_devices
@@ -422,8 +481,23 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             f_count = min(1.0, log2(1.0 + cmax) / LOG2_COUNT)
             f_freq = min(1.0, log2(1.0 + fmax) / LOG2_COUNT)
             f_size = min(1.0, log2(1.0 + (hi - lo)) / LOG2_SIZE)
-        return np.array([f_size, 1.0 if tr.write[i] else 0.0, 1.0 if tr.seq[i] else 0.0, f_count, f_interval, f_freq]
-                        + share + free + backlog, np.float32)
+        out = [f_size, 1.0 if tr.write[i] else 0.0, 1.0 if tr.seq[i] else 0.0, f_count, f_interval, f_freq] \
+            + share + free + backlog
+        if self._reuse_features:
+            out += self._reuse_values(tr.pid[lo:hi])
+        return np.array(out, np.float32)
+
+    def _reuse_values(self, pages) -> list[float]:
+        """``placement_features="reuse"``: the shortest last reuse distance of the request's pages
+        (requests between their last two accesses; 1 = none yet) and the fastest device's LRU age
+        (requests since the last access of its least recently used page, i.e. how long an unused
+        page stays there; 1 = it has free room), both ``log2(1 + x) / log2(1 + 2^20)``."""
+        m = self.model
+        gap = m.gap
+        g = min(gap[p] if gap[p] >= 0 else 1 << 40 for p in pages)
+        age = m.lru_age(0)
+        return [1.0 if g >= 1 << 40 else _log_norm(g, LOG2_INTERVAL),
+                1.0 if age < 0 else _log_norm(age, LOG2_INTERVAL)]
 
     def _global_features(self) -> np.ndarray:
         m = self.model
