@@ -112,6 +112,20 @@ def sb3_inference_cost(path: str, env, n: int = 2000) -> tuple[float, float]:
     return sb3, (time.process_time() - t) / n * 1e6
 
 
+#: environment kwargs that shape a placement checkpoint's observation (taken from its env record)
+OBSERVATION_KWARGS = ("placement_features",)
+
+
+def checkpoint_system(path: str) -> dict:
+    """The observation kwargs a placement checkpoint was trained with (its ``rlsys_env.json``), so
+    that it plays on an environment whose observation fits it; the dynamics stay the benchmark's."""
+    from rlsys_agents.checkpoint_env import read_env_metadata
+
+    meta = read_env_metadata(path) or {}
+    kwargs = meta.get("env_kwargs", {})
+    return {k: kwargs[k] for k in OBSERVATION_KWARGS if k in kwargs}
+
+
 def per_config(values: list[str] | None) -> dict[str, str]:
     """``["H&L=path", "path"]`` -> {config: path} (a bare path is for H&M)."""
     out = {}
@@ -129,14 +143,14 @@ def policies(args, config: str) -> dict:
     if place:
         label = "sibyl-like (QR-DQN)" if "qrdqn" in Path(place).stem else f"placement agent ({Path(place).stem})"
         rows[label] = (lambda: {"placement": checkpoint_policy(place),
-                                                "migration": MIGRATION_POLICIES["none"]()}, {})
+                                "migration": MIGRATION_POLICIES["none"]()}, checkpoint_system(place))
     if mig:
         rows[f"{args.migration_partner} + migration agent"] = (
             lambda: {"placement": PLACEMENT_POLICIES[args.migration_partner](),
                      "migration": checkpoint_policy(mig)}, {})
     if place and mig:
         rows["two-agent (Harmonia-like)"] = (lambda: {"placement": checkpoint_policy(place),
-                                                      "migration": checkpoint_policy(mig)}, {})
+                                                      "migration": checkpoint_policy(mig)}, checkpoint_system(place))
     return rows
 
 

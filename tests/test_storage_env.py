@@ -179,40 +179,32 @@ def test_placement_reward_is_the_latency_plus_weighted_background_io_and_the_sib
         assert r["placement"] == pytest.approx(0.1 / (m.lat[i] / 1000) - (m.evictions - ev0) ** 0.09)
 
 
-def test_hindsight_reward_charges_future_reads_within_the_fast_devices_lru_age_and_reuse_features():
+def test_reuse_features_are_the_last_reuse_distance_and_the_fast_devices_lru_age():
     # pages A A A B B C A (all 4 KiB reads); the fast device holds one page (10 % of 3 rounds to 0 -> 1)
     pages = [0, 0, 0, 1, 1, 2, 0]
     tr = BlockTrace("reuse", np.arange(7.0), np.zeros(7, np.int64), np.asarray(pages) * PAGE, np.full(7, PAGE),
                     np.zeros(7, bool))
-    env = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10, queueing=False,
-                                   reward="hindsight", placement_features="reuse")
-    fast, hdd = PROFILES["optane"], PROFILES["hdd"]
-    scale = env.latency_scale_us
-    extra = hdd.service_us(False, False, PAGE) - fast.service_us(False, False, PAGE)
+    env = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10, placement_features="reuse")
     obs, _ = env.reset(seed=0)
     assert env.observation_space("placement")["features"].shape == (6 + 3 * 2 + 2,)
-    got, feats = [], []
+    feats = []
     for a in (0, 0, 0, 1, 1, 0, 0):
         feats.append(obs["placement"]["features"][-2:].tolist())
-        i = env.model.i
-        obs, r, _, _, _ = env.step({"placement": a, "migration": 0})
-        got.append(r["placement"] + env.model.lat[i] / scale)        # the term beyond the latency reward
-    expected = [0.0,                  # A to the empty fast device: its next read is served there
-                0.0, 0.0,
-                -extra,               # B left on the HDD, read again at 4, within the LRU age 3 - 2 = 1
-                0.0,                  # B left on the HDD, never read again
-                -extra,               # C evicts A, read again at 6, within the LRU age 5 - 2 = 3
-                0.0]                  # A evicts C, never read again
-    assert got == pytest.approx([e / scale for e in expected])
-    log_norm = [np.log2(1 + x) / np.log2(1 + 2 ** 20) for x in range(4)]
-    # [last reuse distance of the request's pages (1: none yet), fast device's LRU age (1: free room)]
-    assert feats[0] == [1.0, 1.0] and feats[2] == pytest.approx([log_norm[1], log_norm[1]])
-    assert feats[3] == pytest.approx([1.0, log_norm[1]]) and feats[5] == pytest.approx([1.0, log_norm[3]])
-    # the default features and reward are unchanged by the option
-    base = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10, queueing=False)
-    base.reset(seed=0)
+        obs, _, _, _, _ = env.step({"placement": a, "migration": 0})
+    log_norm = [np.log2(1 + x) / np.log2(1 + 2 ** 20) for x in range(5)]
+    # [shortest last reuse distance of the request's pages (1: none yet), fast device's LRU age (1: free room)]
+    assert feats[0] == [1.0, 1.0] and feats[1] == [1.0, pytest.approx(log_norm[1])]
+    assert feats[2] == pytest.approx([log_norm[1], log_norm[1]])      # A: reused after 1; A idle since 1
+    assert feats[3] == pytest.approx([1.0, log_norm[1]])              # B: first access; A idle since 2
+    assert feats[4] == pytest.approx([1.0, log_norm[2]])              # B stayed on the HDD: A idle since 2
+    assert feats[5] == pytest.approx([1.0, log_norm[3]])
+    assert feats[6] == pytest.approx([log_norm[1], log_norm[1]])      # A: its last two accesses 1 apart; C idle since 5
+    # the default observation is unchanged by the option
+    base = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10)
+    base_obs, _ = base.reset(seed=0)
     assert base.observation_space("placement")["features"].shape == (12,)
-    assert base.step({"placement": 0, "migration": 0})[1]["placement"] == pytest.approx(-base.model.lat[0] / scale)
+    env.reset(seed=0)
+    assert np.array_equal(env.observe("placement")["features"][:12], base_obs["placement"]["features"])
     with pytest.raises(ValueError, match="placement_features must be one of"):
         HybridStorageParallelEnv(placement_features="future")
 

@@ -27,7 +27,7 @@ from rlsys_envs.core.parallel import RlsysParallelEnv, SingleAgentView
 from .generator import SHAPE_GROUPS, SHAPES, BlockTrace, SyntheticWorkload, episode_trace, load_trace
 from .model import CONFIGS, FREQ_DECAY, PROFILES, StorageModel, capacities
 
-REWARDS = ("latency", "sibyl", "hindsight")
+REWARDS = ("latency", "sibyl")
 PLACEMENT_FEATURES = ("base", "reuse")
 ARRIVALS = ("trace", "closed")
 INITIAL_PLACEMENTS = ("slow", "fast_first")
@@ -101,12 +101,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     request's queueing wait plus service time (us) and background_io the device time (us) of the
     page moves and evictions this placement caused (with the default weight 0 the reward is the
     negative request latency; the background I/O then costs through the queues it delays).
-    Reward ``"sibyl"`` (the Sibyl code's): ``0.1 / latency_ms - evictions ** 0.09``. Reward
-    ``"hindsight"`` (ours, for training; future knowledge): the latency reward minus
-    ``future_read_cost / S``, the extra read service time (over the fastest device's) of the
-    request's pages and of the pages its placement evicted, for each whose next access is a read
-    within the fastest device's LRU age (:meth:`_future_read_cost`), so that a placement's delayed
-    effect on later hits and misses shows in its own reward.
+    Reward ``"sibyl"`` (the Sibyl code's): ``0.1 / latency_ms - evictions ** 0.09``.
     ``migration`` (both variants), at every step:
     ``(gain - migration_wait - migration_io_weight * migration_io) / S``, where ``gain`` is the
     counterfactual service-time saving on this step's request of the pages moved by the agent's
@@ -149,7 +144,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     - ``migration_budget`` (4): migrations per interval, in ``[1, migration_interval]``.
     - ``candidates`` (8): hot and cold candidates each, in ``[1, 64]``.
     - ``migration_window`` (1,000): requests after a migration during which its gain counts.
-    - ``reward`` (``"latency"``): ``latency``, ``sibyl`` or ``hindsight`` (the placement reward above).
+    - ``reward`` (``"latency"``): ``latency`` or ``sibyl`` (the placement reward above).
     - ``placement_io_weight`` (0.0): weight of the placement's background I/O in its reward, ``[0, 100]``.
     - ``migration_io_weight`` (0.0): extra charge per us of migration device time in the migration
       reward (its latency cost is ``migration_wait``), ``[0, 100]``.
@@ -194,8 +189,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.n_candidates = check_int("candidates", candidates, 1, 64)
         self.migration_window = check_int("migration_window", migration_window, 1, 10_000_000)
         self.reward_kind = check_choice("reward", reward, REWARDS)
-        self._latency_reward = self.reward_kind != "sibyl"
-        self._hindsight = self.reward_kind == "hindsight"
+        self._latency_reward = self.reward_kind == "latency"
         self.placement_features = check_choice("placement_features", placement_features, PLACEMENT_FEATURES)
         self._reuse_features = self.placement_features == "reuse"
         self.placement_io_weight = check_float("placement_io_weight", placement_io_weight, 0.0, 100.0)
@@ -253,8 +247,6 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.model = StorageModel(ep, self.devices, cap, queueing=self.queueing, arrival=self.arrival,
                                   load_factor=self.load_factor, initial=self.initial_placement,
                                   eviction=self.eviction, gc_draws=gc)
-        if self._hindsight:
-            self.model.victims = []
         self._all_legal = np.ones(self.n_devices, bool)
         self.decisions_left = 0
         self.hot: list = []
@@ -335,17 +327,10 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             self.migration_marks.append((m.i, 1 if row < k else 0))
             self.decisions_left -= 1
         d = actions["placement"]
-        d = d if type(d) is int else int(d)
-        if self._hindsight:
-            horizon = self._residency_horizon()
-            i = m.i
-            m.victims.clear()           # the migrations' evictions are not this placement's
-        latency, bg, evictions = m.serve(d)
+        latency, bg, evictions = m.serve(d if type(d) is int else int(d))
         self._window_latency += latency
         if self._latency_reward:
             r_place = -(latency + self.placement_io_weight * bg) / scale
-            if self._hindsight:
-                r_place -= self._future_read_cost(i, d, horizon) / scale
         else:
             r_place = 0.1 / max(latency / 1000.0, 1e-6) - evictions ** 0.09
         g, w = m.migration_gain, m.migration_wait
@@ -359,40 +344,6 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         if done or m.i % self.migration_interval == 0:
             self._end_window()
         return {"placement": r_place, "migration": r_mig}, done, False
-
-    def _residency_horizon(self) -> int:
-        """How many requests a page placed on the fastest device now is expected to stay there
-        unused: the age of its least recently used page (the LRU stack's cycle), or the rest of the
-        episode while it has free room."""
-        age = self.model.lru_age(0)
-        return self.model.tr.n if age < 0 else age
-
-    def _future_read_cost(self, i: int, d: int, horizon: int) -> float:
-        """The ``hindsight`` reward's extra term (us, future knowledge of the trace, for training
-        only): the read service time above the fastest device's that request ``i``'s placement on
-        ``d`` commits its pages and the pages it evicted to, counted for every such page whose next
-        access is a read within ``horizon`` requests (4 KiB random reads)."""
-        m = self.model
-        tr = m.tr
-        pr = m.page_read
-        fast = pr[0]
-        until = i + horizon
-        cost = 0.0
-        if d:
-            extra = pr[d] - fast
-            nr = tr.next_read
-            for j in range(tr.ptr[i], tr.ptr[i + 1]):
-                if nr[j] <= until:
-                    cost += extra
-        victims = m.victims
-        if victims:
-            write = tr.write
-            for v, src, dst in victims:
-                r = tr.next_request(v, i)
-                if r <= until and r < tr.n and not write[r]:
-                    cost += pr[dst] - pr[src]
-            victims.clear()
-        return cost
 
     def _end_window(self) -> None:
         m = self.model

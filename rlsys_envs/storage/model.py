@@ -325,8 +325,6 @@ class StorageModel:
         self.fast_accesses = 0
         self.accesses = 0
         self.touched: set[int] = set()
-        #: when a list (set by the caller): every page evicted is appended as (page, from, to)
-        self.victims: list[tuple[int, int, int]] | None = None
         #: pages moved by the migration agent -> (their device before, request index when they stop counting)
         self.tracked: dict[int, tuple[int, int]] = {}
         self._track_until = 0
@@ -420,7 +418,6 @@ class StorageModel:
         lru_n = self.lru[nxt] if nxt < self.slowest else None
         tracked = self.tracked
         belady = self.belady
-        victims = self.victims
         for _ in range(need):
             if belady:
                 v = self._belady_victim(d, protect)
@@ -428,8 +425,6 @@ class StorageModel:
             else:
                 v = lru_d.popitem(last=False)[0]
             pool.move_page(v, nxt)
-            if victims is not None:
-                victims.append((v, d, nxt))
             if lru_n is not None:
                 lru_n[v] = None
                 if belady:
