@@ -194,7 +194,7 @@ def test_reuse_features_are_the_last_reuse_distance_and_the_fast_devices_lru_age
     log_norm = [np.log2(1 + x) / np.log2(1 + 2 ** 20) for x in range(5)]
     # [shortest last reuse distance of the request's pages (1: none yet), fast device's LRU age (1: free room)]
     assert feats[0] == [1.0, 1.0] and feats[1] == [1.0, pytest.approx(log_norm[1])]
-    assert feats[2] == pytest.approx([log_norm[1], log_norm[1]])      # A: reused after 1; A idle since 1
+    assert feats[2] == pytest.approx([log_norm[1], log_norm[1]])      # A: its last two accesses 1 apart; idle since 1
     assert feats[3] == pytest.approx([1.0, log_norm[1]])              # B: first access; A idle since 2
     assert feats[4] == pytest.approx([1.0, log_norm[2]])              # B stayed on the HDD: A idle since 2
     assert feats[5] == pytest.approx([1.0, log_norm[3]])
@@ -203,8 +203,8 @@ def test_reuse_features_are_the_last_reuse_distance_and_the_fast_devices_lru_age
     base = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10)
     base_obs, _ = base.reset(seed=0)
     assert base.observation_space("placement")["features"].shape == (12,)
-    env.reset(seed=0)
-    assert np.array_equal(env.observe("placement")["features"][:12], base_obs["placement"]["features"])
+    obs, _ = env.reset(seed=0)
+    assert np.array_equal(obs["placement"]["features"][:12], base_obs["placement"]["features"])
     with pytest.raises(ValueError, match="placement_features must be one of"):
         HybridStorageParallelEnv(placement_features="future")
 
