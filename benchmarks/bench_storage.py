@@ -22,7 +22,10 @@ Policies are played jointly (placement + migration) on the same seeded episodes;
 on its bound system (``fast_capacity=1.0, initial_placement="fast_first"``) and the Oracle on
 Belady's eviction (``eviction="belady"``). A placement checkpoint alone is the Sibyl-like agent
 (no migration); with a migration checkpoint it is the two-agent (Harmonia-like) policy.
-``--png FILE`` saves the environment's picture of one episode of the last policy listed.
+``--decomposition`` adds two rows that split the Oracle's margin: the Oracle's placement and
+migration on the agents' system (LRU eviction) and LRU's placement on Belady's eviction. A
+placement checkpoint plays on an environment with the observation kwargs of its env record
+(``placement_features``). ``--png FILE`` saves the environment's picture of one episode of the last policy listed.
 """
 from __future__ import annotations
 
@@ -112,6 +115,20 @@ def sb3_inference_cost(path: str, env, n: int = 2000) -> tuple[float, float]:
     return sb3, (time.process_time() - t) / n * 1e6
 
 
+#: environment kwargs that shape a placement checkpoint's observation (taken from its env record)
+OBSERVATION_KWARGS = ("placement_features",)
+
+
+def checkpoint_system(path: str) -> dict:
+    """The observation kwargs a placement checkpoint was trained with (its ``rlsys_env.json``), so
+    that it plays on an environment whose observation fits it; the dynamics stay the benchmark's."""
+    from rlsys_agents.checkpoint_env import read_env_metadata
+
+    meta = read_env_metadata(path) or {}
+    kwargs = meta.get("env_kwargs", {})
+    return {k: kwargs[k] for k in OBSERVATION_KWARGS if k in kwargs}
+
+
 def per_config(values: list[str] | None) -> dict[str, str]:
     """``["H&L=path", "path"]`` -> {config: path} (a bare path is for H&M)."""
     out = {}
@@ -124,19 +141,24 @@ def per_config(values: list[str] | None) -> dict[str, str]:
 def policies(args, config: str) -> dict:
     """name -> (factory of {agent: Policy}, env kwargs of its system) for one configuration."""
     rows = {name: (JOINT_BASELINES[name], SYSTEM_OF.get(name, {})) for name in BASELINE_ROWS}
+    if args.decomposition:
+        # where the Oracle's margin comes from: its placement on the agents' LRU eviction, and LRU's
+        # placement on Belady's eviction
+        rows["oracle on LRU eviction"] = (JOINT_BASELINES["oracle"], {})
+        rows["lru on Belady eviction"] = (JOINT_BASELINES["lru"], SYSTEM_OF["oracle"])
     place = per_config(args.placement_checkpoint).get(config)
     mig = per_config(args.migration_checkpoint).get(config)
     if place:
         label = "sibyl-like (QR-DQN)" if "qrdqn" in Path(place).stem else f"placement agent ({Path(place).stem})"
         rows[label] = (lambda: {"placement": checkpoint_policy(place),
-                                                "migration": MIGRATION_POLICIES["none"]()}, {})
+                                "migration": MIGRATION_POLICIES["none"]()}, checkpoint_system(place))
     if mig:
         rows[f"{args.migration_partner} + migration agent"] = (
             lambda: {"placement": PLACEMENT_POLICIES[args.migration_partner](),
                      "migration": checkpoint_policy(mig)}, {})
     if place and mig:
         rows["two-agent (Harmonia-like)"] = (lambda: {"placement": checkpoint_policy(place),
-                                                      "migration": checkpoint_policy(mig)}, {})
+                                                      "migration": checkpoint_policy(mig)}, checkpoint_system(place))
     return rows
 
 
@@ -300,6 +322,8 @@ def main(argv=None):
     p.add_argument("--migration-checkpoint", action="append", metavar="[CONFIG=]PATH",
                    help="a migration checkpoint of one configuration (bare path: H&M); repeatable")
     p.add_argument("--migration-partner", default="cde", help="placement heuristic paired with the migration agent")
+    p.add_argument("--decomposition", action="store_true",
+                   help="also the Oracle (placement + migration) on LRU eviction and LRU on Belady's eviction")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--out", default=None, help="also write the tables to this markdown file")
     p.add_argument("--png", default=None, help="save the picture of one episode here")

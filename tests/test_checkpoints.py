@@ -21,6 +21,8 @@ ENVS = {
     "jobshop_": ("rlsys/JobShop-v0", {"n_jobs": 6, "n_machines": 6}, "makespan"),
     "serverless_ppo_": (SERVERLESS, {"action_type": "absolute", "reward": "slo"}, "throughput"),
     "serverless_sac_": (SERVERLESS, {"action_type": "continuous", "reward": "slo"}, "throughput"),
+    "storage_placement_ppo_hml": ("rlsys/HybridStorage-v0", {"episode_requests": 500, "config": "H&M&L"},
+                                  "mean_latency_us"),
     "storage_placement_": ("rlsys/HybridStorage-v0", {"episode_requests": 500}, "mean_latency_us"),
     "storage_migration_": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500}, "mean_latency_us"),
     "malloc_": ("rlsys/MemoryMapping-v0", {"instance": "small"}, "saved_fraction"),

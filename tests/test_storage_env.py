@@ -179,6 +179,36 @@ def test_placement_reward_is_the_latency_plus_weighted_background_io_and_the_sib
         assert r["placement"] == pytest.approx(0.1 / (m.lat[i] / 1000) - (m.evictions - ev0) ** 0.09)
 
 
+def test_reuse_features_are_the_last_reuse_distance_and_the_fast_devices_lru_age():
+    # pages A A A B B C A (all 4 KiB reads); the fast device holds one page (10 % of 3 rounds to 0 -> 1)
+    pages = [0, 0, 0, 1, 1, 2, 0]
+    tr = BlockTrace("reuse", np.arange(7.0), np.zeros(7, np.int64), np.asarray(pages) * PAGE, np.full(7, PAGE),
+                    np.zeros(7, bool))
+    env = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10, placement_features="reuse")
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space("placement")["features"].shape == (6 + 3 * 2 + 2,)
+    feats = []
+    for a in (0, 0, 0, 1, 1, 0, 0):
+        feats.append(obs["placement"]["features"][-2:].tolist())
+        obs, _, _, _, _ = env.step({"placement": a, "migration": 0})
+    log_norm = [np.log2(1 + x) / np.log2(1 + 2 ** 20) for x in range(5)]
+    # [shortest last reuse distance of the request's pages (1: none yet), fast device's LRU age (1: free room)]
+    assert feats[0] == [1.0, 1.0] and feats[1] == [1.0, pytest.approx(log_norm[1])]
+    assert feats[2] == pytest.approx([log_norm[1], log_norm[1]])      # A: its last two accesses 1 apart; idle since 1
+    assert feats[3] == pytest.approx([1.0, log_norm[1]])              # B: first access; A idle since 2
+    assert feats[4] == pytest.approx([1.0, log_norm[2]])              # B stayed on the HDD: A idle since 2
+    assert feats[5] == pytest.approx([1.0, log_norm[3]])
+    assert feats[6] == pytest.approx([log_norm[1], log_norm[1]])      # A: its last two accesses 1 apart; C idle since 5
+    # the default observation is unchanged by the option
+    base = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10)
+    base_obs, _ = base.reset(seed=0)
+    assert base.observation_space("placement")["features"].shape == (12,)
+    obs, _ = env.reset(seed=0)
+    assert np.array_equal(obs["placement"]["features"][:12], base_obs["placement"]["features"])
+    with pytest.raises(ValueError, match="placement_features must be one of"):
+        HybridStorageParallelEnv(placement_features="future")
+
+
 def test_views_take_the_parallel_envs_keyword_arguments_and_validate_partners():
     params = inspect.signature(HybridStorageEnv.__init__).parameters
     assert {"config", "fast_capacity", "migration", "render_mode"} <= set(params)

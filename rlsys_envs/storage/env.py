@@ -28,10 +28,12 @@ from .generator import SHAPE_GROUPS, SHAPES, BlockTrace, SyntheticWorkload, epis
 from .model import CONFIGS, FREQ_DECAY, PROFILES, StorageModel, capacities
 
 REWARDS = ("latency", "sibyl")
+PLACEMENT_FEATURES = ("base", "reuse")
 ARRIVALS = ("trace", "closed")
 INITIAL_PLACEMENTS = ("slow", "fast_first")
 EVICTIONS = ("lru", "belady")
 REQUEST_FEATURES = 6
+REUSE_FEATURES = 2                      # placement_features="reuse": last reuse distance, fast LRU age
 DEVICE_FEATURES = 3
 CANDIDATE_FEATURES = 8
 GLOBAL_FEATURES = 4
@@ -146,6 +148,9 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
     - ``placement_io_weight`` (0.0): weight of the placement's background I/O in its reward, ``[0, 100]``.
     - ``migration_io_weight`` (0.0): extra charge per us of migration device time in the migration
       reward (its latency cost is ``migration_wait``), ``[0, 100]``.
+    - ``placement_features`` (``"base"``): ``base`` (the placement features above) or ``reuse``
+      (two more at the end: the shortest last reuse distance of the request's pages and the
+      fastest device's LRU age, see :meth:`_reuse_values`).
     - ``trace_limit`` (2,000,000): requests read from a trace file, in ``[1, 10^9]``.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
@@ -166,7 +171,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
                  migration_interval: int = 100, migration_budget: int = 4, candidates: int = 8,
                  migration_window: int = 1000,
                  reward: str = "latency", placement_io_weight: float = 0.0, migration_io_weight: float = 0.0,
-                 trace_limit: int = 2_000_000,
+                 placement_features: str = "base", trace_limit: int = 2_000_000,
                  render_mode: str | None = None):
         super().__init__(render_mode=render_mode)
         self.config = check_choice("config", config, tuple(CONFIGS))
@@ -185,6 +190,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.migration_window = check_int("migration_window", migration_window, 1, 10_000_000)
         self.reward_kind = check_choice("reward", reward, REWARDS)
         self._latency_reward = self.reward_kind == "latency"
+        self.placement_features = check_choice("placement_features", placement_features, PLACEMENT_FEATURES)
+        self._reuse_features = self.placement_features == "reuse"
         self.placement_io_weight = check_float("placement_io_weight", placement_io_weight, 0.0, 100.0)
         self.migration_io_weight = check_float("migration_io_weight", migration_io_weight, 0.0, 100.0)
         self.trace_limit = check_int("trace_limit", trace_limit, 1, 1_000_000_000)
@@ -197,7 +204,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         n = self.n_devices
         k2 = 2 * self.n_candidates
         self._declare_agent("placement", {
-            "features": spaces.Box(0.0, 1.0, (REQUEST_FEATURES + DEVICE_FEATURES * n,), np.float32)},
+            "features": spaces.Box(0.0, 1.0, (REQUEST_FEATURES + DEVICE_FEATURES * n
+                                              + (REUSE_FEATURES if self._reuse_features else 0),), np.float32)},
             spaces.Discrete(n), masked=True)
         self._declare_agent("migration", {
             **entity_spaces("candidate", k2, CANDIDATE_FEATURES),
@@ -210,6 +218,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self._zero_rows = np.zeros(k2, np.int8)
         self._zero_backlog = [0.0] * n
         self._zero_request = [0.0] * (REQUEST_FEATURES + n)
+        self._zero_reuse = [0.0] * REUSE_FEATURES
         self._log_size_1 = min(1.0, math.log2(2.0) / LOG2_SIZE)
 
     # --------------------------------------------------------------------------- instances
@@ -388,7 +397,8 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         tr = m.tr
         i = m.i
         if i >= tr.n:
-            return np.array(self._zero_request + free + backlog, np.float32)
+            return np.array(self._zero_request + free + backlog
+                            + (self._zero_reuse if self._reuse_features else []), np.float32)
         lo, hi = tr.ptr[i], tr.ptr[i + 1]
         loc, count, last, freq = m.pool.loc, m.count, m.last, m.freq
         share = [0.0] * self.n_devices
@@ -422,8 +432,23 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             f_count = min(1.0, log2(1.0 + cmax) / LOG2_COUNT)
             f_freq = min(1.0, log2(1.0 + fmax) / LOG2_COUNT)
             f_size = min(1.0, log2(1.0 + (hi - lo)) / LOG2_SIZE)
-        return np.array([f_size, 1.0 if tr.write[i] else 0.0, 1.0 if tr.seq[i] else 0.0, f_count, f_interval, f_freq]
-                        + share + free + backlog, np.float32)
+        out = [f_size, 1.0 if tr.write[i] else 0.0, 1.0 if tr.seq[i] else 0.0, f_count, f_interval, f_freq] \
+            + share + free + backlog
+        if self._reuse_features:
+            out += self._reuse_values(tr.pid[lo:hi])
+        return np.array(out, np.float32)
+
+    def _reuse_values(self, pages) -> list[float]:
+        """``placement_features="reuse"``: the shortest last reuse distance of the request's pages
+        (requests between their last two accesses; 1 = none yet) and the fastest device's LRU age
+        (requests since the last access of its least recently used page, i.e. how long an unused
+        page stays there; 1 = it has free room), both ``log2(1 + x) / log2(1 + 2^20)``."""
+        m = self.model
+        gap = m.gap
+        g = min(gap[p] if gap[p] >= 0 else 1 << 40 for p in pages)
+        age = m.lru_age(0)
+        return [1.0 if g >= 1 << 40 else _log_norm(g, LOG2_INTERVAL),
+                1.0 if age < 0 else _log_norm(age, LOG2_INTERVAL)]
 
     def _global_features(self) -> np.ndarray:
         m = self.model

@@ -304,6 +304,8 @@ class StorageModel:
                     self._push(p, loc[p])
         self.count = array("q", bytes(8 * n_pages))
         self.last = array("q", [-1]) * n_pages
+        #: requests between a page's last two accesses (-1 before its second access): its last reuse distance
+        self.gap = array("q", [-1]) * n_pages
         self.freq = array("d", bytes(8 * n_pages))
         self.busy = [0.0] * n_dev
         #: the queues without the migration agent's I/O (the counterfactual of its queueing cost)
@@ -525,13 +527,17 @@ class StorageModel:
                 for p in pages:
                     tracked.pop(p, None)
         # access statistics and LRU recency (before any eviction, so this request's pages are safe)
-        count, last, freq = self.count, self.last, self.freq
+        count, last, freq, gap = self.count, self.last, self.freq, self.gap
         lru = self.lru
         touched = self.touched
         for p in pages:
             count[p] += 1
             lp = last[p]
-            freq[p] = freq[p] * FREQ_DECAY ** (i - lp) + 1.0 if lp >= 0 else 1.0
+            if lp >= 0:
+                freq[p] = freq[p] * FREQ_DECAY ** (i - lp) + 1.0
+                gap[p] = i - lp
+            else:
+                freq[p] = 1.0
             last[p] = i
             touched.add(p)
             e = loc[p]
@@ -628,6 +634,13 @@ class StorageModel:
         cold_pool.sort()
         cold = [(p, d, d + 1) for _, p, d in cold_pool[:k]]
         return hot, cold
+
+    def lru_age(self, d: int) -> int:
+        """Requests since the last access of device ``d``'s least recently used page (-1 when ``d``
+        is the slowest device or has free room): how long an unused page survives there under LRU."""
+        if d >= self.slowest or self.pool.used[d] < self.pool.cap[d] or not self.lru[d]:
+            return -1
+        return self.i - self.last[next(iter(self.lru[d]))]
 
     def decayed_frequency(self, p: int) -> float:
         lp = self.last[p]
