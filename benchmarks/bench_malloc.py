@@ -7,7 +7,8 @@ medium: a wall-clock limit, with its bound), the LP and all-fast upper bounds, a
 ``--checkpoint`` the trained policy (greedy, best of ``--best-of`` samples, MCTS at the
 ``--mcts`` budgets), with wins / mean / worst difference against ``xla_like`` and wall time per
 program; (c) MiniMalloc's A-K benchmarks in allocation mode (``--minimalloc DIR``, skipped when
-absent): which ones each method allocates completely, and in what time.
+absent): which ones each method allocates completely, and in what time, including the canonical
+backtracking search (``rlsys_envs.malloc.search``) replayed in the ``buffer_choice`` mode.
 
     python benchmarks/bench_malloc.py --quick
     python benchmarks/bench_malloc.py --checkpoint agents/checkpoints/malloc_ppo.zip
@@ -155,13 +156,15 @@ def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsa
 
 
 # --------------------------------------------------------------------------- (c) MiniMalloc
-def bench_minimalloc(folder, quick, cpsat_limit):
+def bench_minimalloc(folder, quick, cpsat_limit, search_limit):
+    """Per instance: which method places every buffer, and in what wall time."""
+    from rlsys_envs.malloc.baselines import CanonicalSearchPolicy
     from rlsys_envs.malloc.exact import solve_cpsat
 
     files = sorted(Path(folder).glob("[A-K].*.csv"))
     if not files:
         return f"### (c) MiniMalloc A-K\n\n(no files in {folder})"
-    rows = []
+    rows, solved = [], 0
     for path in files[:3] if quick else files:
         row = [path.stem.split(".")[0]]
         for name, order in (("xla_like", "size"), ("first_fit", "size"), ("xla_like", "start")):
@@ -174,11 +177,24 @@ def bench_minimalloc(folder, quick, cpsat_limit):
         for canonical in (True, False):
             r = solve_cpsat(env.program, env.order_index, "allocate", canonical, cpsat_limit, wall_limit=cpsat_limit)
             row.append(f"{'yes' if r.status in ('OPTIMAL', 'FEASIBLE') else 'no'} ({r.status}, {r.wall_s:.1f} s)")
+        # the canonical search, replayed action by action in the buffer-choice mode
+        choice = MemoryMappingEnv(instance=str(path), objective="allocate", buffer_choice=True)
+        policy = CanonicalSearchPolicy(time_limit=search_limit)
+        t0 = time.perf_counter()
+        ep = play_episode(choice, policy, seed=0)
+        wall = time.perf_counter() - t0
+        r = policy.result
+        row.append(f"{'yes' if r.status == 'FEASIBLE' else 'no'} ({r.status}, {r.wall_s:.1f} s, {r.nodes} nodes)")
+        row.append(f"{'yes' if ep.metrics['allocated'] else 'no'} ({100 * ep.metrics['allocated_fraction']:.0f} %, "
+                   f"{wall:.1f} s)")
+        solved += bool(ep.metrics["allocated"])
         rows.append(row)
     cols = ("instance", "buffers", "best fit, size order", "first fit, size order", "best fit, start order",
-            "CP-SAT canonical in size order", "CP-SAT packing")
-    return (f"### (c) MiniMalloc A-K in allocation mode (capacity 1 MiB; CP-SAT {cpsat_limit:g} s, 1 worker)\n\n"
-            + table(cols, rows))
+            "CP-SAT canonical in size order", "CP-SAT packing", "canonical search (ours)",
+            "search replayed, buffer_choice env")
+    return (f"### (c) MiniMalloc A-K in allocation mode (capacity 1 MiB; CP-SAT {cpsat_limit:g} s, 1 worker; "
+            f"canonical search {search_limit:g} s)\n\n" + table(cols, rows)
+            + f"\n\n- allocated completely in the environment: {solved} of {len(rows)}")
 
 
 def main(argv=None):
@@ -192,6 +208,8 @@ def main(argv=None):
                     help="programs for best-of-K and MCTS per size")
     ap.add_argument("--cpsat-medium", type=int, default=5, metavar="N", help="medium programs given to CP-SAT")
     ap.add_argument("--minimalloc", default=str(MINIMALLOC), metavar="DIR")
+    ap.add_argument("--search-limit", type=float, default=60.0, metavar="S",
+                    help="wall seconds of the canonical search per MiniMalloc instance in (c)")
     ap.add_argument("--only", default="abc", help="sections to run, e.g. 'bc'")
     add_out_option(ap)
     args = ap.parse_args(argv)
@@ -224,7 +242,8 @@ def run(args):
         sections.append(("b", lambda size=size, n=n, cp_n=cp_n, limit=limit: bench_quality(
             size, n, args.quick, ckpt, args.best_of, budgets if size != "large" else [], limit, cp_n,
             search.get(size, 0))))
-    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0)))
+    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0,
+                                                   10.0 if args.quick else args.search_limit)))
     run_sections(sections, args.only, t0)
 
 

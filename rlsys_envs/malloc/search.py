@@ -172,7 +172,12 @@ class _Search:
                 raised = nb[~placed[nb] & (floor[nb] < top)]
                 saved_floor = floor[raised].copy()
                 floor[raised] = top
-                ok = self.fits(off, self.lowest_floor(rest, lo, hi), lo, hi)
+                # exact floors: they change only where i or the raised buffers live
+                low = np.where(self.total[lo:hi] > 0, parent_low, 0)
+                changed = np.concatenate([[i], raised])
+                a, b = max(int(p.start[changed].min()), lo), min(int(p.end[changed].max()), hi)
+                low[a - lo:b - lo] = self.lowest_floor(rest, a, b)
+                ok = self.fits(off, low, lo, hi)
                 self.sequence.append(i)
                 if ok and self.descend(rest, lo, hi, off, int(rank[i])):
                     return True
