@@ -101,6 +101,9 @@ class FastPointerPolicy(Policy):
             if key not in self.w.ctx_keys or len(cols) != 1:
                 raise ValueError(f"toggles: one 0/1 column of a context table ({self.w.ctx_keys}) per key, "
                                  f"got {key!r}: {cols}")
+        for key in self.toggles:
+            if self.w.ctx[key][-1][0] != "act" or self.w.ctx[key][-1][1] is not _ACTIVATIONS["ReLU"]:
+                raise ValueError(f"toggles need a context MLP ending in ReLU ({key!r})")
         self._cache: dict = {}
 
     def reset(self, env, seed=None):
@@ -121,38 +124,34 @@ class FastPointerPolicy(Policy):
                 raise ValueError(f"toggle column {c} of {key!r} holds values other than 0 and 1")
             base[:, c] = 0.0
         old = self._cache.get(key)
-        variants = 2 if cols else 1
         if old is None or old[0].shape != base.shape:
             rows = np.arange(len(base))
             prev = base.copy()
             width = [la for la in self.w.ctx[key] if la[0] == "linear"][-1][1].shape[1]
-            emb = np.zeros((variants, len(base), width), np.float32)
+            emb = np.zeros((len(base), 2 if cols else 1, width), np.float32)
+            valid = np.zeros(len(base), bool)
         else:
-            prev, emb = old
+            prev, emb, valid = old
             rows = np.flatnonzero((base != prev).any(1))
-            prev[rows] = base[rows]
         if len(rows):
+            prev[rows] = base[rows]
+            valid[rows] = (base[rows] != 0).any(1)   # a real row has a nonzero feature besides the toggle
             x = base[rows]
-            emb[0, rows] = _run(self.w.ctx[key], x)
+            emb[rows, 0] = _run(self.w.ctx[key], x) * valid[rows, None]     # padded rows embed as zeros
             if cols:
                 x[:, cols[0]] = 1.0
-                emb[1, rows] = _run(self.w.ctx[key], x)
-        self._cache[key] = (prev, emb)
-        valid = (prev != 0).any(1)             # a real row has a nonzero feature besides the toggle
+                emb[rows, 1] = _run(self.w.ctx[key], x) * valid[rows, None]
+        self._cache[key] = (prev, emb, valid)
         if not cols:
-            return _pool(emb[0], valid)
+            return _pool(emb[:, 0], valid)
         on = table[:, cols[0]] > 0.5
-        valid |= on
-        count = int(valid.sum())
+        count = int(np.count_nonzero(valid | on))
         if not count:
             return np.zeros(2 * emb.shape[2], np.float32)
-        # mean and max of where(on, emb[1], emb[0]) over the real rows, without building it
-        off_rows, on_rows = valid & ~on, valid & on
-        total = off_rows.astype(np.float32) @ emb[0] + on_rows.astype(np.float32) @ emb[1]
-        low = np.float32(-np.inf)
-        mx = np.maximum(emb[0].max(0, where=off_rows[:, None], initial=low),
-                        emb[1].max(0, where=on_rows[:, None], initial=low))
-        return np.concatenate([total / count, mx]).astype(np.float32)
+        # the context MLP ends in a ReLU: embeddings are >= 0, so the padded rows' zeros never
+        # change the max, and they add nothing to the sum
+        h = emb[np.arange(len(on)), on.astype(np.intp)]
+        return np.concatenate([h.sum(0) / count, h.max(0)]).astype(np.float32)
 
     def _attention(self, x: np.ndarray, valid: np.ndarray, p: dict) -> np.ndarray:
         n, d = x.shape

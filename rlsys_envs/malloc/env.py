@@ -197,6 +197,15 @@ class MemoryMappingEnv(RlsysEnv):
         self.occupancy = np.zeros(OCCUPANCY_BINS, np.float64)
         self._gain = p.standalone.copy()
         self._mask = None
+        self._n_fast = 0
+        # the buffer table, kept up to date step by step (fixed order; rebuilt each step with buffer choice)
+        self._rows = np.zeros((self.max_buffers, BUFFER_FEATURES), np.float32)
+        self._rows[: p.n_buffers, :4] = static
+        self._rows[: p.n_buffers, 4] = np.minimum(self._gain / self._scale, 1.0)
+        self._rows[: p.n_buffers, 10] = 1.0
+        self._buffers_mask = np.zeros(self.max_buffers, np.int8)
+        self._buffers_mask[: p.n_buffers] = 1
+        self._marked = -1                                 # the buffer whose row says "current"
         if self.buffer_choice:
             n, k = p.n_buffers, self.max_candidates
             self._n_cand = np.zeros(n, np.int64)          # offered positions per buffer (0: decided / none)
@@ -262,11 +271,25 @@ class MemoryMappingEnv(RlsysEnv):
         if self.done:
             self.cand_offsets = self.cand_gaps = np.zeros(0, np.int64)
             self.best_fit = -1
+            self._mark_current(-1)
             return
         p, i = self.program, self.current
         offsets, fits, gaps = self.state.map.canonical_offsets(int(p.start[i]), int(p.end[i]), int(p.size[i]))
         keep, self.best_fit = self._select(offsets, fits, gaps, keep_top=False)
         self.cand_offsets, self.cand_gaps = offsets[keep], gaps[keep]
+        self._mark_current(i)
+
+    def _mark_current(self, i: int) -> None:
+        """Columns 8-9 of the buffer table (fixed order): the current buffer, and who overlaps it."""
+        p, rows = self.program, self._rows
+        if self._marked >= 0:
+            rows[self._marked, 8] = 0.0
+        if i < 0:
+            rows[:, 8:10] = 0.0
+        else:
+            rows[i, 8] = 1.0
+            rows[: p.n_buffers, 9] = (p.start < p.end[i]) & (p.end > p.start[i])
+        self._marked = i
 
     # ------------------------------------------------------------------- buffer-choice mode
     def _offer(self, rows: np.ndarray) -> None:
@@ -350,6 +373,15 @@ class MemoryMappingEnv(RlsysEnv):
             hit = (lo < p.end[i]) & (hi > p.start[i])
             self.occupancy[hit] = np.maximum(self.occupancy[hit], offset + int(p.size[i]))
             self._gain = p.marginal_saving(self.state.memory)
+        if not self.failed:
+            self._n_fast += offset is not None
+            row = self._rows[i]
+            row[4], row[10] = 0.0, 0.0
+            row[5], row[6] = float(offset is not None), float(offset is None)
+            row[7] = 0.0 if offset is None else offset / max(p.capacity, 1)
+            if offset is not None:
+                n = p.n_buffers
+                self._rows[:n, 4] = np.where(self.state.decided, 0.0, np.minimum(self._gain / self._scale, 1.0))
         self.step_index += 1 if not self.failed else 0
         self.total_return += reward
         self._mask = None
@@ -398,23 +430,15 @@ class MemoryMappingEnv(RlsysEnv):
     def _observation(self) -> dict[str, np.ndarray]:
         p, st = self.program, self.state
         n, cap = p.n_buffers, max(p.capacity, 1)
-        static, _, _ = self._static
         cur = self.current
         undecided = ~st.decided
-        rows = np.zeros((n, BUFFER_FEATURES), np.float32)
-        rows[:, :4] = static
-        rows[:, 4] = np.where(undecided, np.minimum(self._gain / self._scale, 1.0), 0.0)
-        rows[:, 5] = st.fast
-        rows[:, 6] = st.decided & ~st.fast
-        rows[:, 7] = np.where(st.fast, st.offset / cap, 0.0)
         if self.buffer_choice:
+            rows = self._rows[:n].copy()
             rows[:, 8] = self._n_cand / self.max_candidates
             rows[:, 9] = np.where(undecided, self._floor / cap, 0.0)
-        elif not self.done:
-            rows[cur, 8] = 1.0
-            rows[:, 9] = (p.start < p.end[cur]) & (p.end > p.start[cur])
-        rows[:, 10] = undecided
-        obs = pack_entities("buffers", rows, self.max_buffers)
+            obs = pack_entities("buffers", rows, self.max_buffers)
+        else:
+            obs = {"buffers_features": self._rows.copy(), "buffers_mask": self._buffers_mask.copy()}
         obs["candidates_features"] = self._choice_table() if self.buffer_choice else self._fixed_table()
         obs["candidates_mask"] = self._action_mask().astype(np.int8)
         obs["occupancy"] = (self.occupancy / cap).astype(np.float32)
@@ -427,7 +451,7 @@ class MemoryMappingEnv(RlsysEnv):
             g5 = len(self.cand_offsets) / self.max_candidates
         obs["global_features"] = np.array([
             self.step_index / n, st.time / p.slow_time, min(max((p.slow_time - st.time) / saved_max, 0.0), 1.0),
-            st.fast.mean(), g4, g5], np.float32)
+            self._n_fast / n, g4, g5], np.float32)
         return obs
 
     def _fixed_table(self) -> np.ndarray:
