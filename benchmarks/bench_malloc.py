@@ -1,6 +1,7 @@
 """Benchmarks of ``rlsys/MemoryMapping-v0``; prints markdown tables.
 
-(a) throughput: steps per second of random masked play on medium and large programs (one process);
+(a) throughput: steps per second of random masked play on medium and large programs (one process),
+and (d) the wall time of a whole greedy episode (env alone, SB3's predict, the numpy inference);
 (b) quality on held-out generated programs (reset seeds 0 .. n-1 of ``small`` / ``medium`` /
 ``large``): run time saved by every baseline (each in its own order), CP-SAT (small: to proof,
 medium: a wall-clock limit, with its bound), the LP and all-fast upper bounds, and with
@@ -32,6 +33,8 @@ from rlsys_envs.malloc.env import MemoryMappingEnv  # noqa: E402
 from rlsys_envs.malloc.exact import lp_bound  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the buffer table's 0/1 column "overlaps the current buffer" (flips for many rows per step)
+FAST_TOGGLES = {"buffers_features": (9,)}
 MINIMALLOC = ROOT.parent / "shared" / "data" / "minimalloc"
 
 
@@ -70,10 +73,15 @@ class Checkpoint:
             self._models[key] = load_sb3(self.path, env=env)[0]
         return self._models[key]
 
-    def policy(self, env, deterministic=True, name="policy"):
+    def policy(self, env, deterministic=True, name="policy", fast=True):
+        """Greedy: the numpy inference (same actions as SB3's predict, tested); sampling: SB3."""
         from rlsys_agents.evaluation import SB3Policy
+        from rlsys_agents.fast_pointer import FastPointerPolicy, supports
 
-        return SB3Policy(self.model(env), True, deterministic, name=name)
+        model = self.model(env)
+        if deterministic and fast and supports(model):
+            return FastPointerPolicy(model, toggles=FAST_TOGGLES, name=name)
+        return SB3Policy(model, True, deterministic, name=name)
 
     def mcts(self, env, simulations):
         from rlsys_agents.mcts import MCTSPolicy, sb3_evaluator
@@ -121,9 +129,13 @@ def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsa
         status = [p.result.status for p in policies]
         proven = all(x == "OPTIMAL" for x in status)
         bound = np.array([p.result.bound_fraction for p in policies])
-        notes.append(f"cpsat: {status.count('OPTIMAL')} of {len(status)} proven optimal; mean bound "
-                     f"{100 * bound.mean():.2f} %; limit {cpsat_limit:g} "
-                     f"{'units of deterministic time' if size == 'small' else 's wall clock'}, 1 worker")
+        hinted = sum(bool(p.result.stats.get("returned_hint")) for p in policies)
+        best_bound = np.minimum(bound, lp[: len(bound)])
+        notes.append(f"cpsat: {status.count('OPTIMAL')} of {len(status)} proven optimal ({', '.join(status)}); "
+                     f"{hinted} kept the xla_like placement it was hinted with; mean CP-SAT bound "
+                     f"{100 * bound.mean():.2f} %, min(CP-SAT, LP) bound {100 * best_bound.mean():.2f} %; limit "
+                     f"{cpsat_limit:g} {'units of deterministic time' if size == 'small' else 's wall clock'}, "
+                     f"1 worker")
     if ckpt is not None:
         results["policy (greedy)"] = run_method(size, seeds, lambda env: ckpt.policy(env))
         if best_of and search_n:
@@ -153,6 +165,29 @@ def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsa
     cols = ("method", "programs", "saved % (mean ± sd)", "beats xla_like", "vs xla_like (pp, mean)",
             "vs xla_like (pp, worst)", "below cpsat (pp)", "wall s / program")
     return head + table(cols, rows) + ("\n\n" + "\n".join(f"- {x}" for x in notes) if notes else "")
+
+
+# ------------------------------------------------------------------------------- (d) timing
+def bench_timing(ckpt, size="large", seed=0, repeats=3):
+    """Wall time of one whole greedy episode (every decision) on a generated program: the env
+    alone (xla_like), SB3's predict, and the numpy inference; best of ``repeats``."""
+    env = MemoryMappingEnv(instance=size)
+    rows = []
+    methods = [("env only (xla_like)", lambda: BASELINES["xla_like"]())]
+    if ckpt is not None:
+        methods += [("policy greedy, SB3 predict", lambda: ckpt.policy(env, fast=False)),
+                    ("policy greedy, numpy incremental", lambda: ckpt.policy(env))]
+    for name, make in methods:
+        best, ep = float("inf"), None
+        for _ in range(repeats if "SB3" not in name else 1):
+            t0 = time.perf_counter()
+            ep = play_episode(env, make(), seed=seed)
+            best = min(best, time.perf_counter() - t0)
+        rows.append((name, ep.steps, f"{100 * ep.metrics['saved_fraction']:.3f}", f"{best:.2f}",
+                     f"{1e3 * best / ep.steps:.2f}"))
+    return (f"### (d) Greedy decisions of one {size} program (seed {seed}, {env.program.n_buffers} buffers), "
+            f"one process\n\n" + table(("method", "decisions", "saved %", "wall s (episode)", "ms / decision"),
+                                         rows))
 
 
 # --------------------------------------------------------------------------- (c) MiniMalloc
@@ -210,7 +245,7 @@ def main(argv=None):
     ap.add_argument("--minimalloc", default=str(MINIMALLOC), metavar="DIR")
     ap.add_argument("--search-limit", type=float, default=60.0, metavar="S",
                     help="wall seconds of the canonical search per MiniMalloc instance in (c)")
-    ap.add_argument("--only", default="abc", help="sections to run, e.g. 'bc'")
+    ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
     add_out_option(ap)
     args = ap.parse_args(argv)
     with tee_stdout(args.out):
@@ -244,6 +279,7 @@ def run(args):
             search.get(size, 0))))
     sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0,
                                                    10.0 if args.quick else args.search_limit)))
+    sections.append(("d", lambda: bench_timing(ckpt, "medium" if args.quick else "large")))
     run_sections(sections, args.only, t0)
 
 
