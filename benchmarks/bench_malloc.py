@@ -210,6 +210,9 @@ def bench_minimalloc(folder, quick, cpsat_limit, search_limit):
                        f" {time.perf_counter() - t0:.2f} s)")
         row.insert(1, env.program.n_buffers)
         for canonical in (True, False):
+            if not cpsat_limit:
+                row.append("(skipped)")
+                continue
             r = solve_cpsat(env.program, env.order_index, "allocate", canonical, cpsat_limit, wall_limit=cpsat_limit)
             row.append(f"{'yes' if r.status in ('OPTIMAL', 'FEASIBLE') else 'no'} ({r.status}, {r.wall_s:.1f} s)")
         # the canonical search, replayed action by action in the buffer-choice mode
@@ -243,6 +246,8 @@ def main(argv=None):
                     help="programs for best-of-K and MCTS per size")
     ap.add_argument("--cpsat-medium", type=int, default=5, metavar="N", help="medium programs given to CP-SAT")
     ap.add_argument("--minimalloc", default=str(MINIMALLOC), metavar="DIR")
+    ap.add_argument("--cpsat-minimalloc", type=float, default=30.0, metavar="S",
+                    help="wall seconds of each CP-SAT model per MiniMalloc instance in (c); 0 skips them")
     ap.add_argument("--search-limit", type=float, default=60.0, metavar="S",
                     help="wall seconds of the canonical search per MiniMalloc instance in (c)")
     ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
@@ -277,7 +282,8 @@ def run(args):
         sections.append(("b", lambda size=size, n=n, cp_n=cp_n, limit=limit: bench_quality(
             size, n, args.quick, ckpt, args.best_of, budgets if size != "large" else [], limit, cp_n,
             search.get(size, 0))))
-    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0,
+    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick,
+                                                   10.0 if args.quick else args.cpsat_minimalloc,
                                                    10.0 if args.quick else args.search_limit)))
     sections.append(("d", lambda: bench_timing(ckpt, "medium" if args.quick else "large")))
     run_sections(sections, args.only, t0)

@@ -66,6 +66,16 @@ class MemoryMappingEnv(RlsysEnv):
     fits nowhere, and then it ends the episode as a failure. A masked-out action raises
     :class:`~rlsys_envs.core.InvalidActionError` and changes nothing.
 
+    **Buffer choice** (``buffer_choice=True``): the agent also picks *which* undecided buffer to
+    decide, as MiniMalloc's search does. ``Discrete(max_buffers * (max_candidates + 1))``: action
+    ``i * (max_candidates + 1) + k`` puts buffer ``i`` at its ``k``-th offered position (``k =
+    max_candidates``: slow memory). Each buffer's offered positions are kept per buffer and
+    recomputed only for the buffers live at the same time as the one just placed; they always
+    include the highest one (the top of the placed buffers it overlaps, MiniMalloc's floor), so
+    every canonical packing is reachable. Mask: every undecided buffer's offered slots and, in
+    ``map`` mode, its slow action; in ``allocate`` mode, once some undecided buffer fits nowhere,
+    only that buffer's slow action (the episode can no longer succeed; taking it ends it).
+
     **Observation Space.** ``Dict`` of ``Box`` in ``[0, 1]`` (savings are normalised by the largest
     standalone saving of the program, sizes and addresses by ``capacity``, positions by ``T``):
 
@@ -79,6 +89,11 @@ class MemoryMappingEnv(RlsysEnv):
       then the current buffer's size, saving now, standalone saving, live length, progress of the
       episode, peak address in use over its live range, and that peak after placing here.
       ``candidates_mask`` int8: rows that are actions now.
+    - With ``buffer_choice``: the candidate table has ``max_buffers * (max_candidates + 1)`` rows
+      (row = action, the same 14 features for that buffer); buffer columns 8-9 are the number of
+      offered positions / ``max_candidates`` and the floor (highest placed address over the live
+      range) / ``capacity``; global features 4-5 are the highest address in use / ``capacity`` and
+      the share of undecided buffers that fit somewhere.
     - ``occupancy`` float32 ``[32]``: peak address in use per time bin (32 equal bins of ``T``).
     - ``global_features`` float32 ``[6]``: progress, program time now / all-slow time, share of the
       all-fast saving reached, share of buffers in fast memory, fast bytes live at the current
@@ -109,6 +124,7 @@ class MemoryMappingEnv(RlsysEnv):
     - ``instance_seed`` (None): draw one generated program from this seed and play it every episode.
     - ``max_buffers`` (None: the preset's largest count, or the fixed instance's; 512 for a
       generator): rows of the buffer table, in ``[1, 100000]``.
+    - ``buffer_choice`` (False): the agent picks the buffer too (above).
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"`` (the memory map).
 
     **Metrics** (``info["metrics"]`` at the end): ``saved_fraction`` (run time saved / all-slow
@@ -116,7 +132,8 @@ class MemoryMappingEnv(RlsysEnv):
     final time), ``fast_buffers``, ``fast_bytes_fraction``, ``peak_address_fraction``,
     ``allocated`` (1 if every buffer is in fast memory), ``allocated_fraction``, ``return``.
 
-    **Variants** (registry): ``small``, ``start_order``, ``allocate``; see ``docs/envs/malloc.md``.
+    **Variants** (registry): ``small``, ``start_order``, ``allocate``, ``allocate_choice``; see
+    ``docs/envs/malloc.md``.
 
     **Version History.** v0: initial version.
     """
