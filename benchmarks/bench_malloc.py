@@ -1,13 +1,15 @@
 """Benchmarks of ``rlsys/MemoryMapping-v0``; prints markdown tables.
 
-(a) throughput: steps per second of random masked play on medium and large programs (one process);
+(a) throughput: steps per second of random masked play on medium and large programs (one process),
+and (d) the wall time of a whole greedy episode (env alone, SB3's predict, the numpy inference);
 (b) quality on held-out generated programs (reset seeds 0 .. n-1 of ``small`` / ``medium`` /
 ``large``): run time saved by every baseline (each in its own order), CP-SAT (small: to proof,
 medium: a wall-clock limit, with its bound), the LP and all-fast upper bounds, and with
 ``--checkpoint`` the trained policy (greedy, best of ``--best-of`` samples, MCTS at the
 ``--mcts`` budgets), with wins / mean / worst difference against ``xla_like`` and wall time per
 program; (c) MiniMalloc's A-K benchmarks in allocation mode (``--minimalloc DIR``, skipped when
-absent): which ones each method allocates completely, and in what time.
+absent): which ones each method allocates completely, and in what time, including the canonical
+backtracking search (``rlsys_envs.malloc.search``) replayed in the ``buffer_choice`` mode.
 
     python benchmarks/bench_malloc.py --quick
     python benchmarks/bench_malloc.py --checkpoint agents/checkpoints/malloc_ppo.zip
@@ -31,6 +33,8 @@ from rlsys_envs.malloc.env import MemoryMappingEnv  # noqa: E402
 from rlsys_envs.malloc.exact import lp_bound  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the buffer table's 0/1 column "overlaps the current buffer" (flips for many rows per step)
+FAST_TOGGLES = {"buffers_features": (9,)}
 MINIMALLOC = ROOT.parent / "shared" / "data" / "minimalloc"
 
 
@@ -69,10 +73,15 @@ class Checkpoint:
             self._models[key] = load_sb3(self.path, env=env)[0]
         return self._models[key]
 
-    def policy(self, env, deterministic=True, name="policy"):
+    def policy(self, env, deterministic=True, name="policy", fast=True):
+        """Greedy: the numpy inference (same actions as SB3's predict, tested); sampling: SB3."""
         from rlsys_agents.evaluation import SB3Policy
+        from rlsys_agents.fast_pointer import FastPointerPolicy, supports
 
-        return SB3Policy(self.model(env), True, deterministic, name=name)
+        model = self.model(env)
+        if deterministic and fast and supports(model):
+            return FastPointerPolicy(model, toggles=FAST_TOGGLES, name=name)
+        return SB3Policy(model, True, deterministic, name=name)
 
     def mcts(self, env, simulations):
         from rlsys_agents.mcts import MCTSPolicy, sb3_evaluator
@@ -120,9 +129,13 @@ def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsa
         status = [p.result.status for p in policies]
         proven = all(x == "OPTIMAL" for x in status)
         bound = np.array([p.result.bound_fraction for p in policies])
-        notes.append(f"cpsat: {status.count('OPTIMAL')} of {len(status)} proven optimal; mean bound "
-                     f"{100 * bound.mean():.2f} %; limit {cpsat_limit:g} "
-                     f"{'units of deterministic time' if size == 'small' else 's wall clock'}, 1 worker")
+        hinted = sum(bool(p.result.stats.get("returned_hint")) for p in policies)
+        best_bound = np.minimum(bound, lp[: len(bound)])
+        notes.append(f"cpsat: {status.count('OPTIMAL')} of {len(status)} proven optimal ({', '.join(status)}); "
+                     f"{hinted} kept the xla_like placement it was hinted with; mean CP-SAT bound "
+                     f"{100 * bound.mean():.2f} %, min(CP-SAT, LP) bound {100 * best_bound.mean():.2f} %; limit "
+                     f"{cpsat_limit:g} {'units of deterministic time' if size == 'small' else 's wall clock'}, "
+                     f"1 worker")
     if ckpt is not None:
         results["policy (greedy)"] = run_method(size, seeds, lambda env: ckpt.policy(env))
         if best_of and search_n:
@@ -154,14 +167,39 @@ def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsa
     return head + table(cols, rows) + ("\n\n" + "\n".join(f"- {x}" for x in notes) if notes else "")
 
 
+# ------------------------------------------------------------------------------- (d) timing
+def bench_timing(ckpt, size="large", seed=0, repeats=3):
+    """Wall time of one whole greedy episode (every decision) on a generated program: the env
+    alone (xla_like), SB3's predict, and the numpy inference; best of ``repeats``."""
+    env = MemoryMappingEnv(instance=size)
+    rows = []
+    methods = [("env only (xla_like)", lambda: BASELINES["xla_like"]())]
+    if ckpt is not None:
+        methods += [("policy greedy, SB3 predict", lambda: ckpt.policy(env, fast=False)),
+                    ("policy greedy, numpy incremental", lambda: ckpt.policy(env))]
+    for name, make in methods:
+        best, ep = float("inf"), None
+        for _ in range(repeats if "SB3" not in name else 1):
+            t0 = time.perf_counter()
+            ep = play_episode(env, make(), seed=seed)
+            best = min(best, time.perf_counter() - t0)
+        rows.append((name, ep.steps, f"{100 * ep.metrics['saved_fraction']:.3f}", f"{best:.2f}",
+                     f"{1e3 * best / ep.steps:.2f}"))
+    return (f"### (d) Greedy decisions of one {size} program (seed {seed}, {env.program.n_buffers} buffers), "
+            f"one process\n\n" + table(("method", "decisions", "saved %", "wall s (episode)", "ms / decision"),
+                                         rows))
+
+
 # --------------------------------------------------------------------------- (c) MiniMalloc
-def bench_minimalloc(folder, quick, cpsat_limit):
+def bench_minimalloc(folder, quick, cpsat_limit, search_limit):
+    """Per instance: which method places every buffer, and in what wall time."""
+    from rlsys_envs.malloc.baselines import CanonicalSearchPolicy
     from rlsys_envs.malloc.exact import solve_cpsat
 
     files = sorted(Path(folder).glob("[A-K].*.csv"))
     if not files:
         return f"### (c) MiniMalloc A-K\n\n(no files in {folder})"
-    rows = []
+    rows, solved = [], 0
     for path in files[:3] if quick else files:
         row = [path.stem.split(".")[0]]
         for name, order in (("xla_like", "size"), ("first_fit", "size"), ("xla_like", "start")):
@@ -172,13 +210,29 @@ def bench_minimalloc(folder, quick, cpsat_limit):
                        f" {time.perf_counter() - t0:.2f} s)")
         row.insert(1, env.program.n_buffers)
         for canonical in (True, False):
+            if not cpsat_limit:
+                row.append("(skipped)")
+                continue
             r = solve_cpsat(env.program, env.order_index, "allocate", canonical, cpsat_limit, wall_limit=cpsat_limit)
             row.append(f"{'yes' if r.status in ('OPTIMAL', 'FEASIBLE') else 'no'} ({r.status}, {r.wall_s:.1f} s)")
+        # the canonical search, replayed action by action in the buffer-choice mode
+        choice = MemoryMappingEnv(instance=str(path), objective="allocate", buffer_choice=True)
+        policy = CanonicalSearchPolicy(time_limit=search_limit)
+        t0 = time.perf_counter()
+        ep = play_episode(choice, policy, seed=0)
+        wall = time.perf_counter() - t0
+        r = policy.result
+        row.append(f"{'yes' if r.status == 'FEASIBLE' else 'no'} ({r.status}, {r.wall_s:.1f} s, {r.nodes} nodes)")
+        row.append(f"{'yes' if ep.metrics['allocated'] else 'no'} ({100 * ep.metrics['allocated_fraction']:.0f} %, "
+                   f"{wall:.1f} s)")
+        solved += bool(ep.metrics["allocated"])
         rows.append(row)
     cols = ("instance", "buffers", "best fit, size order", "first fit, size order", "best fit, start order",
-            "CP-SAT canonical in size order", "CP-SAT packing")
-    return (f"### (c) MiniMalloc A-K in allocation mode (capacity 1 MiB; CP-SAT {cpsat_limit:g} s, 1 worker)\n\n"
-            + table(cols, rows))
+            "CP-SAT canonical in size order", "CP-SAT packing", "canonical search (ours)",
+            "search replayed, buffer_choice env")
+    return (f"### (c) MiniMalloc A-K in allocation mode (capacity 1 MiB; CP-SAT {cpsat_limit:g} s, 1 worker; "
+            f"canonical search {search_limit:g} s)\n\n" + table(cols, rows)
+            + f"\n\n- allocated completely in the environment: {solved} of {len(rows)}")
 
 
 def main(argv=None):
@@ -192,7 +246,11 @@ def main(argv=None):
                     help="programs for best-of-K and MCTS per size")
     ap.add_argument("--cpsat-medium", type=int, default=5, metavar="N", help="medium programs given to CP-SAT")
     ap.add_argument("--minimalloc", default=str(MINIMALLOC), metavar="DIR")
-    ap.add_argument("--only", default="abc", help="sections to run, e.g. 'bc'")
+    ap.add_argument("--cpsat-minimalloc", type=float, default=30.0, metavar="S",
+                    help="wall seconds of each CP-SAT model per MiniMalloc instance in (c); 0 skips them")
+    ap.add_argument("--search-limit", type=float, default=60.0, metavar="S",
+                    help="wall seconds of the canonical search per MiniMalloc instance in (c)")
+    ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'bc'")
     add_out_option(ap)
     args = ap.parse_args(argv)
     with tee_stdout(args.out):
@@ -224,7 +282,10 @@ def run(args):
         sections.append(("b", lambda size=size, n=n, cp_n=cp_n, limit=limit: bench_quality(
             size, n, args.quick, ckpt, args.best_of, budgets if size != "large" else [], limit, cp_n,
             search.get(size, 0))))
-    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick, 10.0 if args.quick else 30.0)))
+    sections.append(("c", lambda: bench_minimalloc(args.minimalloc, args.quick,
+                                                   10.0 if args.quick else args.cpsat_minimalloc,
+                                                   10.0 if args.quick else args.search_limit)))
+    sections.append(("d", lambda: bench_timing(ckpt, "medium" if args.quick else "large")))
     run_sections(sections, args.only, t0)
 
 

@@ -128,6 +128,9 @@ ENVIRONMENTS += (
             "start_order": {"instance": "small", "order": "start"},
             # every buffer must be placed (MiniMalloc / TelaMalloc); room for the peak live bytes
             "allocate": {"instance": "small", "objective": "allocate", "order": "size", "capacity_fraction": 1.25},
+            # the agent also picks the buffer: (buffer, candidate offset) pairs, as MiniMalloc's search
+            "allocate_choice": {"instance": "small", "objective": "allocate", "capacity_fraction": 1.25,
+                                "buffer_choice": True, "max_candidates": 4},
         },
     ),
 )

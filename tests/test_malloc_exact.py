@@ -57,3 +57,13 @@ def test_cpsat_expert_demonstrates_its_plan_and_takes_over_after_a_prefix():
     late = CPSatExpert(time_limit=5).demonstrate(env, seed=0, prefix=[env.slow_action])
     assert late.prefix == 1 and late.actions[0] == env.slow_action
     assert env.state.decided.all() and not env.state.fast[env.order_index[0]]
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_cpsat_is_never_worse_than_its_hint_even_without_time(canonical):
+    env = MemoryMappingEnv(instance="small")
+    for seed in range(3):
+        xla = play_episode(env, BestFitPolicy(), seed=seed).total_return
+        r = solve_cpsat(env.program, env.order_index, "map", canonical, time_limit=1e-4, hint=env.placement())
+        assert r.saved_fraction >= xla - 1e-12
+        env.program.check_placement(r.offsets)

@@ -18,6 +18,14 @@ the saved run time does not depend on the order):
 - ``cpsat``: the CP-SAT model of :mod:`.exact` in the environment's order (10 units of
   deterministic time, one worker), hinted with ``xla_like``'s placement; its offsets are replayed
   (a planned offset that is not offered falls back to ``xla_like``'s rule).
+- ``canonical_search``: the MiniMalloc-style backtracking allocator of :mod:`.search` (10 s wall
+  clock) planned at reset. With ``buffer_choice=True`` its placement sequence is replayed action
+  by action (every canonical packing is reachable there); in the fixed order its offsets are
+  replayed where offered. Without a packing in time (or in ``map`` mode where everything does not
+  fit) it plays ``xla_like``'s rule.
+
+With ``buffer_choice=True`` the fixed-order rules decide the environment's ``current`` buffer (the
+first undecided one in ``order``), so they play the same game as in the fixed-order mode.
 """
 from __future__ import annotations
 
@@ -47,7 +55,7 @@ class FirstFitPolicy(Policy):
     preferred_order = "start"
 
     def act(self, env, obs, info):
-        return 0 if len(env.cand_offsets) else env.slow_action
+        return env.place_action(0) if len(env.cand_offsets) else env.slow_action
 
 
 class GreedyDensityPolicy(Policy):
@@ -95,6 +103,44 @@ class CPSatPolicy(Policy):
         return a
 
 
+class CanonicalSearchPolicy(Policy):
+    """Plans with :func:`~rlsys_envs.malloc.search.solve_canonical` at reset and replays it."""
+
+    name = "canonical_search"
+
+    def __init__(self, time_limit: float = 10.0):
+        self.time_limit = float(time_limit)
+        self.result = None
+
+    def reset(self, env, seed=None):
+        from .search import solve_canonical
+
+        super().reset(env, seed)
+        self.result = solve_canonical(env.program, time_limit=self.time_limit)
+        self.fallbacks = 0
+        self._next = 0
+
+    def act(self, env, obs, info):
+        r = self.result
+        if r is None or r.status != "FEASIBLE":
+            return env.best_fit if env.best_fit >= 0 else env.slow_action
+        if env.buffer_choice:
+            seq = r.sequence
+            while self._next < len(seq) and env.state.decided[seq[self._next]]:
+                self._next += 1
+            if self._next < len(seq):
+                i = int(seq[self._next])
+                a = env.action_for(i, int(r.offsets[i]))
+                if a is not None and env.action_masks()[a]:
+                    return a
+        else:
+            a = env.action_of_offset(int(r.offsets[env.current]))
+            if a is not None:
+                return a
+        self.fallbacks += 1
+        return env.best_fit if env.best_fit >= 0 else env.slow_action
+
+
 BASELINES = {
     "xla_like": BestFitPolicy,
     "first_fit": FirstFitPolicy,
@@ -102,6 +148,7 @@ BASELINES = {
     "greedy_density": GreedyDensityPolicy,
     "random": RandomMaskedPolicy,
     "cpsat": CPSatPolicy,
+    "canonical_search": CanonicalSearchPolicy,
 }
 
 #: name -> the order a baseline's rule belongs with (see the module docstring)

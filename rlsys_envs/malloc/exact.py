@@ -9,9 +9,11 @@ then scored with the float model). ``canonical=True`` (the default) adds the gam
 buffer sits at 0 or on top of a buffer presented *before it* that overlaps it in time (booleans
 ``z_ij``), so the optimum is the best return any sequence of actions reaches in the environment
 (with ``max_candidates`` large enough); without an answer within the limit the ``hint`` is
-returned (status ``UNKNOWN``). ``canonical=False`` is the plain packing problem, whose
-optimum is at least as good and bounds every mapping of the program. ``objective="allocate"``
-fixes every ``x_i = 1`` and asks for a feasible packing. One worker, a fixed seed and a
+returned (status ``UNKNOWN``). A ``hint`` (a legal placement, e.g. ``xla_like``'s) is given to
+the solver complete (offsets, the canonical rule each offset follows, the op times), so its first
+solution is the hint, and the answer is never worse than the hint. ``canonical=False`` is the
+plain packing problem, whose optimum is at least as good and bounds every mapping of the program.
+``objective="allocate"`` fixes every ``x_i = 1`` and asks for a feasible packing. One worker, a fixed seed and a
 *deterministic* time limit make the answer reproducible; the status says whether it is proven.
 
 **LP bound** (:func:`lp_bound`). The same model with ``x_i`` in ``[0, 1]``, no offsets, and the
@@ -90,12 +92,15 @@ def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: st
         rank = np.empty(n, np.int64)
         rank[np.asarray(order)] = np.arange(n)
         overlap = _time_overlap(p)
+        h = None if hint is None else np.asarray(hint, np.int64)
         for i in range(n):
             if not fits[i]:
                 continue
             on_zero = m.NewBoolVar(f"z{i}_0")
             m.Add(o[i] == 0).OnlyEnforceIf(on_zero)
             options = [on_zero]
+            if h is not None:                          # a complete hint: which rule the hinted offset follows
+                m.AddHint(on_zero, int(h[i] == 0))
             for j in np.flatnonzero(overlap[i] & (rank < rank[i]) & fits):
                 if int(p.size[j]) + int(p.size[i]) > cap:
                     continue
@@ -103,6 +108,8 @@ def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: st
                 m.Add(o[i] == o[j] + int(p.size[j])).OnlyEnforceIf(z)
                 m.AddImplication(z, x[j])
                 options.append(z)
+                if h is not None:
+                    m.AddHint(z, int(h[i] >= 0 and h[j] >= 0 and h[j] + int(p.size[j]) == h[i]))
             n_z += len(options)
             m.Add(sum(options) >= 1).OnlyEnforceIf(x[i])
     unit = p.slow_time / SCALE
@@ -121,6 +128,9 @@ def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: st
                 continue
             t = m.NewIntVar(int(comp[op]), int(base[op]), f"time{op}")
             m.Add(t >= int(base[op]) - sum(int(sav[k]) * x[int(p.acc_buf[k])] for k in sel))
+            if hint is not None:
+                fast_now = np.asarray(hint)[p.acc_buf[sel]] >= 0
+                m.AddHint(t, int(max(comp[op], base[op] - int(sav[sel][fast_now].sum()))))
             terms.append(t)
         m.Minimize(sum(terms) + const)
     if hint is not None:
@@ -151,6 +161,11 @@ def solve_cpsat(program: Program, order: np.ndarray | None = None, objective: st
     if objective == "map":
         bound = (SCALE - solver.BestObjectiveBound()) / SCALE
         bound = min(1.0, bound + p.n_ops / SCALE)   # rounding slack of the integer times
+        if hint is not None:        # never worse than the hint under the float model (integer rounding)
+            hinted = (p.slow_time - p.program_time(np.asarray(hint) >= 0)) / p.slow_time
+            if hinted > saved:
+                stats["returned_hint"] = True
+                offsets, saved = np.asarray(hint, np.int64).copy(), hinted
     else:
         bound = saved
     return CPSatResult(offsets, name, float(saved), float(bound), wall, stats)
