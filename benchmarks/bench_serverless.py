@@ -39,6 +39,40 @@ from rlsys_envs.serverless.baselines import (CPUThresholdPolicy, KnativeDefaultP
                                              StaticLimitPolicy, train_q_learning)
 
 ID = "rlsys/ServerlessAutoscaling-v0"
+
+# The runs of the published tables (``python benchmarks/report.py`` runs each; see its docstring).
+PUBLISHED = [
+    {"args": (
+             "--setting-checkpoint cpu=agents/checkpoints/serverless_ppo_cpu.zip"
+             "@'{\"action_type\": \"absolute\"}' "
+             "--setting-checkpoint memory=agents/checkpoints/serverless_ppo_memory.zip"
+             "@'{\"action_type\": \"absolute\"}' "
+             "--setting-checkpoint sleep=agents/checkpoints/serverless_ppo_sleep.zip"
+             "@'{\"action_type\": \"absolute\"}' "
+             "--setting-checkpoint switching=agents/checkpoints/serverless_ppo_switching.zip"
+             "@'{\"action_type\": \"absolute\"}' "
+             "--setting-checkpoint switching_random=agents/checkpoints/serverless_ppo_switching_random.zip"
+             "@'{\"action_type\": \"absolute\"}' "
+             "--setting-checkpoint cpu=agents/checkpoints/serverless_sac_cpu.zip"
+             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}' "
+             "--setting-checkpoint memory=agents/checkpoints/serverless_sac_memory.zip"
+             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}' "
+             "--setting-checkpoint sleep=agents/checkpoints/serverless_sac_sleep.zip"
+             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}' "
+             "--setting-checkpoint switching=agents/checkpoints/serverless_sac_switching.zip"
+             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}'"
+    ),
+     "about": "Simulator speed, the static-limit sweeps per setting, the ranking's sensitivity to the model's "
+              "constants, the baselines and the shipped checkpoints per setting (the PPO agents on the revision "
+              "model; the SAC agents were trained with free limit changes and play on the `instant_limit` "
+              "variant they were made for), and several functions on one cluster. Whole-episode metrics (30 "
+              "decisions = 15 simulated minutes); +- is the 95 % confidence interval of the mean over the "
+              "evaluation episodes (seeds 1000-1009, which no training run used)."},
+    {"args": "--calibration",
+     "about": "Schuler et al.'s baseline experiment reproduced (every limit 10..310 step 20, 500 parallel requests "
+              "for 30 s, the best limit by throughput) on our stand-ins for their profiles, against the facts "
+              "the paper publishes."},
+]
 SETTINGS = {
     "cpu": dict(profile="cpu"),
     "memory": dict(profile="memory"),

@@ -118,15 +118,30 @@ def sb3_inference_cost(path: str, env, n: int = 2000) -> tuple[float, float]:
 #: environment kwargs that shape a placement checkpoint's observation (taken from its env record)
 OBSERVATION_KWARGS = ("placement_features",)
 
+# The runs of the published tables (``python benchmarks/report.py`` runs each; see its docstring).
+PUBLISHED = [
+    {"args": "--decomposition --placement-checkpoint agents/checkpoints/storage_placement_ppo.zip "
+             "--placement-checkpoint H&M&L=agents/checkpoints/storage_placement_ppo_hml.zip "
+             "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip",
+     "about": "The three device configurations (H&M, H&L, H&M&L): mean request latency normalised to Fast-Only "
+              "per workload (mean +- std over seeded episodes) and the geometric mean over the workloads, for "
+              "every heuristic, the Oracle, where the Oracle's margin comes from (its placement on LRU "
+              "eviction, LRU on Belady's eviction), the shipped placement agents (MaskablePPO; H&M's and "
+              "H&M&L's own) and the two-agent system with the shipped migration agent; inference cost per "
+              "decision and simulator throughput."},
+    {"args": "--configs H&M --skip-throughput --placement-checkpoint agents/checkpoints/storage_placement_qrdqn.zip "
+             "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip",
+     "about": "H&M with the Sibyl-like QR-DQN placement agent, alone and with the migration agent (the "
+              "migration agent was trained against this partner)."},
+]
+
 
 def checkpoint_system(path: str) -> dict:
     """The observation kwargs a placement checkpoint was trained with (its ``rlsys_env.json``), so
     that it plays on an environment whose observation fits it; the dynamics stay the benchmark's."""
-    from rlsys_agents.checkpoint_env import read_env_metadata
+    from rlsys_agents.evaluation import recorded_env_kwargs
 
-    meta = read_env_metadata(path) or {}
-    kwargs = meta.get("env_kwargs", {})
-    return {k: kwargs[k] for k in OBSERVATION_KWARGS if k in kwargs}
+    return recorded_env_kwargs(path, OBSERVATION_KWARGS)
 
 
 def per_config(values: list[str] | None) -> dict[str, str]:

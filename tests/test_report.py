@@ -1,5 +1,6 @@
 """benchmarks/report.py: discovers bench_<env>.py, runs each script's published runs (or --quick) with
 --out, and writes the results page, one section per environment that --only can replace alone."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,5 @@ def test_every_benchmark_script_takes_quick_and_out_and_its_published_runs_parse
                            timeout=120)
         assert r.returncode == 0 and "--quick" in r.stdout and "--out" in r.stdout, (env, r.stderr[-500:])
         for run in report.published_runs(script):
-            for path in run["args"].split():
-                if path.endswith(".zip"):               # a shipped checkpoint the published run names exists
-                    assert (ROOT / path).is_file(), (env, path)
+            for path in re.findall(r"agents/checkpoints/[\w.-]+\.zip", run["args"]):
+                assert (ROOT / path).is_file(), (env, path)    # a shipped checkpoint a published run names
