@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import gymnasium as gym
 import numpy as np
 
 from rlsys_envs.core import Demonstration
@@ -95,7 +96,8 @@ def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], se
         actions, cuts = [], []
         while True:
             a, _ = policy.predict(obs, deterministic=True, action_masks=base.action_masks())
-            a = int(np.asarray(a).reshape(-1)[0])
+            a = np.asarray(a).reshape(-1)
+            a = [int(x) for x in a] if isinstance(env.action_space, gym.spaces.MultiDiscrete) else int(a[0])
             obs, _r, terminated, truncated, _i = env.step(a)
             actions.append(a)
             if terminated or truncated:
@@ -180,15 +182,26 @@ def replay(env, demo: Demonstration):
     """Observations, action masks, accepted-action masks and returns-to-go of one demonstration."""
     obs, _info = env.reset(seed=demo.seed)
     base = env.unwrapped
-    n_actions = int(env.action_space.n)
+    space = env.action_space
+    if isinstance(space, gym.spaces.MultiDiscrete):   # flat per-component layout (Demonstration.targets)
+        offsets = np.concatenate([[0], np.cumsum(space.nvec)[:-1]]).astype(np.int64)
+        n_actions = int(np.sum(space.nvec))
+    else:
+        offsets, n_actions = None, int(space.n)
     observations, masks, accepted, rewards = [], [], [], []
     for i, (a, t) in enumerate(zip(demo.actions, demo.targets)):
         mask = np.asarray(base.action_masks(), bool)
-        if not mask[a]:
+        flat = a if offsets is None else offsets + np.asarray(a, np.int64)
+        if not np.all(mask[flat]):
             raise ValueError(f"demonstration of seed {demo.seed}: step {i} action {a} is not legal in the env; "
                              f"was it made with other env kwargs?")
         acc = np.zeros(n_actions, bool)
         acc[t] = True
+        if offsets is not None and not np.all(acc[flat]):
+            raise ValueError(f"demonstration of seed {demo.seed}: step {i} action {a} is not among its accepted "
+                             f"values")
+        if offsets is not None:
+            a = np.asarray(a, np.int64)
         observations.append(obs if i >= demo.prefix else None)   # learner steps: only the state matters
         masks.append(mask)
         accepted.append(acc & mask)
@@ -269,10 +282,14 @@ def behaviour_clone(policy, env_id: str, env_kwargs: dict, demos: list[Demonstra
                 obs_t = _stack(observations, idx, device)
                 mask_t = torch.as_tensor(masks_np[idx], device=device)
                 acc_t = torch.as_tensor(acc_np[idx], device=device)
-                logits, values = logits_and_values(policy, obs_t)
-                logp = logits.masked_fill(~mask_t, -torch.inf)
-                nll = -(torch.logsumexp(logp.masked_fill(~acc_t, -torch.inf), -1)
-                        - torch.logsumexp(logp, -1))
+                if hasattr(policy, "imitation_terms"):      # e.g. a MultiDiscrete policy: per-component sets
+                    nll, hit, values = policy.imitation_terms(obs_t, mask_t, acc_t)
+                else:
+                    logits, values = logits_and_values(policy, obs_t)
+                    logp = logits.masked_fill(~mask_t, -torch.inf)
+                    nll = -(torch.logsumexp(logp.masked_fill(~acc_t, -torch.inf), -1)
+                            - torch.logsumexp(logp, -1))
+                    hit = acc_t.gather(1, logp.argmax(-1, keepdim=True)).float()
                 values = values.squeeze(-1)
                 vmse = (values - torch.as_tensor(ret_np[idx], device=device)) ** 2
                 loss = nll.mean() + value_coef * vmse.mean()
@@ -280,7 +297,6 @@ def behaviour_clone(policy, env_id: str, env_kwargs: dict, demos: list[Demonstra
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
                 opt.step()
-                hit = acc_t.gather(1, logp.argmax(-1, keepdim=True)).float()
                 k = len(idx)
                 sums["loss"] += loss.item() * k
                 sums["nll"] += nll.sum().item()

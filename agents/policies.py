@@ -319,3 +319,21 @@ class AllocationPolicy(MaskableActorCriticPolicy):
 
     def predict_values(self, obs) -> torch.Tensor:
         return self._logits_and_values(obs)[1]
+
+    def imitation_terms(self, obs, action_masks, accepted):
+        """Behaviour-cloning terms (:func:`rlsys_agents.imitation.behaviour_clone` uses them when a
+        policy has them): ``accepted`` ``[B, sum(nvec)]`` holds the accepted values of every component
+        in the mask layout (:class:`rlsys_envs.taskalloc.expert.CPSatExpert`). Returns the negative
+        log-probability of "an accepted value in every component" (the components are independent,
+        so it is a sum over them of ``-log sum_{v accepted} pi(v)``), whether the most likely value
+        of every component is accepted (``[B]``, float), and the values ``[B, 1]``."""
+        logits, values = self._logits_and_values(obs)
+        dist = self._distribution(logits, action_masks)
+        accepted = torch.as_tensor(accepted, dtype=torch.bool, device=logits.device).reshape(logits.shape[0], -1)
+        nll, hit, start = 0.0, torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device), 0
+        for lp in dist.log_p:
+            acc = accepted[:, start: start + lp.shape[1] * lp.shape[2]].reshape(lp.shape)
+            start += lp.shape[1] * lp.shape[2]
+            nll = nll - torch.logsumexp(lp.masked_fill(~acc, -1e9), -1).sum(1)
+            hit &= acc.gather(-1, lp.argmax(-1, keepdim=True)).squeeze(-1).all(1)
+        return nll, hit.float(), values

@@ -2,7 +2,7 @@
 
 (a) quality per scenario (two-stage mode): total net value of every baseline (random, sequential,
 greedy, ga, cpsat = the per-epoch optimum) and of the trained checkpoints (``--checkpoint
-SCENARIO=PATH``, default: the shipped ``taskalloc_electric_ppo.zip`` on electric and
+SCENARIO=PATH``, default: the shipped ``taskalloc_electric_bc.zip`` on electric and
 ``taskalloc_almighty_ppo.zip`` on almighty), mean +- std over seeded episodes, with the wall time
 per decision (env step) and per decision epoch; (b) zero-shot: the checkpoint of
 ``--zero-shot`` (default electric) on twice the entities, tasks and slots, unchanged;
@@ -38,7 +38,7 @@ from rlsys_envs.taskalloc.generator import SCENARIOS  # noqa: E402
 ENV_ID = "rlsys/TaskAllocation-v0"
 NAMES = ["random", "sequential", "greedy", "ga", "cpsat"]
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINTS = [f"electric={ROOT / 'agents/checkpoints/taskalloc_electric_ppo.zip'}",
+DEFAULT_CHECKPOINTS = [f"electric={ROOT / 'agents/checkpoints/taskalloc_electric_bc.zip'}",
                        f"almighty={ROOT / 'agents/checkpoints/taskalloc_almighty_ppo.zip'}"]
 
 

@@ -176,6 +176,7 @@ ENVIRONMENTS += (
         id="rlsys/TaskAllocation-v0",
         entry_point="rlsys_envs.taskalloc.env:TaskAllocationEnv",
         baselines="rlsys_envs.taskalloc.baselines:BASELINES",
+        experts="rlsys_envs.taskalloc.expert:EXPERTS",
         summary="Multi-entity task allocation, two-stage (Gong et al. 2024); MultiDiscrete pre-assign then "
                 "Discrete picks; entity/task tables",
         kwargs={"scenario": "rbf", "mode": "two_stage"},

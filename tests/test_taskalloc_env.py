@@ -215,3 +215,60 @@ def test_core_multi_discrete_mask_helpers():
     assert all(multi_discrete_legal(mask, nvec, space.sample()) for _ in range(50))
     import pickle
     assert type(pickle.loads(pickle.dumps(space))) is gym.spaces.MultiDiscrete
+
+
+def _fresh_view(env):
+    """Observation and mask of the env's state rebuilt from scratch (a twin with its caches cleared)."""
+    twin = env.spawn()
+    twin.set_state(env.get_state())
+    twin._step_cache, twin._pair_cost_cache, twin._mask_cache = (-1, None, None), (-1, None), None
+    return twin.observe()
+
+
+@pytest.mark.parametrize("kwargs", [dict(scenario="rbf"), dict(scenario="electric", n_entities=15, max_entities=20,
+                                                               max_slots=7, observation="graph"),
+                                    dict(scenario="material", mode="sequential")])
+def test_cached_observation_parts_match_a_rebuild_at_every_step(kwargs):
+    """The per-episode, per-time-step and per-epoch caches of the observation and the mask never go
+    stale: every step's observation equals one rebuilt from scratch, declines and refills included."""
+    env = TaskAllocationEnv(**kwargs)
+    policy = RandomPolicy()
+    obs, info = env.reset(seed=3)
+    policy.reset(env, 3)
+    done, steps = False, 0
+    while not done and steps < 400:
+        ref_obs, ref_info = _fresh_view(env)
+        assert obs.keys() == ref_obs.keys()
+        for k in obs:
+            np.testing.assert_array_equal(obs[k], ref_obs[k], err_msg=f"{k} at step {steps}")
+        np.testing.assert_array_equal(info["action_mask"], ref_info["action_mask"])
+        obs["entities_features"][:] = 1.0         # a consumer writing into an observation changes nothing
+        obs["pair_cost"][:] = 1.0
+        obs, r, term, trunc, info = env.step(policy.act(env, obs, info))
+        done, steps = term or trunc, steps + 1
+
+
+def test_fast_action_check_refuses_what_the_full_check_refuses():
+    env = TaskAllocationEnv(scenario="electric")
+    env.reset(seed=0)
+    E, K = env.max_entities, env.max_slots
+    none = np.full(E + 1, K, np.int64)
+    none[E] = 0
+    env.check_action(none)                         # stage 1: everyone to none, the ignored component any value
+    env.check_action(none.astype(np.int32))        # other integer dtypes take the full check
+    for bad, what in [(-1, "outside the action space"), (K + 1, "outside the action space")]:
+        a = none.copy()
+        a[0] = bad
+        with pytest.raises(InvalidActionError, match=what):
+            env.check_action(a)
+    closed = np.flatnonzero(env.model.slot_state != OPEN)
+    unavailable = np.flatnonzero(~env.model._epoch_avail)
+    a = none.copy()
+    if len(closed):
+        a[0] = closed[0]
+    else:                                          # every slot open: an unavailable entity on one
+        a[unavailable[0]] = 0
+    with pytest.raises(InvalidActionError, match="masked out"):
+        env.check_action(a)
+    with pytest.raises(InvalidActionError):
+        env.check_action(none[:-1])

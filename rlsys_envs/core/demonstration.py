@@ -22,9 +22,11 @@ class Demonstration:
 
     #: the reset seed of the episode
     seed: int
-    #: the expert's action at each step
-    actions: list[int]
-    #: the actions the expert accepts at each step (each list contains that step's action)
+    #: the expert's action at each step: an int (``Discrete``), or a list of ints (``MultiDiscrete``)
+    actions: list
+    #: the actions the expert accepts at each step (each list contains that step's action); for a
+    #: ``MultiDiscrete`` action, flat indices into the per-component mask layout (``action_masks()``:
+    #: component ``i``'s value ``v`` is ``sum(nvec[:i]) + v``), the accepted values of every component
     targets: list[list[int]]
     #: the expert's own figures (solver status, objective, wall time, ...)
     info: dict = field(default_factory=dict)
@@ -39,6 +41,8 @@ class Demonstration:
             raise ValueError(f"demonstration of seed {self.seed}: {len(self.actions)} actions but "
                              f"{len(self.targets)} target sets")
         for i, (a, t) in enumerate(zip(self.actions, self.targets)):
+            if isinstance(a, list):         # MultiDiscrete: checked against the mask layout when replayed
+                continue
             if a not in t:
                 raise ValueError(f"demonstration of seed {self.seed}: step {i} action {a} is not among its "
                                  f"accepted actions {t[:10]}")
@@ -50,5 +54,6 @@ class Demonstration:
     @classmethod
     def from_json(cls, line: str) -> "Demonstration":
         d = json.loads(line)
-        return cls(int(d["seed"]), [int(a) for a in d["actions"]], [[int(a) for a in t] for t in d["targets"]],
+        actions = [[int(x) for x in a] if isinstance(a, list) else int(a) for a in d["actions"]]
+        return cls(int(d["seed"]), actions, [[int(a) for a in t] for t in d["targets"]],
                    dict(d.get("info", {})), int(d.get("prefix", 0)))

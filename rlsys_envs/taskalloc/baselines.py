@@ -92,9 +92,17 @@ class RandomPolicy(Policy):
         if env.mode == "sequential":
             return int(self.rng.choice(np.flatnonzero(mask)))
         E, K = env.max_entities, env.max_slots
-        first = mask[: E * (K + 1)].reshape(E, K + 1)
-        return np.concatenate([uniform_choice(first, self.rng),
-                               uniform_choice(mask[E * (K + 1):][None, :], self.rng)]).astype(np.int64)
+        a = np.empty(E + 1, np.int64)
+        if env.model.phase == ASSIGN:
+            a[:E] = uniform_choice(mask[: E * (K + 1)].reshape(E, K + 1), self.rng)
+        else:
+            # stage 2: every stage-1 component has one legal value (none); the draws uniform_choice
+            # would make are still taken, so the random stream (and the baseline's figures) are unchanged
+            self.rng.random(E)
+            a[:E] = K
+        legal = np.flatnonzero(mask[E * (K + 1):])     # uniform_choice of one row, without its cumsum
+        a[E] = legal[int(self.rng.random(1)[0] * len(legal))]
+        return a
 
 
 def uniform_choice(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:

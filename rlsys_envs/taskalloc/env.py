@@ -7,7 +7,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlsys_envs.core import (RlsysEnv, check_choice, check_float, check_int, draw_instance, entity_spaces, graph_spaces,
-                             instance_source, pack_entities, pack_graph)
+                             instance_source, pack_graph)
 
 from .generator import SCENARIOS, ScenarioGenerator, TaskAllocInstance
 from .model import ASSIGN, OPEN, PICK, WORKING, TaskAllocModel
@@ -139,6 +139,7 @@ class TaskAllocationEnv(RlsysEnv):
         else:
             self.nvec = None
             self.action_space = self.masked_discrete(E + 1)
+        self._mask_templates()
         obs = {**entity_spaces("entities", E, self.entity_dim), **entity_spaces("tasks", K, self.task_dim),
                "pair_cost": spaces.Box(0.0, 1.0, (E, K), np.float32),
                "stage": spaces.Box(0.0, 1.0, (2,), np.float32),
@@ -165,7 +166,10 @@ class TaskAllocationEnv(RlsysEnv):
         self.inst = inst
         self.model = TaskAllocModel(inst, two_stage=self.mode == "two_stage")
         self._scales()
+        self._static_tables()
         self._mask_cache = None
+        self._pair_cost_cache = (-1, None)     # (epoch number, normalised padded pair costs of that epoch)
+        self._step_cache = (-1, None, None)    # (time step, its entity and task tables: _step_tables)
 
     def _scales(self):
         inst = self.inst
@@ -173,6 +177,28 @@ class TaskAllocationEnv(RlsysEnv):
         max_cost = float(np.max(inst.entity_cost + inst.dist_coef * diag))
         self.money_scale = max(float(np.max(np.abs(inst.task_value))), max_cost, 1e-9)
         self.skill_scale = np.maximum(np.maximum(inst.entity_cap.max(0), inst.task_req.max(0)), 1).astype(np.float64)
+
+    def _static_tables(self):
+        """The parts of the observation that do not change during the episode, computed once at
+        reset (the observation is built at every step, so this is most of its cost saved): the
+        padded entity table with its cost and capability columns filled, and one task row per
+        queued task (requirement, twice: the remaining requirement of a task not being picked for,
+        and position) plus a zero row at index -1 that an empty slot (task -1) reads."""
+        inst, d = self.inst, self.n_dims
+        E, Q, K = inst.n_entities, inst.n_tasks, inst.n_slots
+        ent = np.zeros((self.max_entities, self.entity_dim), np.float32)
+        ent[:E, 0] = inst.entity_cost / self.money_scale
+        ent[:E, 1: 1 + d] = inst.entity_cap / self.skill_scale
+        task = np.zeros((Q + 1, self.task_dim), np.float32)
+        req = inst.task_req / self.skill_scale
+        task[:Q, 1: 1 + d] = req
+        task[:Q, 1 + d: 1 + 2 * d] = req
+        task[:Q, 1 + 2 * d: 3 + 2 * d] = inst.task_pos / inst.map_size
+        self._ent_static, self._task_static = ent, task
+        self._ent_mask = np.zeros(self.max_entities, np.int8)
+        self._ent_mask[:E] = 1
+        self._task_mask = np.zeros(self.max_slots, np.int8)
+        self._task_mask[:K] = 1
 
     @property
     def stage(self) -> int:
@@ -207,89 +233,129 @@ class TaskAllocationEnv(RlsysEnv):
             self._mask_cache = self._build_mask()
         return self._mask_cache
 
-    def _empty_mask(self):
+    def _mask_templates(self):
+        """The flat masks every state's mask starts from (copied, then the state's part filled in):
+        stage 1 (the none values legal, every value of the ignored stage-2 component legal), stage 2
+        and the end of the episode (the none values and END legal)."""
         E, K = self.max_entities, self.max_slots
         if self.mode == "sequential":
-            m = np.zeros(E + 1, bool)
-            m[E] = True
-            return m
-        m = np.zeros((E, K + 1), bool)
-        m[:, K] = True
-        last = np.zeros(E + 1, bool)
-        last[E] = True
-        return np.concatenate([m.reshape(-1), last])
-
-    def _build_mask(self):
-        m, E, K = self.model, self.max_entities, self.max_slots
-        last = np.zeros(E + 1, bool)
-        if m.phase == PICK:
-            last[: m.E] = m.pickable()
-        last[E] = True
-        if self.mode == "sequential":
-            return last
+            none = np.zeros(E + 1, bool)
+            none[E] = True
+            self._mask_none = self._mask_assign = none
+            return
         first = np.zeros((E, K + 1), bool)
         first[:, K] = True
-        if m.phase == ASSIGN:
-            first[: m.E, : m.K] = m.assign_mask()[:, : m.K]
-            last[:] = True         # the stage-2 component is ignored in stage 1: every value is legal
-        return np.concatenate([first.reshape(-1), last])
+        last = np.zeros(E + 1, bool)
+        last[E] = True
+        self._mask_none = np.concatenate([first.reshape(-1), last])
+        self._mask_assign = np.concatenate([first.reshape(-1), np.ones(E + 1, bool)])
+        self._last_offset = E * (K + 1)
+
+    def _empty_mask(self):
+        return self._mask_none.copy()
+
+    def _build_mask(self):
+        m = self.model
+        if self.mode == "sequential":
+            mask = self._mask_none.copy()
+            if m.phase == PICK:
+                mask[: m.E] = m.pickable_now
+            return mask
+        if m.phase == ASSIGN:      # open slots for available entities (assign_mask), none always
+            mask = self._mask_assign.copy()
+            first = mask[: self._last_offset].reshape(self.max_entities, self.max_slots + 1)
+            first[: m.E, : m.K] = m._epoch_avail[:, None] & (m.slot_state == OPEN)[None, :]
+            return mask
+        mask = self._mask_none.copy()
+        if m.phase == PICK:
+            mask[self._last_offset: self._last_offset + m.E] = m.pickable_now
+        return mask
 
     def _is_legal(self, action, mask):
         if self.mode == "sequential":
             return super()._is_legal(action, mask)
         # (multi_discrete_legal with the offsets computed once)
-        return bool(np.all(mask[self._offsets + np.asarray(action, np.int64).reshape(-1)]))
+        return bool(mask[self._offsets + np.asarray(action, np.int64).reshape(-1)].all())
+
+    def check_action(self, action) -> None:
+        """The base class's check with a fast path for the usual two-stage action, an int64 array
+        of the space's shape: it is accepted when every component is in ``[0, nvec)`` and legal
+        (one comparison and one gather, instead of Gymnasium's ``MultiDiscrete.contains``, which
+        took a sixth of a random step); anything else, or an action that fails, goes through the
+        full check, which names what is wrong."""
+        if (self.nvec is not None and type(action) is np.ndarray and action.dtype == np.int64
+                and action.shape == self.nvec.shape and not self._episode_over):
+            # a negative component, seen as unsigned, is above every bound
+            if (action.view(np.uint64) < self.nvec).all() and self._action_mask()[self._offsets + action].all():
+                return
+        super().check_action(action)
 
     def at_decision_boundary(self) -> bool:
         return self._episode_over or self.model.phase == ASSIGN or (self.mode == "sequential" and not self.model.picks)
 
     # -------------------------------------------------------------------------- observation
     def _observation(self):
-        m, inst = self.model, self.inst
+        m, inst, d = self.model, self.inst, self.n_dims
         E, K = m.E, m.K
-        ms, ss = self.money_scale, self.skill_scale
-        avail = m._epoch_avail if m.phase in (ASSIGN, PICK) else m.available()
-        working = m.pool.usage[:, 0] > 0
+        in_epoch = m.phase in (ASSIGN, PICK)
+        avail = m._epoch_avail if in_epoch else m.available()
         cur = m.current_slot
-        cand = (m.candidate == cur) if (cur >= 0 and m.two_stage) else (avail if cur >= 0 else np.zeros(E, bool))
-        picked = np.zeros(E, bool)
-        if m.picks:
-            picked[m.picks] = True
-        ent = np.empty((E, self.entity_dim), np.float32)
-        d = self.n_dims
-        ent[:, 0] = inst.entity_cost / ms
-        ent[:, 1: 1 + d] = inst.entity_cap / ss
-        ent[:, 1 + d: 3 + d] = m.pos / inst.map_size
-        ent[:, 3 + d] = avail
-        ent[:, 4 + d] = working
-        ent[:, 5 + d] = cand
-        ent[:, 6 + d] = picked
-        q = np.maximum(m.slot_task, 0)
-        shown = m.slot_task >= 0
-        task = np.zeros((K, self.task_dim), np.float32)
-        task[:, 0] = np.maximum(m.value[q], 0.0) / ms
-        req = inst.task_req[q] / ss
-        task[:, 1: 1 + d] = req
-        task[:, 1 + d: 1 + 2 * d] = req
+        ent, task = self._step_tables()
+        ent[:E, 3 + d] = avail
+        ent[:E, 4 + d] = m.pool.usage[:, 0] > 0
         if cur >= 0:
-            task[cur, 1 + d: 1 + 2 * d] = m.remaining / ss
-        task[:, 1 + 2 * d: 3 + 2 * d] = inst.task_pos[q] / inst.map_size
+            ent[:E, 5 + d] = (m.candidate == cur) if m.two_stage else avail
+        if m.picks:
+            ent[m.picks, 6 + d] = 1.0
         task[:, 3 + 2 * d] = m.slot_state == OPEN
         task[:, 4 + 2 * d] = m.slot_state == WORKING
         if cur >= 0:
+            task[cur, 1 + d: 1 + 2 * d] = m.remaining / self.skill_scale
             task[cur, 5 + 2 * d] = 1.0
-        task[:, 6 + 2 * d] = np.minimum(m.idle[q] / inst.max_steps, 1.0)
-        task[~shown] = 0.0
-        cost = (m._epoch_cost if m.phase in (ASSIGN, PICK) else m.pair_cost()) / ms
-        obs = {**pack_entities("entities", ent, self.max_entities), **pack_entities("tasks", task, self.max_slots)}
-        pc = np.zeros((self.max_entities, self.max_slots), np.float32)
-        pc[:E, :K] = np.minimum(cost, 1.0)
-        obs["pair_cost"] = pc
-        obs["stage"] = np.array([m.phase == ASSIGN, m.phase == PICK], np.float32)
-        obs["time"] = np.array([min(m.t / inst.max_steps, 1.0)], np.float32)
+        shown = m.slot_task >= 0
+        if not shown.all():                            # a slot emptied during this step's epoch (a decline)
+            task[~shown] = 0.0
+        if K < self.max_slots:
+            padded = np.zeros((self.max_slots, self.task_dim), np.float32)
+            padded[:K] = task
+            task = padded
+        obs = {"entities_features": ent, "entities_mask": self._ent_mask.copy(),
+               "tasks_features": task, "tasks_mask": self._task_mask.copy(),
+               "pair_cost": self._pair_cost(in_epoch),
+               "stage": np.array([m.phase == ASSIGN, m.phase == PICK], np.float32),
+               "time": np.array([min(m.t / inst.max_steps, 1.0)], np.float32)}
         if self.observation == "graph":
-            obs.update(self._graph(ent, task, avail))
+            obs.update(self._graph(ent[:E], task[:K], avail))
         return obs
+
+    def _step_tables(self):
+        """Fresh copies of the entity table ``[max_entities, F]`` and the task table ``[K, F]`` with
+        what changes only when time advances filled in (positions; the slots' tasks, their current
+        values and times open), made once per time step: stage 2 has one step per pick, and only
+        its flags change between them. Empty slots read the zero row of ``_task_static``."""
+        m, inst, d = self.model, self.inst, self.n_dims
+        if self._step_cache[0] != m.t:
+            ent = self._ent_static.copy()
+            ent[: m.E, 1 + d: 3 + d] = m.pos / inst.map_size
+            q = m.slot_task
+            task = self._task_static[q]
+            task[:, 0] = np.maximum(m.value[q], 0.0) / self.money_scale
+            task[:, 6 + 2 * d] = np.minimum(m.idle[q] / inst.max_steps, 1.0)
+            self._step_cache = (m.t, ent, task)
+        return self._step_cache[1].copy(), self._step_cache[2].copy()
+
+    def _pair_cost(self, in_epoch: bool) -> np.ndarray:
+        """``pair_cost`` (normalised, clipped to 1, padded): during an epoch the costs of its start,
+        computed once per epoch (stage 2 has one step per pick); at the episode's end the current ones."""
+        m = self.model
+        if in_epoch and self._pair_cost_cache[0] == m.epochs:
+            return self._pair_cost_cache[1].copy()
+        pc = np.zeros((self.max_entities, self.max_slots), np.float32)
+        pc[: m.E, : m.K] = np.minimum((m._epoch_cost if in_epoch else m.pair_cost()) / self.money_scale, 1.0)
+        if in_epoch:
+            self._pair_cost_cache = (m.epochs, pc)
+            return pc.copy()
+        return pc
 
     def _graph(self, ent, task, avail):
         m = self.model

@@ -94,6 +94,7 @@ class TaskAllocModel:
         self._epoch_avail = np.zeros(E, bool)         # entities available at this epoch's start, less committed
         self._epoch_cost = np.zeros((E, self.K))      # pair costs at this epoch's start
         self._epoch_at = -1                           # the step of the last epoch
+        self.pickable_now = np.zeros(E, bool)         # pickable() when the agent last got the turn in stage 2
         self._refill()
         self._settle()
 
@@ -137,9 +138,7 @@ class TaskAllocModel:
         s = self.current_slot
         if s < 0:
             return np.zeros(self.E, bool)
-        ok = self._epoch_avail.copy()
-        if self.two_stage:
-            ok &= self.candidate == s
+        ok = (self._epoch_avail & (self.candidate == s)) if self.two_stage else self._epoch_avail.copy()
         if self.picks:
             ok[self.picks] = False
         return ok
@@ -247,7 +246,8 @@ class TaskAllocModel:
         candidates are abandoned, and time advances when the epoch is over."""
         while not self.done:
             if self.phase == PICK:
-                if self.pickable().any():
+                self.pickable_now = self.pickable()
+                if self.pickable_now.any():
                     return
                 self._next_task()
                 continue
