@@ -36,7 +36,7 @@ import numpy as np
 
 from .model import Program
 
-HEURISTICS = ("LAT", "TAL", "TLA")   # MiniMalloc's defaults WAT, TAW, TWA (W = live length)
+HEURISTICS = ("LAT", "TAL", "TLA", "ATZ", "TAZ", "ZTA")   # MiniMalloc's WAT, TAW, TWA (W = live length), then 3 more
 _KEYS = {"T": "total", "A": "area", "Z": "size", "L": "length"}
 
 
