@@ -37,6 +37,29 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TOGGLES = {"buffers_features": (9,)}
 MINIMALLOC = ROOT.parent / "shared" / "data" / "minimalloc"
 
+# The runs of the published tables (``python benchmarks/report.py`` runs each; see its docstring).
+PUBLISHED = [
+    {"args": "--checkpoint agents/checkpoints/malloc_ppo.zip --only ab --episodes small=50 "
+             "--search-episodes small=30 --mcts 8,32",
+     "about": "Small programs (about 50 buffers), reset seeds 0..49 (the shipped policy trained on seeds 20000+): "
+              "run time saved (% of the all-HBM run time) by every baseline in its own order, CP-SAT's proven "
+              "optimum, the upper bounds, and the policy (greedy, best of 16, MCTS), against `xla_like`; and "
+              "the throughput of random masked play."},
+    {"args": "--checkpoint agents/checkpoints/malloc_ppo.zip --only b --episodes medium=20 --search-episodes medium=3 "
+             "--mcts 8 --cpsat-medium 3",
+     "about": "Medium programs (about 300 buffers), the same policy unchanged; CP-SAT under a wall-clock limit, "
+              "hinted with `xla_like`'s placement."},
+    {"args": "--checkpoint agents/checkpoints/malloc_ppo.zip --only b --episodes large=3 --search-episodes large=0",
+     "about": "Large programs (about 2,000 buffers), the same policy unchanged."},
+    {"args": "--only c --search-limit 60",
+     "about": "MiniMalloc's A-K benchmarks in allocation mode (read from `--minimalloc`, by default "
+              "`../shared/data/minimalloc` beside the clone; skipped without them): which ones each method "
+              "allocates completely and in what time."},
+    {"args": "--only d --checkpoint agents/checkpoints/malloc_ppo.zip",
+     "about": "The wall time of a whole greedy episode on a large program: the env alone, SB3's predict, and "
+              "the numpy inference of `rlsys_agents.fast_pointer`."},
+]
+
 
 def pct(values) -> str:
     v = 100 * np.asarray(values, float)
