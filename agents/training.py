@@ -349,13 +349,23 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
         if stage >= done["stage"]:      # (earlier stages ended in the run that is resumed)
             end_stage(stage)
         epochs_before += n_epochs
-    write_atomic(run_dir / "demonstrations_summary.json", json.dumps(
-        {"episodes": len(demos), **{k: sum(float(d.info.get(k, 0.0)) for d in demos) / len(demos)
-                                    for k in ("fr_initial", "fr_final", "solver_s")}}, indent=1))
+    write_atomic(run_dir / "demonstrations_summary.json", json.dumps(demonstrations_summary(demos), indent=1))
     ckpt = run_dir / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
     save_model(model, ckpt / "model_0_steps.zip")
     return model
+
+
+def demonstrations_summary(demos) -> dict:
+    """The number of demonstration episodes and the mean of every numeric entry that each episode's
+    ``info`` has (what the expert's episodes record: FR before / after and solver time for VM
+    rescheduling, the environment's own metrics elsewhere), so the summary fits any environment."""
+    import numbers
+
+    numeric = [{k: float(v) for k, v in d.info.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
+               for d in demos]
+    common = set.intersection(*(set(n) for n in numeric)) if numeric else set()
+    return {"episodes": len(demos), **{k: sum(n[k] for n in numeric) / len(numeric) for k in sorted(common)}}
 
 
 def checkpoint_metadata(config: Config, venv) -> dict:

@@ -283,3 +283,19 @@ def test_pretrain_config_errors_name_the_field(override, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
         main(["--config", str(ROOT / "configs" / "vm_gnn_ppo.yaml"), f"train.run_dir={tmp_path}",
               "env.kwargs.size=tiny"] + override.split())
+
+
+def test_the_demonstrations_summary_fits_any_environment():
+    """VM experts record FR and solver time, others their own metrics: the summary averages what
+    every episode has, and writes no zeros for keys an environment does not have."""
+    from types import SimpleNamespace
+
+    from rlsys_agents.training import demonstrations_summary
+
+    vm = [SimpleNamespace(info={"fr_initial": 0.6, "fr_final": 0.2, "solver_s": 1.0}),
+          SimpleNamespace(info={"fr_initial": 0.4, "fr_final": 0.1, "solver_s": 3.0, "note": "x"})]
+    assert demonstrations_summary(vm) == pytest.approx({"episodes": 2, "fr_final": 0.15, "fr_initial": 0.5,
+                                                        "solver_s": 2.0})
+    other = [SimpleNamespace(info={"total_value": 10, "allocated": True}), SimpleNamespace(info={"total_value": 20})]
+    assert demonstrations_summary(other) == {"episodes": 2, "total_value": 15.0}
+    assert demonstrations_summary([]) == {"episodes": 0}
