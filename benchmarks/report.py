@@ -76,7 +76,7 @@ def published_runs(script: Path) -> list[dict]:
                 if not isinstance(r, dict) or not isinstance(r.get("args"), str) or set(r) - {"args", "about"}:
                     raise ValueError(f"{where}[{i}] must be a dict with a string 'args' (and an optional "
                                      f"'about'), got {r!r}")
-                if "--out" in shlex.split(r["args"]) or "--quick" in shlex.split(r["args"]):
+                if {"--out", "--quick"} & set(shlex.split(r["args"])):
                     raise ValueError(f"{where}[{i}]: args may not set --out or --quick (the report does)")
             return [{"args": r["args"], "about": r.get("about", "")} for r in runs]
     return [{"args": "", "about": ""}]
@@ -187,9 +187,7 @@ def section(env: str, runs: list[dict], quick: bool, img_rel: str, provenance: d
 
 
 def summary_row(env: str, runs: list[dict], quick: bool, provenance: dict) -> str:
-    ok = all(r["rc"] == 0 for r in runs)
-    bad = [status_of(r["rc"]) for r in runs if r["rc"] != 0]
-    status = "ok" if ok else "; ".join(bad)
+    status = "; ".join(status_of(r["rc"]) for r in runs if r["rc"] != 0) or "ok"
     return (f"<!-- row:{env} -->| [{env}](#{env}) | {len(runs)} | {'quick' if quick else 'full'} | {status} | "
             f"{sum(r['wall_s'] for r in runs):.0f} s | {provenance['date']} | `{provenance['commit'][:12]}` |")
 
