@@ -87,7 +87,8 @@ def test_a_target_environment_that_does_not_fit_is_refused(name, kwargs, what):
         load_policy(str(CKPT / name), SERVERLESS, kwargs)
     assert "it was trained on rlsys/ServerlessAutoscaling-v0 with env kwargs" in str(err.value)
     with pytest.raises(SystemExit, match="does not fit the target environment"):
-        main(["evaluate", SERVERLESS, "--policy", str(CKPT / name), "--env-kwargs", json.dumps(kwargs)])
+        main(["evaluate", SERVERLESS, "--policy", str(CKPT / name), "--env-kwargs", json.dumps(kwargs),
+              "--replace-env-kwargs"])
 
 
 def _doc_commands():
@@ -141,3 +142,36 @@ def test_a_benchmark_gives_a_checkpoint_the_observation_it_was_trained_with():
     load_policy("vm_gnn_bc", ENV, kwargs)                                          # fits: no error
     with pytest.raises(ValueError, match="does not fit the target environment"):
         load_policy("vm_gnn_bc", ENV, {"size": "M", "workload": "high", "mnl": 50, "allow_stop": False})
+
+
+def test_given_env_kwargs_are_laid_over_the_recorded_ones():
+    """A user who changes one setting keeps the rest the checkpoint was trained with."""
+    from rlsys_agents.evaluation import merge_env_kwargs
+
+    rec = {"observation": "graph", "size": "M"}
+    assert merge_env_kwargs(rec, {"size": "L"}) == {"observation": "graph", "size": "L"}
+    assert merge_env_kwargs(rec, None) == rec and merge_env_kwargs(None, {"size": "L"}) == {"size": "L"}
+    suite = [{"obs": "g", "instance": "ta01"}, {"obs": "g", "instance": "ta02"}]
+    assert merge_env_kwargs(suite, {"reward": "lb"}) == [{**s, "reward": "lb"} for s in suite]
+    assert merge_env_kwargs(suite, [{"instance": "ta09"}, {}, {"x": 1}]) == [
+        {"obs": "g", "instance": "ta09"}, suite[1], {**suite[0], "x": 1}]
+    assert merge_env_kwargs(rec, [{"size": "S"}, {}]) == [{"observation": "graph", "size": "S"}, rec]
+    assert rec == {"observation": "graph", "size": "M"}          # inputs untouched
+
+
+def test_cli_env_kwargs_change_one_setting_of_a_checkpoint():
+    """`--env-kwargs` on a checkpoint keeps its recorded action type; `--replace-env-kwargs` drops it
+    and the checkpoint is refused with the spaces named."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "rlsys_envs.cli", "evaluate", "rlsys/ServerlessAutoscaling-v0", "--policy",
+           "serverless_ppo_cpu", "--env-kwargs", '{"episode_decisions": 3}', "--episodes", "1"]
+    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, cwd=root, timeout=120)
+    assert r.returncode == 0, r.stderr
+    kwargs = json.loads(r.stdout)["env_kwargs"]
+    assert kwargs["episode_decisions"] == 3 and kwargs["action_type"] == "absolute" and kwargs["profile"] == "cpu"
+    r = subprocess.run(cmd + ["--replace-env-kwargs"], capture_output=True, text=True, cwd=root, timeout=120)
+    assert r.returncode != 0 and "does not fit the target environment" in r.stderr and "Discrete(16)" in r.stderr
