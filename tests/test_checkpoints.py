@@ -158,20 +158,3 @@ def test_given_env_kwargs_are_laid_over_the_recorded_ones():
     assert merge_env_kwargs(rec, [{"size": "S"}, {}]) == [{"observation": "graph", "size": "S"}, rec]
     assert rec == {"observation": "graph", "size": "M"}          # inputs untouched
 
-
-def test_cli_env_kwargs_change_one_setting_of_a_checkpoint():
-    """`--env-kwargs` on a checkpoint keeps its recorded action type; `--replace-env-kwargs` drops it
-    and the checkpoint is refused with the spaces named."""
-    import json
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "rlsys_envs.cli", "evaluate", "rlsys/ServerlessAutoscaling-v0", "--policy",
-           "serverless_ppo_cpu", "--env-kwargs", '{"episode_decisions": 3}', "--episodes", "1"]
-    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, cwd=root, timeout=120)
-    assert r.returncode == 0, r.stderr
-    kwargs = json.loads(r.stdout)["env_kwargs"]
-    assert kwargs["episode_decisions"] == 3 and kwargs["action_type"] == "absolute" and kwargs["profile"] == "cpu"
-    r = subprocess.run(cmd + ["--replace-env-kwargs"], capture_output=True, text=True, cwd=root, timeout=120)
-    assert r.returncode != 0 and "does not fit the target environment" in r.stderr and "Discrete(16)" in r.stderr
