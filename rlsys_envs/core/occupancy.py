@@ -11,6 +11,7 @@ for a new block of ``size`` addresses live over ``[t0, t1)``:
   the placed blocks that overlap it in time (the search space of MiniMalloc and TelaMalloc: a
   packing can always be pushed down until every block rests on 0 or on another block), lowest
   first, with whether the block fits there and the free span (gap) above each position;
+* :meth:`~TimeAddressMap.candidates`: the same and the peak address over ``[t0, t1)`` in one pass;
 * :meth:`~TimeAddressMap.fits`: whether it fits at one offset;
 * :meth:`~TimeAddressMap.place` / :meth:`~TimeAddressMap.release`: checked changes that raise
   :class:`~rlsys_envs.core.resources.CapacityError` and leave the map untouched on a conflict.
@@ -95,26 +96,39 @@ class TimeAddressMap:
         ``capacity``; 0 where the position is inside a block). A block that fits anywhere fits at
         one of these positions (push it down until it rests on 0 or on another block).
         """
-        rows = self.overlapping(t0, t1)
-        lo, hi = self.lo[rows], self.hi[rows]
-        offsets = np.unique(np.concatenate([[0], hi]))
-        offsets = offsets[offsets < max(self.capacity, 1)]
-        if len(rows) == 0:
-            gaps = np.full(len(offsets), self.capacity, np.int64) - offsets
-            return offsets, offsets + size <= self.capacity, gaps
-        # the union of the occupied address ranges as sorted disjoint segments (O(M log M))
-        order = np.argsort(lo, kind="stable")
-        lo, hi = lo[order], hi[order]
-        reach = np.maximum.accumulate(hi)
-        new = np.ones(len(lo), bool)
-        new[1:] = lo[1:] > reach[:-1]
-        seg_lo = lo[new]
-        seg_hi = np.maximum.reduceat(hi, np.flatnonzero(new))
-        seg = np.searchsorted(seg_lo, offsets, side="right") - 1
-        inside = (seg >= 0) & (offsets < seg_hi[np.maximum(seg, 0)])
-        nxt = np.append(seg_lo, self.capacity)[seg + 1]
-        gaps = np.where(inside, 0, np.minimum(nxt, self.capacity) - offsets)
-        return offsets, (~inside) & (gaps >= size), gaps
+        return self.candidates(t0, t1, size)[:3]
+
+    def candidates(self, t0: int, t1: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """:meth:`canonical_offsets` and :meth:`peak` of ``[t0, t1)`` from one pass over the map:
+        ``(offsets, fits, gaps, peak)``.
+
+        Vectorised over the blocks live in ``[t0, t1)``: sorted by start address, the running
+        maximum of their end addresses says whether a position is inside one of them (the last
+        block starting at or below it reaches above it), and the first start address above a
+        free position bounds its gap; O(M log M) for M live blocks, in a dozen numpy calls.
+        """
+        n, cap = self.n, self.capacity
+        live = (self.t0[:n] < t1) & (self.t1[:n] > t0)
+        hi = self.hi[:n][live]
+        if not len(hi):
+            offsets = np.zeros(1, np.int64)
+            return offsets, offsets + size <= cap, offsets + cap, 0
+        lo = self.lo[:n][live]
+        ends = np.sort(hi)
+        peak = int(ends[-1])
+        # 0 and the distinct end addresses below the capacity (ends are > 0: blocks are not empty)
+        keep = np.empty(len(ends) + 1, bool)
+        keep[0] = keep[1] = True
+        np.not_equal(ends[1:], ends[:-1], out=keep[2:])
+        keep[1:] &= ends < max(cap, 1)
+        offsets = np.concatenate((np.zeros(1, np.int64), ends))[keep]
+        order = np.argsort(lo)
+        starts = np.append(lo[order], cap)
+        reach = np.concatenate((np.full(1, -1, np.int64), np.maximum.accumulate(hi[order])))
+        k = np.searchsorted(starts[:-1], offsets, side="right")   # blocks starting at or below each position
+        inside = reach[k] > offsets
+        gaps = np.where(inside, 0, np.minimum(starts[k], cap) - offsets)
+        return offsets, ~inside & (gaps >= size), gaps, peak
 
     # ---------------------------------------------------------------------------- mutations
     def place(self, block: Hashable, t0: int, t1: int, offset: int, size: int) -> None:

@@ -287,11 +287,11 @@ class MemoryMappingEnv(RlsysEnv):
             return
         if self.done:
             self.cand_offsets = self.cand_gaps = np.zeros(0, np.int64)
-            self.best_fit = -1
+            self.best_fit, self._peak = -1, 0
             self._mark_current(-1)
             return
         p, i = self.program, self.current
-        offsets, fits, gaps = self.state.map.canonical_offsets(int(p.start[i]), int(p.end[i]), int(p.size[i]))
+        offsets, fits, gaps, self._peak = self.state.map.candidates(int(p.start[i]), int(p.end[i]), int(p.size[i]))
         keep, self.best_fit = self._select(offsets, fits, gaps, keep_top=False)
         self.cand_offsets, self.cand_gaps = offsets[keep], gaps[keep]
         self._mark_current(i)
@@ -317,12 +317,11 @@ class MemoryMappingEnv(RlsysEnv):
                 self._n_cand[j] = 0
                 continue
             s, e = int(p.start[j]), int(p.end[j])
-            offsets, fits, gaps = st.map.canonical_offsets(s, e, int(p.size[j]))
+            offsets, fits, gaps, self._floor[j] = st.map.candidates(s, e, int(p.size[j]))
             keep, best = self._select(offsets, fits, gaps, keep_top=True)
             m = len(keep)
             self._n_cand[j], self._c_best[j] = m, best
             self._c_off[j, :m], self._c_gap[j, :m] = offsets[keep], gaps[keep]
-            self._floor[j] = st.map.peak(s, e)
 
     def _choose_current(self) -> None:
         st = self.state
@@ -389,7 +388,9 @@ class MemoryMappingEnv(RlsysEnv):
             _, lo, hi = self._static
             hit = (lo < p.end[i]) & (hi > p.start[i])
             self.occupancy[hit] = np.maximum(self.occupancy[hit], offset + int(p.size[i]))
-            self._gain = p.marginal_saving(self.state.memory)
+            # only the buffers that share an operation with i see their saving change
+            changed = p.sharing(i)
+            self._gain[changed] = p.marginal_saving_of(changed, self.state.memory)
         if not self.failed:
             self._n_fast += offset is not None
             row = self._rows[i]
@@ -397,8 +398,8 @@ class MemoryMappingEnv(RlsysEnv):
             row[5], row[6] = float(offset is not None), float(offset is None)
             row[7] = 0.0 if offset is None else offset / max(p.capacity, 1)
             if offset is not None:
-                n = p.n_buffers
-                self._rows[:n, 4] = np.where(self.state.decided, 0.0, np.minimum(self._gain / self._scale, 1.0))
+                self._rows[changed, 4] = np.where(self.state.decided[changed], 0.0,
+                                                  np.minimum(self._gain[changed] / self._scale, 1.0))
         self.step_index += 1 if not self.failed else 0
         self.total_return += reward
         self._mask = None
@@ -479,7 +480,7 @@ class MemoryMappingEnv(RlsysEnv):
         k = len(self.cand_offsets)
         cand = np.zeros((self.slots, CANDIDATE_FEATURES), np.float32)
         size = int(p.size[cur])
-        peak = st.map.peak(int(p.start[cur]), int(p.end[cur])) if not self.done else 0
+        peak = self._peak                   # over the current buffer's live range (0 once done)
         if k:
             off, gap = self.cand_offsets, self.cand_gaps
             cand[:k, 1] = off / cap
