@@ -108,26 +108,36 @@ class TimeAddressMap:
         free position bounds its gap; O(M log M) for M live blocks, in a dozen numpy calls.
         """
         n, cap = self.n, self.capacity
-        live = (self.t0[:n] < t1) & (self.t1[:n] > t0)
+        live = self.t0[:n] < t1
+        live &= self.t1[:n] > t0
         hi = self.hi[:n][live]
-        if not len(hi):
+        m = len(hi)
+        if not m:
             offsets = np.zeros(1, np.int64)
             return offsets, offsets + size <= cap, offsets + cap, 0
         lo = self.lo[:n][live]
-        ends = np.sort(hi)
-        peak = int(ends[-1])
         # 0 and the distinct end addresses below the capacity (ends are > 0: blocks are not empty)
-        keep = np.empty(len(ends) + 1, bool)
-        keep[0] = keep[1] = True
-        np.not_equal(ends[1:], ends[:-1], out=keep[2:])
-        keep[1:] &= ends < max(cap, 1)
-        offsets = np.concatenate((np.zeros(1, np.int64), ends))[keep]
+        ends = np.zeros(m + 1, np.int64)
+        ends[1:] = hi
+        ends[1:].sort()
+        peak = int(ends[m])
+        keep = np.empty(m + 1, bool)
+        keep[0] = True
+        np.not_equal(ends[1:], ends[:-1], out=keep[1:])
+        if peak >= max(cap, 1):
+            keep[np.searchsorted(ends, max(cap, 1)):] = False
+        offsets = ends[keep]
         order = np.argsort(lo)
-        starts = np.append(lo[order], cap)
-        reach = np.concatenate((np.full(1, -1, np.int64), np.maximum.accumulate(hi[order])))
-        k = np.searchsorted(starts[:-1], offsets, side="right")   # blocks starting at or below each position
+        starts = np.empty(m + 1, np.int64)              # start addresses, lowest first, then the capacity
+        starts[:m] = lo[order]
+        starts[m] = cap
+        reach = np.empty(m + 1, np.int64)               # reach[j]: highest end of the j lowest-starting blocks
+        reach[0] = -1
+        np.maximum.accumulate(hi[order], out=reach[1:])
+        k = np.searchsorted(starts[:m], offsets, side="right")   # blocks starting at or below each position
         inside = reach[k] > offsets
-        gaps = np.where(inside, 0, np.minimum(starts[k], cap) - offsets)
+        gaps = np.minimum(starts[k], cap) - offsets
+        gaps[inside] = 0
         return offsets, ~inside & (gaps >= size), gaps, peak
 
     # ---------------------------------------------------------------------------- mutations

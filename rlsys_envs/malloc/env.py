@@ -213,6 +213,7 @@ class MemoryMappingEnv(RlsysEnv):
         self._static = (static, np.floor(edges[:-1]).astype(np.int64), np.ceil(edges[1:]).astype(np.int64))
         self.occupancy = np.zeros(OCCUPANCY_BINS, np.float64)
         self._gain = p.standalone.copy()
+        self._live_fast = np.zeros(p.n_ops, np.int64)     # fast bytes live at each position
         self._mask = None
         self._n_fast = 0
         # the buffer table, kept up to date step by step (fixed order; rebuilt each step with buffer choice)
@@ -384,6 +385,7 @@ class MemoryMappingEnv(RlsysEnv):
                 self.state.spill(i)
         else:
             saved = self.state.place(i, offset)
+            self._live_fast[p.start[i]:p.end[i]] += p.size[i]
             reward = 1.0 / p.n_buffers if self.objective == "allocate" else saved / p.slow_time
             _, lo, hi = self._static
             hit = (lo < p.end[i]) & (hi > p.start[i])
@@ -465,7 +467,7 @@ class MemoryMappingEnv(RlsysEnv):
             g4 = float(st.map.hi[: st.map.n].max(initial=0)) / cap
             g5 = float((self._n_cand[undecided] > 0).mean()) if undecided.any() else 0.0
         else:
-            g4 = min(st.map.used_bytes(int(p.start[cur])) / cap, 1.0)
+            g4 = min(int(self._live_fast[p.start[cur]]) / cap, 1.0)
             g5 = len(self.cand_offsets) / self.max_candidates
         obs["global_features"] = np.array([
             self.step_index / n, st.time / p.slow_time, min(max((p.slow_time - st.time) / saved_max, 0.0), 1.0),
@@ -473,37 +475,33 @@ class MemoryMappingEnv(RlsysEnv):
         return obs
 
     def _fixed_table(self) -> np.ndarray:
-        p, st = self.program, self.state
+        p = self.program
         cap = max(p.capacity, 1)
-        static = self._static[0]
         cur = self.current
         k = len(self.cand_offsets)
+        slow_row = self.max_candidates
         cand = np.zeros((self.slots, CANDIDATE_FEATURES), np.float32)
         size = int(p.size[cur])
         peak = self._peak                   # over the current buffer's live range (0 once done)
         if k:
             off, gap = self.cand_offsets, self.cand_gaps
-            cand[:k, 1] = off / cap
-            cand[:k, 2] = np.minimum(gap / cap, 1.0)
-            cand[:k, 3] = np.minimum((gap - size) / cap, 1.0)
-            cand[:k, 4] = (off + size) / cap
+            top = off + size
+            # offset, gap, gap left, top after placing, peak after placing; all / capacity
+            block = np.stack((off, gap, gap - size, top, np.maximum(top, peak)), axis=1) / cap
+            np.minimum(block[:, 1:3], 1.0, out=block[:, 1:3])
+            cand[:k, 1:5] = block[:, :4]
+            cand[:k, 13] = block[:, 4]
             if self.best_fit >= 0:
                 cand[self.best_fit, 5] = 1.0
             cand[0, 6] = 1.0
-            cand[:k, 13] = np.maximum(peak, off + size) / cap
-        slow_row = self.max_candidates
         cand[slow_row, 0] = 1.0
         cand[slow_row, 13] = peak / cap
-        live = np.zeros(self.slots, bool)
-        live[:k] = True
-        live[slow_row] = True
         gain = 0.0 if self.done else min(self._gain[cur] / self._scale, 1.0)
-        cand[live, 7] = min(size / cap, 1.0)
-        cand[live, 8] = gain
-        cand[live, 9] = static[cur, 3]
-        cand[live, 10] = (p.end[cur] - p.start[cur]) / p.n_ops
-        cand[live, 11] = self.step_index / p.n_buffers
-        cand[live, 12] = peak / cap
+        # the current buffer's own features, on every live row (the offered ones and the slow one)
+        own = (min(size / cap, 1.0), gain, self._static[0][cur, 3], (p.end[cur] - p.start[cur]) / p.n_ops,
+               self.step_index / p.n_buffers, peak / cap)
+        cand[:k, 7:13] = own
+        cand[slow_row, 7:13] = own
         return cand
 
     def _choice_table(self) -> np.ndarray:
