@@ -27,6 +27,7 @@ ENVS = {
     "storage_migration_": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500}, "mean_latency_us"),
     "malloc_": ("rlsys/MemoryMapping-v0", {"instance": "small"}, "saved_fraction"),
     "taskalloc_almighty_": ("rlsys/TaskAllocation-v0", {"scenario": "almighty"}, "total_net_value"),
+    "taskalloc_material_": ("rlsys/TaskAllocation-v0", {"scenario": "material", "n_tasks": 6}, "total_net_value"),
     "taskalloc_electric_": ("rlsys/TaskAllocation-v0", {"scenario": "electric", "n_tasks": 8}, "total_net_value"),
     "vm_": ("rlsys/VMRescheduling-v0", {"size": "S", "mnl": 10, "allow_stop": False, "observation": "graph"},
             "fr_final"),
