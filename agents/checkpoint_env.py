@@ -154,7 +154,7 @@ def check_env_fits(name: str, model, env, meta: dict | None, size_agnostic: bool
     raise ValueError(f"checkpoint {name!r} does not fit the target environment: " + "; ".join(problems[:6])
                      + (f" (and {len(problems) - 6} more)" if len(problems) > 6 else "")
                      + f". {trained}; evaluate it without env kwargs to use those, or with kwargs that give "
-                       f"the same spaces")
+                       f"the same spaces (`rlsys evaluate --env-kwargs` lays its kwargs over those recorded)")
 
 
 def main(argv=None) -> int:
