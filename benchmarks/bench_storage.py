@@ -259,8 +259,9 @@ def tables(args, rows, results, timing) -> list[str]:
                                    ("migration", args.migration_checkpoint, HybridStorageMigrationEnv)):
             path = per_config(paths).get(config)
             if path:
+                system = checkpoint_system(path) if agent == "placement" else {}   # its observation kwargs
                 sb3, fast = sb3_inference_cost(path, view(instance="zipf_oltp", config=config,
-                                                          episode_requests=2000))
+                                                          episode_requests=2000, **system))
                 body.append([config, agent, Path(path).name, f"{sb3:.1f}", f"{fast:.1f}"])
     if body:
         out.append("### checkpoint inference cost per decision (CPU us, one core): SB3 predict vs numpy copy\n\n"

@@ -64,3 +64,24 @@ def test_cached_demonstrations_round_trip(tmp_path):
     again = collect_demonstrations(ENV_ID, KWARGS, "oracle", {}, [1, 2], cache=cache, progress=False,
                                    log=lambda *_: pytest.fail("made again"))
     assert [d.actions for d in first] == [d.actions for d in again]
+
+
+def test_shipped_hl_clone_plays_legally_and_uses_both_devices():
+    from pathlib import Path
+
+    from rlsys_agents.fast_inference import numpy_partner
+
+    path = Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / "storage_placement_bc_hl.zip"
+    policy = numpy_partner(str(path))()
+    env = HybridStorageEnv(**{**KWARGS, "instance": "zipf_oltp"})
+    obs, info = env.reset(seed=0)
+    actions = []
+    while True:
+        a = int(policy.act(env, obs, info))
+        assert info["action_mask"][a], a
+        actions.append(a)
+        obs, _r, term, trunc, info = env.step(a)
+        if term or trunc:
+            break
+    assert 0 < actions.count(0) < len(actions)
+    assert np.isfinite(info["metrics"]["mean_latency_us"])
