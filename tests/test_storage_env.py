@@ -209,36 +209,6 @@ def test_reuse_features_are_the_last_reuse_distance_and_the_fast_devices_lru_age
         HybridStorageParallelEnv(placement_features="future")
 
 
-def test_context_features_are_the_fresh_write_read_back_and_fresh_write_rates():
-    from rlsys_envs.storage.env import CONTEXT_RATE
-
-    # W0 W1 R0 R0 W0 R2 W3 R3 (4 KiB): fresh writes of pages 0, 1, 3; reads of unread fresh pages: the
-    # first R0 and R3 (the second R0 was read already; page 2 was never written)
-    pages = [0, 1, 0, 0, 0, 2, 3, 3]
-    write = [True, True, False, False, True, False, True, False]
-    n = len(pages)
-    tr = BlockTrace("ctx", np.arange(float(n)), np.zeros(n, np.int64), np.asarray(pages) * PAGE, np.full(n, PAGE),
-                    np.asarray(write))
-    env = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10, placement_features="context")
-    reuse = HybridStorageParallelEnv(instance=tr, config="H&L", episode_requests=10, placement_features="reuse")
-    assert env.observation_space("placement")["features"].shape == (6 + 3 * 2 + 2 + 2,)
-    obs, _ = env.reset(seed=0)
-    robs, _ = reuse.reset(seed=0)
-    read_rate = write_rate = 0.0
-    for i in range(n):
-        f = obs["placement"]["features"]
-        assert np.array_equal(f[:-2], robs["placement"]["features"])     # the reuse features come first
-        assert f[-2:] == pytest.approx([read_rate, write_rate], abs=1e-6)    # past requests only
-        if write[i]:
-            write_rate += ((0.0 if pages[i] == 0 and i == 4 else 1.0) - write_rate) * CONTEXT_RATE
-        else:
-            read_rate += ((1.0 if i in (2, 7) else 0.0) - read_rate) * CONTEXT_RATE
-        obs, _, _, _, _ = env.step({"placement": 0, "migration": 0})
-        robs, _, _, _, _ = reuse.step({"placement": 0, "migration": 0})
-    obs, _ = env.reset(seed=0)                                           # a reset clears the rates
-    assert obs["placement"]["features"][-2:].tolist() == [0.0, 0.0]
-
-
 def test_views_take_the_parallel_envs_keyword_arguments_and_validate_partners():
     params = inspect.signature(HybridStorageEnv.__init__).parameters
     assert {"config", "fast_capacity", "migration", "render_mode"} <= set(params)

@@ -28,14 +28,12 @@ from .generator import SHAPE_GROUPS, SHAPES, BlockTrace, SyntheticWorkload, epis
 from .model import CONFIGS, FREQ_DECAY, PROFILES, StorageModel, capacities
 
 REWARDS = ("latency", "sibyl")
-PLACEMENT_FEATURES = ("base", "reuse", "context")
+PLACEMENT_FEATURES = ("base", "reuse")
 ARRIVALS = ("trace", "closed")
 INITIAL_PLACEMENTS = ("slow", "fast_first")
 EVICTIONS = ("lru", "belady")
 REQUEST_FEATURES = 6
 REUSE_FEATURES = 2                      # placement_features="reuse": last reuse distance, fast LRU age
-CONTEXT_FEATURES = 2                    # placement_features="context": the reuse ones + two workload rates
-CONTEXT_RATE = 1.0 / 256                # weight of the newest request in the context rates (EMA)
 DEVICE_FEATURES = 3
 CANDIDATE_FEATURES = 8
 GLOBAL_FEATURES = 4
@@ -152,8 +150,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
       reward (its latency cost is ``migration_wait``), ``[0, 100]``.
     - ``placement_features`` (``"base"``): ``base`` (the placement features above) or ``reuse``
       (two more at the end: the shortest last reuse distance of the request's pages and the
-      fastest device's LRU age, see :meth:`_reuse_values`), or ``context`` (the reuse ones and
-      two workload rates after them, see :meth:`_update_context`).
+      fastest device's LRU age, see :meth:`_reuse_values`).
     - ``trace_limit`` (2,000,000): requests read from a trace file, in ``[1, 10^9]``.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
@@ -194,8 +191,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self.reward_kind = check_choice("reward", reward, REWARDS)
         self._latency_reward = self.reward_kind == "latency"
         self.placement_features = check_choice("placement_features", placement_features, PLACEMENT_FEATURES)
-        self._context_features = self.placement_features == "context"
-        self._reuse_features = self.placement_features in ("reuse", "context")
+        self._reuse_features = self.placement_features == "reuse"
         self.placement_io_weight = check_float("placement_io_weight", placement_io_weight, 0.0, 100.0)
         self.migration_io_weight = check_float("migration_io_weight", migration_io_weight, 0.0, 100.0)
         self.trace_limit = check_int("trace_limit", trace_limit, 1, 1_000_000_000)
@@ -209,8 +205,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         k2 = 2 * self.n_candidates
         self._declare_agent("placement", {
             "features": spaces.Box(0.0, 1.0, (REQUEST_FEATURES + DEVICE_FEATURES * n
-                                              + (REUSE_FEATURES if self._reuse_features else 0)
-                                              + (CONTEXT_FEATURES if self._context_features else 0),), np.float32)},
+                                              + (REUSE_FEATURES if self._reuse_features else 0),), np.float32)},
             spaces.Discrete(n), masked=True)
         self._declare_agent("migration", {
             **entity_spaces("candidate", k2, CANDIDATE_FEATURES),
@@ -223,7 +218,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self._zero_rows = np.zeros(k2, np.int8)
         self._zero_backlog = [0.0] * n
         self._zero_request = [0.0] * (REQUEST_FEATURES + n)
-        self._zero_reuse = [0.0] * (REUSE_FEATURES + (CONTEXT_FEATURES if self._context_features else 0))
+        self._zero_reuse = [0.0] * REUSE_FEATURES
         self._log_size_1 = min(1.0, math.log2(2.0) / LOG2_SIZE)
 
     # --------------------------------------------------------------------------- instances
@@ -266,10 +261,6 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
         self._dev_cache = (-1, None)
         self.history: list[tuple] = []
         self.migration_marks: list[tuple[int, int]] = []      # (request index, kind: 1 promote / 0 evict)
-        #: placement_features="context": pages written on first access and not read since, and the
-        #: two rates (reads of such pages among reads, first-access writes among writes)
-        self._unread_write = bytearray(ep.n_pages) if self._context_features else None
-        self._context = [0.0, 0.0]
         self._record_history()
 
     # ----------------------------------------------------------------------------- masks
@@ -336,8 +327,6 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             self.migration_marks.append((m.i, 1 if row < k else 0))
             self.decisions_left -= 1
         d = actions["placement"]
-        if self._context_features:
-            self._update_context()
         latency, bg, evictions = m.serve(d if type(d) is int else int(d))
         self._window_latency += latency
         if self._latency_reward:
@@ -447,38 +436,7 @@ class HybridStorageParallelEnv(RlsysParallelEnv):
             + share + free + backlog
         if self._reuse_features:
             out += self._reuse_values(tr.pid[lo:hi])
-        if self._context_features:
-            out += self._context
         return np.array(out, np.float32)
-
-    def _update_context(self) -> None:
-        """``placement_features="context"``: before the request is served, update two exponential
-        moving averages (weight ``CONTEXT_RATE``, past requests only) that describe the workload
-        rather than the request: among reads, the share that reads a page written on its first
-        access and not read since (how often fresh data is read back: high on logs and
-        read-after-write, low where new writes are cold); among writes, the share that writes a
-        page for the first time. Why: a write of fresh pages looks the same to the per-request
-        features on every workload, and whether it is read back before the LRU eviction (what the
-        Oracle's placement decides by) is a property of the workload."""
-        m = self.model
-        tr, i = m.tr, m.i
-        pages = tr.pid[tr.ptr[i]:tr.ptr[i + 1]]
-        unread, ctx = self._unread_write, self._context
-        if tr.write[i]:
-            count = m.count
-            fresh = 0.0
-            for p in pages:
-                if count[p] == 0:
-                    unread[p] = 1
-                    fresh = 1.0
-            ctx[1] += (fresh - ctx[1]) * CONTEXT_RATE
-        else:
-            hit = 0.0
-            for p in pages:
-                if unread[p]:
-                    unread[p] = 0
-                    hit = 1.0
-            ctx[0] += (hit - ctx[0]) * CONTEXT_RATE
 
     def _reuse_values(self, pages) -> list[float]:
         """``placement_features="reuse"``: the shortest last reuse distance of the request's pages
