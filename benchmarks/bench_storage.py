@@ -121,13 +121,16 @@ OBSERVATION_KWARGS = ("placement_features",)
 # The runs of the published tables (``python benchmarks/report.py`` runs each; see its docstring).
 PUBLISHED = [
     {"args": "--decomposition --placement-checkpoint agents/checkpoints/storage_placement_ppo.zip "
+             "--placement-checkpoint H&L=agents/checkpoints/storage_placement_bc_hl.zip "
              "--placement-checkpoint H&M&L=agents/checkpoints/storage_placement_ppo_hml.zip "
-             "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip",
+             "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip "
+             "--migration-checkpoint H&L=agents/checkpoints/storage_migration_ppo.zip",
      "about": "The three device configurations (H&M, H&L, H&M&L): mean request latency normalised to Fast-Only "
               "per workload (mean +- std over seeded episodes) and the geometric mean over the workloads, for "
               "every heuristic, the Oracle, where the Oracle's margin comes from (its placement on LRU "
-              "eviction, LRU on Belady's eviction), the shipped placement agents (MaskablePPO; H&M's and "
-              "H&M&L's own) and the two-agent system with the shipped migration agent; inference cost per "
+              "eviction, LRU on Belady's eviction), the shipped placement agents (H&M's and H&M&L's "
+              "MaskablePPO, H&L's clone of the Oracle's placement) and the two-agent system with the shipped "
+              "migration agent (an H&M agent; on H&L too, the same observation size); inference cost per "
               "decision and simulator throughput."},
     {"args": "--configs H&M --skip-throughput --placement-checkpoint agents/checkpoints/storage_placement_qrdqn.zip "
              "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip",
@@ -259,8 +262,9 @@ def tables(args, rows, results, timing) -> list[str]:
                                    ("migration", args.migration_checkpoint, HybridStorageMigrationEnv)):
             path = per_config(paths).get(config)
             if path:
+                system = checkpoint_system(path) if agent == "placement" else {}   # its observation kwargs
                 sb3, fast = sb3_inference_cost(path, view(instance="zipf_oltp", config=config,
-                                                          episode_requests=2000))
+                                                          episode_requests=2000, **system))
                 body.append([config, agent, Path(path).name, f"{sb3:.1f}", f"{fast:.1f}"])
     if body:
         out.append("### checkpoint inference cost per decision (CPU us, one core): SB3 predict vs numpy copy\n\n"

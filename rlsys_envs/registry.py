@@ -158,6 +158,7 @@ ENVIRONMENTS += (
         id="rlsys/HybridStorage-v0",
         entry_point="rlsys_envs.storage.env:HybridStorageEnv",
         baselines="rlsys_envs.storage.baselines:BASELINES",
+        experts="rlsys_envs.storage.expert:EXPERTS",
         summary="Hybrid storage data placement per request (Sibyl); Discrete(device); request features",
         variants={**_STORAGE_VARIANTS, "with_hps_migration": {"migration": "hps", "episode_requests": 1000}},
     ),

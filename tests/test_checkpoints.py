@@ -23,6 +23,8 @@ ENVS = {
     "serverless_sac_": (SERVERLESS, {"action_type": "continuous", "reward": "slo"}, "throughput"),
     "storage_placement_ppo_hml": ("rlsys/HybridStorage-v0", {"episode_requests": 500, "config": "H&M&L"},
                                   "mean_latency_us"),
+    "storage_placement_bc_hl": ("rlsys/HybridStorage-v0", {"episode_requests": 500, "config": "H&L",
+                                                           "placement_features": "reuse"}, "mean_latency_us"),
     "storage_placement_": ("rlsys/HybridStorage-v0", {"episode_requests": 500}, "mean_latency_us"),
     "storage_migration_": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500}, "mean_latency_us"),
     "malloc_": ("rlsys/MemoryMapping-v0", {"instance": "small"}, "saved_fraction"),
