@@ -76,6 +76,23 @@ def test_the_environment_pays_what_the_cpsat_plan_scores_on_one_epoch():
     assert status == "OPTIMAL" and paid == pytest.approx(value)   # electric: no travel, tasks finish next step
 
 
+def test_cpsat_is_deterministic_when_its_work_limit_cuts_the_search():
+    """A hard RBF-like epoch (not proven optimal in 10 s) cut by the deterministic work limit: two
+    searches give the same plan, whatever the machine's load (the wall-clock cap is far away)."""
+    env = TaskAllocationEnv(scenario="rbf")
+    env.reset(seed=1)
+    plans = []
+    for _ in range(2):
+        policy = BASELINES["cpsat"](deterministic_time=0.2)
+        policy.reset(env, 1)
+        plans.append(policy.plan(env, Epoch.of(env.model)))
+        assert policy.statuses == ["FEASIBLE"], "the work limit, not optimality, ends this search"
+    assert plans[0] == plans[1] and plans[0]
+    assert BASELINES["cpsat"]().deterministic_time == pytest.approx(3.0)     # the documented default
+    with pytest.raises(ValueError, match="deterministic_time"):
+        BASELINES["cpsat"](deterministic_time=0)
+
+
 def test_ga_is_seeded_and_validates_its_arguments():
     env = TaskAllocationEnv(scenario="electric")
     a = play_episode(env, GAPolicy(population=16, generations=5), seed=2)
