@@ -144,8 +144,9 @@ class CPSatExpert(PlanExpert):
 
 class GAExpert(PlanExpert):
     """Demonstrations of :class:`~rlsys_envs.taskalloc.baselines.GAPolicy` (keyword arguments
-    ``population``, ``generations``, ``mutation``, ``elite``, ``tournament``): the best baseline on
-    RBF, where keeping entities free beats the per-epoch optimum."""
+    ``population``, ``generations``, ``mutation``, ``elite``, ``tournament``, ``defer``,
+    ``defer_horizon``): the best baseline on RBF, at par with the per-epoch optimum; with
+    ``defer`` (tasks wait for cheaper busy entities) ahead of both there."""
 
     name = "ga"
     version = 1
