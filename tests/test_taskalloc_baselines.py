@@ -5,8 +5,9 @@ import pytest
 
 import rlsys_envs
 from rlsys_envs.core import play_episode
-from rlsys_envs.taskalloc.baselines import BASELINES, GAPolicy
+from rlsys_envs.taskalloc.baselines import BASELINES, GAPolicy, defer_expensive
 from rlsys_envs.taskalloc.env import TaskAllocationEnv
+from rlsys_envs.taskalloc.model import ASSIGN
 from rlsys_envs.taskalloc.exact import Epoch, brute_force_epoch, cover_cost_bound, solve_epoch
 
 
@@ -76,6 +77,23 @@ def test_the_environment_pays_what_the_cpsat_plan_scores_on_one_epoch():
     assert status == "OPTIMAL" and paid == pytest.approx(value)   # electric: no travel, tasks finish next step
 
 
+def test_cpsat_is_deterministic_when_its_work_limit_cuts_the_search():
+    """A hard RBF-like epoch (not proven optimal in 10 s) cut by the deterministic work limit: two
+    searches give the same plan, whatever the machine's load (the wall-clock cap is far away)."""
+    env = TaskAllocationEnv(scenario="rbf")
+    env.reset(seed=1)
+    plans = []
+    for _ in range(2):
+        policy = BASELINES["cpsat"](deterministic_time=0.2)
+        policy.reset(env, 1)
+        plans.append(policy.plan(env, Epoch.of(env.model)))
+        assert policy.statuses == ["FEASIBLE"], "the work limit, not optimality, ends this search"
+    assert plans[0] == plans[1] and plans[0]
+    assert BASELINES["cpsat"]().deterministic_time == pytest.approx(3.0)     # the documented default
+    with pytest.raises(ValueError, match="deterministic_time"):
+        BASELINES["cpsat"](deterministic_time=0)
+
+
 def test_ga_is_seeded_and_validates_its_arguments():
     env = TaskAllocationEnv(scenario="electric")
     a = play_episode(env, GAPolicy(population=16, generations=5), seed=2)
@@ -92,3 +110,34 @@ def test_every_baseline_finishes_an_episode_in_both_modes():
         for name, factory in rlsys_envs.baselines("rlsys/TaskAllocation-v0").items():
             ep = play_episode(env, factory(), seed=1)
             assert ep.total_return == pytest.approx(ep.metrics["total_net_value"]), (mode, name)
+
+
+def test_ga_defer_leaves_out_exactly_the_tasks_that_busy_entities_would_cover_for_less():
+    """``defer_expensive`` on RBF-like epochs with busy entities: a margin of infinity keeps the plan;
+    a margin of 0 drops a task exactly when its cheapest cover by the free entities costs more than
+    by all of them; near the step cap nothing is dropped."""
+    env = TaskAllocationEnv(scenario="rbf")
+    obs, info = env.reset(seed=30009)
+    greedy = BASELINES["greedy"]()
+    greedy.reset(env, 30009)
+    dropped = 0
+    while not env._episode_over and env.model.t < 60:
+        m = env.model
+        if m.phase == ASSIGN and (~m._epoch_avail).any():     # stage 1 with some entities busy
+            epoch = Epoch.of(m)
+            plan = greedy.plan(env, epoch)
+            assert defer_expensive(env, epoch, plan, float("inf"), 20) == plan
+            assert defer_expensive(env, epoch, plan, 0.0, m.inst.max_steps) == plan     # within the horizon
+            kept = defer_expensive(env, epoch, plan, 0.0, 20)
+            free = np.zeros(m.E, bool)
+            free[epoch.entities] = True
+            for s in plan:
+                j = list(epoch.slots).index(s)
+                best = cover_cost_bound(m.inst.entity_cap, m.pair_cost()[:, s], epoch.req[j])
+                best_free = cover_cost_bound(m.inst.entity_cap[free], m.pair_cost()[free, s], epoch.req[j])
+                assert (s not in kept) == (best_free > best and epoch.value[j] > best)
+                dropped += s not in kept
+        obs, _r, _t, _tr, info = env.step(greedy.act(env, obs, info))
+    assert dropped > 0
+    with pytest.raises(ValueError, match="defer"):
+        GAPolicy(defer=-1)

@@ -6,6 +6,7 @@ Why: the benchmark skips a default checkpoint whose file is missing, so a rename
 would silently drop the policy row from the published tables.
 """
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +48,22 @@ def test_the_published_description_names_every_default_checkpoint():
     about = " ".join(run["about"] for run in bench_taskalloc.PUBLISHED)
     for scenario, path in DEFAULTS:
         assert Path(path).name in about, f"PUBLISHED does not say that {Path(path).name} plays {scenario}"
+
+
+def test_the_checkpoint_plays_the_episodes_of_ga_and_cpsat(monkeypatch):
+    """On Material, ga and cpsat play fewer episodes (``--expensive-episodes``); the checkpoint plays
+    those same episodes, so that its mean in the table compares with theirs."""
+    calls = []
+
+    def fake_evaluate(kwargs, names, episodes, seed, ckpt=None):
+        calls.append((tuple(names), episodes))
+        return {name: {"value": [1.0] * episodes, "ms_step": 0.0, "ms_epoch": 0.0, "completed": 0,
+                       "statuses": {}} for name in names}
+
+    monkeypatch.setattr(bench_taskalloc, "evaluate", fake_evaluate)
+    args = SimpleNamespace(scenarios=["material"], checkpoints={"material": "x.zip"}, episodes=20,
+                           expensive_episodes=4, seed=10_000)
+    text = bench_taskalloc.bench_quality(args)
+    episodes = {name: n for names, n in calls for name in names}
+    assert episodes == {"random": 20, "sequential": 20, "greedy": 20, "ga": 4, "cpsat": 4, "policy": 4}
+    assert "ga, cpsat and the checkpoint (policy) on the first 4" in text

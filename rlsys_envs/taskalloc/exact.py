@@ -89,9 +89,12 @@ def cover_cost_bound(cap: np.ndarray, cost: np.ndarray, req: np.ndarray) -> floa
 
 
 def solve_epoch(epoch: Epoch, time_limit: float = 10.0, workers: int = 1, seed: int = 0,
-                hint: dict[int, list[int]] | None = None):
+                hint: dict[int, list[int]] | None = None, deterministic_time: float | None = None):
     """The CP-SAT optimum of one epoch: ``(plan slot -> entities, value, status name)``.
 
+    ``time_limit``: wall-clock seconds; ``deterministic_time``: a limit in CP-SAT's deterministic
+    work units (``rlsys_envs.core.run_cpsat``): with one worker, it makes the answer the same on
+    every machine and under any load, as long as the wall-clock limit is not reached first.
     ``hint``: a plan to start the search from (e.g. greedy's). Valid cuts tighten the model: the
     cost of a chosen task's entities is at least :func:`cover_cost_bound`, and a task whose value
     does not exceed that bound is left out.
@@ -139,7 +142,8 @@ def solve_epoch(epoch: Epoch, time_limit: float = 10.0, workers: int = 1, seed: 
                    - sum(int(round(SCALE * epoch.cost[i, j])) * v for (i, j), v in x.items()))
     # the LP relaxation (linearization level 2) is what makes the covering constraints tractable:
     # on RBF epochs it proves the optimum in about 2 s where the default level stalls
-    solver, status, name = run_cpsat(model, time_limit, workers, seed, linearization_level=2)
+    solver, status, name = run_cpsat(model, time_limit, workers, seed, deterministic_time,
+                                     linearization_level=2)
     if name not in ("OPTIMAL", "FEASIBLE"):
         return {}, 0.0, name
     plan = {}

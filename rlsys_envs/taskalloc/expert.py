@@ -5,7 +5,8 @@ Why: on the Electric-like scenario every baseline completes every demand, so wha
 allocations is the conveyance cost of the suppliers chosen, a small signal in PPO's returns (the
 shipped PPO checkpoint stays 2% below greedy after 200k steps), while the per-epoch optimum is
 available exactly and cheaply (under a second per episode). On Material the per-epoch optimum is
-also the best baseline; on RBF the GA is (it beats the per-epoch optimum), so it is an expert too.
+also the best baseline; on RBF the GA is at par with it and the GA with deferral (``defer``, tasks
+wait for cheaper busy entities) ahead of both, so the GA is an expert too.
 
 :class:`PlanExpert` turns any plan baseline of :mod:`.baselines` (a
 :class:`~rlsys_envs.taskalloc.baselines.AllocationPolicy`: one plan ``slot -> entities`` per
@@ -36,7 +37,7 @@ import numpy as np
 
 from rlsys_envs.core import Demonstration
 
-from .baselines import BASELINES, AllocationPolicy
+from .baselines import BASELINES, CPSAT_DETERMINISTIC_TIME, AllocationPolicy
 from .model import ASSIGN
 
 
@@ -124,22 +125,29 @@ class PlanExpert:
 
 class CPSatExpert(PlanExpert):
     """Demonstrations of :class:`~rlsys_envs.taskalloc.baselines.CPSATPolicy`, the per-epoch
-    optimum (``time_limit`` seconds per epoch)."""
+    optimum: at most ``deterministic_time`` CP-SAT work units per epoch (default the baseline's,
+    the same demonstrations on every machine) and at most ``time_limit`` wall-clock seconds (a
+    safety cap by default; a small one, as ``configs/taskalloc_material_bc.yaml``'s 0.5 s, binds
+    first and makes the demonstrations depend on the machine's load)."""
 
     name = "cpsat"
-    version = 1
+    version = 2
 
-    def __init__(self, time_limit: float = 5.0):
+    def __init__(self, time_limit: float = 60.0, deterministic_time: float | None = CPSAT_DETERMINISTIC_TIME):
         if not time_limit > 0:
             raise ValueError(f"CPSatExpert: time_limit must be > 0 seconds, got {time_limit!r}")
+        if deterministic_time is not None and not deterministic_time > 0:
+            raise ValueError(f"CPSatExpert: deterministic_time must be > 0 (or None), got {deterministic_time!r}")
         self.time_limit = float(time_limit)
-        super().__init__("cpsat", time_limit=self.time_limit)
+        self.deterministic_time = None if deterministic_time is None else float(deterministic_time)
+        super().__init__("cpsat", time_limit=self.time_limit, deterministic_time=self.deterministic_time)
 
 
 class GAExpert(PlanExpert):
     """Demonstrations of :class:`~rlsys_envs.taskalloc.baselines.GAPolicy` (keyword arguments
-    ``population``, ``generations``, ``mutation``, ``elite``, ``tournament``): the best baseline on
-    RBF, where keeping entities free beats the per-epoch optimum."""
+    ``population``, ``generations``, ``mutation``, ``elite``, ``tournament``, ``defer``,
+    ``defer_horizon``): the best baseline on RBF, at par with the per-epoch optimum; with
+    ``defer`` (tasks wait for cheaper busy entities) ahead of both there."""
 
     name = "ga"
     version = 1
