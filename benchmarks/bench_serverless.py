@@ -253,6 +253,9 @@ def main(argv=None):
                     metavar="PATH[@JSON]",
                     help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table, "
                          "optional env kwargs JSON after @ (e.g. its action type); may repeat")
+    ap.add_argument("--multi-settings", default=None,
+                    help="comma-separated subset of the several-functions settings: "
+                         "poisson, diurnal, revisions_before, revisions_after, revisions, revisions_rollout")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
     ap.add_argument("--plot", default=None,
                     help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
@@ -502,8 +505,25 @@ def calibration_verdicts(res):
     return out
 
 
-MULTI_SETTINGS = {"multi poisson (stationary)": dict(workload="poisson"),
-                  "multi diurnal (non-stationary)": dict(workload="diurnal")}
+#: the code-revision experiment (``workload="revisions"``): function 2 (sleep-heavy, 180 req/s)
+#: changes from buffering 10 MB per request (limits above 45 OOM-kill it) to 0.5 MB (best at 110 on
+#: the pod-scarce cluster) at 30-70 % of the episode; every policy starts at limit 30
+REVISIONS = dict(workload="revisions", rates=[20.0, 30.0, 180.0], initial_limit=30)
+#: short name -> (table label, env kwargs); ``revisions*`` with free limit changes unless ``_rollout``
+MULTI_SETTINGS = {
+    "poisson": ("poisson (stationary)", dict(workload="poisson")),
+    "diurnal": ("diurnal (non-stationary)", dict(workload="diurnal")),
+    "revisions_before": ("revisions: 10 MB version throughout (stationary)",
+                         dict(REVISIONS, limit_change="instant", revision_mem_mb=[10.0, 10.0],
+                              revision_probability=0.0)),
+    "revisions_after": ("revisions: 0.5 MB version throughout (stationary)",
+                        dict(REVISIONS, limit_change="instant", revision_mem_mb=[0.5, 0.5],
+                             revision_probability=0.0)),
+    "revisions": ("revisions: 10 MB -> 0.5 MB at 30-70 % (non-stationary)",
+                  dict(REVISIONS, limit_change="instant", revision_probability=1.0)),
+    "revisions_rollout": ("revisions, limit change = roll-out (non-stationary)",
+                          dict(REVISIONS, revision_probability=1.0)),
+}
 
 
 def _multi_eval(kw, policy, seeds):
@@ -519,29 +539,55 @@ def _multi_eval(kw, policy, seeds):
     return mean, ci
 
 
+def _best_static(kw, grid, sweep_seeds):
+    """The best single static limit and the best static limit per function (a coordinate search
+    from the best single one, one pass per function) by ``slo_score`` on ``sweep_seeds``."""
+    from rlsys_envs.serverless.multi import MultiStaticPolicy
+
+    def score(lims):
+        return _multi_eval(kw, MultiStaticPolicy(lims), sweep_seeds)[0]["slo_score"]
+    one = max(grid, key=score)
+    n = len(kw.get("rates") or [0] * 3)
+    per = [one] * n
+    for i in range(n):
+        per[i] = max(grid, key=lambda lim: score(per[:i] + [lim] + per[i + 1:]))
+    return one, per
+
+
 def multi(args, eval_seeds, sweep_seeds):
     """Three functions (cpu, memory, sleep profiles) on one 4-node cluster: Knative's default, the
     best single static limit, the best static limit per function (coordinate search from the
-    best single one, on the sweep seeds), the HPA-style CPU rule, and any --multi-checkpoint."""
-    from rlsys_envs.serverless.multi import MultiCPUThresholdPolicy, MultiStaticPolicy
+    best single one, on the sweep seeds), the HPA-style CPU rule, and any --multi-checkpoint; on
+    the revision settings also the oracle that knows the revision's time (the best static limits
+    per function of the stationary 10 MB version until then, those of the 0.5 MB version after)."""
+    from rlsys_envs.serverless.multi import MultiCPUThresholdPolicy, MultiPhasedLimitPolicy, MultiStaticPolicy
 
     grid = [10, 30, 50, 70, 110, 150, 230, 310] if args.quick else [int(x) for x in LIMITS]
+    keys = args.multi_settings.split(",") if args.multi_settings else list(MULTI_SETTINGS)
+    unknown = [k for k in keys if k not in MULTI_SETTINGS]
+    if unknown:
+        raise SystemExit(f"--multi-settings: unknown {unknown}; one of {', '.join(MULTI_SETTINGS)}")
     print("\n### Several functions on one cluster (rlsys/ServerlessMultiFunction-v0: cpu, memory and sleep "
           f"functions, 4 nodes; {len(eval_seeds)} seeded episodes, +- the 95 % confidence interval of the mean)\n")
     print("Best static limits chosen on the sweep seeds (0, 1, 2 or 0 with --quick), evaluated on the evaluation "
-          "seeds (1000+).\n")
+          "seeds (1000+). The revisions settings: 20 / 30 / 180 req/s, every policy starts at limit 30, limit "
+          "changes are free (`limit_change=instant`) except in the roll-out row.\n")
     print("| setting | policy | throughput [req/s] | p95 [s] | error rate | SLO violations | slo score |")
     print("|---|---|---|---|---|---|---|")
-    for name, kw in MULTI_SETTINGS.items():
-        def score(lims):
-            return _multi_eval(kw, MultiStaticPolicy(lims), sweep_seeds)[0]["slo_score"]
-        one = max(grid, key=lambda lim: score(lim))
-        per = [one] * 3
-        for i in range(3):
-            per[i] = max(grid, key=lambda lim: score(per[:i] + [lim] + per[i + 1:]))
+    best = {}
+    for key in keys:
+        name, kw = MULTI_SETTINGS[key]
+        one, per = _best_static(kw, grid, sweep_seeds)
         pols = [("knative_default", MultiStaticPolicy(0)), (f"best static, one limit ({one})", MultiStaticPolicy(one)),
                 (f"best static per function {per}", MultiStaticPolicy(per)),
                 ("cpu_threshold (HPA-style)", MultiCPUThresholdPolicy())]
+        if kw.get("workload") == "revisions" and kw["revision_probability"] > 0:
+            for v, mem in enumerate(kw.get("revision_mem_mb", (10.0, 0.5))):
+                skw = dict(kw, revision_mem_mb=[mem, mem], revision_probability=0.0)
+                if (v, kw.get("limit_change")) not in best:
+                    best[(v, kw.get("limit_change"))] = _best_static(skw, grid, sweep_seeds)[1]
+            b0, b1 = best[(0, kw.get("limit_change"))], best[(1, kw.get("limit_change"))]
+            pols.append((f"oracle {b0} -> {b1} at the revision", MultiPhasedLimitPolicy(b0, b1)))
         for item in args.multi_checkpoint:
             from rlsys_agents.evaluation import load_policy
             ck, _, js = item.partition("@")
@@ -552,7 +598,7 @@ def multi(args, eval_seeds, sweep_seeds):
             m, ci = _multi_eval(item[2] if len(item) > 2 else kw, pol, eval_seeds)
             print(f"| {name} | {pname} | {m['throughput']:.1f} +- {ci['throughput']:.1f} | {m['p95_latency']:.2f} | "
                   f"{m['error_rate']:.3f} | {m['slo_violation_rate']:.3f} | {m['slo_score']:.3f} +- "
-                  f"{ci['slo_score']:.3f} |")
+                  f"{ci['slo_score']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

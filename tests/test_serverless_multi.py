@@ -182,3 +182,64 @@ def test_discrete_action_types_set_each_functions_limit(action_type):
         assert env.action_space.contains(env.action_space.sample())
     with pytest.raises(ValueError, match="initial_limit"):
         ServerlessMultiFunctionEnv(action_type=action_type, initial_limit=100)
+
+
+def test_revisions_change_one_functions_memory_at_a_seeded_time():
+    kw = dict(workload="revisions", rates=[20.0, 30.0, 180.0], episode_decisions=10, limit_change="instant")
+    env = ServerlessMultiFunctionEnv(**kw)
+    times = set()
+    for seed in range(4):
+        env.reset(seed=seed)
+        rt = env.revision_time
+        assert 0.3 * 300 <= rt <= 0.7 * 300                    # 0.5 +- 0.2 of the 300 s episode
+        times.add(rt)
+        wl = env.sim.sims[2].workload
+        assert wl.profile.mem_mb == 10.0 and wl.switch_profile.mem_mb == 0.5 and wl.switch_at == rt
+        assert wl.profile.cpu_s == wl.switch_profile.cpu_s and wl.profile.sleep_s == wl.switch_profile.sleep_s
+        assert env.sim.sims[0].workload.switch_at is None and env.sim.sims[1].workload.switch_at is None
+    assert len(times) == 4
+    env.reset(seed=0)
+    first = env.revision_time
+    env.reset(seed=0)
+    assert env.revision_time == first
+    # without a revision, one of the two versions throughout (both occur)
+    env = ServerlessMultiFunctionEnv(**kw, revision_probability=0.0)
+    mems = set()
+    for seed in range(8):
+        env.reset(seed=seed)
+        assert env.revision_time is None and env.sim.sims[2].workload.switch_at is None
+        mems.add(env.sim.sims[2].workload.profile.mem_mb)
+    assert mems == {10.0, 0.5}
+
+
+def test_after_the_revision_a_higher_limit_pays_and_before_it_oom_kills():
+    """The experiment's premise: limit 110 OOM-kills the 10 MB version (> 45 requests per pod)
+    and serves the 0.5 MB version better than 30 on the pod-scarce cluster."""
+    def score(mem, limit):
+        kw = dict(workload="revisions", rates=[20.0, 30.0, 180.0], episode_decisions=8, limit_change="instant",
+                  revision_mem_mb=[mem, mem], revision_probability=0.0)
+        return play_episode(ServerlessMultiFunctionEnv(**kw), MultiStaticPolicy([30, 30, limit]), seed=3).metrics
+    assert score(10.0, 110)["oom_kills"] > 0 and score(10.0, 30)["oom_kills"] == 0
+    assert score(10.0, 30)["slo_score"] > score(10.0, 110)["slo_score"]
+    assert score(0.5, 110)["slo_score"] > score(0.5, 30)["slo_score"]
+
+
+def test_revision_oracle_switches_limits_at_the_revision_and_arguments_are_checked():
+    from rlsys_envs.serverless.multi import MultiPhasedLimitPolicy
+
+    env = ServerlessMultiFunctionEnv(workload="revisions", episode_decisions=10, limit_change="instant")
+    pol = MultiPhasedLimitPolicy([30, 30, 30], [30, 30, 110])
+    env.reset(seed=5)
+    pol.reset(env, 5)
+    seen = []
+    for _ in range(10):
+        a = pol.act(env, None, {})
+        seen.append((env.sim.now, env.limits[2]))        # the limit of the interval from now
+        env.step(a)
+    rt = env.revision_time
+    assert all(lim == (110 if t >= rt else 30) for t, lim in seen) and seen[-1][1] == 110
+    for bad, match in ((dict(revision_mem_mb=[1.0]), "revision_mem_mb"), (dict(revision_at=0.9), "revision_spread"),
+                       (dict(revision_probability=1.5), "revision_probability"),
+                       (dict(revision_function=3), "revision_function")):
+        with pytest.raises(ValueError, match=match):
+            ServerlessMultiFunctionEnv(workload="revisions", **bad)
