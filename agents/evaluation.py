@@ -167,6 +167,22 @@ def checkpoint_env_kwargs(path: str | Path, env_id: str | None = None) -> dict |
     return [{**base, **item} for item in suite] if suite else base
 
 
+def merge_env_kwargs(recorded: dict | list | None, given: dict | list | None) -> dict | list | None:
+    """``given`` env kwargs laid over ``recorded`` ones (a checkpoint's, :func:`checkpoint_env_kwargs`),
+    so a user who changes one setting (``{"size": "L"}``) keeps the rest the policy was trained with
+    (its observation, reward scale). A dict ``given`` applies to every recorded episode; a list
+    ``given`` sets the episodes (item ``i`` over recorded item ``i``, the recorded list cycled). Either
+    side None: the other, unchanged."""
+    if given is None or recorded is None:
+        return recorded if given is None else given
+    rec = episode_kwargs(recorded, len(recorded) if isinstance(recorded, list) else 1)
+    if isinstance(given, dict):
+        merged = [{**r, **given} for r in rec]
+        return merged[0] if isinstance(recorded, dict) else merged
+    items = episode_kwargs(given, len(given))
+    return [{**rec[i % len(rec)], **item} for i, item in enumerate(items)]
+
+
 def recorded_env_kwargs(name_or_path: str | Path, keys, env_id: str | None = None) -> dict:
     """The entries ``keys`` of the env kwargs a checkpoint was evaluated on (:func:`checkpoint_env_kwargs`,
     its first episode's): the ones that shape its observation and action spaces, for a caller that plays

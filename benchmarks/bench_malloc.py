@@ -68,18 +68,20 @@ def pct(values) -> str:
 
 # ---------------------------------------------------------------------------- (a) throughput
 def bench_throughput(quick):
+    """Steps of random masked play (episodes from seed 0 on, resets included) per wall second and
+    per CPU second of this process; the CPU figure depends much less on what else runs."""
     rows = []
     for size in ("medium", "large"):
         env = MemoryMappingEnv(instance=size)
-        steps, t0, seed = 0, time.perf_counter(), 0
+        steps, t0, c0, seed = 0, time.perf_counter(), time.process_time(), 0
         budget = 2.0 if quick else 8.0
         while time.perf_counter() - t0 < budget:
             steps += play_episode(env, RandomMaskedPolicy(), seed=seed).steps
             seed += 1
-        dt = time.perf_counter() - t0
-        rows.append((size, env.program.n_buffers, seed, steps, f"{steps / dt:,.0f}"))
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows.append((size, env.program.n_buffers, seed, steps, f"{steps / dt:,.0f}", f"{steps / cpu:,.0f}"))
     return "### (a) Throughput: random masked play, one process\n\n" + table(
-        ("programs", "buffers (last)", "episodes", "steps", "steps/s"), rows)
+        ("programs", "buffers (last)", "episodes", "steps", "steps / wall s", "steps / CPU s"), rows)
 
 
 # ------------------------------------------------------------------------------- (b) quality
@@ -192,25 +194,31 @@ def bench_quality(size, n, quick, ckpt, best_of, mcts_budgets, cpsat_limit, cpsa
 
 # ------------------------------------------------------------------------------- (d) timing
 def bench_timing(ckpt, size="large", seed=0, repeats=3):
-    """Wall time of one whole greedy episode (every decision) on a generated program: the env
-    alone (xla_like), SB3's predict, and the numpy inference; best of ``repeats``."""
+    """Wall and CPU (process) time of one whole greedy episode (every decision) on a generated
+    program: the env alone (xla_like), SB3's predict and the numpy inference, best of ``repeats``
+    (SB3: one run); and whether the numpy player took every action SB3's predict took."""
     env = MemoryMappingEnv(instance=size)
     rows = []
     methods = [("env only (xla_like)", lambda: BASELINES["xla_like"]())]
     if ckpt is not None:
         methods += [("policy greedy, SB3 predict", lambda: ckpt.policy(env, fast=False)),
                     ("policy greedy, numpy incremental", lambda: ckpt.policy(env))]
+    actions = {}
     for name, make in methods:
-        best, ep = float("inf"), None
+        best, cpu, ep = float("inf"), float("inf"), None
         for _ in range(repeats if "SB3" not in name else 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ep = play_episode(env, make(), seed=seed)
-            best = min(best, time.perf_counter() - t0)
-        rows.append((name, ep.steps, f"{100 * ep.metrics['saved_fraction']:.3f}", f"{best:.2f}",
-                     f"{1e3 * best / ep.steps:.2f}"))
+            best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+        actions[name] = ep.actions
+        same = ""
+        if "numpy" in name and "policy greedy, SB3 predict" in actions:
+            same = "yes" if ep.actions == actions["policy greedy, SB3 predict"] else "NO"
+        rows.append((name, ep.steps, f"{100 * ep.metrics['saved_fraction']:.3f}", f"{best:.2f}", f"{cpu:.2f}",
+                     f"{1e3 * best / ep.steps:.3f}", same))
     return (f"### (d) Greedy decisions of one {size} program (seed {seed}, {env.program.n_buffers} buffers), "
-            f"one process\n\n" + table(("method", "decisions", "saved %", "wall s (episode)", "ms / decision"),
-                                         rows))
+            f"one process\n\n" + table(("method", "decisions", "saved %", "wall s (episode)", "CPU s (episode)",
+                                          "wall ms / decision", "same actions as SB3"), rows))
 
 
 # --------------------------------------------------------------------------- (c) MiniMalloc

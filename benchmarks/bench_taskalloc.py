@@ -43,13 +43,15 @@ PUBLISHED = [
      "about": "Two-stage mode, seeded episodes 10000.. of the same instances for every policy. `cpsat` is the "
               "exact one-step allocation of every decision epoch (5 s per epoch, one worker): on the dynamic "
               "scenarios a per-epoch optimum, not the optimum of the episode. The shipped checkpoints play on "
+              "Material (`taskalloc_material_bc.zip`, cloned from CP-SAT), "
               "Electric (`taskalloc_electric_bc.zip`, cloned from CP-SAT) and Almighty "
               "(`taskalloc_almighty_ppo.zip`); the zero-shot table plays the Electric one on twice the "
               "entities, tasks and slots, unchanged."},
 ]
 NAMES = ["random", "sequential", "greedy", "ga", "cpsat"]
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINTS = [f"electric={ROOT / 'agents/checkpoints/taskalloc_electric_bc.zip'}",
+DEFAULT_CHECKPOINTS = [f"material={ROOT / 'agents/checkpoints/taskalloc_material_bc.zip'}",
+                       f"electric={ROOT / 'agents/checkpoints/taskalloc_electric_bc.zip'}",
                        f"almighty={ROOT / 'agents/checkpoints/taskalloc_almighty_ppo.zip'}"]
 
 

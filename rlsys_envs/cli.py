@@ -9,7 +9,8 @@
 
 torch and stable-baselines3 are imported only when a checkpoint is loaded, so ``rlsys list`` and
 baseline evaluations start fast. ``--env-kwargs`` is a JSON object of constructor arguments, or a
-JSON list of objects cycled over the episodes (episode ``i`` uses item ``i % len``).
+JSON list of objects cycled over the episodes (episode ``i`` uses item ``i % len``); for a checkpoint
+it is laid over the env kwargs the checkpoint was evaluated on (``--replace-env-kwargs``: alone).
 """
 from __future__ import annotations
 
@@ -67,15 +68,17 @@ def _is_checkpoint(name: str) -> bool:
     return name.endswith(".zip") or Path(name).is_file() or Path(name + ".zip").is_file()
 
 
-def _default_kwargs_for(policy: str, env_kwargs, env_id: str | None = None):
-    """A checkpoint evaluated without --env-kwargs runs on the eval env of the run it came from
-    (the environment record inside the zip, else the run folder's config.yaml)."""
-    if env_kwargs is not None or not _is_checkpoint(policy):
+def _default_kwargs_for(policy: str, env_kwargs, env_id: str | None = None, replace: bool = False):
+    """The env kwargs a checkpoint is evaluated on: those of the eval env of the run it came from
+    (the environment record inside the zip, else the run folder's config.yaml) with ``--env-kwargs``
+    laid over them (``merge_env_kwargs``); ``replace`` (``--replace-env-kwargs``): ``--env-kwargs`` alone.
+    A baseline gets ``--env-kwargs`` as given."""
+    if replace or not _is_checkpoint(policy):
         return env_kwargs
-    from rlsys_agents.evaluation import checkpoint_env_kwargs
+    from rlsys_agents.evaluation import checkpoint_env_kwargs, merge_env_kwargs
 
     path = policy if policy.endswith(".zip") or Path(policy).is_file() else policy + ".zip"
-    return checkpoint_env_kwargs(path, env_id)
+    return merge_env_kwargs(checkpoint_env_kwargs(path, env_id), env_kwargs)
 
 
 def _load(policy: str, env_id: str, env_kwargs, sample: bool):
@@ -143,7 +146,7 @@ def cmd_list(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _check_env_id(args.env_id)
-    env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs), args.env_id)
+    env_kwargs = _default_kwargs_for(args.policy, _env_kwargs(args.env_kwargs), args.env_id, args.replace_env_kwargs)
     policy = _load(args.policy, args.env_id, env_kwargs, args.sample or args.best_of > 1)
     start = time.perf_counter()
     if args.best_of > 1:
@@ -228,11 +231,10 @@ def cmd_compare(args) -> int:
     names = list(all_baselines(args.env_id)) if args.baselines is None else list(args.baselines)
     names += list(args.policies or [])
     env_kwargs = _env_kwargs(args.env_kwargs)
-    if env_kwargs is None:
-        for p in args.policies or []:
-            env_kwargs = _default_kwargs_for(p, None, args.env_id)
-            if env_kwargs is not None:
-                break
+    for p in args.policies or []:        # every policy plays the first checkpoint's env (+ --env-kwargs)
+        if _is_checkpoint(p):
+            env_kwargs = _default_kwargs_for(p, env_kwargs, args.env_id, args.replace_env_kwargs)
+            break
     results = {}
     for name in names:
         policy = _load(name, args.env_id, env_kwargs, sample=False)
@@ -305,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--episodes", type=int, default=10)
     s.add_argument("--seed", type=int, default=0, help="episode i uses env.reset(seed=SEED+i)")
     s.add_argument("--env-kwargs", default=None, help="JSON object (or list of objects, one per episode)")
+    s.add_argument("--replace-env-kwargs", action="store_true",
+                   help="use --env-kwargs alone, not laid over the env kwargs the checkpoint was evaluated on")
     s.add_argument("--sample", action="store_true", help="sample the checkpoint's actions instead of greedy")
     s.add_argument("--best-of", type=int, default=1, metavar="K",
                    help="sample K runs per episode and keep the best by --metric (implies --sample)")
@@ -329,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--episodes", type=int, default=10)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--env-kwargs", default=None)
+    s.add_argument("--replace-env-kwargs", action="store_true",
+                   help="use --env-kwargs alone, not laid over the env kwargs the checkpoint was evaluated on")
     s.add_argument("--metrics", nargs="*", default=None, help="metrics to show (default: all)")
     s.add_argument("--reference", default=None, help="baseline for gap columns, e.g. cpsat")
     s.add_argument("--gap", nargs="*", default=None, help="metrics to report a gap to --reference for")

@@ -27,6 +27,7 @@ ENVS = {
     "storage_migration_": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500}, "mean_latency_us"),
     "malloc_": ("rlsys/MemoryMapping-v0", {"instance": "small"}, "saved_fraction"),
     "taskalloc_almighty_": ("rlsys/TaskAllocation-v0", {"scenario": "almighty"}, "total_net_value"),
+    "taskalloc_material_": ("rlsys/TaskAllocation-v0", {"scenario": "material", "n_tasks": 6}, "total_net_value"),
     "taskalloc_electric_": ("rlsys/TaskAllocation-v0", {"scenario": "electric", "n_tasks": 8}, "total_net_value"),
     "vm_": ("rlsys/VMRescheduling-v0", {"size": "S", "mnl": 10, "allow_stop": False, "observation": "graph"},
             "fr_final"),
@@ -87,7 +88,8 @@ def test_a_target_environment_that_does_not_fit_is_refused(name, kwargs, what):
         load_policy(str(CKPT / name), SERVERLESS, kwargs)
     assert "it was trained on rlsys/ServerlessAutoscaling-v0 with env kwargs" in str(err.value)
     with pytest.raises(SystemExit, match="does not fit the target environment"):
-        main(["evaluate", SERVERLESS, "--policy", str(CKPT / name), "--env-kwargs", json.dumps(kwargs)])
+        main(["evaluate", SERVERLESS, "--policy", str(CKPT / name), "--env-kwargs", json.dumps(kwargs),
+              "--replace-env-kwargs"])
 
 
 def _doc_commands():
@@ -141,3 +143,19 @@ def test_a_benchmark_gives_a_checkpoint_the_observation_it_was_trained_with():
     load_policy("vm_gnn_bc", ENV, kwargs)                                          # fits: no error
     with pytest.raises(ValueError, match="does not fit the target environment"):
         load_policy("vm_gnn_bc", ENV, {"size": "M", "workload": "high", "mnl": 50, "allow_stop": False})
+
+
+def test_given_env_kwargs_are_laid_over_the_recorded_ones():
+    """A user who changes one setting keeps the rest the checkpoint was trained with."""
+    from rlsys_agents.evaluation import merge_env_kwargs
+
+    rec = {"observation": "graph", "size": "M"}
+    assert merge_env_kwargs(rec, {"size": "L"}) == {"observation": "graph", "size": "L"}
+    assert merge_env_kwargs(rec, None) == rec and merge_env_kwargs(None, {"size": "L"}) == {"size": "L"}
+    suite = [{"obs": "g", "instance": "ta01"}, {"obs": "g", "instance": "ta02"}]
+    assert merge_env_kwargs(suite, {"reward": "lb"}) == [{**s, "reward": "lb"} for s in suite]
+    assert merge_env_kwargs(suite, [{"instance": "ta09"}, {}, {"x": 1}]) == [
+        {"obs": "g", "instance": "ta09"}, suite[1], {**suite[0], "x": 1}]
+    assert merge_env_kwargs(rec, [{"size": "S"}, {}]) == [{"observation": "graph", "size": "S"}, rec]
+    assert rec == {"observation": "graph", "size": "M"}          # inputs untouched
+

@@ -52,6 +52,19 @@ def test_evaluate_errors_are_clear():
     assert r.returncode != 0 and "max_jobs" in r.stderr
 
 
+def test_env_kwargs_change_one_setting_of_a_checkpoint():
+    """`--env-kwargs` on a checkpoint keeps its recorded action type; `--replace-env-kwargs` drops it
+    and the checkpoint is refused with the spaces named."""
+    args = ("evaluate", "rlsys/ServerlessAutoscaling-v0", "--policy", "serverless_ppo_cpu",
+            "--env-kwargs", '{"episode_decisions": 3}', "--episodes", "1")
+    r = rlsys(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    kwargs = json.loads(r.stdout)["env_kwargs"]
+    assert kwargs["episode_decisions"] == 3 and kwargs["action_type"] == "absolute" and kwargs["profile"] == "cpu"
+    r = rlsys(*args, "--replace-env-kwargs")
+    assert r.returncode != 0 and "does not fit the target environment" in r.stderr and "Discrete(16)" in r.stderr
+
+
 def test_bench_json():
     r = rlsys("bench", ENV, "--env-kwargs", SMALL, "--seconds", "0.5", "--json")
     assert r.returncode == 0, r.stderr

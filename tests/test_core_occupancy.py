@@ -58,9 +58,14 @@ def test_canonical_positions_hold_the_lowest_fit_and_gaps(items, t0, length, siz
     t1 = t0 + length
     offsets, fits, gaps = m.canonical_offsets(t0, t1, size)
     free = brute_free(m, t0, t1, size)
-    assert list(offsets) == sorted(set(offsets))
+    live = [m.block(b) for b in m.blocks() if m.block(b)[0] < t1 and m.block(b)[1] > t0]
+    assert list(offsets) == sorted({0} | {lo + sz for _, _, lo, sz in live if lo + sz < CAP})
+    *same, peak = m.candidates(t0, t1, size)
+    assert all(np.array_equal(a, b) for a, b in zip(same, (offsets, fits, gaps)))
+    assert peak == m.peak(t0, t1) == max([lo + sz for _, _, lo, sz in live], default=0)
     for off, ok, gap in zip(offsets, fits, gaps):
         assert ok == (off in free)
+        assert (gap == 0) == any(lo <= off < lo + sz for _, _, lo, sz in live)
         if gap > 0:   # the gap is the largest free block starting there
             assert m.fits(t0, t1, int(off), int(gap)) and not m.fits(t0, t1, int(off), int(gap) + 1)
     if free:

@@ -10,7 +10,7 @@ from rlsys_agents.policies import AllocationPolicy
 from rlsys_envs.core import Demonstration, play_episode
 from rlsys_envs.taskalloc.baselines import BASELINES
 from rlsys_envs.taskalloc.env import TaskAllocationEnv
-from rlsys_envs.taskalloc.expert import CPSatExpert
+from rlsys_envs.taskalloc.expert import EXPERTS, CPSatExpert, GAExpert, PlanExpert
 
 torch.set_num_threads(1)
 ID = "rlsys/TaskAllocation-v0"
@@ -40,6 +40,29 @@ def test_demonstration_replays_to_the_cpsat_episode_and_accepts_the_plan():
         else:
             assert not acc[n_first:][-1] or acc[n_first:].sum() == 1   # END only when the task has no plan
     assert saw_free_choice
+
+
+@pytest.mark.parametrize("scenario", ["electric", "rbf"])
+def test_ga_demonstration_replays_to_the_ga_episode(scenario):
+    kw = {**KW, "scenario": scenario}
+    env = TaskAllocationEnv(**kw)
+    expert = EXPERTS["ga"](population=16, generations=10)
+    demo = expert.demonstrate(env, 3)
+    ga = play_episode(env, BASELINES["ga"](population=16, generations=10), 3).metrics["total_net_value"]
+    assert demo.info["total_net_value"] == pytest.approx(ga)
+    assert demo.info["statuses"] == {}                 # the GA has no solver statuses
+    _obs, masks, accepted, returns = replay(env, demo)
+    assert returns[0] == pytest.approx(ga)
+    assert all(acc.any() and not (acc & ~mask).any() for mask, acc in zip(masks, accepted))
+
+
+def test_plan_expert_refuses_what_is_not_a_plan_baseline_and_bad_kwargs():
+    with pytest.raises(ValueError, match="plan baseline.*'random'"):
+        PlanExpert("random")
+    with pytest.raises(ValueError, match="population"):
+        GAExpert(population=1)
+    with pytest.raises(TypeError):
+        GAExpert(time_limit=1.0)
 
 
 def test_expert_refuses_the_sequential_mode():

@@ -11,6 +11,7 @@ for a new block of ``size`` addresses live over ``[t0, t1)``:
   the placed blocks that overlap it in time (the search space of MiniMalloc and TelaMalloc: a
   packing can always be pushed down until every block rests on 0 or on another block), lowest
   first, with whether the block fits there and the free span (gap) above each position;
+* :meth:`~TimeAddressMap.candidates`: the same and the peak address over ``[t0, t1)`` in one pass;
 * :meth:`~TimeAddressMap.fits`: whether it fits at one offset;
 * :meth:`~TimeAddressMap.place` / :meth:`~TimeAddressMap.release`: checked changes that raise
   :class:`~rlsys_envs.core.resources.CapacityError` and leave the map untouched on a conflict.
@@ -95,26 +96,49 @@ class TimeAddressMap:
         ``capacity``; 0 where the position is inside a block). A block that fits anywhere fits at
         one of these positions (push it down until it rests on 0 or on another block).
         """
-        rows = self.overlapping(t0, t1)
-        lo, hi = self.lo[rows], self.hi[rows]
-        offsets = np.unique(np.concatenate([[0], hi]))
-        offsets = offsets[offsets < max(self.capacity, 1)]
-        if len(rows) == 0:
-            gaps = np.full(len(offsets), self.capacity, np.int64) - offsets
-            return offsets, offsets + size <= self.capacity, gaps
-        # the union of the occupied address ranges as sorted disjoint segments (O(M log M))
-        order = np.argsort(lo, kind="stable")
-        lo, hi = lo[order], hi[order]
-        reach = np.maximum.accumulate(hi)
-        new = np.ones(len(lo), bool)
-        new[1:] = lo[1:] > reach[:-1]
-        seg_lo = lo[new]
-        seg_hi = np.maximum.reduceat(hi, np.flatnonzero(new))
-        seg = np.searchsorted(seg_lo, offsets, side="right") - 1
-        inside = (seg >= 0) & (offsets < seg_hi[np.maximum(seg, 0)])
-        nxt = np.append(seg_lo, self.capacity)[seg + 1]
-        gaps = np.where(inside, 0, np.minimum(nxt, self.capacity) - offsets)
-        return offsets, (~inside) & (gaps >= size), gaps
+        return self.candidates(t0, t1, size)[:3]
+
+    def candidates(self, t0: int, t1: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """:meth:`canonical_offsets` and :meth:`peak` of ``[t0, t1)`` from one pass over the map:
+        ``(offsets, fits, gaps, peak)``.
+
+        Vectorised over the blocks live in ``[t0, t1)``: sorted by start address, the running
+        maximum of their end addresses says whether a position is inside one of them (the last
+        block starting at or below it reaches above it), and the first start address above a
+        free position bounds its gap; O(M log M) for M live blocks, in a dozen numpy calls.
+        """
+        n, cap = self.n, self.capacity
+        live = self.t0[:n] < t1
+        live &= self.t1[:n] > t0
+        hi = self.hi[:n][live]
+        m = len(hi)
+        if not m:
+            offsets = np.zeros(1, np.int64)
+            return offsets, offsets + size <= cap, offsets + cap, 0
+        lo = self.lo[:n][live]
+        # 0 and the distinct end addresses below the capacity (ends are > 0: blocks are not empty)
+        ends = np.zeros(m + 1, np.int64)
+        ends[1:] = hi
+        ends[1:].sort()
+        peak = int(ends[m])
+        keep = np.empty(m + 1, bool)
+        keep[0] = True
+        np.not_equal(ends[1:], ends[:-1], out=keep[1:])
+        if peak >= max(cap, 1):
+            keep[np.searchsorted(ends, max(cap, 1)):] = False
+        offsets = ends[keep]
+        order = np.argsort(lo)
+        starts = np.empty(m + 1, np.int64)              # start addresses, lowest first, then the capacity
+        starts[:m] = lo[order]
+        starts[m] = cap
+        reach = np.empty(m + 1, np.int64)               # reach[j]: highest end of the j lowest-starting blocks
+        reach[0] = -1
+        np.maximum.accumulate(hi[order], out=reach[1:])
+        k = np.searchsorted(starts[:m], offsets, side="right")   # blocks starting at or below each position
+        inside = reach[k] > offsets
+        gaps = np.minimum(starts[k], cap) - offsets
+        gaps[inside] = 0
+        return offsets, ~inside & (gaps >= size), gaps, peak
 
     # ---------------------------------------------------------------------------- mutations
     def place(self, block: Hashable, t0: int, t1: int, offset: int, size: int) -> None:

@@ -213,6 +213,7 @@ class MemoryMappingEnv(RlsysEnv):
         self._static = (static, np.floor(edges[:-1]).astype(np.int64), np.ceil(edges[1:]).astype(np.int64))
         self.occupancy = np.zeros(OCCUPANCY_BINS, np.float64)
         self._gain = p.standalone.copy()
+        self._live_fast = np.zeros(p.n_ops, np.int64)     # fast bytes live at each position
         self._mask = None
         self._n_fast = 0
         # the buffer table, kept up to date step by step (fixed order; rebuilt each step with buffer choice)
@@ -287,11 +288,11 @@ class MemoryMappingEnv(RlsysEnv):
             return
         if self.done:
             self.cand_offsets = self.cand_gaps = np.zeros(0, np.int64)
-            self.best_fit = -1
+            self.best_fit, self._peak = -1, 0
             self._mark_current(-1)
             return
         p, i = self.program, self.current
-        offsets, fits, gaps = self.state.map.canonical_offsets(int(p.start[i]), int(p.end[i]), int(p.size[i]))
+        offsets, fits, gaps, self._peak = self.state.map.candidates(int(p.start[i]), int(p.end[i]), int(p.size[i]))
         keep, self.best_fit = self._select(offsets, fits, gaps, keep_top=False)
         self.cand_offsets, self.cand_gaps = offsets[keep], gaps[keep]
         self._mark_current(i)
@@ -317,12 +318,11 @@ class MemoryMappingEnv(RlsysEnv):
                 self._n_cand[j] = 0
                 continue
             s, e = int(p.start[j]), int(p.end[j])
-            offsets, fits, gaps = st.map.canonical_offsets(s, e, int(p.size[j]))
+            offsets, fits, gaps, self._floor[j] = st.map.candidates(s, e, int(p.size[j]))
             keep, best = self._select(offsets, fits, gaps, keep_top=True)
             m = len(keep)
             self._n_cand[j], self._c_best[j] = m, best
             self._c_off[j, :m], self._c_gap[j, :m] = offsets[keep], gaps[keep]
-            self._floor[j] = st.map.peak(s, e)
 
     def _choose_current(self) -> None:
         st = self.state
@@ -385,11 +385,14 @@ class MemoryMappingEnv(RlsysEnv):
                 self.state.spill(i)
         else:
             saved = self.state.place(i, offset)
+            self._live_fast[p.start[i]:p.end[i]] += p.size[i]
             reward = 1.0 / p.n_buffers if self.objective == "allocate" else saved / p.slow_time
             _, lo, hi = self._static
             hit = (lo < p.end[i]) & (hi > p.start[i])
             self.occupancy[hit] = np.maximum(self.occupancy[hit], offset + int(p.size[i]))
-            self._gain = p.marginal_saving(self.state.memory)
+            # only the buffers that share an operation with i see their saving change
+            changed = p.sharing(i)
+            self._gain[changed] = p.marginal_saving_of(changed, self.state.memory)
         if not self.failed:
             self._n_fast += offset is not None
             row = self._rows[i]
@@ -397,8 +400,8 @@ class MemoryMappingEnv(RlsysEnv):
             row[5], row[6] = float(offset is not None), float(offset is None)
             row[7] = 0.0 if offset is None else offset / max(p.capacity, 1)
             if offset is not None:
-                n = p.n_buffers
-                self._rows[:n, 4] = np.where(self.state.decided, 0.0, np.minimum(self._gain / self._scale, 1.0))
+                self._rows[changed, 4] = np.where(self.state.decided[changed], 0.0,
+                                                  np.minimum(self._gain[changed] / self._scale, 1.0))
         self.step_index += 1 if not self.failed else 0
         self.total_return += reward
         self._mask = None
@@ -464,7 +467,7 @@ class MemoryMappingEnv(RlsysEnv):
             g4 = float(st.map.hi[: st.map.n].max(initial=0)) / cap
             g5 = float((self._n_cand[undecided] > 0).mean()) if undecided.any() else 0.0
         else:
-            g4 = min(st.map.used_bytes(int(p.start[cur])) / cap, 1.0)
+            g4 = min(int(self._live_fast[p.start[cur]]) / cap, 1.0)
             g5 = len(self.cand_offsets) / self.max_candidates
         obs["global_features"] = np.array([
             self.step_index / n, st.time / p.slow_time, min(max((p.slow_time - st.time) / saved_max, 0.0), 1.0),
@@ -472,37 +475,33 @@ class MemoryMappingEnv(RlsysEnv):
         return obs
 
     def _fixed_table(self) -> np.ndarray:
-        p, st = self.program, self.state
+        p = self.program
         cap = max(p.capacity, 1)
-        static = self._static[0]
         cur = self.current
         k = len(self.cand_offsets)
+        slow_row = self.max_candidates
         cand = np.zeros((self.slots, CANDIDATE_FEATURES), np.float32)
         size = int(p.size[cur])
-        peak = st.map.peak(int(p.start[cur]), int(p.end[cur])) if not self.done else 0
+        peak = self._peak                   # over the current buffer's live range (0 once done)
         if k:
             off, gap = self.cand_offsets, self.cand_gaps
-            cand[:k, 1] = off / cap
-            cand[:k, 2] = np.minimum(gap / cap, 1.0)
-            cand[:k, 3] = np.minimum((gap - size) / cap, 1.0)
-            cand[:k, 4] = (off + size) / cap
+            top = off + size
+            # offset, gap, gap left, top after placing, peak after placing; all / capacity
+            block = np.stack((off, gap, gap - size, top, np.maximum(top, peak)), axis=1) / cap
+            np.minimum(block[:, 1:3], 1.0, out=block[:, 1:3])
+            cand[:k, 1:5] = block[:, :4]
+            cand[:k, 13] = block[:, 4]
             if self.best_fit >= 0:
                 cand[self.best_fit, 5] = 1.0
             cand[0, 6] = 1.0
-            cand[:k, 13] = np.maximum(peak, off + size) / cap
-        slow_row = self.max_candidates
         cand[slow_row, 0] = 1.0
         cand[slow_row, 13] = peak / cap
-        live = np.zeros(self.slots, bool)
-        live[:k] = True
-        live[slow_row] = True
         gain = 0.0 if self.done else min(self._gain[cur] / self._scale, 1.0)
-        cand[live, 7] = min(size / cap, 1.0)
-        cand[live, 8] = gain
-        cand[live, 9] = static[cur, 3]
-        cand[live, 10] = (p.end[cur] - p.start[cur]) / p.n_ops
-        cand[live, 11] = self.step_index / p.n_buffers
-        cand[live, 12] = peak / cap
+        # the current buffer's own features, on every live row (the offered ones and the slow one)
+        own = (min(size / cap, 1.0), gain, self._static[0][cur, 3], (p.end[cur] - p.start[cur]) / p.n_ops,
+               self.step_index / p.n_buffers, peak / cap)
+        cand[:k, 7:13] = own
+        cand[slow_row, 7:13] = own
         return cand
 
     def _choice_table(self) -> np.ndarray:

@@ -118,6 +118,9 @@ class Program:
         self.acc_buf, self.acc_op = key // t, key % t
         self.acc_ptr = np.concatenate([[0], np.cumsum(np.bincount(self.acc_buf, minlength=n))]).astype(np.int64)
         self.acc_saving = self.acc_bytes * (1.0 / self.profile.bw_slow - 1.0 / self.profile.bw_fast)
+        # the same accesses by op (CSR): which buffers an op touches
+        self.op_buf = self.acc_buf[np.argsort(self.acc_op, kind="stable")]
+        self.op_ptr = np.concatenate([[0], np.cumsum(np.bincount(self.acc_op, minlength=t))]).astype(np.int64)
         self.slow_memory = np.bincount(self.acc_op, weights=self.acc_bytes / self.profile.bw_slow, minlength=t)
         self.slow_time = float(np.maximum(self.compute, self.slow_memory).sum())
         self.fast_time = float(np.maximum(self.compute, self.slow_memory - np.bincount(
@@ -152,6 +155,26 @@ class Program:
         m = memory[self.acc_op]
         gain = np.maximum(c, m) - np.maximum(c, m - self.acc_saving)
         return np.bincount(self.acc_buf, weights=gain, minlength=self.n_buffers)
+
+    def sharing(self, i: int) -> np.ndarray:
+        """The buffers (sorted, ``i`` included) with an access at an operation that buffer ``i``
+        accesses: those whose marginal saving can change when ``i`` moves to fast memory."""
+        ops = self.acc_op[self.accesses(i)]
+        if len(ops) == 1:
+            return np.unique(self.op_buf[self.op_ptr[ops[0]]:self.op_ptr[ops[0] + 1]])
+        return np.unique(np.concatenate([self.op_buf[self.op_ptr[o]:self.op_ptr[o + 1]] for o in ops.tolist()]))
+
+    def marginal_saving_of(self, buffers: np.ndarray, memory: np.ndarray) -> np.ndarray:
+        """:meth:`marginal_saving` of the ``buffers`` only (sorted distinct indices), bit for bit the
+        same numbers (each buffer's accesses summed in the same order)."""
+        first, last = self.acc_ptr[buffers], self.acc_ptr[buffers + 1]
+        counts = last - first
+        local = np.repeat(np.arange(len(buffers)), counts)
+        acc = np.arange(int(counts.sum())) + np.repeat(first - (np.cumsum(counts) - counts), counts)
+        op = self.acc_op[acc]
+        c, m = self.compute[op], memory[op]
+        gain = np.maximum(c, m) - np.maximum(c, m - self.acc_saving[acc])
+        return np.bincount(local, weights=gain, minlength=len(buffers))
 
     def peak_live_bytes(self) -> int:
         """The largest total size of buffers live at one position."""

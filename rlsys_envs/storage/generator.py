@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -31,6 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rlsys_envs.core import MMPPProcess
+from rlsys_envs.core.files import write_atomic
 
 PAGE_SIZE = 4096
 #: 100 ns FILETIME ticks between 1601-01-01 and the Unix epoch
@@ -225,17 +225,7 @@ def write_msr_csv(trace: BlockTrace, path: str | os.PathLike, header: bool = Fal
     lines = [",".join(MSR_COLUMNS)] if header else []
     lines += [f"{a},{host},{d},{k},{o},{s},0" for a, d, k, o, s in
               zip(ticks.tolist(), trace.disk.tolist(), kind.tolist(), trace.offset.tolist(), trace.size.tolist())]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n")
 
 
 # ------------------------------------------------------------------------------ synthetic shapes

@@ -1,10 +1,16 @@
-"""Behaviour-cloning demonstrations of task allocation from CP-SAT's per-epoch optimum
-(``rlsys_agents.imitation``; ``pretrain.expert: cpsat`` in a config).
+"""Behaviour-cloning demonstrations of task allocation from a plan-based baseline
+(``rlsys_agents.imitation``; ``pretrain.expert: cpsat`` or ``ga`` in a config).
 
 Why: on the Electric-like scenario every baseline completes every demand, so what separates
 allocations is the conveyance cost of the suppliers chosen, a small signal in PPO's returns (the
 shipped PPO checkpoint stays 2% below greedy after 200k steps), while the per-epoch optimum is
-available exactly and cheaply (under a second per episode).
+available exactly and cheaply (under a second per episode). On Material the per-epoch optimum is
+also the best baseline; on RBF the GA is (it beats the per-epoch optimum), so it is an expert too.
+
+:class:`PlanExpert` turns any plan baseline of :mod:`.baselines` (a
+:class:`~rlsys_envs.taskalloc.baselines.AllocationPolicy`: one plan ``slot -> entities`` per
+epoch) into demonstrations; ``cpsat`` (:class:`CPSatExpert`) and ``ga`` (:class:`GAExpert`) are
+the registered ones, with their baselines' keyword arguments.
 
 Two-stage action mode only. A demonstration's actions are whole ``MultiDiscrete`` vectors, and its
 accepted sets are flat indices into the per-component mask layout (``action_masks()``): at every
@@ -19,8 +25,8 @@ step, one accepted set per component.
 * **Stage 2.** The remaining plan entities of the current task that still contribute (any order:
   the plan's set is picked whole and commits on coverage), or END when the task has no plan.
 
-The episode's total net value is the CP-SAT baseline's on the same seed (the extra candidates are
-never picked).
+The episode's total net value is the baseline's on the same seed (the baseline is reset with the
+episode's seed, as ``play_episode`` does, and the extra candidates are never picked).
 """
 from __future__ import annotations
 
@@ -30,35 +36,43 @@ import numpy as np
 
 from rlsys_envs.core import Demonstration
 
-from .baselines import CPSATPolicy
+from .baselines import BASELINES, AllocationPolicy
 from .model import ASSIGN
 
 
-class CPSatExpert:
-    """Demonstrations of :class:`~rlsys_envs.taskalloc.baselines.CPSATPolicy` (the per-epoch
-    optimum) with accepted sets per action component (see the module doc)."""
+class PlanExpert:
+    """Demonstrations of the plan baseline ``baseline`` (a name of ``BASELINES``, built with
+    ``kwargs``), with accepted sets per action component (see the module doc)."""
 
-    name = "cpsat"
+    name = "plan"
     version = 1
 
-    def __init__(self, time_limit: float = 5.0):
-        if not time_limit > 0:
-            raise ValueError(f"CPSatExpert: time_limit must be > 0 seconds, got {time_limit!r}")
-        self.time_limit = float(time_limit)
+    def __init__(self, baseline: str, **kwargs):
+        factory = BASELINES.get(baseline)
+        if not (isinstance(factory, type) and issubclass(factory, AllocationPolicy)):
+            plans = [k for k, v in BASELINES.items() if isinstance(v, type) and issubclass(v, AllocationPolicy)]
+            raise ValueError(f"{type(self).__name__}: baseline must be a plan baseline ({', '.join(plans)}); "
+                             f"got {baseline!r}")
+        self.baseline, self.kwargs = baseline, dict(kwargs)
+        self.make_policy()                      # bad keyword arguments: fail here, not mid-episode
+
+    def make_policy(self) -> AllocationPolicy:
+        return BASELINES[self.baseline](**self.kwargs)
 
     def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
         """Play CP-SAT's plan from ``env.reset(seed=seed)`` (after the ``prefix`` actions)."""
         env = env.unwrapped
         if env.mode != "two_stage":
-            raise ValueError(f"CPSatExpert needs mode 'two_stage', got {env.mode!r}")
+            raise ValueError(f"{type(self).__name__} needs mode 'two_stage', got {env.mode!r}")
         obs, info = env.reset(seed=int(seed))
         for i, a in enumerate(prefix):
             obs, _r, terminated, truncated, info = env.step(np.asarray(a, np.int64))
             if terminated or truncated:
-                raise ValueError(f"CPSatExpert: the prefix of seed {seed} ends the episode at step {i + 1}")
+                raise ValueError(f"{type(self).__name__}: the prefix of seed {seed} ends the episode at step {i + 1}")
         if not env.at_decision_boundary():
-            raise ValueError(f"CPSatExpert: the prefix of seed {seed} stops in stage 2 (an epoch half played)")
-        policy = CPSATPolicy(time_limit=self.time_limit)
+            raise ValueError(f"{type(self).__name__}: the prefix of seed {seed} stops in stage 2 "
+                             "(an epoch half played)")
+        policy = self.make_policy()
         policy.reset(env, int(seed))
         rng = np.random.default_rng([int(seed), len(prefix)])
         actions = [[int(x) for x in p] for p in prefix]
@@ -70,7 +84,8 @@ class CPSatExpert:
             targets.append(accepted)
             obs, _r, terminated, truncated, info = env.step(a)
             done = terminated or truncated
-        statuses = {s: policy.statuses.count(s) for s in set(policy.statuses)}
+        found = getattr(policy, "statuses", [])      # CP-SAT's solver statuses per epoch
+        statuses = {s: found.count(s) for s in set(found)}
         return Demonstration(int(seed), actions, targets, {"total_net_value": float(info["metrics"]["total_net_value"]),
                                                            "statuses": statuses}, prefix=len(prefix))
 
@@ -107,4 +122,30 @@ class CPSatExpert:
         return a, [int(i) for i in np.flatnonzero(accepted & mask)]
 
 
-EXPERTS: dict[str, Callable[..., CPSatExpert]] = {"cpsat": CPSatExpert}
+class CPSatExpert(PlanExpert):
+    """Demonstrations of :class:`~rlsys_envs.taskalloc.baselines.CPSATPolicy`, the per-epoch
+    optimum (``time_limit`` seconds per epoch)."""
+
+    name = "cpsat"
+    version = 1
+
+    def __init__(self, time_limit: float = 5.0):
+        if not time_limit > 0:
+            raise ValueError(f"CPSatExpert: time_limit must be > 0 seconds, got {time_limit!r}")
+        self.time_limit = float(time_limit)
+        super().__init__("cpsat", time_limit=self.time_limit)
+
+
+class GAExpert(PlanExpert):
+    """Demonstrations of :class:`~rlsys_envs.taskalloc.baselines.GAPolicy` (keyword arguments
+    ``population``, ``generations``, ``mutation``, ``elite``, ``tournament``): the best baseline on
+    RBF, where keeping entities free beats the per-epoch optimum."""
+
+    name = "ga"
+    version = 1
+
+    def __init__(self, **kwargs):
+        super().__init__("ga", **kwargs)
+
+
+EXPERTS: dict[str, Callable[..., PlanExpert]] = {"cpsat": CPSatExpert, "ga": GAExpert}
