@@ -243,3 +243,32 @@ def test_revision_oracle_switches_limits_at_the_revision_and_arguments_are_check
                        (dict(revision_function=3), "revision_function")):
         with pytest.raises(ValueError, match=match):
             ServerlessMultiFunctionEnv(workload="revisions", **bad)
+
+
+def test_action_prior_policy_starts_at_keep_and_checks_its_arguments(tmp_path):
+    """The `mlp` preset with `prior_actions` builds ActionPriorPolicy: the untrained policy keeps
+    every function's limit with probability e^3 / (e^3 + 2) = 0.91 (instead of 1/3); the prior
+    survives save / load; a wrong prior or a non-maskable algorithm is refused."""
+    from sb3_contrib import MaskablePPO
+
+    from rlsys_agents.algorithms import get_algorithm, policy_spec
+    from rlsys_agents.policies import ActionPriorPolicy
+
+    env = ServerlessMultiFunctionEnv(workload="revisions", action_type="delta", initial_limit=30, episode_decisions=4)
+    algo = get_algorithm("maskable_ppo")
+    cls, kw = policy_spec(algo, "mlp", env.observation_space, {"net_arch": [16], "prior_actions": [1, 1, 1]}, {})
+    assert cls is ActionPriorPolicy
+    model = MaskablePPO(cls, env, policy_kwargs=kw, seed=0, n_steps=8, batch_size=8, device="cpu")
+    obs, _ = env.reset(seed=0)
+    dist = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0])
+    probs = np.array([d.probs.detach().numpy()[0] for d in dist.distributions])
+    np.testing.assert_allclose(probs[:, 1], np.exp(3) / (np.exp(3) + 2), atol=0.01)
+    plain, _ = policy_spec(algo, "mlp", env.observation_space, {"net_arch": [16]}, {})
+    assert plain == "MultiInputPolicy"
+    model.save(tmp_path / "m.zip")
+    loaded = MaskablePPO.load(tmp_path / "m.zip", device="cpu")
+    assert isinstance(loaded.policy, ActionPriorPolicy) and loaded.policy.prior_actions == [1, 1, 1]
+    with pytest.raises(ValueError, match="prior_actions"):
+        MaskablePPO(cls, env, policy_kwargs={**kw, "prior_actions": [1, 3]}, n_steps=8, batch_size=8, device="cpu")
+    with pytest.raises(ValueError, match="MaskablePPO"):
+        policy_spec(get_algorithm("ppo"), "mlp", env.observation_space, {"prior_actions": [1, 1, 1]}, {})
