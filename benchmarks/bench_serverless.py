@@ -250,8 +250,9 @@ def main(argv=None):
     ap.add_argument("--calibration-simulator", choices=("event", "fluid"), default="event",
                     help="simulator of the calibration sweep (default the request-level reference)")
     ap.add_argument("--multi-checkpoint", action="append", default=[],
-                    metavar="PATH[@JSON]",
+                    metavar="[SETTINGS=]PATH[@JSON]",
                     help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table, "
+                         "on the comma-separated --multi-settings names before = only (default every setting), "
                          "optional env kwargs JSON after @ (e.g. its action type); may repeat")
     ap.add_argument("--multi-settings", default=None,
                     help="comma-separated subset of the several-functions settings: "
@@ -580,6 +581,15 @@ def multi(args, eval_seeds):
     unknown = [k for k in keys if k not in MULTI_SETTINGS]
     if unknown:
         raise SystemExit(f"--multi-settings: unknown {unknown}; one of {', '.join(MULTI_SETTINGS)}")
+    checkpoints = []       # (settings it plays on or None for all, path, env kwargs over the setting's)
+    for item in args.multi_checkpoint:
+        spec, _, js = item.partition("@")
+        only, sep, ck = spec.rpartition("=")
+        only = set(only.split(",")) if sep else None
+        if only is not None and not only <= set(MULTI_SETTINGS):
+            raise SystemExit(f"--multi-checkpoint {item!r}: unknown settings {sorted(only - set(MULTI_SETTINGS))}; "
+                             f"one of {', '.join(MULTI_SETTINGS)}")
+        checkpoints.append((only, ck, json.loads(js) if js else {}))
     print("\n### Several functions on one cluster (rlsys/ServerlessMultiFunction-v0: cpu, memory and sleep "
           f"functions, 4 nodes; {len(eval_seeds)} seeded episodes, +- the 95 % confidence interval of the mean)\n")
     print(f"Best static limits chosen on the sweep seeds ({', '.join(map(str, sweep_seeds))}), evaluated on the "
@@ -598,10 +608,11 @@ def multi(args, eval_seeds):
             b0, b1 = (_best_static(dict(kw, revision_mem_mb=[mem, mem], revision_probability=0.0), grid,
                                    sweep_seeds)[1] for mem in kw.get("revision_mem_mb", (10.0, 0.5)))
             pols.append((f"oracle {b0} -> {b1} at the revision", MultiPhasedLimitPolicy(b0, b1)))
-        for item in args.multi_checkpoint:
+        for only, ck, ck_extra in checkpoints:
+            if only is not None and key not in only:
+                continue
             from rlsys_agents.evaluation import load_policy
-            ck, _, js = item.partition("@")
-            ck_kw = {**kw, **(json.loads(js) if js else {})}
+            ck_kw = {**kw, **ck_extra}
             pols.append((Path(ck).name, load_policy(ck, "rlsys/ServerlessMultiFunction-v0", ck_kw), ck_kw))
         for item in pols:
             pname, pol = item[0], item[1]

@@ -3,7 +3,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import rlsys_envs  # noqa: F401
+import rlsys_envs
 from rlsys_envs.core import play_episode
 from rlsys_envs.serverless.generator import (load_azure_2019_functions, load_azure_2021_invocations,
                                              profile_from_durations)
@@ -272,3 +272,31 @@ def test_action_prior_policy_starts_at_keep_and_checks_its_arguments(tmp_path):
         MaskablePPO(cls, env, policy_kwargs={**kw, "prior_actions": [1, 3]}, n_steps=8, batch_size=8, device="cpu")
     with pytest.raises(ValueError, match="MaskablePPO"):
         policy_spec(get_algorithm("ppo"), "mlp", env.observation_space, {"prior_actions": [1, 1, 1]}, {})
+
+
+def test_revision_expert_raises_the_revised_function_once_the_revision_shows():
+    """The behaviour-cloning expert keeps `before` until the first decision at or after the
+    revision (from the second decision in an episode of the revised version throughout), then
+    steps to `after` one delta per decision; its targets are the flat per-component indices of
+    its actions; it is registered and refuses an env it cannot drive."""
+    from rlsys_envs.serverless.multi import MultiRevisionExpert
+
+    assert rlsys_envs.experts(ID)["revision_oracle"] is MultiRevisionExpert
+    env = ServerlessMultiFunctionEnv(workload="revisions", rates=[20.0, 30.0, 180.0], initial_limit=30,
+                                     limit_change="instant", action_type="delta", episode_decisions=12,
+                                     revision_probability=0.5)
+    kinds = set()
+    for seed in range(6):
+        demo = MultiRevisionExpert().demonstrate(env, seed)
+        rt, up = env.revision_time, [t for t, a in enumerate(demo.actions) if a != [1, 1, 1]]
+        kinds.add((rt is None, env.revision_version))
+        if rt is None and env.revision_version == 0:        # the old version throughout: keep
+            assert up == [] and env.limits == [30, 30, 30]
+            continue
+        assert all(demo.actions[t] == [1, 1, 2] for t in up) and env.limits == [30, 30, 110]
+        first = 1 if rt is None else int(np.ceil(rt / 30.0))
+        assert up == list(range(first, first + 4))
+        assert demo.targets[first] == [1, 4, 8] and demo.targets[0] == [1, 4, 7]
+    assert kinds == {(True, 0), (True, 1), (False, 0)}
+    with pytest.raises(ValueError, match="action_type='delta'"):
+        MultiRevisionExpert().demonstrate(ServerlessMultiFunctionEnv(workload="revisions"), 0)

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import Policy, ResourcePool, RlsysEnv, check_choice, check_float, check_int
+from rlsys_envs.core import Demonstration, Policy, ResourcePool, RlsysEnv, check_choice, check_float, check_int
 from rlsys_envs.core.spaces import multi_discrete_legal
 from rlsys_envs.core.validation import config_of
 
@@ -513,6 +513,61 @@ class MultiPhasedLimitPolicy(MultiStaticPolicy):
         if rt is not None and env.sim.now >= rt and env.limits != self.after:
             env.pin_limits(self.after)      # pinned: the action itself is ignored
         return super().act(env, obs, info)
+
+
+class MultiRevisionExpert:
+    """Demonstrations for behaviour cloning (``rlsys_agents.imitation``, ``pretrain.expert:
+    revision_oracle``) on ``workload="revisions"`` with ``action_type="delta"``: it moves every
+    function's limit by one delta step per decision towards ``before`` until the revision has
+    shown in an interval (the first decision at or after ``revision_time``; in an episode that runs
+    the revised version throughout, from the second decision, after one interval of it), then
+    towards ``after``. It reads ``revision_time`` / ``revision_version``, which a policy does not
+    see: the student learns the same moves from what the observation shows (the revised
+    function's memory use per pod falls from about 0.5 to 0.15 of the pod limit), i.e. it is
+    taught to detect the revision, not told. Each step's accepted action is the expert's."""
+
+    name = "revision_oracle"
+    version = 1
+
+    def __init__(self, before: Sequence[int] = (30, 30, 30), after: Sequence[int] = (30, 30, 110)):
+        self.before = [check_int("before", x, 10, 310) for x in before]
+        self.after = [check_int("after", x, 10, 310) for x in after]
+        if len(self.before) != len(self.after):
+            raise ValueError(f"before and after must give one limit per function, got {len(self.before)} and "
+                             f"{len(self.after)}")
+
+    def target(self, env) -> list[int]:
+        """The limits the expert steers to now."""
+        rt = env.revision_time
+        revised = env.sim.now >= rt if rt is not None else env.revision_version == 1 and env._t >= 1
+        return self.after if revised else self.before
+
+    def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
+        base = env.unwrapped
+        if base.workload_kind != "revisions" or base.action_type != "delta" or base.n != len(self.before):
+            raise ValueError(f"the revision_oracle expert needs workload='revisions', action_type='delta' and "
+                             f"{len(self.before)} functions; got {base.workload_kind!r}, {base.action_type!r}, "
+                             f"{base.n}")
+        offsets = np.arange(base.n) * len(DELTAS)
+        env.reset(seed=int(seed))
+        actions, done = [], False
+        for a in prefix:
+            _, _, term, trunc, _ = env.step(np.asarray(a, np.int64))
+            actions.append([int(x) for x in a])
+            if term or trunc:
+                done = True
+                break
+        n_prefix = len(actions)
+        while not done:
+            a = base.action_for_limits(self.target(base))
+            actions.append([int(x) for x in a])
+            _, _, term, trunc, _ = env.step(a)
+            done = term or trunc
+        return Demonstration(int(seed), actions, [[int(o + x) for o, x in zip(offsets, a)] for a in actions],
+                             {"revision_time": base.revision_time}, n_prefix)
+
+
+EXPERTS = {"revision_oracle": MultiRevisionExpert}
 
 
 class MultiCPUThresholdPolicy(Policy):
