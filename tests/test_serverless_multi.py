@@ -249,6 +249,7 @@ def test_action_prior_policy_starts_at_keep_and_checks_its_arguments(tmp_path):
     """The `mlp` preset with `prior_actions` builds ActionPriorPolicy: the untrained policy keeps
     every function's limit with probability e^3 / (e^3 + 2) = 0.91 (instead of 1/3); the prior
     survives save / load; a wrong prior or a non-maskable algorithm is refused."""
+    import torch
     from sb3_contrib import MaskablePPO
 
     from rlsys_agents.algorithms import get_algorithm, policy_spec
@@ -263,6 +264,13 @@ def test_action_prior_policy_starts_at_keep_and_checks_its_arguments(tmp_path):
     dist = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0])
     probs = np.array([d.probs.detach().numpy()[0] for d in dist.distributions])
     np.testing.assert_allclose(probs[:, 1], np.exp(3) / (np.exp(3) + 2), atol=0.01)
+    # behaviour cloning per component: keep, keep, up accepted -> -log(0.91) * 2 - log(0.045)
+    accepted = torch.zeros(1, 9, dtype=torch.bool)
+    accepted[0, [1, 4, 8]] = True
+    nll, hit, _ = model.policy.imitation_terms(model.policy.obs_to_tensor(obs)[0], torch.ones(1, 9, dtype=torch.bool),
+                                               accepted)
+    p = np.exp(3) / (np.exp(3) + 2)
+    assert nll.item() == pytest.approx(-2 * np.log(p) - np.log((1 - p) / 2), abs=0.05) and hit.item() == 0.0
     plain, _ = policy_spec(algo, "mlp", env.observation_space, {"net_arch": [16]}, {})
     assert plain == "MultiInputPolicy"
     model.save(tmp_path / "m.zip")
