@@ -309,20 +309,3 @@ def test_revision_expert_raises_the_revised_function_once_the_revision_shows():
     with pytest.raises(ValueError, match="action_type='delta'"):
         MultiRevisionExpert().demonstrate(ServerlessMultiFunctionEnv(workload="revisions"), 0)
 
-
-def test_shipped_revisions_checkpoint_loads_and_plays_an_episode():
-    """agents/checkpoints/serverless_multi_revisions_ppo.zip (the cloned + PPO policy of
-    configs/serverless_multi_revisions_ppo.yaml) loads on its setting and plays legal delta actions;
-    on an episode of the revised version throughout it raises the sleep function from 30."""
-    from pathlib import Path
-
-    from rlsys_agents.evaluation import load_policy
-
-    path = Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / "serverless_multi_revisions_ppo.zip"
-    kw = dict(workload="revisions", rates=[20.0, 30.0, 180.0], initial_limit=30, limit_change="instant",
-              action_type="delta", revision_probability=0.0, revision_mem_mb=[0.5, 0.5], episode_decisions=8)
-    policy = load_policy(str(path), ID, kw)
-    env = ServerlessMultiFunctionEnv(**kw)
-    ep = play_episode(env, policy, seed=4)
-    assert ep.steps == 8 and np.isfinite(ep.metrics["slo_score"])
-    assert env.limits[2] > 30
