@@ -306,6 +306,13 @@ def test_revision_expert_raises_the_revised_function_once_the_revision_shows():
         assert up == list(range(first, first + 4))
         assert demo.targets[first] == [1, 4, 8] and demo.targets[0] == [1, 4, 7]
     assert kinds == {(True, 0), (True, 1), (False, 0)}
+    # absolute actions: the limits at once, the targets in the 16-per-function layout
+    env = ServerlessMultiFunctionEnv(workload="revisions", action_type="absolute", initial_limit=30,
+                                     episode_decisions=12, revision_probability=1.0)
+    demo = MultiRevisionExpert([170, 30, 30], [170, 30, 110]).demonstrate(env, 2)
+    first = int(np.ceil(env.revision_time / 30.0))
+    assert demo.actions[0] == [8, 1, 1] and demo.actions[first] == [8, 1, 5] and demo.actions[first - 1] == [8, 1, 1]
+    assert demo.targets[first] == [8, 17, 37]
     with pytest.raises(ValueError, match="action_type='delta'"):
         MultiRevisionExpert().demonstrate(ServerlessMultiFunctionEnv(workload="revisions"), 0)
 

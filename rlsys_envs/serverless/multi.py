@@ -517,8 +517,9 @@ class MultiPhasedLimitPolicy(MultiStaticPolicy):
 
 class MultiRevisionExpert:
     """Demonstrations for behaviour cloning (``rlsys_agents.imitation``, ``pretrain.expert:
-    revision_oracle``) on ``workload="revisions"`` with ``action_type="delta"``: it moves every
-    function's limit by one delta step per decision towards ``before`` until the revision has
+    revision_oracle``) on ``workload="revisions"`` with ``action_type="delta"`` or ``"absolute"``:
+    it moves every function's limit (one delta step per decision, or at once) towards ``before``
+    until the revision has
     shown in an interval (the first decision at or after ``revision_time``; in an episode that runs
     the revised version throughout, from the second decision, after one interval of it), then
     towards ``after``. It reads ``revision_time`` / ``revision_version``, which a policy does not
@@ -544,11 +545,11 @@ class MultiRevisionExpert:
 
     def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
         base = env.unwrapped
-        if base.workload_kind != "revisions" or base.action_type != "delta" or base.n != len(self.before):
-            raise ValueError(f"the revision_oracle expert needs workload='revisions', action_type='delta' and "
-                             f"{len(self.before)} functions; got {base.workload_kind!r}, {base.action_type!r}, "
-                             f"{base.n}")
-        offsets = np.arange(base.n) * len(DELTAS)
+        if base.workload_kind != "revisions" or base.action_type == "continuous" or base.n != len(self.before):
+            raise ValueError(f"the revision_oracle expert needs workload='revisions', action_type='delta' or "
+                             f"'absolute' and {len(self.before)} functions; got {base.workload_kind!r}, "
+                             f"{base.action_type!r}, {base.n}")
+        offsets = np.arange(base.n) * (len(DELTAS) if base.action_type == "delta" else len(LIMITS))
         env.reset(seed=int(seed))
         actions, done = [], False
         for a in prefix:
