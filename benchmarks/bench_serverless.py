@@ -60,14 +60,17 @@ PUBLISHED = [
              "--setting-checkpoint sleep=agents/checkpoints/serverless_sac_sleep.zip"
              "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}' "
              "--setting-checkpoint switching=agents/checkpoints/serverless_sac_switching.zip"
-             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}'"
+             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}' "
+             "--multi-checkpoint revisions,revisions_before,revisions_after="
+             "agents/checkpoints/serverless_multi_revisions_abs_ppo.zip@'{\"action_type\": \"absolute\"}'"
     ),
      "about": "Simulator speed, the static-limit sweeps per setting, the ranking's sensitivity to the model's "
               "constants, the baselines and the shipped checkpoints per setting (the PPO agents on the revision "
               "model; the SAC agents were trained with free limit changes and play on the `instant_limit` "
               "variant they were made for), and several functions on one cluster. Whole-episode metrics (30 "
               "decisions = 15 simulated minutes); +- is the 95 % confidence interval of the mean over the "
-              "evaluation episodes (seeds 1000-1009, which no training run used)."},
+              "evaluation episodes (seeds 1000-1009, which no training run used); the several-functions "
+              "checkpoint plays the code-revision settings it was made for."},
     {"args": "--calibration",
      "about": "Schuler et al.'s baseline experiment reproduced (every limit 10..310 step 20, 500 parallel requests "
               "for 30 s, the best limit by throughput) on our stand-ins for their profiles, against the facts "

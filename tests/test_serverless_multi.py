@@ -316,3 +316,20 @@ def test_revision_expert_raises_the_revised_function_once_the_revision_shows():
     with pytest.raises(ValueError, match="action_type='delta'"):
         MultiRevisionExpert().demonstrate(ServerlessMultiFunctionEnv(workload="revisions"), 0)
 
+
+def test_shipped_revisions_checkpoint_loads_and_plays_an_episode():
+    """agents/checkpoints/serverless_multi_revisions_abs_ppo.zip (configs/serverless_multi_revisions_abs_ppo.yaml)
+    loads on its setting and plays: on the old version it keeps the sleep function at 30 (higher
+    OOM-kills), on the revised version throughout it raises it after the first interval."""
+    from pathlib import Path
+
+    from rlsys_agents.evaluation import load_policy
+
+    path = Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / "serverless_multi_revisions_abs_ppo.zip"
+    for mem, expect in ((10.0, lambda lim: lim == 30), (0.5, lambda lim: lim >= 90)):
+        kw = dict(workload="revisions", rates=[20.0, 30.0, 180.0], initial_limit=30, limit_change="instant",
+                  action_type="absolute", revision_probability=0.0, revision_mem_mb=[mem, mem], episode_decisions=6)
+        env = ServerlessMultiFunctionEnv(**kw)
+        ep = play_episode(env, load_policy(str(path), ID, kw), seed=4)
+        assert ep.steps == 6 and np.isfinite(ep.metrics["slo_score"])
+        assert expect(env.limits[2]), (mem, env.limits)
