@@ -7,7 +7,9 @@ policy preset; ``POLICIES`` lists the presets of ``algo.policy``:
 preset      policy
 ==========  ==================================================================================
 auto       the algorithm's default (below)
-mlp        SB3's ``MultiInputPolicy`` (CombinedExtractor) for Dict obs, ``MlpPolicy`` for Box obs
+mlp        SB3's ``MultiInputPolicy`` (CombinedExtractor) for Dict obs, ``MlpPolicy`` for Box obs;
+           with ``policy_kwargs.prior_actions`` (MaskablePPO only) :class:`rlsys_agents.policies.ActionPriorPolicy`,
+           the same network whose action head starts biased towards those actions (e.g. a delta action's "keep")
 gnn        ``MultiInputPolicy`` + :class:`rlsys_agents.extractors.GraphExtractor` (torch-geometric)
 pointer    :class:`rlsys_agents.policies.PointerPolicy` over the graph (GNN, needs ``action_node``)
 rowpointer :class:`rlsys_agents.policies.PointerPolicy` over an entity table whose row a is action a
@@ -86,6 +88,13 @@ def policy_spec(algo: Algorithm, preset: str, observation_space: gym.Space, poli
     if preset == "mlp":
         if extractor_kwargs:
             raise ValueError("algo.extractor_kwargs is not used by the 'mlp' preset; use algo.policy_kwargs")
+        if "prior_actions" in kwargs or "prior_logit" in kwargs:
+            if algo.cls != "sb3_contrib:MaskablePPO":
+                raise ValueError(f"algo.policy_kwargs.prior_actions / prior_logit (ActionPriorPolicy) run with "
+                                 f"MaskablePPO (maskable_ppo), not {algo.name!r}")
+            from .policies import ActionPriorPolicy
+
+            return ActionPriorPolicy, kwargs
         return ("MultiInputPolicy" if is_dict else "MlpPolicy"), kwargs
     if not is_dict:
         raise ValueError(f"policy preset {preset!r} needs a Dict observation (graph or entity tables), "

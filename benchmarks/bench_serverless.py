@@ -60,14 +60,17 @@ PUBLISHED = [
              "--setting-checkpoint sleep=agents/checkpoints/serverless_sac_sleep.zip"
              "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}' "
              "--setting-checkpoint switching=agents/checkpoints/serverless_sac_switching.zip"
-             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}'"
+             "@'{\"action_type\": \"continuous\", \"limit_change\": \"instant\"}' "
+             "--multi-checkpoint revisions,revisions_before,revisions_after="
+             "agents/checkpoints/serverless_multi_revisions_abs_ppo.zip@'{\"action_type\": \"absolute\"}'"
     ),
      "about": "Simulator speed, the static-limit sweeps per setting, the ranking's sensitivity to the model's "
               "constants, the baselines and the shipped checkpoints per setting (the PPO agents on the revision "
               "model; the SAC agents were trained with free limit changes and play on the `instant_limit` "
               "variant they were made for), and several functions on one cluster. Whole-episode metrics (30 "
               "decisions = 15 simulated minutes); +- is the 95 % confidence interval of the mean over the "
-              "evaluation episodes (seeds 1000-1009, which no training run used)."},
+              "evaluation episodes (seeds 1000-1009, which no training run used); the several-functions "
+              "checkpoint plays the code-revision settings it was made for."},
     {"args": "--calibration",
      "about": "Schuler et al.'s baseline experiment reproduced (every limit 10..310 step 20, 500 parallel requests "
               "for 30 s, the best limit by throughput) on our stand-ins for their profiles, against the facts "
@@ -250,9 +253,13 @@ def main(argv=None):
     ap.add_argument("--calibration-simulator", choices=("event", "fluid"), default="event",
                     help="simulator of the calibration sweep (default the request-level reference)")
     ap.add_argument("--multi-checkpoint", action="append", default=[],
-                    metavar="PATH[@JSON]",
+                    metavar="[SETTINGS=]PATH[@JSON]",
                     help="checkpoint of rlsys/ServerlessMultiFunction-v0 to add to the several-functions table, "
+                         "on the comma-separated --multi-settings names before = only (default every setting), "
                          "optional env kwargs JSON after @ (e.g. its action type); may repeat")
+    ap.add_argument("--multi-settings", default=None,
+                    help="comma-separated subset of the several-functions settings: "
+                         "poisson, diurnal, revisions_before, revisions_after, revisions, revisions_rollout")
     ap.add_argument("--settings", default=None, help=f"comma-separated subset of {', '.join(SHORT)}")
     ap.add_argument("--plot", default=None,
                     help="where the sweep plot goes (default docs/img/serverless_sweep.png; with --out beside it)")
@@ -291,7 +298,7 @@ def run(ap, args):
 
     print("## rlsys/ServerlessAutoscaling-v0 benchmark (2 cores)\n")
     if args.multi_only:
-        multi(args, eval_seeds, sweep_seeds)
+        multi(args, eval_seeds)
         return None
     if args.calibration:
         calibration(seeds=range(1) if args.quick else range(3), simulator=args.calibration_simulator)
@@ -359,7 +366,7 @@ def policies(args, settings, per_setting, sweep_seeds, eval_seeds, q_episodes, e
         sensitivity()
         calibration(seeds=range(1) if args.quick else range(3), simulator=args.calibration_simulator)
     if not args.no_multi:
-        multi(args, eval_seeds, sweep_seeds)
+        multi(args, eval_seeds)
     print(f"\n(total benchmark time {time.time() - t_start:.0f} s)")
 
 
@@ -502,8 +509,25 @@ def calibration_verdicts(res):
     return out
 
 
-MULTI_SETTINGS = {"multi poisson (stationary)": dict(workload="poisson"),
-                  "multi diurnal (non-stationary)": dict(workload="diurnal")}
+#: the code-revision experiment (``workload="revisions"``): function 2 (sleep-heavy, 180 req/s)
+#: changes from buffering 10 MB per request (limits above 45 OOM-kill it) to 0.5 MB (best at 110 on
+#: the pod-scarce cluster) at 30-70 % of the episode; every policy starts at limit 30
+REVISIONS = dict(workload="revisions", rates=[20.0, 30.0, 180.0], initial_limit=30)
+#: short name -> (table label, env kwargs); ``revisions*`` with free limit changes unless ``_rollout``
+MULTI_SETTINGS = {
+    "poisson": ("poisson (stationary)", dict(workload="poisson")),
+    "diurnal": ("diurnal (non-stationary)", dict(workload="diurnal")),
+    "revisions_before": ("revisions: 10 MB version throughout (stationary)",
+                         dict(REVISIONS, limit_change="instant", revision_mem_mb=[10.0, 10.0],
+                              revision_probability=0.0)),
+    "revisions_after": ("revisions: 0.5 MB version throughout (stationary)",
+                        dict(REVISIONS, limit_change="instant", revision_mem_mb=[0.5, 0.5],
+                             revision_probability=0.0)),
+    "revisions": ("revisions: 10 MB -> 0.5 MB at 30-70 % (non-stationary)",
+                  dict(REVISIONS, limit_change="instant", revision_probability=1.0)),
+    "revisions_rollout": ("revisions, limit change = roll-out (non-stationary)",
+                          dict(REVISIONS, revision_probability=1.0)),
+}
 
 
 def _multi_eval(kw, policy, seeds):
@@ -519,40 +543,86 @@ def _multi_eval(kw, policy, seeds):
     return mean, ci
 
 
-def multi(args, eval_seeds, sweep_seeds):
+#: episodes (seeds 0..) on which the several-functions table picks its best static limits: with 3, a
+#: memory-function limit that OOM-kills in a few episodes only (150, cap 45) could win by luck
+MULTI_SWEEP_EPISODES = 5
+_BEST_STATIC: dict[tuple, tuple[int, list[int]]] = {}
+
+
+def _best_static(kw, grid, sweep_seeds):
+    """The best single static limit and the best static limit per function (a coordinate search
+    from the best single one, one pass per function) by ``slo_score`` on ``sweep_seeds`` (cached
+    per setting: the revision rows reuse the stationary settings' searches)."""
+    from rlsys_envs.serverless.multi import MultiStaticPolicy
+
+    key = (tuple(sorted((k, repr(v)) for k, v in kw.items())), tuple(grid), tuple(sweep_seeds))
+    if key in _BEST_STATIC:
+        return _BEST_STATIC[key]
+
+    def score(lims):
+        return _multi_eval(kw, MultiStaticPolicy(lims), sweep_seeds)[0]["slo_score"]
+    one = max(grid, key=score)
+    n = len(kw.get("rates") or [0] * 3)
+    per = [one] * n
+    for i in range(n):
+        per[i] = max(grid, key=lambda lim: score(per[:i] + [lim] + per[i + 1:]))
+    _BEST_STATIC[key] = one, per
+    return one, per
+
+
+def multi(args, eval_seeds):
     """Three functions (cpu, memory, sleep profiles) on one 4-node cluster: Knative's default, the
     best single static limit, the best static limit per function (coordinate search from the
-    best single one, on the sweep seeds), the HPA-style CPU rule, and any --multi-checkpoint."""
-    from rlsys_envs.serverless.multi import MultiCPUThresholdPolicy, MultiStaticPolicy
+    best single one, on the sweep seeds), the HPA-style CPU rule, and any --multi-checkpoint; on
+    the revision settings also the oracle that knows the revision's time (the best static limits
+    per function of the stationary 10 MB version until then, those of the 0.5 MB version after)."""
+    from rlsys_envs.serverless.multi import MultiCPUThresholdPolicy, MultiPhasedLimitPolicy, MultiStaticPolicy
 
     grid = [10, 30, 50, 70, 110, 150, 230, 310] if args.quick else [int(x) for x in LIMITS]
+    sweep_seeds = [0] if args.quick else list(range(MULTI_SWEEP_EPISODES))
+    keys = args.multi_settings.split(",") if args.multi_settings else list(MULTI_SETTINGS)
+    unknown = [k for k in keys if k not in MULTI_SETTINGS]
+    if unknown:
+        raise SystemExit(f"--multi-settings: unknown {unknown}; one of {', '.join(MULTI_SETTINGS)}")
+    checkpoints = []       # (settings it plays on or None for all, path, env kwargs over the setting's)
+    for item in args.multi_checkpoint:
+        spec, _, js = item.partition("@")
+        only, sep, ck = spec.rpartition("=")
+        only = set(only.split(",")) if sep else None
+        if only is not None and not only <= set(MULTI_SETTINGS):
+            raise SystemExit(f"--multi-checkpoint {item!r}: unknown settings {sorted(only - set(MULTI_SETTINGS))}; "
+                             f"one of {', '.join(MULTI_SETTINGS)}")
+        checkpoints.append((only, ck, json.loads(js) if js else {}))
     print("\n### Several functions on one cluster (rlsys/ServerlessMultiFunction-v0: cpu, memory and sleep "
           f"functions, 4 nodes; {len(eval_seeds)} seeded episodes, +- the 95 % confidence interval of the mean)\n")
-    print("Best static limits chosen on the sweep seeds (0, 1, 2 or 0 with --quick), evaluated on the evaluation "
-          "seeds (1000+).\n")
+    print(f"Best static limits chosen on the sweep seeds ({', '.join(map(str, sweep_seeds))}), evaluated on the "
+          "evaluation "
+          "seeds (1000+). The revisions settings: 20 / 30 / 180 req/s, every policy starts at limit 30, limit "
+          "changes are free (`limit_change=instant`) except in the roll-out row.\n")
     print("| setting | policy | throughput [req/s] | p95 [s] | error rate | SLO violations | slo score |")
     print("|---|---|---|---|---|---|---|")
-    for name, kw in MULTI_SETTINGS.items():
-        def score(lims):
-            return _multi_eval(kw, MultiStaticPolicy(lims), sweep_seeds)[0]["slo_score"]
-        one = max(grid, key=lambda lim: score(lim))
-        per = [one] * 3
-        for i in range(3):
-            per[i] = max(grid, key=lambda lim: score(per[:i] + [lim] + per[i + 1:]))
+    for key in keys:
+        name, kw = MULTI_SETTINGS[key]
+        one, per = _best_static(kw, grid, sweep_seeds)
         pols = [("knative_default", MultiStaticPolicy(0)), (f"best static, one limit ({one})", MultiStaticPolicy(one)),
                 (f"best static per function {per}", MultiStaticPolicy(per)),
                 ("cpu_threshold (HPA-style)", MultiCPUThresholdPolicy())]
-        for item in args.multi_checkpoint:
+        if kw.get("workload") == "revisions" and kw["revision_probability"] > 0:
+            b0, b1 = (_best_static(dict(kw, revision_mem_mb=[mem, mem], revision_probability=0.0), grid,
+                                   sweep_seeds)[1] for mem in kw.get("revision_mem_mb", (10.0, 0.5)))
+            pols.append((f"oracle {b0} -> {b1} at the revision", MultiPhasedLimitPolicy(b0, b1)))
+        for only, ck, ck_extra in checkpoints:
+            if only is not None and key not in only:
+                continue
             from rlsys_agents.evaluation import load_policy
-            ck, _, js = item.partition("@")
-            ck_kw = {**kw, **(json.loads(js) if js else {})}
+            ck_kw = {**kw, **ck_extra}
             pols.append((Path(ck).name, load_policy(ck, "rlsys/ServerlessMultiFunction-v0", ck_kw), ck_kw))
         for item in pols:
             pname, pol = item[0], item[1]
             m, ci = _multi_eval(item[2] if len(item) > 2 else kw, pol, eval_seeds)
             print(f"| {name} | {pname} | {m['throughput']:.1f} +- {ci['throughput']:.1f} | {m['p95_latency']:.2f} | "
                   f"{m['error_rate']:.3f} | {m['slo_violation_rate']:.3f} | {m['slo_score']:.3f} +- "
-                  f"{ci['slo_score']:.3f} |")
+                  f"{ci['slo_score']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         id="rlsys/ServerlessMultiFunction-v0",
         entry_point="rlsys_envs.serverless.multi:ServerlessMultiFunctionEnv",
         baselines="rlsys_envs.serverless.multi:BASELINES",
+        experts="rlsys_envs.serverless.multi:EXPERTS",
         summary="Several Knative functions on one shared cluster; Box limit per function; per-function metrics obs",
         variants={
             "diurnal": {"workload": "diurnal"},

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import Policy, ResourcePool, RlsysEnv, check_choice, check_float, check_int
+from rlsys_envs.core import Demonstration, Policy, ResourcePool, RlsysEnv, check_choice, check_float, check_int
 from rlsys_envs.core.spaces import multi_discrete_legal
 from rlsys_envs.core.validation import config_of
 
@@ -25,7 +25,7 @@ from .generator import (DEFAULT_RATES, TimesReplay, load_azure_2019_functions, l
 from .kpa import KPAConfig, kpa_for_interval
 from .model import PROFILES, ClusterConfig, IntervalStats, SLOReward, Workload, make_simulator, merge_stats
 
-MULTI_WORKLOADS = ("poisson", "diurnal", "bursty", "azure2019", "azure2021")
+MULTI_WORKLOADS = ("poisson", "diurnal", "bursty", "revisions", "azure2019", "azure2021")
 #: per-function observation keys (each a Box of shape (n_functions,)); plus cluster-wide ones
 FUNC_KEYS = tuple(k for k in OBS_KEYS if k != "progress")
 
@@ -95,7 +95,12 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
 
     **Arguments** (keyword only): ``n_functions`` [3, 1..16]; ``profiles`` [None: cpu, memory,
     sleep, cycled]; ``workload`` [poisson]: ``poisson``, ``diurnal`` (the rate swings +-80 % over
-    the episode, each function's phase shifted), ``bursty`` (on-off), ``azure2019`` (per-minute
+    the episode, each function's phase shifted), ``bursty`` (on-off), ``revisions`` (Poisson, and a
+    new code revision of function ``revision_function`` [-1: the last] changes its memory per
+    request from ``revision_mem_mb[0]`` to ``[1]`` [(10.0, 0.5)] at a time uniform in
+    ``revision_at`` [0.5] +- ``revision_spread`` [0.2] of the episode, drawn at every reset, in a
+    share ``revision_probability`` [1.0] of the episodes; the others run one of the two versions
+    throughout; ``env.revision_time`` is the drawn time in s, None without one), ``azure2019`` (per-minute
     counts of the ``n_functions`` busiest functions, or ``trace_functions``, of an Azure
     Functions 2019 file ``trace_path`` from minute ``trace_start``, each rescaled to its function's
     rate unless ``trace_scale``), ``azure2021`` (the invocations of an Azure Functions 2021 file
@@ -119,6 +124,8 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
                  rates: Sequence[float] | None = None, trace_path: str | None = None,
                  trace_functions: Sequence[str] | None = None, trace_start: int = 0,
                  trace_scale: float | None = None, trace_cpu_fraction: float = 0.5,
+                 revision_function: int = -1, revision_mem_mb: Sequence[float] = (10.0, 0.5),
+                 revision_at: float = 0.5, revision_spread: float = 0.2, revision_probability: float = 1.0,
                  decision_interval: float = 30.0, episode_decisions: int = 30, initial_limit: int = 110,
                  simulator: str = "fluid", dt: float = 0.5, limit_change: str = "revision",
                  action_type: str = "continuous",
@@ -139,6 +146,17 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
             if len(rates) != self.n:
                 raise ValueError(f"rates must give {self.n} rates (one per function), got {len(rates)}")
             self.rates = [check_float("rates", r, 0.0, 1e6, low_inclusive=False) for r in rates]
+        self.revision_function = check_int("revision_function", revision_function, -self.n, self.n - 1) % self.n
+        if len(revision_mem_mb) != 2:
+            raise ValueError(f"revision_mem_mb must give 2 values (MB per request before and after the revision), "
+                             f"got {len(revision_mem_mb)}")
+        self.revision_mem_mb = tuple(check_float("revision_mem_mb", m, 0.0, 1e5) for m in revision_mem_mb)
+        self.revision_at = check_float("revision_at", revision_at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        self.revision_spread = check_float("revision_spread", revision_spread, 0.0, 0.5, high_inclusive=False)
+        if not 0.0 < self.revision_at - self.revision_spread <= self.revision_at + self.revision_spread < 1.0:
+            raise ValueError(f"revision_spread: revision_at +- revision_spread must lie in (0, 1); "
+                             f"got {revision_at} +- {revision_spread}")
+        self.revision_probability = check_float("revision_probability", revision_probability, 0.0, 1.0)
         self.trace_start = check_int("trace_start", trace_start, 0, 10**7)
         self.trace_scale = None if trace_scale is None else check_float("trace_scale", trace_scale, 0.0, 1e9,
                                                                         low_inclusive=False)
@@ -180,6 +198,7 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
         obs["progress"] = spaces.Box(0.0, 1.0, (1,), np.float32)
         self.observation_space = spaces.Dict(obs)
         self._last: list[IntervalStats] | None = None
+        self.revision_time, self.revision_version = None, 0
 
     # ---------------------------------------------------------------------------- workloads
     def _load_trace(self, path, functions):
@@ -225,6 +244,11 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
                 proc = DiurnalProcess(r, amplitude=0.8, period=T, phase=i / self.n)
             elif self.workload_kind == "bursty":
                 proc = OnOffProcess(rate_on=2.0 * r, rate_off=0.25 * r, mean_on=60.0, mean_off=120.0)
+            elif self.workload_kind == "revisions":
+                if i == self.revision_function:
+                    out.append(self._revision_workload(p, PoissonProcess(r)))
+                    continue
+                proc = PoissonProcess(r)
             elif self.workload_kind == "azure2019":
                 counts = self._trace[i]
                 scale = self.trace_scale if self.trace_scale is not None else r * 60.0 / max(counts.mean(), 1e-9)
@@ -233,6 +257,32 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
                 proc = TimesReplay(self._trace[i])
             out.append(Workload(p, process=proc))
         return out
+
+    def _draw_revision(self) -> None:
+        """Draw this episode's code revision (``workload="revisions"``) from ``np_random``: with
+        ``revision_probability`` the revised function changes version at a time uniform in
+        ``revision_at +- revision_spread`` of the episode; otherwise it runs one of its two versions
+        throughout (each with even odds), so one training distribution also holds both stationary
+        loads. Sets ``revision_time`` (s, None without a revision) and ``revision_version`` (the
+        version at the start: 0 = before, 1 = after)."""
+        self.revision_time, self.revision_version = None, 0
+        if self.workload_kind != "revisions":
+            return
+        rng = self.np_random
+        if rng.random() < self.revision_probability:
+            frac = rng.uniform(self.revision_at - self.revision_spread, self.revision_at + self.revision_spread)
+            self.revision_time = float(frac) * self.decision_interval * self.episode_decisions
+        else:
+            self.revision_version = int(rng.integers(2))
+
+    def _revision_workload(self, profile, process) -> Workload:
+        """The revised function's workload: its profile with the memory per request of the drawn
+        version, switching to the other version at ``revision_time``."""
+        versions = [make_profile(profile.name, cpu_s=profile.cpu_s, sleep_s=profile.sleep_s, mem_mb=m,
+                                 work_cv=profile.work_cv) for m in self.revision_mem_mb]
+        if self.revision_time is None:
+            return Workload(versions[self.revision_version], process=process)
+        return Workload(versions[0], process=process, switch_at=self.revision_time, switch_profile=versions[1])
 
     # ------------------------------------------------------------------------------ helpers
     def limits_for_action(self, action) -> list[int]:
@@ -272,6 +322,7 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
     def _reset_model(self, options: dict) -> None:
         if options.get("instance") is not None:
             raise ValueError('options["instance"]: this environment draws its workloads from its arguments')
+        self._draw_revision()
         self.sim.reset(self.np_random, self._workloads(), [self.initial_limit] * self.n)
         self._pinned = False
         self._t = 0
@@ -444,6 +495,80 @@ class MultiStaticPolicy(Policy):
 
     def act(self, env, obs, info):
         return env.unwrapped.action_for_limits([max(10, x) for x in self._lims])
+
+
+class MultiPhasedLimitPolicy(MultiStaticPolicy):
+    """Oracle for ``workload="revisions"``: the limits ``before`` until the first decision at or
+    after the drawn ``revision_time``, then ``after`` (it knows when the revision comes: an upper
+    reference, not a deployable policy; without a revision in the episode it keeps ``before``)."""
+
+    def __init__(self, before, after):
+        super().__init__(list(before))
+        self.after = list(after)
+        self.name = "oracle_" + "_".join(map(str, before)) + "->" + "_".join(map(str, after))
+
+    def act(self, env, obs, info):
+        env = env.unwrapped
+        rt = env.revision_time
+        if rt is not None and env.sim.now >= rt and env.limits != self.after:
+            env.pin_limits(self.after)      # pinned: the action itself is ignored
+        return super().act(env, obs, info)
+
+
+class MultiRevisionExpert:
+    """Demonstrations for behaviour cloning (``rlsys_agents.imitation``, ``pretrain.expert:
+    revision_oracle``) on ``workload="revisions"`` with ``action_type="delta"`` or ``"absolute"``:
+    it moves every function's limit (one delta step per decision, or at once) towards ``before``
+    until the revision has
+    shown in an interval (the first decision at or after ``revision_time``; in an episode that runs
+    the revised version throughout, from the second decision, after one interval of it), then
+    towards ``after``. It reads ``revision_time`` / ``revision_version``, which a policy does not
+    see: the student learns the same moves from what the observation shows (the revised
+    function's memory use per pod falls from about 0.5 to 0.15 of the pod limit), i.e. it is
+    taught to detect the revision, not told. Each step's accepted action is the expert's."""
+
+    name = "revision_oracle"
+    version = 1
+
+    def __init__(self, before: Sequence[int] = (30, 30, 30), after: Sequence[int] = (30, 30, 110)):
+        self.before = [check_int("before", x, 10, 310) for x in before]
+        self.after = [check_int("after", x, 10, 310) for x in after]
+        if len(self.before) != len(self.after):
+            raise ValueError(f"before and after must give one limit per function, got {len(self.before)} and "
+                             f"{len(self.after)}")
+
+    def target(self, env) -> list[int]:
+        """The limits the expert steers to now."""
+        rt = env.revision_time
+        revised = env.sim.now >= rt if rt is not None else env.revision_version == 1 and env._t >= 1
+        return self.after if revised else self.before
+
+    def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
+        base = env.unwrapped
+        if base.workload_kind != "revisions" or base.action_type == "continuous" or base.n != len(self.before):
+            raise ValueError(f"the revision_oracle expert needs workload='revisions', action_type='delta' or "
+                             f"'absolute' and {len(self.before)} functions; got {base.workload_kind!r}, "
+                             f"{base.action_type!r}, {base.n}")
+        offsets = np.arange(base.n) * (len(DELTAS) if base.action_type == "delta" else len(LIMITS))
+        env.reset(seed=int(seed))
+        actions, done = [], False
+        for a in prefix:
+            _, _, term, trunc, _ = env.step(np.asarray(a, np.int64))
+            actions.append([int(x) for x in a])
+            if term or trunc:
+                done = True
+                break
+        n_prefix = len(actions)
+        while not done:
+            a = base.action_for_limits(self.target(base))
+            actions.append([int(x) for x in a])
+            _, _, term, trunc, _ = env.step(a)
+            done = term or trunc
+        return Demonstration(int(seed), actions, [[int(o + x) for o, x in zip(offsets, a)] for a in actions],
+                             {"revision_time": base.revision_time}, n_prefix)
+
+
+EXPERTS = {"revision_oracle": MultiRevisionExpert}
 
 
 class MultiCPUThresholdPolicy(Policy):
