@@ -230,6 +230,42 @@ def logits_and_values(policy, obs: dict):
     return policy.action_net(latent_pi), policy.value_net(latent_vf)
 
 
+def action_components(space) -> list[int]:
+    """The sizes of the independent categorical parts of an action space: ``[n]`` for
+    ``Discrete(n)``, ``nvec`` for a ``MultiDiscrete`` (SB3's logits are their concatenation)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return [int(space.n)]
+    if isinstance(space, spaces.MultiDiscrete):
+        return [int(n) for n in np.asarray(space.nvec).ravel()]
+    raise ValueError(f"behaviour cloning needs a Discrete or MultiDiscrete action space, got {space}")
+
+
+def accepted_nll(logits, masks, accepted, components: list[int]):
+    """Behaviour-cloning terms of flat logits ``[B, sum(components)]`` (SB3's layout) under
+    ``masks`` and the expert's ``accepted`` values, both ``[B, sum(components)]``: the negative
+    log-probability that every component takes an accepted value (a sum over the independent
+    components of ``-log sum_{v accepted} pi(v)``, each a softmax over its legal values), and
+    whether every component's most likely legal value is accepted (``[B]``, float). Per
+    component, not one softmax over the concatenation: there, one component's sure value would
+    satisfy the whole step and the others would learn nothing."""
+    import torch
+
+    masks = torch.as_tensor(masks, dtype=torch.bool, device=logits.device).reshape(logits.shape)
+    accepted = torch.as_tensor(accepted, dtype=torch.bool, device=logits.device).reshape(logits.shape) & masks
+    nll = torch.zeros(logits.shape[0], device=logits.device)
+    hit = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
+    start = 0
+    for n in components:
+        lp = logits[:, start: start + n].masked_fill(~masks[:, start: start + n], -torch.inf)
+        acc = accepted[:, start: start + n]
+        nll = nll - (torch.logsumexp(lp.masked_fill(~acc, -torch.inf), -1) - torch.logsumexp(lp, -1))
+        hit &= acc.gather(1, lp.argmax(-1, keepdim=True)).squeeze(1)
+        start += n
+    return nll, hit.float()
+
+
 def _stack(observations: list[dict], idx: np.ndarray, device) -> dict:
     import torch
 
@@ -282,14 +318,11 @@ def behaviour_clone(policy, env_id: str, env_kwargs: dict, demos: list[Demonstra
                 obs_t = _stack(observations, idx, device)
                 mask_t = torch.as_tensor(masks_np[idx], device=device)
                 acc_t = torch.as_tensor(acc_np[idx], device=device)
-                if hasattr(policy, "imitation_terms"):      # e.g. a MultiDiscrete policy: per-component sets
+                if hasattr(policy, "imitation_terms"):      # a policy with its own distribution
                     nll, hit, values = policy.imitation_terms(obs_t, mask_t, acc_t)
                 else:
                     logits, values = logits_and_values(policy, obs_t)
-                    logp = logits.masked_fill(~mask_t, -torch.inf)
-                    nll = -(torch.logsumexp(logp.masked_fill(~acc_t, -torch.inf), -1)
-                            - torch.logsumexp(logp, -1))
-                    hit = acc_t.gather(1, logp.argmax(-1, keepdim=True)).float()
+                    nll, hit = accepted_nll(logits, mask_t, acc_t, action_components(policy.action_space))
                 values = values.squeeze(-1)
                 vmse = (values - torch.as_tensor(ret_np[idx], device=device)) ** 2
                 loss = nll.mean() + value_coef * vmse.mean()

@@ -388,27 +388,3 @@ class ActionPriorPolicy(MaskableActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(prior_actions=self.prior_actions, prior_logit=self.prior_logit)
         return data
-
-    def imitation_terms(self, obs, action_masks, accepted):
-        """Behaviour-cloning terms per action component (:func:`rlsys_agents.imitation.behaviour_clone`
-        uses them when a policy has them; its flat fallback would treat the concatenated logits of a
-        ``MultiDiscrete`` action as one categorical, where one component's sure value satisfies the
-        whole step). ``action_masks`` / ``accepted`` ``[B, sum(nvec)]`` in the mask layout. Returns
-        the sum over components of ``-log sum_{v accepted} pi(v)`` (masked softmax per component),
-        whether every component's most likely legal value is accepted (``[B]``, float), and the
-        values ``[B, 1]``."""
-        from .imitation import logits_and_values
-
-        logits, values = logits_and_values(self, obs)
-        masks = torch.as_tensor(action_masks, dtype=torch.bool, device=logits.device).reshape(logits.shape)
-        acc = torch.as_tensor(accepted, dtype=torch.bool, device=logits.device).reshape(logits.shape)
-        nll = torch.zeros(logits.shape[0], device=logits.device)
-        hit = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
-        start = 0
-        for n in self._nvec:
-            lp = logits[:, start: start + n].masked_fill(~masks[:, start: start + n], -1e9)
-            a = acc[:, start: start + n] & masks[:, start: start + n]
-            nll = nll - (torch.logsumexp(lp.masked_fill(~a, -1e9), -1) - torch.logsumexp(lp, -1))
-            hit &= a.gather(1, lp.argmax(-1, keepdim=True)).squeeze(1)
-            start += n
-        return nll, hit.float(), values

@@ -299,3 +299,26 @@ def test_the_demonstrations_summary_fits_any_environment():
     other = [SimpleNamespace(info={"total_value": 10, "allocated": True}), SimpleNamespace(info={"total_value": 20})]
     assert demonstrations_summary(other) == {"episodes": 2, "total_value": 15.0}
     assert demonstrations_summary([]) == {"episodes": 0}
+
+
+def test_cloning_loss_of_a_multidiscrete_action_is_per_component():
+    """For MultiDiscrete([3, 3]) logits the loss is the sum over components of -log pi(accepted):
+    a component that is already sure does not excuse the other (one softmax over the six
+    concatenated logits would give almost no loss here); masked values take no probability."""
+    from gymnasium import spaces
+
+    from rlsys_agents.imitation import accepted_nll, action_components
+
+    assert action_components(spaces.MultiDiscrete([3, 3])) == [3, 3]
+    assert action_components(spaces.Discrete(4)) == [4]
+    with pytest.raises(ValueError, match="Discrete or MultiDiscrete"):
+        action_components(spaces.Box(0, 1, (2,)))
+    logits = torch.tensor([[10.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    masks = torch.tensor([[True, True, True, True, True, False]])
+    accepted = torch.tensor([[True, False, False, False, True, False]])
+    nll, hit = accepted_nll(logits, masks, accepted, [3, 3])
+    first = -torch.log_softmax(logits[0, :3], 0)[0]
+    assert nll.item() == pytest.approx(first.item() + np.log(2), abs=1e-5)   # second: 1 of 2 legal values
+    assert hit.item() == 0.0           # argmax of the second component (a tie) is value 0, not accepted
+    nll_all, hit_all = accepted_nll(logits, masks, masks, [3, 3])
+    assert nll_all.item() == pytest.approx(0.0, abs=1e-6) and hit_all.item() == 1.0

@@ -253,6 +253,7 @@ def test_action_prior_policy_starts_at_keep_and_checks_its_arguments(tmp_path):
     from sb3_contrib import MaskablePPO
 
     from rlsys_agents.algorithms import get_algorithm, policy_spec
+    from rlsys_agents.imitation import accepted_nll, action_components, logits_and_values
     from rlsys_agents.policies import ActionPriorPolicy
 
     env = ServerlessMultiFunctionEnv(workload="revisions", action_type="delta", initial_limit=30, episode_decisions=4)
@@ -267,8 +268,9 @@ def test_action_prior_policy_starts_at_keep_and_checks_its_arguments(tmp_path):
     # behaviour cloning per component: keep, keep, up accepted -> -log(0.91) * 2 - log(0.045)
     accepted = torch.zeros(1, 9, dtype=torch.bool)
     accepted[0, [1, 4, 8]] = True
-    nll, hit, _ = model.policy.imitation_terms(model.policy.obs_to_tensor(obs)[0], torch.ones(1, 9, dtype=torch.bool),
-                                               accepted)
+    logits, _ = logits_and_values(model.policy, model.policy.obs_to_tensor(obs)[0])
+    nll, hit = accepted_nll(logits, torch.ones(1, 9, dtype=torch.bool), accepted,
+                            action_components(model.policy.action_space))
     p = np.exp(3) / (np.exp(3) + 2)
     assert nll.item() == pytest.approx(-2 * np.log(p) - np.log((1 - p) / 2), abs=0.05) and hit.item() == 0.0
     plain, _ = policy_spec(algo, "mlp", env.observation_space, {"net_arch": [16]}, {})
