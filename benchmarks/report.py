@@ -262,7 +262,7 @@ def main(argv=None, prog=None) -> int:
     out = Path(args.out).resolve()
     img_dir = out.parent / "img" / "results"
     img_rel = os.path.relpath(img_dir, out.parent)
-    sections, rows = ({}, {}) if args.fresh else existing_sections(out)
+    sections, rows = {}, {}     # the sections this run finished
     from tqdm import tqdm
 
     todo = [(env, k, r) for env, runs in plan.items() for k, r in enumerate(runs)]
@@ -285,7 +285,10 @@ def main(argv=None, prog=None) -> int:
             if len(done[env]) == len(plan[env]):    # the section is complete: put it on the page now
                 sections[env] = section(env, done[env], args.quick, img_rel, provenance[env])
                 rows[env] = summary_row(env, done[env], args.quick, provenance[env])
-                write_atomic(out, page(sections, rows, argv))
+                # the page as it is now, with this run's sections laid over it: the sections another
+                # report (e.g. `--only serverless` beside `--only taskalloc`) wrote meanwhile stay
+                on_page, page_rows = ({}, {}) if args.fresh else existing_sections(out)
+                write_atomic(out, page({**on_page, **sections}, {**page_rows, **rows}, argv))
     runs = [r for rs in done.values() for r in rs]
     print(f"wrote {out} ({len(runs)} runs of {len(plan)} benchmarks, {sum(r['wall_s'] for r in runs):.0f} s)")
     return 0 if all(r["rc"] == 0 for r in runs) else 1

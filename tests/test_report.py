@@ -106,3 +106,23 @@ def test_every_benchmark_script_takes_quick_and_out_and_its_published_runs_parse
         for run in report.published_runs(script):
             for path in re.findall(r"agents/checkpoints/[\w.-]+\.zip", run["args"]):
                 assert (ROOT / path).is_file(), (env, path)    # a shipped checkpoint a published run names
+
+
+def test_a_section_another_report_wrote_meanwhile_is_kept(bench, tmp_path, monkeypatch):
+    """Two `--only` reports on one page (e.g. two environments re-run side by side): each lays
+    its own sections over the page as it is when it writes, so neither loses the other's."""
+    out = tmp_path / "results.md"
+    assert report.main(["--quick", "--bench-dir", str(bench), "--out", str(out)]) == 1
+    real_run_one = report.run_one
+
+    def run_one_while_another_report_writes(env, *args, **kwargs):
+        res = real_run_one(env, *args, **kwargs)
+        sections, rows = report.existing_sections(out)          # the other report finishes 'bad' now
+        sections["bad"] = sections["bad"].replace("failed (exit 3)", "failed (exit 3) NEWER")
+        report.write_atomic(out, report.page(sections, rows, ["--only", "bad"]))
+        return res
+
+    monkeypatch.setattr(report, "run_one", run_one_while_another_report_writes)
+    assert report.main(["--bench-dir", str(bench), "--out", str(out), "--only", "good"]) == 0
+    text = out.read_text()
+    assert "NEWER" in text and "| [good](#good) | 2 | full | ok |" in text
