@@ -124,13 +124,13 @@ PUBLISHED = [
              "--placement-checkpoint H&L=agents/checkpoints/storage_placement_bc_hl.zip "
              "--placement-checkpoint H&M&L=agents/checkpoints/storage_placement_ppo_hml.zip "
              "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip "
-             "--migration-checkpoint H&L=agents/checkpoints/storage_migration_ppo.zip",
+             "--migration-checkpoint H&L=agents/checkpoints/storage_migration_ppo_hl.zip",
      "about": "The three device configurations (H&M, H&L, H&M&L): mean request latency normalised to Fast-Only "
               "per workload (mean +- std over seeded episodes) and the geometric mean over the workloads, for "
               "every heuristic, the Oracle, where the Oracle's margin comes from (its placement on LRU "
               "eviction, LRU on Belady's eviction), the shipped placement agents (H&M's and H&M&L's "
               "MaskablePPO, H&L's clone of the Oracle's placement) and the two-agent system with the shipped "
-              "migration agent (an H&M agent; on H&L too, the same observation size); inference cost per "
+              "migration agents (H&M's; on H&L the H&L agent trained against the clone); inference cost per "
               "decision and simulator throughput."},
     {"args": "--configs H&M --skip-throughput --placement-checkpoint agents/checkpoints/storage_placement_qrdqn.zip "
              "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip",

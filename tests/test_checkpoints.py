@@ -29,6 +29,8 @@ ENVS = {
     "storage_placement_bc_hl": ("rlsys/HybridStorage-v0", {"episode_requests": 500, "config": "H&L",
                                                            "placement_features": "reuse"}, "mean_latency_us"),
     "storage_placement_": ("rlsys/HybridStorage-v0", {"episode_requests": 500}, "mean_latency_us"),
+    "storage_migration_ppo_hl": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500, "config": "H&L"},
+                                 "mean_latency_us"),
     "storage_migration_": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500}, "mean_latency_us"),
     "malloc_": ("rlsys/MemoryMapping-v0", {"instance": "small"}, "saved_fraction"),
     "taskalloc_almighty_": ("rlsys/TaskAllocation-v0", {"scenario": "almighty"}, "total_net_value"),
