@@ -136,6 +136,10 @@ PUBLISHED = [
              "--migration-checkpoint agents/checkpoints/storage_migration_ppo.zip",
      "about": "H&M with the Sibyl-like QR-DQN placement agent, alone and with the migration agent (the "
               "migration agent was trained against this partner)."},
+    {"args": "--configs H&L --skip-throughput "
+             "--placement-checkpoint H&L=agents/checkpoints/storage_placement_qrdqn_hl.zip",
+     "about": "H&L with the Sibyl-like QR-DQN placement agent trained on H&L (Sibyl's network and "
+              "hyperparameters, 100,000 requests), beside the heuristics and the Oracle."},
 ]
 
 

@@ -28,6 +28,8 @@ ENVS = {
                                   "mean_latency_us"),
     "storage_placement_bc_hl": ("rlsys/HybridStorage-v0", {"episode_requests": 500, "config": "H&L",
                                                            "placement_features": "reuse"}, "mean_latency_us"),
+    "storage_placement_qrdqn_hl": ("rlsys/HybridStorage-v0", {"episode_requests": 500, "config": "H&L"},
+                                   "mean_latency_us"),
     "storage_placement_": ("rlsys/HybridStorage-v0", {"episode_requests": 500}, "mean_latency_us"),
     "storage_migration_ppo_hl": ("rlsys/HybridStorageMigration-v0", {"episode_requests": 500, "config": "H&L"},
                                  "mean_latency_us"),
