@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rlsys_envs.core import check_choice, check_float, check_int, graph_spaces, pack_graph
+from rlsys_envs.core import check_choice, check_episode_window, check_float, check_int, graph_spaces, pack_graph
 
 
 def test_pack_graph_respects_spaces():
@@ -30,3 +30,14 @@ def test_validation_messages():
         check_float("p", float("nan"))
     with pytest.raises(ValueError, match="reward must be one of 'lb', 'makespan'; got 'x'"):
         check_choice("reward", "x", ["lb", "makespan"])
+
+
+def test_episode_window_lies_inside_the_episode():
+    assert check_episode_window("switch_at", 0.5, "switch_spread", 0.2) == (0.5, 0.2)
+    assert check_episode_window("switch_at", 0.3, "switch_spread", 0.0) == (0.3, 0.0)
+    with pytest.raises(ValueError, match=r"switch_spread: switch_at \+- switch_spread must lie in \(0, 1\)"):
+        check_episode_window("switch_at", 0.9, "switch_spread", 0.2)
+    with pytest.raises(ValueError, match=r"switch_at must be in \(0.0, 1.0\)"):
+        check_episode_window("switch_at", 1.0, "switch_spread", 0.0)
+    with pytest.raises(ValueError, match="switch_spread must be in"):
+        check_episode_window("switch_at", 0.5, "switch_spread", 0.5)

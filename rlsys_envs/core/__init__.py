@@ -11,7 +11,7 @@ from .policy import (BestOfK, Episode, PlannedPolicy, Policy, RandomMaskedPolicy
 from .occupancy import TimeAddressMap
 from .resources import CapacityError, Placement, ResourcePool
 from .spaces import MaskedDiscrete, MaskedMultiDiscrete, multi_discrete_legal, split_mask
-from .validation import check_bool, check_choice, check_float, check_int
+from .validation import check_bool, check_choice, check_episode_window, check_float, check_int
 from .workloads import (ArrivalProcess, DiurnalProcess, MMPPProcess, OnOffProcess, PoissonProcess,
                         TraceReplay, load_azure_functions_trace)
 
@@ -22,6 +22,7 @@ __all__ = [
     "instance_source", "SeededDraw", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",
     "episode_key", "play_episode", "play_on", "simulate", "CapacityError", "Placement", "ResourcePool",
     "MaskedDiscrete", "MaskedMultiDiscrete", "multi_discrete_legal", "split_mask",
-    "TimeAddressMap", "check_bool", "check_choice", "check_float", "check_int", "ArrivalProcess", "DiurnalProcess",
+    "TimeAddressMap", "check_bool", "check_choice", "check_episode_window", "check_float", "check_int",
+    "ArrivalProcess", "DiurnalProcess",
     "MMPPProcess", "OnOffProcess", "PoissonProcess", "TraceReplay", "load_azure_functions_trace",
 ]

@@ -34,6 +34,18 @@ def check_float(field: str, value: Any, low: float | None = None, high: float | 
     return value
 
 
+def check_episode_window(at_field: str, at: Any, spread_field: str, spread: Any) -> tuple[float, float]:
+    """Return ``(at, spread)``, a moment drawn uniformly in ``at +- spread`` of an episode (as a
+    fraction of its length), if the whole window lies inside the episode: ``at`` in (0, 1),
+    ``spread`` in [0, 0.5) and ``0 < at - spread <= at + spread < 1``; else raise ``ValueError``
+    naming ``spread_field``."""
+    at = check_float(at_field, at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    spread = check_float(spread_field, spread, 0.0, 0.5, high_inclusive=False)
+    if not 0.0 < at - spread <= at + spread < 1.0:
+        raise ValueError(f"{spread_field}: {at_field} +- {spread_field} must lie in (0, 1); got {at} +- {spread}")
+    return at, spread
+
+
 def check_choice(field: str, value: Any, choices: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
     choices = tuple(choices)

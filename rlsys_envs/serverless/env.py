@@ -6,7 +6,8 @@ from typing import Any, Mapping
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import RlsysEnv, check_choice, check_float, check_int, draw_instance, instance_source
+from rlsys_envs.core import (RlsysEnv, check_choice, check_episode_window, check_float, check_int, draw_instance,
+                              instance_source)
 from rlsys_envs.core.validation import config_of
 
 from .generator import WORKLOADS, load_trace_counts, make_profile, make_workload
@@ -193,11 +194,8 @@ class ServerlessAutoscalingEnv(RlsysEnv):
             self.workload_kind = "custom"
         self.profile_name = check_choice("profile", profile, tuple(PROFILES))
         self.switch_profile_name = check_choice("switch_profile", switch_profile, tuple(PROFILES))
-        self.switch_at = check_float("switch_at", switch_at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-        self.switch_spread = check_float("switch_spread", switch_spread, 0.0, 0.5, high_inclusive=False)
-        if not 0.0 < self.switch_at - self.switch_spread <= self.switch_at + self.switch_spread < 1.0:
-            raise ValueError(f"switch_spread: switch_at +- switch_spread must lie in (0, 1); "
-                             f"got {switch_at} +- {switch_spread}")
+        self.switch_at, self.switch_spread = check_episode_window("switch_at", switch_at,
+                                                                  "switch_spread", switch_spread)
         self.clients = check_int("clients", clients, 1, 100_000)
         self.arrival_rate = (None if arrival_rate is None
                              else check_float("arrival_rate", arrival_rate, 0.0, 1e6, low_inclusive=False))

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from gymnasium import spaces
 
-from rlsys_envs.core import Demonstration, Policy, ResourcePool, RlsysEnv, check_choice, check_float, check_int
+from rlsys_envs.core import (Demonstration, Policy, ResourcePool, RlsysEnv, check_choice, check_episode_window,
+                              check_float, check_int)
 from rlsys_envs.core.spaces import multi_discrete_legal
 from rlsys_envs.core.validation import config_of
 
@@ -151,11 +152,8 @@ class ServerlessMultiFunctionEnv(RlsysEnv):
             raise ValueError(f"revision_mem_mb must give 2 values (MB per request before and after the revision), "
                              f"got {len(revision_mem_mb)}")
         self.revision_mem_mb = tuple(check_float("revision_mem_mb", m, 0.0, 1e5) for m in revision_mem_mb)
-        self.revision_at = check_float("revision_at", revision_at, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-        self.revision_spread = check_float("revision_spread", revision_spread, 0.0, 0.5, high_inclusive=False)
-        if not 0.0 < self.revision_at - self.revision_spread <= self.revision_at + self.revision_spread < 1.0:
-            raise ValueError(f"revision_spread: revision_at +- revision_spread must lie in (0, 1); "
-                             f"got {revision_at} +- {revision_spread}")
+        self.revision_at, self.revision_spread = check_episode_window("revision_at", revision_at,
+                                                                      "revision_spread", revision_spread)
         self.revision_probability = check_float("revision_probability", revision_probability, 0.0, 1.0)
         self.trace_start = check_int("trace_start", trace_start, 0, 10**7)
         self.trace_scale = None if trace_scale is None else check_float("trace_scale", trace_scale, 0.0, 1e9,
