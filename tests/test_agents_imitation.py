@@ -322,3 +322,24 @@ def test_cloning_loss_of_a_multidiscrete_action_is_per_component():
     assert hit.item() == 0.0           # argmax of the second component (a tie) is value 0, not accepted
     nll_all, hit_all = accepted_nll(logits, masks, masks, [3, 3])
     assert nll_all.item() == pytest.approx(0.0, abs=1e-6) and hit_all.item() == 1.0
+
+
+def test_play_prefix_reaches_the_expert_start_state_or_names_where_the_episode_ended():
+    """The experts' shared DAgger step: reset with the seed, play the learner's actions, refuse a
+    prefix after which nothing is left to plan."""
+    from rlsys_envs.core import play_prefix
+
+    class Countdown:           # an episode of 3 steps; the observation counts the actions played
+        def reset(self, seed=None):
+            self.seed, self.t = seed, 0
+            return self.t, {"seed": seed}
+
+        def step(self, a):
+            self.t += 1
+            return self.t, 0.0, self.t >= 3, False, {"last": a}
+
+    env = Countdown()
+    assert play_prefix(env, 7, [], "Expert") == (0, {"seed": 7})
+    assert play_prefix(env, 7, ["1", "0"], "Expert") == (2, {"last": 0}) and env.seed == 7
+    with pytest.raises(ValueError, match="Expert: the prefix of seed 7 ends the episode at step 3"):
+        play_prefix(env, 7, [0, 1, 0], "Expert")

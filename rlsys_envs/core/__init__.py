@@ -1,7 +1,7 @@
 """The shared resource model of rlsys (see ARCHITECTURE.md): pools, clock, workloads, graphs, entity
 tables, instance generators, the environment base classes and the episode runner."""
 from .base import EnvContract, EnvState, InvalidActionError, RlsysEnv
-from .demonstration import Demonstration
+from .demonstration import Demonstration, play_prefix
 from .entities import entity_spaces, entity_tables, pack_entities
 from .events import Event, EventClock
 from .graph import GLOBAL_ACTION, GRAPH_KEYS, NO_NODE, graph_keys, graph_prefixes, graph_spaces, pack_graph
@@ -16,7 +16,8 @@ from .workloads import (ArrivalProcess, DiurnalProcess, MMPPProcess, OnOffProces
                         TraceReplay, load_azure_functions_trace)
 
 __all__ = [
-    "EnvContract", "EnvState", "InvalidActionError", "RlsysEnv", "Demonstration", "entity_spaces", "entity_tables",
+    "EnvContract", "EnvState", "InvalidActionError", "RlsysEnv", "Demonstration", "play_prefix",
+    "entity_spaces", "entity_tables",
     "pack_entities", "Event", "EventClock", "GLOBAL_ACTION", "GRAPH_KEYS", "NO_NODE", "graph_keys", "graph_prefixes",
     "graph_spaces", "pack_graph", "FileInstance", "FixedInstance", "InstanceGenerator", "draw_instance",
     "instance_source", "SeededDraw", "BestOfK", "Episode", "PlannedPolicy", "Policy", "RandomMaskedPolicy", "best_of_k",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 
 @dataclass
@@ -57,3 +58,15 @@ class Demonstration:
         actions = [[int(x) for x in a] if isinstance(a, list) else int(a) for a in d["actions"]]
         return cls(int(d["seed"]), actions, [[int(a) for a in t] for t in d["targets"]],
                    dict(d.get("info", {})), int(d.get("prefix", 0)))
+
+
+def play_prefix(env, seed: int, prefix: Sequence, expert: str, as_action: Callable[[Any], Any] = int):
+    """``env.reset(seed=seed)``, then the ``prefix`` actions (a DAgger learner's, each converted by
+    ``as_action``); returns the ``(obs, info)`` the expert plans from. Raises ``ValueError`` naming
+    ``expert``, the seed and the step when the prefix ends the episode (nothing is left to plan)."""
+    obs, info = env.reset(seed=int(seed))
+    for i, a in enumerate(prefix):
+        obs, _r, terminated, truncated, info = env.step(as_action(a))
+        if terminated or truncated:
+            raise ValueError(f"{expert}: the prefix of seed {seed} ends the episode at step {i + 1}")
+    return obs, info

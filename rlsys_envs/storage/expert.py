@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rlsys_envs.core import Demonstration
+from rlsys_envs.core import Demonstration, play_prefix
 
 from .baselines import PLACEMENT_POLICIES
 
@@ -47,13 +47,8 @@ class PlacementExpert:
         if getattr(base, "agent", None) != "placement":
             raise ValueError(f"{type(self).__name__} needs the placement view rlsys/HybridStorage-v0, "
                              f"got {type(base).__name__}")
-        obs, info = env.reset(seed=int(seed))
-        actions = []
-        for i, a in enumerate(prefix):
-            obs, _r, terminated, truncated, info = env.step(int(a))
-            actions.append(int(a))
-            if terminated or truncated:
-                raise ValueError(f"{type(self).__name__}: the prefix of seed {seed} ends the episode at step {i + 1}")
+        obs, info = play_prefix(env, seed, prefix, type(self).__name__)
+        actions = [int(a) for a in prefix]
         policy = PLACEMENT_POLICIES[self.baseline](**self.kwargs)
         policy.reset(base, int(seed))
         while True:

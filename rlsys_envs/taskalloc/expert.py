@@ -35,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from rlsys_envs.core import Demonstration
+from rlsys_envs.core import Demonstration, play_prefix
 
 from .baselines import BASELINES, CPSAT_DETERMINISTIC_TIME, AllocationPolicy
 from .model import ASSIGN
@@ -61,15 +61,11 @@ class PlanExpert:
         return BASELINES[self.baseline](**self.kwargs)
 
     def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
-        """Play CP-SAT's plan from ``env.reset(seed=seed)`` (after the ``prefix`` actions)."""
+        """Play the baseline's plans from ``env.reset(seed=seed)`` (after the ``prefix`` actions)."""
         env = env.unwrapped
         if env.mode != "two_stage":
             raise ValueError(f"{type(self).__name__} needs mode 'two_stage', got {env.mode!r}")
-        obs, info = env.reset(seed=int(seed))
-        for i, a in enumerate(prefix):
-            obs, _r, terminated, truncated, info = env.step(np.asarray(a, np.int64))
-            if terminated or truncated:
-                raise ValueError(f"{type(self).__name__}: the prefix of seed {seed} ends the episode at step {i + 1}")
+        obs, info = play_prefix(env, seed, prefix, type(self).__name__, lambda a: np.asarray(a, np.int64))
         if not env.at_decision_boundary():
             raise ValueError(f"{type(self).__name__}: the prefix of seed {seed} stops in stage 2 "
                              "(an epoch half played)")

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from rlsys_envs.core import Demonstration
+from rlsys_envs.core import Demonstration, play_prefix
 
 from .exact import PLAN_SCOPES, check_scope, plan_cpsat
 from .model import Cluster
@@ -60,11 +60,7 @@ class CPSatExpert:
         env = env.unwrapped
         if env.action_mode != "two_stage":
             raise ValueError(f"CPSatExpert needs action_mode 'two_stage', got {env.action_mode!r}")
-        env.reset(seed=int(seed))
-        for i, a in enumerate(prefix):
-            _o, _r, terminated, truncated, _i = env.step(int(a))
-            if terminated or truncated:
-                raise ValueError(f"CPSatExpert: the prefix of seed {seed} ends the episode at step {i + 1}")
+        play_prefix(env, seed, prefix, "CPSatExpert")
         if env.phase != 0:
             raise ValueError(f"CPSatExpert: the prefix of seed {seed} stops in phase 1 (a VM chosen, no destination)")
         res, sequence, dropped = plan_cpsat(env.cluster, env.mnl - env.migrations, self.time_limit, self.workers,
