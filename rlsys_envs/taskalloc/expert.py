@@ -130,13 +130,8 @@ class CPSatExpert(PlanExpert):
     version = 2
 
     def __init__(self, time_limit: float = 60.0, deterministic_time: float | None = CPSAT_DETERMINISTIC_TIME):
-        if not time_limit > 0:
-            raise ValueError(f"CPSatExpert: time_limit must be > 0 seconds, got {time_limit!r}")
-        if deterministic_time is not None and not deterministic_time > 0:
-            raise ValueError(f"CPSatExpert: deterministic_time must be > 0 (or None), got {deterministic_time!r}")
-        self.time_limit = float(time_limit)
-        self.deterministic_time = None if deterministic_time is None else float(deterministic_time)
-        super().__init__("cpsat", time_limit=self.time_limit, deterministic_time=self.deterministic_time)
+        # CPSATPolicy checks both limits (PlanExpert builds one at construction)
+        super().__init__("cpsat", time_limit=time_limit, deterministic_time=deterministic_time)
 
 
 class GAExpert(PlanExpert):
