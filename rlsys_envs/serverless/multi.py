@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlsys_envs.core import (Demonstration, Policy, ResourcePool, RlsysEnv, check_choice, check_episode_window,
-                              check_float, check_int)
+                              check_float, check_int, play_prefix)
 from rlsys_envs.core.spaces import multi_discrete_legal
 from rlsys_envs.core.validation import config_of
 
@@ -548,14 +548,8 @@ class MultiRevisionExpert:
                              f"'absolute' and {len(self.before)} functions; got {base.workload_kind!r}, "
                              f"{base.action_type!r}, {base.n}")
         offsets = np.arange(base.n) * (len(DELTAS) if base.action_type == "delta" else len(LIMITS))
-        env.reset(seed=int(seed))
-        actions, done = [], False
-        for a in prefix:
-            _, _, term, trunc, _ = env.step(np.asarray(a, np.int64))
-            actions.append([int(x) for x in a])
-            if term or trunc:
-                done = True
-                break
+        play_prefix(env, seed, prefix, "revision_oracle", lambda a: np.asarray(a, np.int64))
+        actions, done = [[int(x) for x in a] for a in prefix], False
         n_prefix = len(actions)
         while not done:
             a = base.action_for_limits(self.target(base))
