@@ -151,10 +151,15 @@ class Program:
     def marginal_saving(self, memory: np.ndarray) -> np.ndarray:
         """Time each buffer would save now ``[N]`` if moved to fast memory alone, given the memory
         time per op ``memory`` (0 for what is fast already is the caller's business)."""
-        c = self.compute[self.acc_op]
-        m = memory[self.acc_op]
-        gain = np.maximum(c, m) - np.maximum(c, m - self.acc_saving)
-        return np.bincount(self.acc_buf, weights=gain, minlength=self.n_buffers)
+        return np.bincount(self.acc_buf, weights=self._access_gain(slice(None), memory), minlength=self.n_buffers)
+
+    def _access_gain(self, acc, memory: np.ndarray) -> np.ndarray:
+        """Time the accesses ``acc`` (indices or a slice of the access arrays) would save at their
+        ops if their bytes came from fast memory, given the memory time per op ``memory``: the
+        roofline op time max(compute, memory) before minus after."""
+        op = self.acc_op[acc]
+        c, m = self.compute[op], memory[op]
+        return np.maximum(c, m) - np.maximum(c, m - self.acc_saving[acc])
 
     def sharing(self, i: int) -> np.ndarray:
         """The buffers (sorted, ``i`` included) with an access at an operation that buffer ``i``
@@ -171,10 +176,7 @@ class Program:
         counts = last - first
         local = np.repeat(np.arange(len(buffers)), counts)
         acc = np.arange(int(counts.sum())) + np.repeat(first - (np.cumsum(counts) - counts), counts)
-        op = self.acc_op[acc]
-        c, m = self.compute[op], memory[op]
-        gain = np.maximum(c, m) - np.maximum(c, m - self.acc_saving[acc])
-        return np.bincount(local, weights=gain, minlength=len(buffers))
+        return np.bincount(local, weights=self._access_gain(acc, memory), minlength=len(buffers))
 
     def peak_live_bytes(self) -> int:
         """The largest total size of buffers live at one position."""
