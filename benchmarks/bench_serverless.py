@@ -596,8 +596,8 @@ def multi(args, eval_seeds):
     print("\n### Several functions on one cluster (rlsys/ServerlessMultiFunction-v0: cpu, memory and sleep "
           f"functions, 4 nodes; {len(eval_seeds)} seeded episodes, +- the 95 % confidence interval of the mean)\n")
     print(f"Best static limits chosen on the sweep seeds ({', '.join(map(str, sweep_seeds))}), evaluated on the "
-          "evaluation seeds (1000+). The revisions settings: 20 / 30 / 180 req/s, every policy starts at limit 30, limit "
-          "changes are free (`limit_change=instant`) except in the roll-out row.\n")
+          "evaluation seeds (1000+). The revisions settings: 20 / 30 / 180 req/s, every policy starts at "
+          "limit 30, limit changes are free (`limit_change=instant`) except in the roll-out row.\n")
     print("| setting | policy | throughput [req/s] | p95 [s] | error rate | SLO violations | slo score |")
     print("|---|---|---|---|---|---|---|")
     for key in keys:
