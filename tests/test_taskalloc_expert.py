@@ -65,9 +65,23 @@ def test_plan_expert_refuses_what_is_not_a_plan_baseline_and_bad_kwargs():
         GAExpert(time_limit=1.0)
 
 
-def test_expert_refuses_the_sequential_mode():
-    with pytest.raises(ValueError, match="two_stage"):
-        CPSatExpert().demonstrate(TaskAllocationEnv(**KW, mode="sequential"), 0)
+@pytest.mark.parametrize("kw", [KW, {"scenario": "rbf", "n_entities": 30, "n_tasks": 6, "n_slots": 3}])
+def test_sequential_demonstration_replays_to_the_baseline_and_accepts_its_plan_entities(kw):
+    """Sequential mode: the actions are picks, each accepted set the current task's plan entities
+    that still contribute (END only for a task without a plan), and the episode is the baseline's."""
+    env = TaskAllocationEnv(**kw, mode="sequential")
+    demo = Demonstration.from_json(GAExpert(population=16, generations=10).demonstrate(env, 2).to_json())
+    ga = play_episode(env, BASELINES["ga"](population=16, generations=10), 2).metrics["total_net_value"]
+    assert demo.info["total_net_value"] == pytest.approx(ga)
+    _obs, masks, accepted, returns = replay(env, demo)
+    assert returns[0] == pytest.approx(ga)
+    E = env.max_entities
+    several = 0
+    for mask, acc, a in zip(masks, accepted, demo.actions):
+        assert acc[a] and not (acc & ~mask).any()
+        assert not acc[E] or acc.sum() == 1                          # END only when nothing is accepted
+        several += int(acc.sum() > 1)
+    assert several > 0                                               # a choice among plan entities
 
 
 def test_imitation_terms_are_the_log_probability_of_an_accepted_value_per_component():

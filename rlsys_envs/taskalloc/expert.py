@@ -13,9 +13,11 @@ wait for cheaper busy entities) ahead of both, so the GA is an expert too.
 epoch) into demonstrations; ``cpsat`` (:class:`CPSatExpert`) and ``ga`` (:class:`GAExpert`) are
 the registered ones, with their baselines' keyword arguments.
 
-Two-stage action mode only. A demonstration's actions are whole ``MultiDiscrete`` vectors, and its
-accepted sets are flat indices into the per-component mask layout (``action_masks()``): at every
-step, one accepted set per component.
+Both action modes. In the two-stage mode a demonstration's actions are whole ``MultiDiscrete``
+vectors, and its accepted sets are flat indices into the per-component mask layout
+(``action_masks()``): at every step, one accepted set per component. In the sequential mode (stage 2
+only, every free entity a candidate of every task, tasks in slot order) the actions are the picks,
+and the accepted set is the stage-2 one below.
 
 * **Stage 1.** An entity of the plan is pre-assigned to its planned slot: that is its only accepted
   value. An entity outside the plan may take any legal value (none, or any open slot: stage 2 picks
@@ -38,7 +40,7 @@ import numpy as np
 from rlsys_envs.core import Demonstration, play_prefix
 
 from .baselines import BASELINES, CPSAT_DETERMINISTIC_TIME, AllocationPolicy
-from .model import ASSIGN
+from .model import ASSIGN, PICK
 
 
 class PlanExpert:
@@ -63,21 +65,28 @@ class PlanExpert:
     def demonstrate(self, env, seed: int, prefix=()) -> Demonstration:
         """Play the baseline's plans from ``env.reset(seed=seed)`` (after the ``prefix`` actions)."""
         env = env.unwrapped
-        if env.mode != "two_stage":
-            raise ValueError(f"{type(self).__name__} needs mode 'two_stage', got {env.mode!r}")
-        obs, info = play_prefix(env, seed, prefix, type(self).__name__, lambda a: np.asarray(a, np.int64))
+        two_stage = env.mode == "two_stage"
+        as_action = (lambda a: np.asarray(a, np.int64)) if two_stage else int
+        obs, info = play_prefix(env, seed, prefix, type(self).__name__, as_action)
         if not env.at_decision_boundary():
             raise ValueError(f"{type(self).__name__}: the prefix of seed {seed} stops in stage 2 "
                              "(an epoch half played)")
         policy = self.make_policy()
         policy.reset(env, int(seed))
         rng = np.random.default_rng([int(seed), len(prefix)])
-        actions = [[int(x) for x in p] for p in prefix]
-        targets = [[int(i) for i in env._offsets + np.asarray(p, np.int64)] for p in prefix]   # not imitated
+        if two_stage:
+            actions = [[int(x) for x in p] for p in prefix]
+            targets = [[int(i) for i in env._offsets + np.asarray(p, np.int64)] for p in prefix]   # not imitated
+        else:
+            actions, targets = [int(p) for p in prefix], [[int(p)] for p in prefix]
         done = False
         while not done:
-            a, accepted = self.step(env, policy, obs, info, rng)
-            actions.append(a.tolist())
+            if two_stage:
+                a, accepted = self.step(env, policy, obs, info, rng)
+                actions.append(a.tolist())
+            else:
+                a, accepted = self.pick_step(env, policy, obs, info)
+                actions.append(int(a))
             targets.append(accepted)
             obs, _r, terminated, truncated, info = env.step(a)
             done = terminated or truncated
@@ -85,6 +94,20 @@ class PlanExpert:
         statuses = {s: found.count(s) for s in set(found)}
         return Demonstration(int(seed), actions, targets, {"total_net_value": float(info["metrics"]["total_net_value"]),
                                                            "statuses": statuses}, prefix=len(prefix))
+
+    @staticmethod
+    def _useful_plan_entities(m, policy) -> list[int]:
+        """The current task's plan entities that may be picked and still contribute (stage 2)."""
+        if m.phase != PICK:
+            return []
+        useful = m.pickable() & m.contributes()
+        return [int(e) for e in policy._plan.get(m.current_slot, []) if useful[e]]
+
+    @classmethod
+    def pick_step(cls, env, policy, obs, info) -> tuple[int, list[int]]:
+        """Sequential mode: the expert's pick and its accepted actions (the stage-2 rule)."""
+        a = int(policy.act(env, obs, info))
+        return a, cls._useful_plan_entities(env.model, policy) or [env.max_entities]
 
     @staticmethod
     def step(env, policy, obs, info, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
@@ -110,10 +133,7 @@ class PlanExpert:
             acc_last[:] = True
         else:
             acc_first[:, K] = True
-            useful = m.pickable() & m.contributes()
-            for e in policy._plan.get(m.current_slot, []):
-                if useful[e]:
-                    acc_last[e] = True
+            acc_last[PlanExpert._useful_plan_entities(m, policy)] = True
             if not acc_last.any():
                 acc_last[E] = True
         return a, [int(i) for i in np.flatnonzero(accepted & mask)]
