@@ -2,8 +2,9 @@
 
 (a) quality per scenario (two-stage mode): total net value of every baseline (random, sequential,
 greedy, ga, cpsat = the per-epoch optimum) and of the trained checkpoints (``--checkpoint
-SCENARIO=PATH``, default: the shipped ``taskalloc_electric_bc.zip`` on electric and
-``taskalloc_almighty_ppo.zip`` on almighty), mean +- std over seeded episodes, with the wall time
+SCENARIO=PATH``, default: the shipped ``taskalloc_rbf_bc.zip`` on rbf, ``taskalloc_material_bc.zip``
+on material, ``taskalloc_electric_bc.zip`` on electric and ``taskalloc_almighty_ppo.zip`` on
+almighty), mean +- std over seeded episodes, with the wall time
 per decision (env step) and per decision epoch; (b) zero-shot: the checkpoint of
 ``--zero-shot`` (default electric) on twice the entities, tasks and slots, unchanged;
 (c) throughput: steps/s of random masked play per scenario and mode.
@@ -44,6 +45,7 @@ PUBLISHED = [
               "exact one-step allocation of every decision epoch (one worker, fixed seed, at most 3 CP-SAT "
               "deterministic work units per epoch, so the same figures on every machine): on the dynamic "
               "scenarios a per-epoch optimum, not the optimum of the episode. The shipped checkpoints play on "
+              "RBF-like (`taskalloc_rbf_bc.zip`, cloned from the deferring GA, then PPO), "
               "Material (`taskalloc_material_bc.zip`, cloned from CP-SAT; like ga and cpsat, on the first 10 "
               "episodes), "
               "Electric (`taskalloc_electric_bc.zip`, cloned from CP-SAT) and Almighty "
@@ -52,7 +54,8 @@ PUBLISHED = [
 ]
 NAMES = ["random", "sequential", "greedy", "ga", "cpsat"]
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINTS = [f"material={ROOT / 'agents/checkpoints/taskalloc_material_bc.zip'}",
+DEFAULT_CHECKPOINTS = [f"rbf={ROOT / 'agents/checkpoints/taskalloc_rbf_bc.zip'}",
+                       f"material={ROOT / 'agents/checkpoints/taskalloc_material_bc.zip'}",
                        f"electric={ROOT / 'agents/checkpoints/taskalloc_electric_bc.zip'}",
                        f"almighty={ROOT / 'agents/checkpoints/taskalloc_almighty_ppo.zip'}"]
 
