@@ -38,6 +38,7 @@ ENVS = {
     "taskalloc_almighty_": ("rlsys/TaskAllocation-v0", {"scenario": "almighty"}, "total_net_value"),
     "taskalloc_material_": ("rlsys/TaskAllocation-v0", {"scenario": "material", "n_tasks": 6}, "total_net_value"),
     "taskalloc_electric_": ("rlsys/TaskAllocation-v0", {"scenario": "electric", "n_tasks": 8}, "total_net_value"),
+    "taskalloc_rbf_": ("rlsys/TaskAllocation-v0", {"scenario": "rbf", "n_tasks": 6}, "total_net_value"),
     "vm_": ("rlsys/VMRescheduling-v0", {"size": "S", "mnl": 10, "allow_stop": False, "observation": "graph"},
             "fr_final"),
 }
