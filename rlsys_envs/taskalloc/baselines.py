@@ -73,14 +73,17 @@ class AllocationPolicy(Policy):
             return a
         return self._next_pick(m, E)
 
-    def _next_pick(self, m, end: int) -> int:
+    def plan_picks(self, m) -> list[int]:
+        """Stage 2: the current task's planned entities, in plan order, that may still be picked
+        and still contribute ([] outside stage 2, or for a task without a plan)."""
         if m.phase != PICK:
-            return end
+            return []
         useful = m.pickable() & m.contributes()
-        for e in self._plan.get(m.current_slot, []):
-            if useful[e]:
-                return int(e)
-        return end
+        return [int(e) for e in self._plan.get(m.current_slot, []) if useful[e]]
+
+    def _next_pick(self, m, end: int) -> int:
+        picks = self.plan_picks(m)
+        return picks[0] if picks else end
 
 
 class RandomPolicy(Policy):

@@ -40,7 +40,7 @@ import numpy as np
 from rlsys_envs.core import Demonstration, play_prefix
 
 from .baselines import BASELINES, CPSAT_DETERMINISTIC_TIME, AllocationPolicy
-from .model import ASSIGN, PICK
+from .model import ASSIGN
 
 
 class PlanExpert:
@@ -96,18 +96,10 @@ class PlanExpert:
                                                            "statuses": statuses}, prefix=len(prefix))
 
     @staticmethod
-    def _useful_plan_entities(m, policy) -> list[int]:
-        """The current task's plan entities that may be picked and still contribute (stage 2)."""
-        if m.phase != PICK:
-            return []
-        useful = m.pickable() & m.contributes()
-        return [int(e) for e in policy._plan.get(m.current_slot, []) if useful[e]]
-
-    @classmethod
-    def pick_step(cls, env, policy, obs, info) -> tuple[int, list[int]]:
+    def pick_step(env, policy, obs, info) -> tuple[int, list[int]]:
         """Sequential mode: the expert's pick and its accepted actions (the stage-2 rule)."""
         a = int(policy.act(env, obs, info))
-        return a, cls._useful_plan_entities(env.model, policy) or [env.max_entities]
+        return a, policy.plan_picks(env.model) or [env.max_entities]
 
     @staticmethod
     def step(env, policy, obs, info, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
@@ -133,7 +125,7 @@ class PlanExpert:
             acc_last[:] = True
         else:
             acc_first[:, K] = True
-            acc_last[PlanExpert._useful_plan_entities(m, policy)] = True
+            acc_last[policy.plan_picks(m)] = True
             if not acc_last.any():
                 acc_last[E] = True
         return a, [int(i) for i in np.flatnonzero(accepted & mask)]
