@@ -125,9 +125,7 @@ class PlanExpert:
             acc_last[:] = True
         else:
             acc_first[:, K] = True
-            acc_last[policy.plan_picks(m)] = True
-            if not acc_last.any():
-                acc_last[E] = True
+            acc_last[policy.plan_picks(m) or [E]] = True          # END only for a task without a plan
         return a, [int(i) for i in np.flatnonzero(accepted & mask)]
 
 
