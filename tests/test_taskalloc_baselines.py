@@ -5,7 +5,7 @@ import pytest
 
 import rlsys_envs
 from rlsys_envs.core import play_episode
-from rlsys_envs.taskalloc.baselines import BASELINES, GAPolicy, defer_expensive
+from rlsys_envs.taskalloc.baselines import BASELINES, GAPolicy, _with_declines, defer_expensive
 from rlsys_envs.taskalloc.env import TaskAllocationEnv
 from rlsys_envs.taskalloc.model import ASSIGN
 from rlsys_envs.taskalloc.exact import Epoch, brute_force_epoch, cover_cost_bound, solve_epoch
@@ -141,3 +141,30 @@ def test_ga_defer_leaves_out_exactly_the_tasks_that_busy_entities_would_cover_fo
     assert dropped > 0
     with pytest.raises(ValueError, match="defer"):
         GAPolicy(defer=-1)
+
+
+@pytest.mark.parametrize("name, kwargs", [("ga", {}), ("cpsat", {"deterministic_time": 0.5})])
+def test_searching_baselines_defer_the_tasks_defer_expensive_drops(name, kwargs):
+    """``defer`` on ``ga`` and ``cpsat``: the plan of the same search (same seed), with the tasks
+    :func:`defer_expensive` drops left out, on RBF-like epochs; and it does drop some."""
+    env = TaskAllocationEnv(scenario="rbf")
+    obs, info = env.reset(seed=30009)
+    greedy = BASELINES["greedy"]()
+    greedy.reset(env, 30009)
+    differ = 0
+    while not env._episode_over and env.model.t < 40 and differ < 2:
+        m = env.model
+        if m.phase == ASSIGN and (~m._epoch_avail).any():
+            epoch = Epoch.of(m)
+            plain, deferring = BASELINES[name](**kwargs), BASELINES[name](defer=0.0, **kwargs)
+            plain.reset(env, 5)
+            deferring.reset(env, 5)
+            full, kept = plain.plan(env, epoch), deferring.plan(env, epoch)
+            assert kept == _with_declines(env, epoch, defer_expensive(env, epoch, full, 0.0, 20))
+            differ += kept != full
+        obs, _r, _t, _tr, info = env.step(greedy.act(env, obs, info))
+    assert differ > 0
+    with pytest.raises(ValueError, match="defer"):
+        BASELINES[name](defer=-1)
+    with pytest.raises(ValueError, match="defer_horizon"):
+        BASELINES[name](defer_horizon=-1)

@@ -43,6 +43,24 @@ class AllocationPolicy(Policy):
     """Plays one plan per epoch (``plan(env, epoch) -> {slot: [entities]}``) in either mode."""
 
     name = "plan"
+    #: deferral margin of :meth:`deferred` (None: off) and its horizon; set by :meth:`set_defer`
+    defer: float | None = None
+    defer_horizon: int = 20
+
+    def set_defer(self, defer: float | None, defer_horizon: int):
+        """Check and keep the deferral arguments of a searching baseline (``ga``, ``cpsat``)."""
+        if defer is not None and not defer >= 0:
+            raise ValueError(f"{self.name}: defer must be a cost margin >= 0 (or None: off), got {defer!r}")
+        if not defer_horizon >= 0:
+            raise ValueError(f"{self.name}: defer_horizon must be >= 0 steps, got {defer_horizon!r}")
+        self.defer, self.defer_horizon = (None if defer is None else float(defer)), int(defer_horizon)
+
+    def deferred(self, env, epoch: Epoch, plan: dict) -> dict:
+        """``plan`` after :func:`defer_expensive` when ``defer`` is set, then with its declines
+        (:func:`_with_declines`): the last step of every searching baseline's plan."""
+        if self.defer is not None:
+            plan = defer_expensive(env, epoch, plan, self.defer, self.defer_horizon)
+        return _with_declines(env, epoch, plan)
 
     def reset(self, env, seed=None):
         super().reset(env, seed)
@@ -208,12 +226,17 @@ class CPSATPolicy(AllocationPolicy):
     153.2 on a busy one). ``time_limit`` (wall-clock seconds) is only a safety cap; when it binds
     first (a small ``time_limit``, or ``deterministic_time=None``) the answer depends on the load
     again. The solver status of every epoch is kept in ``statuses`` (OPTIMAL: proven).
+
+    ``defer`` (default None: off) and ``defer_horizon``: as :class:`GAPolicy`'s (ours; an expert for
+    behaviour cloning on RBF-like, no longer the per-epoch optimum when set).
     """
 
     name = "cpsat"
 
     def __init__(self, time_limit: float = 60.0, seed: int = 0,
-                 deterministic_time: float | None = CPSAT_DETERMINISTIC_TIME):
+                 deterministic_time: float | None = CPSAT_DETERMINISTIC_TIME, defer: float | None = None,
+                 defer_horizon: int = 20):
+        self.set_defer(defer, defer_horizon)
         if not time_limit > 0:
             raise ValueError(f"cpsat: time_limit must be > 0 seconds, got {time_limit!r}")
         if deterministic_time is not None and not deterministic_time > 0:
@@ -227,7 +250,7 @@ class CPSATPolicy(AllocationPolicy):
         plan, self.last_value, status = solve_epoch(epoch, self.time_limit, 1, self.seed, hint=hint,
                                                     deterministic_time=self.deterministic_time)
         self.statuses.append(status)
-        return _with_declines(env, epoch, plan)
+        return self.deferred(env, epoch, plan)
 
 
 def defer_expensive(env, epoch: Epoch, plan: dict, margin: float, horizon: int) -> dict:
@@ -275,13 +298,9 @@ class GAPolicy(AllocationPolicy):
         if population < 2 or generations < 0 or elite < 0 or elite >= population or tournament < 1:
             raise ValueError(f"ga: needs population >= 2, generations >= 0, 0 <= elite < population and "
                              f"tournament >= 1; got {population}, {generations}, {elite}, {tournament}")
-        if defer is not None and not defer >= 0:
-            raise ValueError(f"ga: defer must be a cost margin >= 0 (or None: off), got {defer!r}")
-        if not defer_horizon >= 0:
-            raise ValueError(f"ga: defer_horizon must be >= 0 steps, got {defer_horizon!r}")
+        self.set_defer(defer, defer_horizon)
         self.population, self.generations, self.mutation = int(population), int(generations), mutation
         self.elite, self.tournament = int(elite), int(tournament)
-        self.defer, self.defer_horizon = defer, int(defer_horizon)
 
     def _fitness(self, genes: np.ndarray, epoch: Epoch) -> np.ndarray:
         """[P] net value of each assignment vector (gene m = none)."""
@@ -327,9 +346,7 @@ class GAPolicy(AllocationPolicy):
             if len(rows) and np.all(epoch.cap[rows].sum(0) >= epoch.req[j]) and net[j] > 0:
                 plan[int(epoch.slots[j])] = [int(epoch.entities[i]) for i in rows]
         self.last_value = float(fit.max())
-        if self.defer is not None:
-            plan = defer_expensive(env, epoch, plan, self.defer, self.defer_horizon)
-        return _with_declines(env, epoch, plan)
+        return self.deferred(env, epoch, plan)
 
 
 BASELINES: dict[str, Callable[[], Policy]] = {

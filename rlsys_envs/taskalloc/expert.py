@@ -134,14 +134,17 @@ class CPSatExpert(PlanExpert):
     optimum: at most ``deterministic_time`` CP-SAT work units per epoch (default the baseline's,
     the same demonstrations on every machine) and at most ``time_limit`` wall-clock seconds (a
     safety cap by default; a small one, as ``configs/taskalloc_material_bc.yaml``'s 0.5 s, binds
-    first and makes the demonstrations depend on the machine's load)."""
+    first and makes the demonstrations depend on the machine's load). ``defer`` / ``defer_horizon``:
+    the baseline's deferral (tasks wait for cheaper busy entities; off by default)."""
 
     name = "cpsat"
     version = 2
 
-    def __init__(self, time_limit: float = 60.0, deterministic_time: float | None = CPSAT_DETERMINISTIC_TIME):
-        # CPSATPolicy checks both limits (PlanExpert builds one at construction)
-        super().__init__("cpsat", time_limit=time_limit, deterministic_time=deterministic_time)
+    def __init__(self, time_limit: float = 60.0, deterministic_time: float | None = CPSAT_DETERMINISTIC_TIME,
+                 defer: float | None = None, defer_horizon: int = 20):
+        # CPSATPolicy checks every argument (PlanExpert builds one at construction)
+        super().__init__("cpsat", time_limit=time_limit, deterministic_time=deterministic_time, defer=defer,
+                         defer_horizon=defer_horizon)
 
 
 class GAExpert(PlanExpert):
