@@ -31,6 +31,8 @@ from rlsys_envs.core.graph import GLOBAL_ACTION, NO_NODE
 from .extractors import GraphNodeExtractor, masked_pool
 
 _NO_NODE_LOGIT = -1e8
+#: pairwise features of AllocationPolicy(pair_features=True): cost, share covered, covers all, distance
+PAIR_FEATURES = 4
 
 
 class PointerPolicy(MaskableActorCriticPolicy):
@@ -199,6 +201,12 @@ class AllocationPolicy(MaskableActorCriticPolicy):
       the current task (the row flagged current) queries the entities, logit of entity ``e`` =
       ``<q2(task), k2(e)> / sqrt(H) + w2 * pair_cost[e, task]``, END from an MLP of the task and the
       context;
+    * with ``pair_features=True``, both stages add to the logit of (entity, task) an MLP of four
+      pairwise features computed from the tables (no observation change): the pair cost, the share of
+      the task's remaining requirement the entity covers, whether it covers all of it, and the
+      Manhattan distance between their positions (the travel that keeps a slot busy). Ours: a
+      one-layer transformer does not recover these products of two rows well; off by default, so
+      checkpoints saved without it load unchanged;
     * the components of the stage that is not being played get constant (zero) logits, so their
       log-probability does not depend on the parameters (they are ignored or have one legal value);
     * value: attention mixer, a query from the pooled context attends over the entity embeddings
@@ -212,14 +220,21 @@ class AllocationPolicy(MaskableActorCriticPolicy):
 
     def __init__(self, observation_space, action_space, lr_schedule, net_arch=None, activation_fn=nn.Tanh,
                  features_extractor_class=None, features_extractor_kwargs=None, head_hidden: int = 64,
-                 current_column: int | None = None, **kwargs):
+                 current_column: int | None = None, pair_features: bool = False, **kwargs):
         from .extractors import EntityAttentionExtractor
 
         for key in ("entities_features", "tasks_features", "pair_cost", "stage"):
             if key not in observation_space.spaces:
                 raise ValueError(f"the allocation policy needs the observation key {key!r} (rlsys/TaskAllocation-v0)")
         fe_kwargs = {"entity_keys": ["entities_features", "tasks_features"], **(features_extractor_kwargs or {})}
-        self.head_hidden = head_hidden
+        self.head_hidden, self.pair_features = head_hidden, bool(pair_features)
+        # the tables' layout (rlsys/TaskAllocation-v0): entity = cost, d capabilities, position, 4 flags;
+        # task = value, d requirements, d remaining requirements, position, 4 flags
+        self.n_dims = observation_space["entities_features"].shape[1] - 7
+        if self.pair_features and observation_space["tasks_features"].shape[1] != 2 * self.n_dims + 7:
+            raise ValueError("pair_features needs the entity and task tables of rlsys/TaskAllocation-v0 (got widths "
+                             f"{observation_space['entities_features'].shape[1]} and "
+                             f"{observation_space['tasks_features'].shape[1]})")
         # the task table's "current task" flag: 3rd of the 4 flags at the end of each row
         self.current_column = (observation_space["tasks_features"].shape[1] - 2 if current_column is None
                                else int(current_column))
@@ -231,6 +246,8 @@ class AllocationPolicy(MaskableActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(head_hidden=self.head_hidden, current_column=self.current_column)
+        if self.pair_features:          # saved only when on: older checkpoints' parameters stay valid
+            data.update(pair_features=True)
         data.pop("net_arch", None)
         data.pop("features_extractor_class", None)
         return data
@@ -247,6 +264,12 @@ class AllocationPolicy(MaskableActorCriticPolicy):
         self.k2 = nn.Linear(H, H)
         self.end_net = nn.Sequential(nn.Linear(H + ctx, hh), act(), nn.Linear(hh, 1))
         self.cost_w = nn.Parameter(torch.tensor([-1.0, -1.0]))
+        if self.pair_features:
+            self.pair1, self.pair2 = (nn.Sequential(nn.Linear(PAIR_FEATURES, hh), act(), nn.Linear(hh, 1))
+                                      for _ in range(2))
+            for net in (self.pair1, self.pair2):       # zero at the start: the logits of the plain policy
+                nn.init.zeros_(net[-1].weight)
+                nn.init.zeros_(net[-1].bias)
         # attention mixer critic
         self.mix_q = nn.Linear(ctx, H)
         self.mix_k, self.mix_v = nn.Linear(H, H), nn.Linear(H, H)
@@ -261,6 +284,18 @@ class AllocationPolicy(MaskableActorCriticPolicy):
         parts = [masked_pool(h, mask)] + [obs[k].reshape(obs[k].shape[0], -1) for k in fe.global_keys]
         return h[:, :E], mask[:, :E], h[:, E:], mask[:, E:], torch.cat(parts, 1)
 
+    def _pairs(self, obs) -> torch.Tensor:
+        """``[B, E, K, PAIR_FEATURES]``: pair cost, share of the task's remaining requirement the
+        entity covers, whether it covers all of it, Manhattan distance (normalised units)."""
+        d, ent, task = self.n_dims, obs["entities_features"], obs["tasks_features"]
+        cap, epos = ent[..., 1: 1 + d], ent[..., 1 + d: 3 + d]
+        rem, tpos = task[..., 1 + d: 1 + 2 * d], task[..., 1 + 2 * d: 3 + 2 * d]
+        covered = torch.minimum(cap[:, :, None], rem[:, None])                          # [B, E, K, d]
+        share = covered.sum(-1) / rem.sum(-1).clamp_min(1e-6)[:, None]
+        whole = (covered >= rem[:, None] - 1e-6).all(-1).float()
+        dist = (epos[:, :, None] - tpos[:, None]).abs().sum(-1)
+        return torch.stack([obs["pair_cost"], share, whole, dist], -1)
+
     def _logits_and_values(self, obs):
         ent, ent_mask, task, _task_mask, ctx = self._encode(obs)
         B, E, H = ent.shape
@@ -274,6 +309,9 @@ class AllocationPolicy(MaskableActorCriticPolicy):
         cur_cost = (cost * current.unsqueeze(1)).sum(2)                                # [B, E]
         q2 = self.q2(torch.cat([cur_task, ctx], 1))
         pick = torch.einsum("bh,beh->be", q2, self.k2(ent)) * scale + self.cost_w[1] * cur_cost
+        pairs = self._pairs(obs) if self.pair_features else None
+        if pairs is not None:
+            pick = pick + (self.pair2(pairs).squeeze(-1) * current.unsqueeze(1)).sum(2)
         end = self.end_net(torch.cat([cur_task, ctx], 1))
         second = torch.cat([pick, end], 1) * stage[:, 1:2]                             # [B, E + 1]
         # value: attention mixer over the entities
@@ -285,6 +323,8 @@ class AllocationPolicy(MaskableActorCriticPolicy):
         if isinstance(self.action_space, spaces.Discrete):
             return second, values
         first = torch.einsum("beh,bkh->bek", self.q1(ent), self.k1(task)) * scale + self.cost_w[0] * cost
+        if pairs is not None:
+            first = first + self.pair1(pairs).squeeze(-1)
         none = torch.einsum("beh,bh->be", self.q1(ent), self.none_net(ctx)) * scale
         first = torch.cat([first, none.unsqueeze(-1)], 2).reshape(B, E * (K + 1)) * stage[:, 0:1]
         return torch.cat([first, second], 1), values
