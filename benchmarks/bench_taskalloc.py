@@ -45,7 +45,8 @@ PUBLISHED = [
               "exact one-step allocation of every decision epoch (one worker, fixed seed, at most 3 CP-SAT "
               "deterministic work units per epoch, so the same figures on every machine): on the dynamic "
               "scenarios a per-epoch optimum, not the optimum of the episode. The shipped checkpoints play on "
-              "RBF-like (`taskalloc_rbf_bc.zip`, cloned from the deferring GA, then PPO), "
+              "RBF-like (`taskalloc_rbf_bc.zip`, with pairwise features, cloned from CP-SAT with deferral, "
+              "then PPO), "
               "Material (`taskalloc_material_bc.zip`, cloned from CP-SAT; like ga and cpsat, on the first 10 "
               "episodes), "
               "Electric (`taskalloc_electric_bc.zip`, cloned from CP-SAT) and Almighty "
@@ -138,7 +139,22 @@ def bench_quality(args):
             which += (f"; ga, cpsat and the checkpoint (policy) on the first {slow} (their gap column compares "
                       "those episodes only)")
         parts.append(quality_table(f"(a) {scenario}: {which}, two-stage mode", res))
+        if "policy" in res and "ga" in res:
+            parts.append(paired_line(res["policy"]["value"], res["ga"]["value"], "ga"))
     return "\n\n".join(parts)
+
+
+def paired_line(policy, other, name: str) -> str:
+    """The checkpoint minus ``name`` on the same episodes: mean difference with its 95% bootstrap
+    interval over episodes (``rlsys_agents.statistics``), and the episodes the checkpoint wins."""
+    from rlsys_agents.statistics import mean_interval   # lazy, as the checkpoint's torch
+
+    k = min(len(policy), len(other))
+    diff = np.asarray(policy[:k], float) - np.asarray(other[:k], float)
+    ci = mean_interval(diff)
+    return (f"policy - {name}, paired on the same {k} episodes: {ci.point:+.2f} net value per episode "
+            f"(95% bootstrap CI [{ci.low:+.2f}, {ci.high:+.2f}]); the policy is ahead on {int((diff > 0).sum())} "
+            f"of {k}, level on {int((diff == 0).sum())}.")
 
 
 def bench_zero_shot(args):
