@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import add_out_option, default_figure, table, tee_stdout  # noqa: E402  (this folder: the script's own)
+from bench_common import add_out_option, default_figure, figure_beside, table, tee_stdout  # noqa: E402  (this folder: the script's own)
 
 from rlsys_envs.core import play_episode  # noqa: E402
 from rlsys_envs.vm.baselines import (BestOfK, CPSatPolicy, GreedyPolicy, LegalRandomPolicy,  # noqa: E402
@@ -58,10 +58,11 @@ from rlsys_envs.vm.planning import greedy_plan, lookahead_plan  # noqa: E402
 ENV_ID = "rlsys/VMRescheduling-v0"
 REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "vmr2l"
 REAL_FILES = ("reset_vm_pm_id_clear_big2.json", "reset_vm_pm_id_clear2.json")
+BESIDE_OUT = "<beside --out>"     # the value of a bare --heatmap
 # The runs of the published tables (``python benchmarks/report.py`` runs each; see its docstring).
 PUBLISHED = [
     {"args": "--checkpoint agents/checkpoints/vm_gnn_bc.zip --skip-throughput --skip-real --skip-dynamic --cpsat "
-             "--fragmented",
+             "--fragmented --heatmap",
      "about": "Generated M-size high-workload snapshots, seeds 0-9 (279 PMs, about 2,315 VMs each), MNL 50, means "
               "over the 10 snapshots: baselines, CP-SAT (1 worker, hinted with the greedy plan; 'fragmented': the "
               "restricted model alone; 'staged': the fragmented model for a quarter of the limit, then the exact "
@@ -424,12 +425,16 @@ def main(argv=None):
                     help="simulated seconds per policy step in (d) (default 0.03 0.3; quick 0.03)")
     ap.add_argument("--lifetime", type=float, default=7200.0, help="mean VM lifetime in (d), s (default 7200)")
     ap.add_argument("--dynamic-png", default=None, metavar="PNG", help="save the (d) curve")
-    ap.add_argument("--heatmap", default=None, metavar="PNG",
-                    help="save the before / after heat map of greedy on M-high seed 0 (docs/img/vm_heatmap.png)")
+    ap.add_argument("--heatmap", nargs="?", const=BESIDE_OUT, default=None, metavar="PNG",
+                    help="save the before / after heat map of greedy on M-high seed 0 to PNG (docs/img/"
+                         "vm_heatmap.png), or, without PNG, as FILE_heatmap.png beside --out FILE.md")
     ap.add_argument("--skip-generated", action="store_true")
-    add_out_option(ap, "the heat map FILE_heatmap.png and the dynamic curve FILE_dynamic.png")
+    add_out_option(ap, "the dynamic curve FILE_dynamic.png, and with a bare --heatmap the heat map FILE_heatmap.png")
     args = ap.parse_args(argv)
-    default_figure(args, "heatmap", "heatmap")
+    if args.heatmap == BESIDE_OUT:              # one picture for the page, not one per published run
+        if not args.out:
+            ap.error("--heatmap without a PNG path needs --out FILE.md (the picture goes beside it)")
+        args.heatmap = str(figure_beside(args.out, "heatmap"))
     if args.dynamic_only:
         args.skip_dynamic = False
         args.skip_generated = args.skip_real = args.skip_throughput = True

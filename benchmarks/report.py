@@ -25,7 +25,9 @@ Each environment's section carries its own provenance (date, commit, budget, wal
 ``--only`` can re-run some environments into an existing page and keep the other sections as they
 were (``--fresh`` writes a page with only the environments run). A run that fails or times out is
 reported in its section with the end of its output, and the exit status is 1. The page and the
-figures are written atomically; the numbers on it are what the scripts printed.
+figures are written atomically; the numbers on it are what the scripts printed. When a section is
+finished, the environment's figures in ``img/results/`` that its runs did not write now are deleted
+(an earlier report's, of runs that no longer save them).
 """
 from __future__ import annotations
 
@@ -150,6 +152,22 @@ def run_one(env: str, script: Path, args: str, quick: bool, out: Path, timeout: 
             "markdown": out.read_text() if out.is_file() else "",
             "figures": sorted(out.parent.glob(f"{out.stem}_*.png")),
             "tail": "\n".join(log.read_text(errors="replace").splitlines()[-25:])}
+
+
+def owner(figure: str, envs) -> str | None:
+    """The environment whose runs wrote the figure file ``figure`` (``<env>_<k>_<name>.png`` or
+    ``<env>_<name>.png``): the longest of ``envs`` it starts with followed by ``_``; None for another file."""
+    owners = [env for env in envs if figure.startswith(f"{env}_") and figure.endswith(".png")]
+    return max(owners, key=len) if owners else None
+
+
+def remove_stale_figures(img_dir: Path, env: str, written: set[str], envs) -> list[str]:
+    """Delete the figures of ``env`` in ``img_dir`` that its finished section does not have (``written``):
+    an earlier report's, from runs that no longer save them, so the folder holds what the page shows."""
+    stale = [p for p in sorted(img_dir.glob(f"{env}_*.png")) if owner(p.name, envs) == env and p.name not in written]
+    for p in stale:
+        p.unlink()
+    return [p.name for p in stale]
 
 
 def status_of(rc) -> str:
@@ -284,6 +302,8 @@ def main(argv=None, prog=None) -> int:
                 write_atomic(img_dir / fig.name, fig.read_bytes())
             if len(done[env]) == len(plan[env]):    # the section is complete: put it on the page now
                 sections[env] = section(env, done[env], args.quick, img_rel, provenance[env])
+                remove_stale_figures(img_dir, env, {f.name for r in done[env] for f in r["figures"]},
+                                     discover(Path(args.bench_dir)))
                 rows[env] = summary_row(env, done[env], args.quick, provenance[env])
                 # the page as it is now, with this run's sections laid over it: the sections another
                 # report (e.g. `--only serverless` beside `--only taskalloc`) wrote meanwhile stay

@@ -77,6 +77,8 @@ def test_full_report_runs_the_published_list_and_only_replaces_its_own_section(b
     assert "(quick)" not in text.split("<!-- report:good begin -->")[1].split("<!-- report:good end -->")[0]
     assert "![a curve](img/results/good_0_curve.png)" in text and "![a curve](img/results/good_1_curve.png)" in text
     assert text.count("<!-- report:good begin -->") == 1
+    figures = sorted(p.name for p in (out.parent / "img" / "results").glob("*.png"))
+    assert figures == ["good_0_curve.png", "good_1_curve.png"]   # the quick run's good_curve.png is gone
     assert report.main(["--bench-dir", str(bench), "--out", str(out), "--only", "good", "--fresh"]) == 0
     assert "report:bad" not in out.read_text()
 
@@ -126,3 +128,16 @@ def test_a_section_another_report_wrote_meanwhile_is_kept(bench, tmp_path, monke
     assert report.main(["--bench-dir", str(bench), "--out", str(out), "--only", "good"]) == 0
     text = out.read_text()
     assert "NEWER" in text and "| [good](#good) | 2 | full | ok |" in text
+
+
+def test_stale_figures_of_the_rerun_environment_only_are_removed(tmp_path):
+    """A re-run section leaves in img/results/ only the figures its runs wrote: an earlier run's
+    figure that is no longer saved goes, another environment's (even one whose name starts the
+    same) and other files stay."""
+    envs = {"vm": None, "vm_big": None, "jobshop": None}
+    for name in ("vm_0_heatmap.png", "vm_1_heatmap.png", "vm_big_0_map.png", "jobshop_0_gantt.png", "vm_notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert report.owner("vm_big_0_map.png", envs) == "vm_big" and report.owner("vm_1_heatmap.png", envs) == "vm"
+    assert report.remove_stale_figures(tmp_path, "vm", {"vm_0_heatmap.png"}, envs) == ["vm_1_heatmap.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobshop_0_gantt.png", "vm_0_heatmap.png",
+                                                          "vm_big_0_map.png", "vm_notes.txt"]
