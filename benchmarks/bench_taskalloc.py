@@ -151,10 +151,12 @@ def paired_line(policy, other, name: str) -> str:
 
     k = min(len(policy), len(other))
     diff = np.asarray(policy[:k], float) - np.asarray(other[:k], float)
+    ahead = f"the policy is ahead on {int((diff > 0).sum())} of {k}, level on {int((diff == 0).sum())}."
+    if k < 2:                       # one episode (a deterministic scenario such as Almighty): no interval
+        return f"policy - {name} on the same {k} episode: {diff.sum():+.2f} net value; {ahead}"
     ci = mean_interval(diff)
     return (f"policy - {name}, paired on the same {k} episodes: {ci.point:+.2f} net value per episode "
-            f"(95% bootstrap CI [{ci.low:+.2f}, {ci.high:+.2f}]); the policy is ahead on {int((diff > 0).sum())} "
-            f"of {k}, level on {int((diff == 0).sum())}.")
+            f"(95% bootstrap CI [{ci.low:+.2f}, {ci.high:+.2f}]); {ahead}")
 
 
 def bench_zero_shot(args):

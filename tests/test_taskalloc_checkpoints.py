@@ -67,3 +67,12 @@ def test_the_checkpoint_plays_the_episodes_of_ga_and_cpsat(monkeypatch):
     episodes = {name: n for names, n in calls for name in names}
     assert episodes == {"random": 20, "sequential": 20, "greedy": 20, "ga": 4, "cpsat": 4, "policy": 4}
     assert "ga, cpsat and the checkpoint (policy) on the first 4" in text
+
+
+def test_the_paired_line_gives_an_interval_over_episodes_and_none_for_one():
+    many = bench_taskalloc.paired_line([3.0, 5.0, 7.0, 2.0], [1.0, 5.0, 4.0, 3.0], "ga")
+    assert "paired on the same 4 episodes: +1.00 net value per episode (95% bootstrap CI [" in many
+    assert "ahead on 2 of 4, level on 1" in many
+    one = bench_taskalloc.paired_line([35.0], [28.0], "ga")       # Almighty: one deterministic episode
+    assert one == "policy - ga on the same 1 episode: +7.00 net value; the policy is ahead on 1 of 1, level on 0."
+    assert "nan" not in one
