@@ -27,7 +27,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -114,11 +114,15 @@ def learner_prefixes(policy, env_id: str, env_kwargs: dict, seeds: list[int], se
 
 def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kwargs: dict, seeds: list[int],
                            cache: Path | None = None, log=print, progress: bool = True, workers: int = 1,
-                           prefixes: Callable[[list[int]], dict[int, list[int]]] | None = None) -> list[Demonstration]:
+                           prefixes: Callable[[list[int]], dict[int, list[int]]] | None = None,
+                           sources: Sequence[Path] = ()) -> list[Demonstration]:
     """Demonstrations of ``expert`` for every seed, read from / appended to the JSON-lines ``cache``.
 
     A cache line records the env spec it belongs to; lines of another spec are ignored, so changing
-    the env or expert kwargs never reuses stale plans. ``workers > 1`` runs the expert in that many
+    the env or expert kwargs never reuses stale plans. ``sources``: other caches, only read (e.g. the
+    other training seeds' of one experiment, whose stage-0 plans do not depend on the training seed);
+    the records of this spec found there and not in ``cache`` are copied into it, and a part-written
+    last line (a run still appending) is skipped. ``workers > 1`` runs the expert in that many
     processes (each expert call is single-threaded, e.g. CP-SAT with one worker). ``prefixes``
     (DAgger): called with the seeds still to make, returns the learner actions to play before the
     expert takes over, per seed (see :func:`learner_prefixes`); seeds it leaves out are skipped.
@@ -143,6 +147,11 @@ def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kw
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{cache}:{n}: not a demonstration record ({e}); "
                                  f"delete the file to rebuild it") from None
+    if prefixes is None:            # a DAgger demonstration depends on the learner: never borrowed
+        borrowed = _borrow(sources, key, {int(s) for s in seeds} - set(have), cache)
+        have.update(borrowed)
+        if borrowed:
+            log(f"  expert {expert}: {len(borrowed)} demonstrations read from other runs' caches")
     todo = [s for s in seeds if s not in have]
     if todo:
         from concurrent.futures import ProcessPoolExecutor
@@ -176,6 +185,35 @@ def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kw
                 pool.shutdown(cancel_futures=True)
         log(f"  expert {expert}: {len(todo)} demonstrations in {time.perf_counter() - t0:.0f} s")
     return [have[s] for s in seeds if s in have]
+
+
+def _borrow(sources: Sequence[Path], key: str, wanted: set[int], cache: Path | None) -> dict[int, Demonstration]:
+    """The demonstrations of ``key`` for the ``wanted`` seeds in the read-only caches ``sources``,
+    appended to ``cache`` (when given). Only whole lines count: a source may be mid-append; a line
+    that is not a record names its file and line."""
+    found: dict[int, Demonstration] = {}
+    for source in sources:
+        if not wanted - set(found) or cache is not None and Path(source).resolve() == Path(cache).resolve():
+            continue
+        try:
+            text = Path(source).read_text()
+        except OSError:
+            continue
+        lines = text.splitlines(keepends=True)
+        for n, line in enumerate(lines, 1):
+            if not line.endswith("\n") or not line.strip():
+                continue                # the last line of a run still appending
+            try:
+                rec = json.loads(line)
+                if rec.get("key") == key and int(rec["seed"]) in wanted and int(rec["seed"]) not in found:
+                    found[int(rec["seed"])] = Demonstration.from_json(line)
+                    if cache is not None:
+                        with cache.open("a") as f:
+                            f.write(line)
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{source}:{n}: not a demonstration record ({e}); "
+                                 f"delete the file to rebuild it") from None
+    return found
 
 
 def replay(env, demo: Demonstration):

@@ -267,7 +267,9 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
     ``r >= 1`` lets the current policy play ``dagger_episodes`` further seeds, hands over to the
     expert at a random state of each, and continues cloning on every demonstration so far.
     Demonstrations are cached in ``run_dir/demonstrations.jsonl`` (stage 0; kept when a run is
-    replaced, as its records are keyed by env and expert spec) and ``dagger_<r>.jsonl``. After each
+    replaced, as its records are keyed by env and expert spec; the other training seeds' stage-0
+    records of the same spec are read from their run folders, not made again) and
+    ``dagger_<r>.jsonl``. After each
     epoch the model is saved to ``pretrain_last.zip`` and the stage and epoch to
     ``pretrain_state.json``, so ``--resume`` continues from the last finished epoch; at the end the
     model is saved as the step-0 checkpoint, from which RL starts (and resumes).
@@ -306,15 +308,17 @@ def pretrain(config: Config, model, venv, seed: int, run_dir: Path, resume: bool
             log(f"  stage {stage}: going on from the best validated epoch (stage {best['stage']} epoch "
                 f"{best['epoch']}, mean return {best['score']:.4f})")
 
-    def collect(seeds, cache, prefixes=None):
+    def collect(seeds, cache, prefixes=None, sources=()):
         return collect_demonstrations(config.env.id, env_kwargs, pre.expert, dict(pre.expert_kwargs), seeds,
                                       cache=cache, log=log, progress=config.train.progress_bar, workers=pre.workers,
-                                      prefixes=prefixes)
+                                      prefixes=prefixes, sources=sources)
 
     log(f"[{config.experiment} seed {seed}] pretraining: cloning expert {pre.expert!r} on {pre.episodes} episodes "
         f"(seeds {pre.seed}..{pre.seed + pre.episodes - 1})" + (f", then {pre.dagger_rounds} DAgger round(s) of "
                                                                  f"{pre.dagger_episodes}" if pre.dagger_rounds else ""))
-    demos = collect([pre.seed + i for i in range(pre.episodes)], run_dir / "demonstrations.jsonl")
+    # stage 0 does not depend on the training seed: the other seeds' plans are reused (train.seeds=[0,1,2])
+    siblings = sorted(p for p in run_dir.parent.glob("seed_*/demonstrations.jsonl") if p.parent != run_dir)
+    demos = collect([pre.seed + i for i in range(pre.episodes)], run_dir / "demonstrations.jsonl", sources=siblings)
     epochs_before = 0
     epochs_of = stage_epochs(pre)
     for stage in range(pre.dagger_rounds + 1):

@@ -136,6 +136,26 @@ def test_collected_demonstrations_are_cached_and_keyed_by_spec(tmp_path, monkeyp
         collect_demonstrations(ENV, TINY, "oracle", {}, [5], progress=False)
 
 
+def test_another_seeds_cache_is_read_not_remade_and_its_part_written_line_skipped(tmp_path, monkeypatch):
+    """train.seeds=[0,1,2]: seed 1 reads seed 0's stage-0 demonstrations (they do not depend on the
+    training seed) into its own cache; a line seed 0 is still writing is not taken."""
+    seed0, seed1 = tmp_path / "seed_0" / "demonstrations.jsonl", tmp_path / "seed_1" / "demonstrations.jsonl"
+    seed0.parent.mkdir(), seed1.parent.mkdir()
+    first = collect_demonstrations(ENV, TINY, "cpsat", {"time_limit": 2}, [0, 1], cache=seed0, progress=False)
+    whole = seed0.read_text()
+    seed0.write_text(whole + whole.splitlines()[0][:40])       # seed 0 mid-append
+    made = []
+    real = CPSatExpert.demonstrate
+    monkeypatch.setattr(CPSatExpert, "demonstrate", lambda self, env, seed: made.append(seed) or real(self, env, seed))
+    got = collect_demonstrations(ENV, TINY, "cpsat", {"time_limit": 2}, [1, 0, 2], cache=seed1, progress=False,
+                                 sources=[seed0])
+    assert made == [2] and got[:2] == first[::-1]
+    assert len(seed1.read_text().splitlines()) == 3 and seed0.read_text().endswith(whole.splitlines()[0][:40])
+    made.clear()                                                # seed 1's own cache now answers alone
+    assert collect_demonstrations(ENV, TINY, "cpsat", {"time_limit": 2}, [0, 1, 2], cache=seed1,
+                                  progress=False) == [got[1], got[0], got[2]] and made == []
+
+
 def test_dagger_demonstrations_start_where_the_learner_left_off():
     env = VMReschedulingEnv(**TINY)
     demo = CPSatExpert(time_limit=2).demonstrate(VMReschedulingEnv(**TINY), 0)
