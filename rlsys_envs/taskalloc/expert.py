@@ -134,9 +134,10 @@ class CPSatExpert(PlanExpert):
     """Demonstrations of :class:`~rlsys_envs.taskalloc.baselines.CPSATPolicy`, the per-epoch
     optimum: at most ``deterministic_time`` CP-SAT work units per epoch (default the baseline's,
     the same demonstrations on every machine) and at most ``time_limit`` wall-clock seconds (a
-    safety cap by default; a small one, as ``configs/taskalloc_material_bc.yaml``'s 0.5 s, binds
-    first and makes the demonstrations depend on the machine's load). ``defer`` / ``defer_horizon``:
-    the baseline's deferral (tasks wait for cheaper busy entities; off by default)."""
+    safety cap by default; a small one binds first and makes the demonstrations depend on the
+    machine's load, so ``configs/taskalloc_material_bc.yaml`` lowers ``deterministic_time``
+    instead). ``defer`` / ``defer_horizon``: the baseline's deferral (tasks wait for cheaper busy
+    entities; off by default)."""
 
     name = "cpsat"
     version = 2
