@@ -131,22 +131,13 @@ def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kw
     have: dict[int, Demonstration] = {}
     if cache is not None and cache.is_file():
         text = cache.read_text()
-        if text and not text.endswith("\n"):
+        if text != _whole_lines(text):
             # a run killed while appending a record: drop the part-written line (appends go on after it)
-            text = text[:text.rfind("\n") + 1]
+            text = _whole_lines(text)
             from .files import write_atomic
 
             write_atomic(cache, text)
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if rec.get("key") == key:
-                    have[int(rec["seed"])] = Demonstration.from_json(line)
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{cache}:{n}: not a demonstration record ({e}); "
-                                 f"delete the file to rebuild it") from None
+        have = {seed: demo for seed, (demo, _line) in _cached_records(cache, text, key).items()}
     if prefixes is None:            # a DAgger demonstration depends on the learner: never borrowed
         borrowed = _borrow(sources, key, {int(s) for s in seeds} - set(have), cache)
         have.update(borrowed)
@@ -187,32 +178,51 @@ def collect_demonstrations(env_id: str, env_kwargs: dict, expert: str, expert_kw
     return [have[s] for s in seeds if s in have]
 
 
+def _whole_lines(text: str) -> str:
+    """``text`` up to its last newline: without the part-written line of a run still (or killed while)
+    appending."""
+    return text[:text.rfind("\n") + 1]
+
+
+def _cached_records(path: Path, text: str, key: str,
+                    seeds: set[int] | None = None) -> dict[int, tuple[Demonstration, str]]:
+    """``{seed: (demonstration, line)}`` of the records of spec ``key`` (of ``seeds`` only, when given)
+    in the JSON-lines ``text`` of the cache ``path``; a line that is not a record names file and line."""
+    found: dict[int, tuple[Demonstration, str]] = {}
+    for n, line in enumerate(text.splitlines(keepends=True), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if rec.get("key") == key and (seeds is None or int(rec["seed"]) in seeds):
+                found[int(rec["seed"])] = (Demonstration.from_json(line), line)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}:{n}: not a demonstration record ({e}); "
+                             f"delete the file to rebuild it") from None
+    return found
+
+
 def _borrow(sources: Sequence[Path], key: str, wanted: set[int], cache: Path | None) -> dict[int, Demonstration]:
-    """The demonstrations of ``key`` for the ``wanted`` seeds in the read-only caches ``sources``,
-    appended to ``cache`` (when given). Only whole lines count: a source may be mid-append; a line
-    that is not a record names its file and line."""
+    """The demonstrations of ``key`` for the ``wanted`` seeds in the read-only caches ``sources``
+    (whole lines only: a source may be mid-append), appended to ``cache`` (when given) in one write."""
     found: dict[int, Demonstration] = {}
+    lines: list[str] = []
     for source in sources:
-        if not wanted - set(found) or cache is not None and Path(source).resolve() == Path(cache).resolve():
+        missing = wanted - found.keys()
+        if not missing:
+            break
+        if cache is not None and Path(source).resolve() == Path(cache).resolve():
             continue
         try:
             text = Path(source).read_text()
         except OSError:
             continue
-        lines = text.splitlines(keepends=True)
-        for n, line in enumerate(lines, 1):
-            if not line.endswith("\n") or not line.strip():
-                continue                # the last line of a run still appending
-            try:
-                rec = json.loads(line)
-                if rec.get("key") == key and int(rec["seed"]) in wanted and int(rec["seed"]) not in found:
-                    found[int(rec["seed"])] = Demonstration.from_json(line)
-                    if cache is not None:
-                        with cache.open("a") as f:
-                            f.write(line)
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{source}:{n}: not a demonstration record ({e}); "
-                                 f"delete the file to rebuild it") from None
+        for seed, (demo, line) in _cached_records(source, _whole_lines(text), key, missing).items():
+            found[seed] = demo
+            lines.append(line)
+    if cache is not None and lines:
+        with cache.open("a") as f:
+            f.writelines(lines)
     return found
 
 

@@ -258,6 +258,7 @@ def main(argv=None, prog=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     scripts = discover(Path(args.bench_dir))
+    every_env = list(scripts)           # whose figures are whose in img/results/ (remove_stale_figures)
     if args.only:
         wanted = [e.strip() for e in args.only.split(",") if e.strip()]
         unknown = [e for e in wanted if e not in scripts]
@@ -302,8 +303,7 @@ def main(argv=None, prog=None) -> int:
                 write_atomic(img_dir / fig.name, fig.read_bytes())
             if len(done[env]) == len(plan[env]):    # the section is complete: put it on the page now
                 sections[env] = section(env, done[env], args.quick, img_rel, provenance[env])
-                remove_stale_figures(img_dir, env, {f.name for r in done[env] for f in r["figures"]},
-                                     discover(Path(args.bench_dir)))
+                remove_stale_figures(img_dir, env, {f.name for r in done[env] for f in r["figures"]}, every_env)
                 rows[env] = summary_row(env, done[env], args.quick, provenance[env])
                 # the page as it is now, with this run's sections laid over it: the sections another
                 # report (e.g. `--only serverless` beside `--only taskalloc`) wrote meanwhile stay
